@@ -1,0 +1,573 @@
+"""StyleGAN (v1) generator in pure PyTorch, and its conversion from NVIDIA's TensorFlow pickles."""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.errors import LoadError, RenderCancelled
+
+# Hyper-parameters of the TF build functions (G_style, G_mapping, G_synthesis) when a pickle's
+# static_kwargs leave them out. The official pickles store only num_channels, resolution and
+# label_size, so everything else must come from here.
+TF_DEFAULTS = {
+    "num_channels": 3,
+    "resolution": 1024,
+    "label_size": 0,
+    "latent_size": 512,
+    "dlatent_size": 512,
+    "mapping_layers": 8,
+    "mapping_fmaps": 512,
+    "mapping_lrmul": 0.01,
+    "mapping_nonlinearity": "lrelu",
+    "normalize_latents": True,
+    "fmap_base": 8192,
+    "fmap_decay": 1.0,
+    "fmap_max": 512,
+    "use_styles": True,
+    "const_input_layer": True,
+    "use_noise": True,
+    "nonlinearity": "lrelu",
+    "use_wscale": True,
+    "use_pixel_norm": False,
+    "use_instance_norm": True,
+    "fused_scale": "auto",
+    "blur_filter": [1, 2, 1],
+    "structure": "auto",
+    "dtype": "float32",
+}
+
+# G_style's own truncation defaults: `Gs.run(z, None)` is truncated with these unless told otherwise.
+DEFAULT_TRUNCATION_PSI = 0.7
+DEFAULT_TRUNCATION_CUTOFF = 8
+
+LRELU_SLOPE = 0.2
+EPSILON = 1e-8
+
+
+def init_kwargs_from_tf(static_kwargs):
+    """Our constructor kwargs from a G_style static_kwargs dict (missing entries take TF defaults)."""
+    tf = dict(TF_DEFAULTS)
+    tf.update(static_kwargs)
+    if not tf["use_styles"]:
+        raise LoadError("StyleGAN v1 networks built with use_styles=False are not supported")
+    if tf["dtype"] not in ("float32", "float16"):
+        raise LoadError(f"StyleGAN v1: unsupported dtype {tf['dtype']!r}")
+    for key in ("nonlinearity", "mapping_nonlinearity"):
+        if tf[key] not in ("lrelu", "relu"):
+            raise LoadError(f"StyleGAN v1: unsupported {key} {tf[key]!r}")
+    if tf["fused_scale"] not in (True, False, "auto"):
+        raise LoadError(f"StyleGAN v1: unsupported fused_scale {tf['fused_scale']!r}")
+    resolution = int(tf["resolution"])
+    if resolution < 4 or resolution & (resolution - 1):
+        raise LoadError(f"StyleGAN v1: resolution {resolution} is not a power of two >= 4")
+    blur = tf["blur_filter"]
+    return {
+        "z_dim": int(tf["latent_size"]),
+        "c_dim": int(tf["label_size"]),
+        "w_dim": int(tf["dlatent_size"]),
+        "img_resolution": resolution,
+        "img_channels": int(tf["num_channels"]),
+        "mapping_layers": int(tf["mapping_layers"]),
+        "mapping_fmaps": int(tf["mapping_fmaps"]),
+        "mapping_lrmul": float(tf["mapping_lrmul"]),
+        "mapping_nonlinearity": tf["mapping_nonlinearity"],
+        "normalize_latents": bool(tf["normalize_latents"]),
+        "fmap_base": int(tf["fmap_base"]),
+        "fmap_decay": float(tf["fmap_decay"]),
+        "fmap_max": int(tf["fmap_max"]),
+        "const_input_layer": bool(tf["const_input_layer"]),
+        "use_noise": bool(tf["use_noise"]),
+        "nonlinearity": tf["nonlinearity"],
+        "use_wscale": bool(tf["use_wscale"]),
+        "use_pixel_norm": bool(tf["use_pixel_norm"]),
+        "use_instance_norm": bool(tf["use_instance_norm"]),
+        "fused_scale": tf["fused_scale"],
+        "blur_filter": [float(v) for v in blur] if blur else None,
+        # 'fixed' builds only the final ToRGB; 'linear'/'recursive'/'auto' build one per resolution.
+        "progressive_torgb": tf["structure"] != "fixed",
+    }
+
+
+def _activation(x, nonlinearity):
+    if nonlinearity == "relu":
+        return F.relu(x)
+    return F.leaky_relu(x, LRELU_SLOPE)
+
+
+def _weight_gains(fan_in, gain, use_wscale, lrmul):
+    """(runtime weight multiplier, runtime bias multiplier) of TF's equalized learning rate."""
+    if use_wscale:
+        return gain / math.sqrt(fan_in) * lrmul, lrmul
+    return lrmul, lrmul
+
+
+def pixel_norm(x, dim=1):
+    return x * torch.rsqrt(x.square().mean(dim=dim, keepdim=True) + EPSILON)
+
+
+def instance_norm(x):
+    x = x - x.mean(dim=(2, 3), keepdim=True)
+    return x * torch.rsqrt(x.square().mean(dim=(2, 3), keepdim=True) + EPSILON)
+
+
+def upsample_nearest2x(x):
+    return x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+
+
+def fused_upscale_kernel(weight):
+    """The 4x4 transposed-conv kernel [in, out, 4, 4] TF's fused upscale builds from a 3x3 one.
+
+    `weight` is the scaled conv weight [out, in, 3, 3]. TF zero-pads it to 5x5 and sums the four
+    one-pixel-shifted 4x4 windows, then uses it in conv2d_transpose (stride 2).
+    """
+    padded = F.pad(weight, (1, 1, 1, 1))
+    summed = padded[:, :, 1:, 1:] + padded[:, :, :-1, 1:] + padded[:, :, 1:, :-1] + padded[:, :, :-1, :-1]
+    return summed.transpose(0, 1)
+
+
+def fused_upscale_conv2d(x, weight):
+    """TF's fused 2x upscale + 3x3 conv (stride-2 transposed conv, 'SAME' padding) -> [N, out, 2H, 2W]."""
+    return F.conv_transpose2d(x, fused_upscale_kernel(weight), stride=2, padding=1)
+
+
+class DenseLayer(nn.Module):
+    """Fully connected layer with TF's equalized learning rate; optional activation."""
+
+    def __init__(self, in_features, out_features, gain, use_wscale=True, lrmul=1.0, nonlinearity=None):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.nonlinearity = nonlinearity
+        self.weight = nn.Parameter(torch.randn(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        self.weight_gain, self.bias_gain = _weight_gains(in_features, gain, use_wscale, lrmul)
+
+    def forward(self, x):
+        x = F.linear(x, self.weight * self.weight_gain, self.bias * self.bias_gain)
+        if self.nonlinearity is not None:
+            x = _activation(x, self.nonlinearity)
+        return x
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, nonlinearity={self.nonlinearity}"
+
+
+class LabelEmbedding(nn.Module):
+    """TF's LabelConcat: labels times a plain (unscaled) matrix, concatenated to z before the norm."""
+
+    def __init__(self, c_dim, z_dim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(z_dim, c_dim))
+
+    def forward(self, c):
+        return F.linear(c, self.weight)
+
+
+class MappingNetwork(nn.Module):
+    """z (+ labels) -> w, broadcast to every synthesis layer, with W-space truncation around w_avg."""
+
+    def __init__(self, z_dim, c_dim, w_dim, num_ws, mapping_layers=8, mapping_fmaps=512,
+                 mapping_lrmul=0.01, mapping_nonlinearity="lrelu", normalize_latents=True, use_wscale=True):
+        super().__init__()
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.num_ws = num_ws
+        self.normalize_latents = normalize_latents
+        self.num_layers = mapping_layers
+        if c_dim:
+            self.embed = LabelEmbedding(c_dim, z_dim)
+        in_features = z_dim * 2 if c_dim else z_dim
+        for idx in range(mapping_layers):
+            out_features = w_dim if idx == mapping_layers - 1 else mapping_fmaps
+            layer = DenseLayer(in_features, out_features, gain=math.sqrt(2), use_wscale=use_wscale,
+                               lrmul=mapping_lrmul, nonlinearity=mapping_nonlinearity)
+            setattr(self, f"fc{idx}", layer)
+            in_features = out_features
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False):
+        x = z.to(torch.float32)
+        if self.c_dim:
+            if c is None or c.shape[-1] != self.c_dim:
+                raise ValueError(f"this generator needs labels c of shape [N, {self.c_dim}]")
+            x = torch.cat([x, self.embed(c.to(torch.float32))], dim=1)
+        if self.normalize_latents:
+            x = pixel_norm(x)
+        for idx in range(self.num_layers):
+            x = getattr(self, f"fc{idx}")(x)
+        ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)
+        # NVIDIA's PyTorch convention: psi 1 means no truncation, cutoff None means every layer.
+        if truncation_psi != 1:
+            cutoff = self.num_ws if truncation_cutoff is None else int(truncation_cutoff)
+            ws = ws.clone()
+            ws[:, :cutoff] = self.w_avg + (ws[:, :cutoff] - self.w_avg) * truncation_psi
+        return ws
+
+
+class SynthesisLayer(nn.Module):
+    """One StyleGAN layer: input op (const / dense / conv / up-conv + blur) then the epilogue.
+
+    Epilogue: + noise * per-channel strength, + bias, activation, [pixel norm], [instance norm],
+    style modulation x * (scale + 1) + shift from an affine map of this layer's w.
+    The module's output is the style-modulated activation (TF's `<layer>/StyleMod` output).
+    """
+
+    def __init__(self, kind, in_channels, out_channels, resolution, w_dim, use_noise=True,
+                 nonlinearity="lrelu", use_wscale=True, use_pixel_norm=False, use_instance_norm=True,
+                 fused=False, blur_filter=None):
+        super().__init__()
+        assert kind in ("const", "dense", "conv", "conv_up")
+        self.kind = kind
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.resolution = resolution
+        self.use_noise = use_noise
+        self.nonlinearity = nonlinearity
+        self.use_pixel_norm = use_pixel_norm
+        self.use_instance_norm = use_instance_norm
+        self.fused = fused
+        gain = math.sqrt(2)
+        if kind == "const":
+            self.const = nn.Parameter(torch.ones(out_channels, 4, 4))
+        elif kind == "dense":
+            # TF divides the gain by 4 here to match Progressive GAN's first layer.
+            self.weight = nn.Parameter(torch.randn(out_channels * 16, w_dim))
+            self.weight_gain, _ = _weight_gains(w_dim, gain / 4, use_wscale, 1.0)
+        else:
+            self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))
+            self.weight_gain, _ = _weight_gains(in_channels * 9, gain, use_wscale, 1.0)
+        if kind == "conv_up" and blur_filter:
+            f = torch.tensor(blur_filter, dtype=torch.float32)
+            f = f[:, None] * f[None, :] if f.ndim == 1 else f
+            self.register_buffer("blur_kernel", f / f.sum(), persistent=False)
+        else:
+            self.blur_kernel = None
+        if use_noise:
+            self.noise_strength = nn.Parameter(torch.zeros(out_channels))
+            self.register_buffer("noise_const", torch.randn(resolution, resolution))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.affine = DenseLayer(w_dim, out_channels * 2, gain=1.0, use_wscale=use_wscale)
+
+    def conv(self, x, w):
+        """The layer's input op, before blur and epilogue."""
+        if self.kind == "const":
+            return self.const.unsqueeze(0).expand(w.shape[0], -1, -1, -1)
+        weight = self.weight * self.weight_gain
+        if self.kind == "dense":
+            return F.linear(w, weight).reshape(w.shape[0], self.out_channels, 4, 4)
+        if self.kind == "conv":
+            return F.conv2d(x, weight, padding=1)
+        if self.fused:
+            return fused_upscale_conv2d(x, weight)
+        return F.conv2d(upsample_nearest2x(x), weight, padding=1)
+
+    def blur(self, x):
+        if self.blur_kernel is None:
+            return x
+        kernel = self.blur_kernel.to(x.dtype)
+        kh, kw = kernel.shape
+        # TF's depthwise_conv2d and F.conv2d are both correlations: use the kernel as given.
+        weight = kernel[None, None].expand(x.shape[1], 1, kh, kw)
+        return F.conv2d(x, weight, padding=(kh // 2, kw // 2), groups=x.shape[1])
+
+    def forward(self, x, w, noise_mode="const", noise_strength=1.0, noise_generator=None):
+        x = self.blur(self.conv(x, w))
+        if self.use_noise and noise_mode != "none" and noise_strength != 0:
+            if noise_mode == "random":
+                shape = (x.shape[0], 1, self.resolution, self.resolution)
+                device = noise_generator.device if noise_generator is not None else x.device
+                noise = torch.randn(shape, generator=noise_generator, device=device).to(x.device, x.dtype)
+            elif noise_mode == "const":
+                noise = self.noise_const[None, None]
+            else:
+                raise ValueError(f"unknown noise_mode {noise_mode!r}")
+            x = x + noise * (self.noise_strength * noise_strength).reshape(1, -1, 1, 1)
+        x = x + self.bias.reshape(1, -1, 1, 1)
+        x = _activation(x, self.nonlinearity)
+        if self.use_pixel_norm:
+            x = pixel_norm(x)
+        if self.use_instance_norm:
+            x = instance_norm(x)
+        style = self.affine(w).reshape(-1, 2, self.out_channels, 1, 1)
+        return x * (style[:, 0] + 1) + style[:, 1]
+
+    def extra_repr(self):
+        return (f"kind={self.kind}, in_channels={self.in_channels}, out_channels={self.out_channels}, "
+                f"resolution={self.resolution}, fused={self.fused}")
+
+
+class ToRGBLayer(nn.Module):
+    """1x1 conv (gain 1) + bias: features -> image. No style, noise or activation."""
+
+    def __init__(self, in_channels, img_channels, use_wscale=True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(img_channels, in_channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(img_channels))
+        self.weight_gain, _ = _weight_gains(in_channels, 1.0, use_wscale, 1.0)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.weight_gain, self.bias)
+
+
+class SynthesisBlock(nn.Module):
+    """Two layers at one resolution (4x4: const|dense + conv; else conv0_up + conv1), plus a ToRGB."""
+
+    def __init__(self, resolution, in_channels, out_channels, w_dim, img_channels, has_torgb, fused_scale,
+                 const_input_layer=True, blur_filter=None, use_wscale=True, **layer_kwargs):
+        super().__init__()
+        self.resolution = resolution
+        layer_kwargs = dict(layer_kwargs, use_wscale=use_wscale)
+        if resolution == 4:
+            first = "const" if const_input_layer else "dense"
+            self.layer_names = [first, "conv"]
+            setattr(self, first, SynthesisLayer(first, 0, out_channels, 4, w_dim, **layer_kwargs))
+            self.conv = SynthesisLayer("conv", out_channels, out_channels, 4, w_dim, **layer_kwargs)
+        else:
+            # TF's fused_scale='auto': fused transposed conv iff the input is at least 64 px.
+            fused = resolution >= 128 if fused_scale == "auto" else bool(fused_scale)
+            self.layer_names = ["conv0_up", "conv1"]
+            self.conv0_up = SynthesisLayer("conv_up", in_channels, out_channels, resolution, w_dim,
+                                           fused=fused, blur_filter=blur_filter, **layer_kwargs)
+            self.conv1 = SynthesisLayer("conv", out_channels, out_channels, resolution, w_dim, **layer_kwargs)
+        if has_torgb:
+            self.torgb = ToRGBLayer(out_channels, img_channels, use_wscale=use_wscale)
+
+    def forward(self, x, ws, noise_strengths=(1.0, 1.0), **layer_kwargs):
+        for idx, name in enumerate(self.layer_names):
+            x = getattr(self, name)(x, ws[:, idx], noise_strength=noise_strengths[idx], **layer_kwargs)
+        return x
+
+
+class SynthesisNetwork(nn.Module):
+    """ws [N, num_ws, w_dim] -> image [N, C, H, W], StyleGAN v1 layout."""
+
+    def __init__(self, w_dim, img_resolution, img_channels, fmap_base=8192, fmap_decay=1.0, fmap_max=512,
+                 const_input_layer=True, use_noise=True, nonlinearity="lrelu", use_wscale=True,
+                 use_pixel_norm=False, use_instance_norm=True, fused_scale="auto", blur_filter=(1, 2, 1),
+                 progressive_torgb=True):
+        super().__init__()
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        log2 = int(round(math.log2(img_resolution)))
+        self.resolution_log2 = log2
+        self.block_resolutions = [2 ** r for r in range(2, log2 + 1)]
+        self.num_ws = 2 * log2 - 2
+        # w index i feeds layer i, whose output resolution is 2 ** (i // 2 + 2).
+        self.ws_resolutions = [2 ** (i // 2 + 2) for i in range(self.num_ws)]
+
+        def nf(stage):
+            return min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
+
+        layer_kwargs = dict(use_noise=use_noise, nonlinearity=nonlinearity, use_pixel_norm=use_pixel_norm,
+                            use_instance_norm=use_instance_norm)
+        for res_log2, res in zip(range(2, log2 + 1), self.block_resolutions):
+            block = SynthesisBlock(res, nf(res_log2 - 2), nf(res_log2 - 1), w_dim, img_channels,
+                                   has_torgb=progressive_torgb or res == img_resolution, fused_scale=fused_scale,
+                                   const_input_layer=const_input_layer, blur_filter=blur_filter,
+                                   use_wscale=use_wscale, **layer_kwargs)
+            setattr(self, f"b{res}", block)
+        # Progressive-growing level of detail; 0 in release pickles (only the final ToRGB counts).
+        self.register_buffer("lod", torch.zeros(()))
+
+    def layer_names(self):
+        """Names (relative to synthesis) of the style layers, in w order."""
+        return [f"b{res}.{name}" for res in self.block_resolutions for name in getattr(self, f"b{res}").layer_names]
+
+    def forward(self, ws, noise_mode="const", force_fp32=True, noise_strength=1.0, noise_generator=None,
+                should_stop=None, **ignored):
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
+            raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        ws = ws.to(torch.float32)
+        # Blending needs a ToRGB per level; 'fixed' networks have none (and never grow).
+        lod = float(self.lod) if hasattr(self.b4, "torgb") else 0.0
+        x = img = None
+        for block_idx, res in enumerate(self.block_resolutions):
+            if should_stop is not None and should_stop():
+                raise RenderCancelled()
+            block = getattr(self, f"b{res}")
+            strengths = [_strength_for(noise_strength, f"b{res}.{name}") for name in block.layer_names]
+            x = block(x, ws[:, 2 * block_idx: 2 * block_idx + 2], noise_strengths=strengths,
+                      noise_mode=noise_mode, noise_generator=noise_generator)
+            if lod > 0:
+                # Mid-training snapshot: TF's 'linear' structure blends each ToRGB into the
+                # upscaled lower-resolution image by clip(lod - level, 0, 1).
+                level_img = block.torgb(x)
+                if img is None:
+                    img = level_img
+                else:
+                    t = min(max(lod - (self.resolution_log2 - (block_idx + 2)), 0.0), 1.0)
+                    img = upsample_nearest2x(img)
+                    img = level_img + (img - level_img) * t
+        if lod > 0:
+            return img
+        return getattr(self, f"b{self.img_resolution}").torgb(x)
+
+
+def _strength_for(noise_strength, name):
+    if isinstance(noise_strength, dict):
+        return float(noise_strength.get(name, 1.0))
+    return float(noise_strength)
+
+
+class Generator(nn.Module):
+    """StyleGAN (v1) generator with NVIDIA's PyTorch G_ema calling convention."""
+
+    def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_layers=8, mapping_fmaps=512,
+                 mapping_lrmul=0.01, mapping_nonlinearity="lrelu", normalize_latents=True, fmap_base=8192,
+                 fmap_decay=1.0, fmap_max=512, const_input_layer=True, use_noise=True, nonlinearity="lrelu",
+                 use_wscale=True, use_pixel_norm=False, use_instance_norm=True, fused_scale="auto",
+                 blur_filter=(1, 2, 1), progressive_torgb=True):
+        super().__init__()
+        self.init_kwargs = dict(
+            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
+            mapping_layers=mapping_layers, mapping_fmaps=mapping_fmaps, mapping_lrmul=mapping_lrmul,
+            mapping_nonlinearity=mapping_nonlinearity, normalize_latents=normalize_latents,
+            fmap_base=fmap_base, fmap_decay=fmap_decay, fmap_max=fmap_max, const_input_layer=const_input_layer,
+            use_noise=use_noise, nonlinearity=nonlinearity, use_wscale=use_wscale, use_pixel_norm=use_pixel_norm,
+            use_instance_norm=use_instance_norm, fused_scale=fused_scale,
+            blur_filter=list(blur_filter) if blur_filter else None, progressive_torgb=progressive_torgb)
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.architecture = "stylegan"
+        self.synthesis = SynthesisNetwork(
+            w_dim, img_resolution, img_channels, fmap_base=fmap_base, fmap_decay=fmap_decay, fmap_max=fmap_max,
+            const_input_layer=const_input_layer, use_noise=use_noise, nonlinearity=nonlinearity,
+            use_wscale=use_wscale, use_pixel_norm=use_pixel_norm, use_instance_norm=use_instance_norm,
+            fused_scale=fused_scale, blur_filter=blur_filter, progressive_torgb=progressive_torgb)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(
+            z_dim, c_dim, w_dim, self.num_ws, mapping_layers=mapping_layers, mapping_fmaps=mapping_fmaps,
+            mapping_lrmul=mapping_lrmul, mapping_nonlinearity=mapping_nonlinearity,
+            normalize_latents=normalize_latents, use_wscale=use_wscale)
+        self.info = {
+            "format": "stylescope-safetensors",
+            "architecture": "stylegan",
+            "variant": "stylegan",
+            "init_kwargs": dict(self.init_kwargs),
+            "default_truncation_psi": DEFAULT_TRUNCATION_PSI,
+            "default_truncation_cutoff": DEFAULT_TRUNCATION_CUTOFF,
+        }
+
+    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, noise_mode="const",
+                update_emas=False, **synthesis_kwargs):
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        return self.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)
+
+
+def build(init_kwargs):
+    """An empty (randomly initialised) generator in eval mode, e.g. to load a saved state dict into."""
+    G = Generator(**init_kwargs)
+    return G.eval().requires_grad_(False)
+
+
+def _tf_to_torch_names(G):
+    """{TF variable path: (our state-dict key, how to reshape)} for a generator G built by build()."""
+    names = {"dlatent_avg": ("mapping.w_avg", "copy"), "lod": ("synthesis.lod", "copy")}
+    mapping = G.mapping
+    if mapping.c_dim:
+        names["mapping/LabelConcat/weight"] = ("mapping.embed.weight", "dense")
+    for idx in range(mapping.num_layers):
+        names[f"mapping/Dense{idx}/weight"] = (f"mapping.fc{idx}.weight", "dense")
+        names[f"mapping/Dense{idx}/bias"] = (f"mapping.fc{idx}.bias", "copy")
+    synthesis = G.synthesis
+    names["synthesis/lod"] = (None, "skip")  # G_style overwrites it with its own lod before running
+    tf_layer = {"const": "Const", "dense": "Dense", "conv": "Conv", "conv0_up": "Conv0_up", "conv1": "Conv1"}
+    layer_idx = 0
+    for res in synthesis.block_resolutions:
+        block = getattr(synthesis, f"b{res}")
+        for name in block.layer_names:
+            ours = f"synthesis.b{res}.{name}"
+            tf = f"synthesis/{res}x{res}/{tf_layer[name]}"
+            layer = getattr(block, name)
+            if layer.kind == "const":
+                names[f"{tf}/const"] = (f"{ours}.const", "const")
+            elif layer.kind == "dense":
+                names[f"{tf}/weight"] = (f"{ours}.weight", "dense")
+            else:
+                names[f"{tf}/weight"] = (f"{ours}.weight", "conv")
+            if layer.use_noise:
+                names[f"synthesis/noise{layer_idx}"] = (f"{ours}.noise_const", "noise")
+                names[f"{tf}/Noise/weight"] = (f"{ours}.noise_strength", "copy")
+            names[f"{tf}/bias"] = (f"{ours}.bias", "copy")
+            names[f"{tf}/StyleMod/weight"] = (f"{ours}.affine.weight", "dense")
+            names[f"{tf}/StyleMod/bias"] = (f"{ours}.affine.bias", "copy")
+            layer_idx += 1
+        if hasattr(block, "torgb"):
+            lod = synthesis.resolution_log2 - int(round(math.log2(res)))
+            names[f"synthesis/ToRGB_lod{lod}/weight"] = (f"synthesis.b{res}.torgb.weight", "conv")
+            names[f"synthesis/ToRGB_lod{lod}/bias"] = (f"synthesis.b{res}.torgb.bias", "copy")
+    return names
+
+
+def _convert(value, how):
+    value = np.asarray(value, dtype=np.float32)
+    if how == "dense":  # TF [in, out] -> torch [out, in]
+        value = value.T
+    elif how == "conv":  # TF [kh, kw, in, out] -> torch [out, in, kh, kw]
+        value = value.transpose(3, 2, 0, 1)
+    elif how == "const":  # [1, C, 4, 4] -> [C, 4, 4]
+        value = value[0]
+    elif how == "noise":  # [1, 1, H, W] -> [H, W]
+        value = value[0, 0]
+    return torch.from_numpy(np.array(value, dtype=np.float32, order="C"))  # copies; keeps 0-d shapes
+
+
+def _tf_variables(gs):
+    """All of Gs's variables keyed 'name', 'mapping/name', 'synthesis/name'."""
+    found = {}
+    for name, value in gs.variables.items():
+        found[name] = value
+    for comp_key, comp in gs.components.items():
+        for name, value in comp.variables.items():
+            # Components store names relative to their own scope; tolerate a scope prefix too.
+            for prefix in (f"{comp.name}/", "G_synthesis/", "G_mapping/"):
+                if name.startswith(prefix):
+                    name = name[len(prefix):]
+                    break
+            found[f"{comp_key}/{name}"] = value
+    return found
+
+
+def from_tf(gs):
+    """Our Generator (eval, no grad) from NVIDIA's TF `Gs` network (build func 'G_style')."""
+    if gs.build_func_name.split(".")[-1] != "G_style":
+        raise LoadError(f"not a StyleGAN v1 generator: build function {gs.build_func_name!r}")
+    if set(gs.components) != {"synthesis", "mapping"}:
+        raise LoadError(f"StyleGAN v1 generator has components {sorted(gs.components)}, "
+                        "expected mapping and synthesis")
+    static_kwargs = dict(gs.static_kwargs)
+    init_kwargs = init_kwargs_from_tf(static_kwargs)
+    G = build(init_kwargs)
+    variables = _tf_variables(gs)
+    names = _tf_to_torch_names(G)
+    unexpected = [name for name in variables if name not in names]
+    missing = [name for name in names if name not in variables and names[name][1] != "skip"]
+    if unexpected or missing:
+        raise LoadError(f"StyleGAN v1 variables do not match the architecture from static_kwargs: "
+                        f"unexpected {unexpected[:5]}, missing {missing[:5]}")
+    state = G.state_dict()
+    for tf_name, (key, how) in names.items():
+        if how == "skip" or tf_name not in variables:
+            continue
+        tensor = _convert(variables[tf_name], how)
+        if tuple(tensor.shape) != tuple(state[key].shape):
+            raise LoadError(f"StyleGAN v1 variable {tf_name} has shape {list(np.shape(variables[tf_name]))}, "
+                            f"expected one giving {list(state[key].shape)}")
+        state[key] = tensor
+    G.load_state_dict(state)
+    G.info["format"] = "tf-stylegan"
+    G.info["tf_static_kwargs"] = {k: v for k, v in static_kwargs.items() if _json_scalar(v)}
+    return G
+
+
+def _json_scalar(value):
+    return isinstance(value, (bool, int, float, str, type(None))) or (
+        isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value))
