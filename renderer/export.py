@@ -299,3 +299,60 @@ def parse_seeds(text):
     if not seeds:
         raise ValueError(f"no seeds in {text!r}")
     return seeds
+
+
+# ---------------------------------------------------------------- videos
+
+
+def write_video(frames, path, fps=30, quality=8, total=None, progress=None, cancel=None):
+    """Write an iterable of uint8 [H, W, 3] images as MP4 or GIF (by suffix), atomically.
+
+    progress(done, total) is called after each frame; cancel is a threading.Event checked
+    between frames. A cancel raises ExportCancelled and, like any error, leaves no file.
+    """
+    from renderer.video import VideoWriter, video_format
+
+    fmt = video_format(path)
+    with atomic_output(path) as temp_name:
+        writer = VideoWriter(temp_name, fps=fps, quality=quality, fmt=fmt)
+        try:
+            done = 0
+            for image in frames:
+                _check_cancel(cancel)
+                writer.append(_image_of(image))
+                done += 1
+                if progress is not None:
+                    progress(done, total if total is not None else done)
+            _check_cancel(cancel)
+            writer.close()
+        except BaseException as error:
+            writer.abort()
+            raise _explain_writer_error(error, path) from error
+    return Path(path)
+
+
+def _check_cancel(cancel):
+    if cancel is not None and cancel.is_set():
+        raise ExportCancelled("export cancelled")
+
+
+def _explain_writer_error(error, path):
+    """ffmpeg reports a full disk as a broken pipe plus text; turn that into the plain reason."""
+    if isinstance(error, (ExportCancelled, ExportError, KeyboardInterrupt, ValueError)):
+        return error
+    text = str(error)
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+        return ExportError(describe_os_error(error, path))
+    if "No space left" in text or _disk_nearly_full(Path(path).parent):
+        return ExportError(describe_os_error(OSError(errno.ENOSPC, "No space left on device"), path))
+    first_line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return ExportError(f"cannot write {path}: the video encoder failed ({first_line})")
+
+
+def _disk_nearly_full(folder):
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free < 64 * 1024
+    except OSError:
+        return False

@@ -65,30 +65,78 @@ class VideoWriter:
 
     def _append_mp4(self, image):
         if self._ffmpeg is None:
-            import imageio.v2 as imageio
+            self._ffmpeg = self._start_ffmpeg(image.shape[1], image.shape[0])
+        try:
+            self._ffmpeg.stdin.write(np.ascontiguousarray(image).tobytes())
+        except OSError:
+            # ffmpeg died (full disk, unwritable file...); its own message says why.
+            raise self._ffmpeg_failure() from None
 
-            self._ffmpeg = imageio.get_writer(
-                self.path,
-                format="FFMPEG",  # explicit: the temporary file name may not end in .mp4
-                mode="I",
-                fps=self.fps,
-                codec="libx264",
-                quality=self.quality,  # 1..10, imageio turns it into x264's crf
-                pixelformat="yuv420p",  # what every player decodes
-                macro_block_size=1,  # sizes are made even by pad_to_even, never rescaled
-                output_params=["-f", "mp4"],
-                ffmpeg_log_level="error",
-            )
-        self._ffmpeg.append_data(image)
+    def _start_ffmpeg(self, width, height):
+        """ffmpeg (the binary inside the imageio-ffmpeg wheel) reading raw RGB on stdin.
+
+        Run directly rather than through imageio's writer because that writer does not
+        report ffmpeg's exit status, so a full disk would pass as a finished video.
+        """
+        import subprocess
+        import tempfile
+
+        import imageio_ffmpeg
+
+        # imageio's scale: quality 10 is crf 0 (lossless), quality 0 is crf 51.
+        crf = int(round((1.0 - min(max(float(self.quality), 0.0), 10.0) / 10.0) * 51))
+        command = [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-y", "-loglevel", "error", "-nostdin",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{self.fps}",
+            "-i", "-",
+            "-an", "-c:v", "libx264", "-crf", str(crf),
+            "-pix_fmt", "yuv420p",  # what every player decodes
+            "-movflags", "+faststart",
+            "-f", "mp4",  # explicit: the temporary file name is not the final one
+            self.path,
+        ]
+        self._ffmpeg_log = tempfile.TemporaryFile()  # a file, not a pipe: no deadlock on chatter
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._ffmpeg_log)
+
+    def _ffmpeg_failure(self):
+        """Wait for ffmpeg and describe why it failed, as an OSError (errno set when known)."""
+        import errno
+
+        process, self._ffmpeg = self._ffmpeg, None
+        try:
+            process.stdin.close()
+        except OSError:
+            pass
+        process.wait()
+        self._ffmpeg_log.seek(0)
+        text = self._ffmpeg_log.read().decode("utf-8", "replace").strip()
+        self._ffmpeg_log.close()
+        lines = [line for line in text.splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"ffmpeg exited with status {process.returncode}"
+        if "No space left" in text:
+            return OSError(errno.ENOSPC, "No space left on device")
+        if "Permission denied" in text:
+            return OSError(errno.EACCES, "Permission denied")
+        if "Read-only file system" in text:
+            return OSError(errno.EROFS, "Read-only file system")
+        return OSError(f"video encoder failed: {reason}")
 
     def close(self):
         """Finish the file (flushes ffmpeg, or writes the whole GIF)."""
         if self.format == "mp4":
-            if self._ffmpeg is not None:
-                writer, self._ffmpeg = self._ffmpeg, None
-                writer.close()
-            elif self.frames_written == 0:
-                raise ValueError("no frames to write")
+            if self._ffmpeg is None:
+                if self.frames_written == 0:
+                    raise ValueError("no frames to write")
+                return
+            try:
+                self._ffmpeg.stdin.close()
+            except OSError:
+                pass
+            if self._ffmpeg.wait() != 0:
+                raise self._ffmpeg_failure()
+            self._ffmpeg = None
+            self._ffmpeg_log.close()
             return
         self._close_gif()
 
@@ -115,11 +163,10 @@ class VideoWriter:
         """Stop without finishing; the (partial) file is the caller's to delete."""
         self._gif_frames = []
         if self._ffmpeg is not None:
-            writer, self._ffmpeg = self._ffmpeg, None
-            try:
-                writer.close()
-            except Exception:  # an aborted write may leave ffmpeg unhappy; the file goes anyway
-                pass
+            process, self._ffmpeg = self._ffmpeg, None
+            process.kill()  # the partial file is deleted by the caller; no need to finish it
+            process.wait()
+            self._ffmpeg_log.close()
 
     def __enter__(self):
         return self
