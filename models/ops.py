@@ -1,0 +1,357 @@
+"""Shared generator math in plain PyTorch: FIR resampling, bias+activation, modulated conv, FC layers."""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# ----------------------------------------------------------------------------
+# Activations: name -> (function(x, alpha), default alpha, default gain).
+# The gains keep the signal's second moment unchanged for a unit-Gaussian input.
+
+ACTIVATIONS = {
+    "linear": (lambda x, alpha: x, 0.0, 1.0),
+    "relu": (lambda x, alpha: F.relu(x), 0.0, math.sqrt(2)),
+    "lrelu": (lambda x, alpha: F.leaky_relu(x, alpha), 0.2, math.sqrt(2)),
+    "tanh": (lambda x, alpha: torch.tanh(x), 0.0, 1.0),
+    "sigmoid": (lambda x, alpha: torch.sigmoid(x), 0.0, 1.0),
+    "elu": (lambda x, alpha: F.elu(x), 0.0, 1.0),
+    "selu": (lambda x, alpha: F.selu(x), 0.0, 1.0),
+    "softplus": (lambda x, alpha: F.softplus(x), 0.0, 1.0),
+    "swish": (lambda x, alpha: torch.sigmoid(x) * x, 0.0, math.sqrt(2)),
+}
+
+
+def activation_gain(act):
+    """The default output gain of an activation (sqrt(2) for relu/lrelu/swish, else 1)."""
+    return ACTIVATIONS[act][2]
+
+
+def bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None):
+    """Add bias b along `dim`, apply activation `act`, scale by `gain`, clamp to +-clamp (None = no clamp)."""
+    func, default_alpha, default_gain = ACTIVATIONS[act]
+    alpha = float(default_alpha if alpha is None else alpha)
+    gain = float(default_gain if gain is None else gain)
+    if b is not None:
+        x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
+    x = func(x, alpha)
+    if gain != 1:
+        x = x * gain
+    if clamp is not None and clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def normalize_2nd_moment(x, dim=1, eps=1e-8):
+    """Scale x to unit mean square along `dim`."""
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+# ----------------------------------------------------------------------------
+# FIR filters and upfirdn2d.
+
+
+def setup_filter(f, device=None, normalize=True, flip_filter=False, gain=1, separable=None):
+    """Turn a list of taps into a float32 filter: 1-D taps become their outer product unless separable."""
+    if f is None:
+        f = 1
+    f = torch.as_tensor(f, dtype=torch.float32)
+    assert f.ndim in (0, 1, 2) and f.numel() > 0
+    if f.ndim == 0:
+        f = f[None]
+    if separable is None:
+        # Long 1-D filters stay separable (two 1-D passes); short ones become one 2-D kernel.
+        separable = f.ndim == 1 and f.numel() >= 8
+    if f.ndim == 1 and not separable:
+        f = torch.outer(f, f)
+    assert f.ndim == (1 if separable else 2)
+    if normalize:
+        f = f / f.sum()
+    if flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f * (gain ** (f.ndim / 2))
+    return f.to(device=device) if device is not None else f
+
+
+def filter_size(f):
+    """(width, height) of a filter prepared by setup_filter (None = 1x1)."""
+    if f is None:
+        return 1, 1
+    if f.ndim == 1:
+        return f.shape[0], f.shape[0]
+    return f.shape[-1], f.shape[-2]
+
+
+def _pair(value):
+    """An int or a pair -> (x, y)."""
+    if isinstance(value, int):
+        return value, value
+    x, y = value
+    return x, y
+
+
+def _padding4(padding):
+    """An int, [px, py] or [px0, px1, py0, py1] -> [px0, px1, py0, py1]."""
+    if isinstance(padding, int):
+        return [padding] * 4
+    if len(padding) == 2:
+        px, py = padding
+        return [px, px, py, py]
+    return list(padding)
+
+
+def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
+    """Zero-stuff upsample by `up`, pad [px0, px1, py0, py1] (negative crops), FIR-filter with f, keep every `down`-th pixel."""
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    batch_size, num_channels, in_height, in_width = x.shape
+    upx, upy = _pair(up)
+    downx, downy = _pair(down)
+    padx0, padx1, pady0, pady1 = _padding4(padding)
+
+    # Upsample by inserting zeros after each pixel.
+    if upx > 1 or upy > 1:
+        x = x.reshape([batch_size, num_channels, in_height, 1, in_width, 1])
+        x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
+        x = x.reshape([batch_size, num_channels, in_height * upy, in_width * upx])
+
+    # Pad, then crop where the padding is negative.
+    x = F.pad(x, [max(padx0, 0), max(padx1, 0), max(pady0, 0), max(pady1, 0)])
+    x = x[:, :, max(-pady0, 0): x.shape[2] - max(-pady1, 0), max(-padx0, 0): x.shape[3] - max(-padx1, 0)]
+
+    # conv2d correlates; flipping the filter makes it a true convolution.
+    f = (f * (gain ** (f.ndim / 2))).to(device=x.device, dtype=x.dtype)
+    if not flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f[None, None].repeat([num_channels, 1] + [1] * f.ndim)
+    if f.ndim == 4:
+        x = F.conv2d(x, f, groups=num_channels)
+    else:
+        x = F.conv2d(x, f.unsqueeze(2), groups=num_channels)
+        x = F.conv2d(x, f.unsqueeze(3), groups=num_channels)
+
+    return x[:, :, ::downy, ::downx]
+
+
+def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1):
+    """Upsample by `up` with FIR filter f, keeping the image centred and its brightness."""
+    upx, upy = _pair(up)
+    padx0, padx1, pady0, pady1 = _padding4(padding)
+    fw, fh = filter_size(f)
+    p = [
+        padx0 + (fw + upx - 1) // 2,
+        padx1 + (fw - upx) // 2,
+        pady0 + (fh + upy - 1) // 2,
+        pady1 + (fh - upy) // 2,
+    ]
+    return upfirdn2d(x, f, up=up, padding=p, flip_filter=flip_filter, gain=gain * upx * upy)
+
+
+def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1):
+    """Downsample by `down` after low-pass FIR filter f, keeping the image centred."""
+    downx, downy = _pair(down)
+    padx0, padx1, pady0, pady1 = _padding4(padding)
+    fw, fh = filter_size(f)
+    p = [
+        padx0 + (fw - downx + 1) // 2,
+        padx1 + (fw - downx) // 2,
+        pady0 + (fh - downy + 1) // 2,
+        pady1 + (fh - downy) // 2,
+    ]
+    return upfirdn2d(x, f, down=down, padding=p, flip_filter=flip_filter, gain=gain)
+
+
+# ----------------------------------------------------------------------------
+# Convolution with resampling.
+
+
+def _conv2d(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True):
+    """conv2d / conv_transpose2d; flip_weight=False flips the kernel (true convolution)."""
+    kh, kw = w.shape[2], w.shape[3]
+    if not flip_weight and (kw > 1 or kh > 1):
+        w = w.flip([2, 3])
+    if transpose:
+        return F.conv_transpose2d(x, w, stride=stride, padding=padding, groups=groups)
+    return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+
+
+def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
+    """2-D convolution with optional FIR upsampling (before) and downsampling (after), done the cheap way."""
+    out_channels, in_channels_per_group, kh, kw = w.shape
+    fw, fh = filter_size(f)
+    px0, px1, py0, py1 = _padding4(padding)
+
+    # Extra padding that keeps the resampled image centred.
+    if up > 1:
+        px0 += (fw + up - 1) // 2
+        px1 += (fw - up) // 2
+        py0 += (fh + up - 1) // 2
+        py1 += (fh - up) // 2
+    if down > 1:
+        px0 += (fw - down + 1) // 2
+        px1 += (fw - down) // 2
+        py0 += (fh - down + 1) // 2
+        py1 += (fh - down) // 2
+
+    # 1x1 kernel: resample on the side with fewer channels.
+    if kw == 1 and kh == 1 and down > 1 and up == 1:
+        x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        return _conv2d(x, w, groups=groups, flip_weight=flip_weight)
+    if kw == 1 and kh == 1 and up > 1 and down == 1:
+        x = _conv2d(x, w, groups=groups, flip_weight=flip_weight)
+        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter)
+
+    # Downsampling only: filter, then strided convolution.
+    if down > 1 and up == 1:
+        x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        return _conv2d(x, w, stride=down, groups=groups, flip_weight=flip_weight)
+
+    # Upsampling: strided transposed convolution, then the FIR filter.
+    if up > 1:
+        if groups == 1:
+            w = w.transpose(0, 1)
+        else:
+            w = w.reshape(groups, out_channels // groups, in_channels_per_group, kh, kw)
+            w = w.transpose(1, 2)
+            w = w.reshape(groups * in_channels_per_group, out_channels // groups, kh, kw)
+        px0 -= kw - 1
+        px1 -= kw - up
+        py0 -= kh - 1
+        py1 -= kh - up
+        pxt = max(min(-px0, -px1), 0)
+        pyt = max(min(-py0, -py1), 0)
+        x = _conv2d(x, w, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight)
+        x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2, flip_filter=flip_filter)
+        if down > 1:
+            x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+        return x
+
+    # No resampling and symmetric padding: a plain convolution.
+    if up == 1 and down == 1 and px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+        return _conv2d(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
+
+    # General case.
+    x = upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter)
+    x = _conv2d(x, w, groups=groups, flip_weight=flip_weight)
+    if down > 1:
+        x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+    return x
+
+
+def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,
+                     demodulate=True, flip_weight=True, fused_modconv=True):
+    """StyleGAN2 modulated convolution: scale input channels by styles, optionally demodulate, add noise."""
+    batch_size = x.shape[0]
+    out_channels, in_channels, kh, kw = weight.shape
+
+    # In fp16, bring weights and styles to about unit magnitude first so nothing overflows.
+    if x.dtype == torch.float16 and demodulate:
+        weight = weight * (1 / np.sqrt(in_channels * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+
+    w = None
+    dcoefs = None
+    if demodulate or fused_modconv:
+        w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)
+    if demodulate:
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
+    if demodulate and fused_modconv:
+        w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)
+
+    # Not fused: scale the activations before and after a shared-weight convolution.
+    if not fused_modconv:
+        x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)
+        x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
+                            flip_weight=flip_weight)
+        if demodulate and noise is not None:
+            x = torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1))
+        elif demodulate:
+            x = x * dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1)
+        elif noise is not None:
+            x = x.add_(noise.to(x.dtype))
+        return x
+
+    # Fused: one grouped convolution with a per-sample weight.
+    x = x.reshape(1, -1, *x.shape[2:])
+    w = w.reshape(-1, in_channels, kh, kw)
+    x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
+                        groups=batch_size, flip_weight=flip_weight)
+    x = x.reshape(batch_size, -1, *x.shape[2:])
+    if noise is not None:
+        x = x.add_(noise)
+    return x
+
+
+# ----------------------------------------------------------------------------
+# Layers with equalized learning rate.
+
+
+class FullyConnectedLayer(torch.nn.Module):
+    """Dense layer with equalized learning rate: weights scaled by lr_multiplier / sqrt(in_features) at run time."""
+
+    def __init__(self, in_features, out_features, bias=True, activation="linear", lr_multiplier=1.0,
+                 bias_init=0.0, weight_init=1.0):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.activation = activation
+        self.weight = torch.nn.Parameter(torch.randn([out_features, in_features]) * (weight_init / lr_multiplier))
+        if bias:
+            bias_init = np.broadcast_to(np.asarray(bias_init, dtype=np.float32), [out_features])
+            self.bias = torch.nn.Parameter(torch.from_numpy(bias_init / lr_multiplier))
+        else:
+            self.bias = None
+        self.weight_gain = lr_multiplier / np.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x):
+        w = self.weight.to(x.dtype) * self.weight_gain
+        b = self.bias
+        if b is not None:
+            b = b.to(x.dtype)
+            if self.bias_gain != 1:
+                b = b * self.bias_gain
+        if self.activation == "linear" and b is not None:
+            return torch.addmm(b.unsqueeze(0), x, w.t())
+        x = x.matmul(w.t())
+        return bias_act(x, b, act=self.activation)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"
+
+
+class Conv2dLayer(torch.nn.Module):
+    """Convolution with equalized learning rate, optional FIR up/downsampling, bias, activation and clamp."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, bias=True, activation="linear", up=1, down=1,
+                 resample_filter=(1, 3, 3, 1), conv_clamp=None, channels_last=False):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.activation = activation
+        self.up = up
+        self.down = down
+        self.conv_clamp = conv_clamp
+        self.register_buffer("resample_filter", setup_filter(list(resample_filter)))
+        self.padding = kernel_size // 2
+        self.weight_gain = 1 / np.sqrt(in_channels * (kernel_size ** 2))
+        self.act_gain = activation_gain(activation)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        weight = torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format)
+        self.weight = torch.nn.Parameter(weight)
+        self.bias = torch.nn.Parameter(torch.zeros([out_channels])) if bias else None
+
+    def forward(self, x, gain=1):
+        w = self.weight * self.weight_gain
+        b = self.bias.to(x.dtype) if self.bias is not None else None
+        flip_weight = self.up == 1  # correlation is the cheaper path when not upsampling
+        x = conv2d_resample(x, w.to(x.dtype), f=self.resample_filter, up=self.up, down=self.down,
+                            padding=self.padding, flip_weight=flip_weight)
+        act_gain = self.act_gain * gain
+        act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, b, act=self.activation, gain=act_gain, clamp=act_clamp)
+
+    def extra_repr(self):
+        return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
+                f"activation={self.activation}, up={self.up}, down={self.down}")

@@ -1,0 +1,487 @@
+"""StyleGAN2 generator (stylegan2-ada-pytorch and the stylegan3 repo's networks_stylegan2), NVIDIA's names."""
+
+import copy
+
+import numpy as np
+import torch
+
+from models import ops
+from models.errors import LoadError, RenderCancelled
+
+# The two NVIDIA code bases differ only in defaults and in how fp16 behaves; everything else is shared.
+FLAVOURS = ("stylegan2-ada", "stylegan3")
+FLAVOUR_DEFAULTS = {
+    # stylegan2-ada-pytorch training/networks.py
+    "stylegan2-ada": dict(num_fp16_res=0, conv_clamp=None, w_avg_beta=0.995),
+    # stylegan3 training/networks_stylegan2.py
+    "stylegan3": dict(num_fp16_res=4, conv_clamp=256, w_avg_beta=0.998),
+}
+
+
+def _check_stop(should_stop):
+    """Raise RenderCancelled when the caller no longer wants this pass."""
+    if should_stop is not None and should_stop():
+        raise RenderCancelled("synthesis cancelled")
+
+
+def _noise_multiplier(noise_strength, layer_name):
+    """The user's multiplier for one layer: a float for all layers, or a dict by layer name (missing = 1)."""
+    if isinstance(noise_strength, dict):
+        return float(noise_strength.get(layer_name, 1.0))
+    return float(noise_strength)
+
+
+# ----------------------------------------------------------------------------
+
+
+class MappingNetwork(torch.nn.Module):
+    """z (and label c) -> w through an MLP, broadcast to num_ws copies, truncated toward w_avg."""
+
+    def __init__(self, z_dim, c_dim, w_dim, num_ws, num_layers=8, embed_features=None, layer_features=None,
+                 activation="lrelu", lr_multiplier=0.01, w_avg_beta=0.998, label_concat=False):
+        super().__init__()
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.num_ws = num_ws
+        self.num_layers = num_layers
+        self.w_avg_beta = w_avg_beta
+        # label_concat: the TF StyleGAN2 way, labels embedded by a bias-free raw matmul into z space
+        # and normalised together with z (instead of separately).
+        self.label_concat = bool(label_concat) and c_dim > 0
+
+        if self.label_concat:
+            embed_features = z_dim
+        elif embed_features is None:
+            embed_features = w_dim
+        if c_dim == 0:
+            embed_features = 0
+        if layer_features is None:
+            layer_features = w_dim
+        features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
+
+        if c_dim > 0:
+            self.embed = ops.FullyConnectedLayer(c_dim, embed_features, bias=not self.label_concat)
+            if self.label_concat:
+                self.embed.weight_gain = 1.0  # TF's LabelConcat weight is used as stored
+        for idx in range(num_layers):
+            layer = ops.FullyConnectedLayer(features[idx], features[idx + 1], activation=activation,
+                                            lr_multiplier=lr_multiplier)
+            setattr(self, f"fc{idx}", layer)
+        if num_ws is not None and w_avg_beta is not None:
+            self.register_buffer("w_avg", torch.zeros([w_dim]))
+
+    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False, **_ignored):
+        x = None
+        if self.label_concat:
+            y = self.embed(c.to(torch.float32))
+            x = ops.normalize_2nd_moment(torch.cat([z.to(torch.float32), y], dim=1))
+        else:
+            if self.z_dim > 0:
+                x = ops.normalize_2nd_moment(z.to(torch.float32))
+            if self.c_dim > 0:
+                y = ops.normalize_2nd_moment(self.embed(c.to(torch.float32)))
+                x = torch.cat([x, y], dim=1) if x is not None else y
+
+        for idx in range(self.num_layers):
+            x = getattr(self, f"fc{idx}")(x)
+
+        if update_emas and self.w_avg_beta is not None:
+            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+
+        if self.num_ws is not None:
+            x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
+
+        if truncation_psi != 1:
+            if self.num_ws is None or truncation_cutoff is None:
+                x = self.w_avg.lerp(x, truncation_psi)
+            else:
+                x[:, :truncation_cutoff] = self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
+        return x
+
+    def extra_repr(self):
+        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
+
+
+class SynthesisLayer(torch.nn.Module):
+    """Modulated 3x3 convolution (optionally 2x upsampling), noise, bias, lrelu and clamp."""
+
+    def __init__(self, in_channels, out_channels, w_dim, resolution, kernel_size=3, up=1, use_noise=True,
+                 activation="lrelu", resample_filter=(1, 3, 3, 1), conv_clamp=None, channels_last=False,
+                 layer_name=""):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.w_dim = w_dim
+        self.resolution = resolution
+        self.up = up
+        self.use_noise = use_noise
+        self.activation = activation
+        self.conv_clamp = conv_clamp
+        self.layer_name = layer_name  # name relative to synthesis, e.g. 'b16.conv1' (noise_strength dict key)
+        self.register_buffer("resample_filter", ops.setup_filter(list(resample_filter)))
+        self.padding = kernel_size // 2
+        self.act_gain = ops.activation_gain(activation)
+
+        self.affine = ops.FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        weight = torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format)
+        self.weight = torch.nn.Parameter(weight)
+        if use_noise:
+            self.register_buffer("noise_const", torch.randn([resolution, resolution]))
+            self.noise_strength = torch.nn.Parameter(torch.zeros([]))
+        self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
+
+    def _noise(self, x, noise_mode, noise_strength, noise_generator):
+        """The noise image to add, or None."""
+        if not self.use_noise or noise_mode == "none":
+            return None
+        multiplier = _noise_multiplier(noise_strength, self.layer_name)
+        if multiplier == 0:
+            return None
+        strength = self.noise_strength if multiplier == 1 else self.noise_strength * multiplier
+        if noise_mode == "const":
+            return self.noise_const * strength
+        shape = [x.shape[0], 1, self.resolution, self.resolution]
+        if noise_generator is not None:
+            noise = torch.randn(shape, generator=noise_generator, device=noise_generator.device).to(x.device)
+        else:
+            noise = torch.randn(shape, device=x.device)
+        return noise * strength
+
+    def forward(self, x, w, noise_mode="random", fused_modconv=True, gain=1, noise_strength=1.0,
+                noise_generator=None):
+        if noise_mode not in ("random", "const", "none"):
+            raise ValueError(f"noise_mode must be 'random', 'const' or 'none', not {noise_mode!r}")
+        styles = self.affine(w)
+        noise = self._noise(x, noise_mode, noise_strength, noise_generator)
+        flip_weight = self.up == 1  # correlation is the cheaper path when not upsampling
+        x = ops.modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
+                                 resample_filter=self.resample_filter, flip_weight=flip_weight,
+                                 fused_modconv=fused_modconv)
+        act_gain = self.act_gain * gain
+        act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return ops.bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=act_gain, clamp=act_clamp)
+
+    def extra_repr(self):
+        return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, w_dim={self.w_dim}, "
+                f"resolution={self.resolution}, up={self.up}, activation={self.activation}")
+
+
+class ToRGBLayer(torch.nn.Module):
+    """Modulated 1x1 convolution to image channels, without demodulation."""
+
+    def __init__(self, in_channels, out_channels, w_dim, kernel_size=1, conv_clamp=None, channels_last=False):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.w_dim = w_dim
+        self.conv_clamp = conv_clamp
+        self.affine = ops.FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        weight = torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format)
+        self.weight = torch.nn.Parameter(weight)
+        self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
+        self.weight_gain = 1 / np.sqrt(in_channels * (kernel_size ** 2))
+
+    def forward(self, x, w, fused_modconv=True):
+        styles = self.affine(w) * self.weight_gain
+        x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
+        return ops.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
+
+    def extra_repr(self):
+        return f"in_channels={self.in_channels}, out_channels={self.out_channels}, w_dim={self.w_dim}"
+
+
+class SynthesisBlock(torch.nn.Module):
+    """One resolution: const or 2x-upsampling conv0, conv1, and ToRGB / skip as the architecture says."""
+
+    def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, is_last, architecture="skip",
+                 resample_filter=(1, 3, 3, 1), conv_clamp=None, use_fp16=False, fp16_channels_last=False,
+                 fused_modconv_default=None, **layer_kwargs):
+        if architecture not in ("orig", "skip", "resnet"):
+            raise ValueError(f"unsupported StyleGAN2 architecture {architecture!r}")
+        super().__init__()
+        self.in_channels = in_channels
+        self.w_dim = w_dim
+        self.resolution = resolution
+        self.img_channels = img_channels
+        self.is_last = is_last
+        self.architecture = architecture
+        self.use_fp16 = use_fp16
+        self.channels_last = use_fp16 and fp16_channels_last
+        # None = stylegan2-ada's rule; True/False/'inference_only' = the stylegan3 repo's setting.
+        self.fused_modconv_default = fused_modconv_default
+        self.register_buffer("resample_filter", ops.setup_filter(list(resample_filter)))
+        self.num_conv = 0
+        self.num_torgb = 0
+
+        if in_channels == 0:
+            self.const = torch.nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim=w_dim, resolution=resolution, up=2,
+                                        resample_filter=resample_filter, conv_clamp=conv_clamp,
+                                        channels_last=self.channels_last, layer_name=f"b{resolution}.conv0",
+                                        **layer_kwargs)
+            self.num_conv += 1
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim=w_dim, resolution=resolution,
+                                    conv_clamp=conv_clamp, channels_last=self.channels_last,
+                                    layer_name=f"b{resolution}.conv1", **layer_kwargs)
+        self.num_conv += 1
+        if is_last or architecture == "skip":
+            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp,
+                                    channels_last=self.channels_last)
+            self.num_torgb += 1
+        if in_channels != 0 and architecture == "resnet":
+            self.skip = ops.Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2,
+                                        resample_filter=resample_filter, channels_last=self.channels_last)
+
+    def _fused_modconv(self, fused_modconv, dtype, batch_size):
+        """Whether to run the modulated convs as one grouped conv (both repos: yes in eval mode)."""
+        if fused_modconv is not None:
+            return fused_modconv
+        if self.fused_modconv_default is None:
+            return (not self.training) and (dtype == torch.float32 or batch_size == 1)
+        if self.fused_modconv_default == "inference_only":
+            return not self.training
+        return bool(self.fused_modconv_default)
+
+    def forward(self, x, img, ws, force_fp32=True, fused_modconv=None, noise_mode="const", noise_strength=1.0,
+                noise_generator=None, **_ignored):
+        w_iter = iter(ws.unbind(dim=1))
+        # fp16 only on CUDA: CPU half convolutions are slow and not what NVIDIA's CPU references use.
+        use_half = self.use_fp16 and not force_fp32 and ws.device.type == "cuda"
+        dtype = torch.float16 if use_half else torch.float32
+        memory_format = torch.channels_last if self.channels_last and use_half else torch.contiguous_format
+        fused_modconv = self._fused_modconv(fused_modconv, dtype, ws.shape[0])
+        layer_kwargs = dict(noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
+
+        if self.in_channels == 0:
+            x = self.const.to(dtype=dtype, memory_format=memory_format)
+            x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+        else:
+            x = x.to(dtype=dtype, memory_format=memory_format)
+
+        if self.in_channels == 0:
+            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+        elif self.architecture == "resnet":
+            y = self.skip(x, gain=np.sqrt(0.5))
+            x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, gain=np.sqrt(0.5), **layer_kwargs)
+            x = y.add_(x)
+        else:
+            x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+
+        if img is not None:
+            img = ops.upsample2d(img, self.resample_filter)
+        if self.is_last or self.architecture == "skip":
+            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv)
+            y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
+            img = img.add_(y) if img is not None else y
+        return x, img
+
+    def extra_repr(self):
+        return f"resolution={self.resolution}, architecture={self.architecture}"
+
+
+class SynthesisNetwork(torch.nn.Module):
+    """ws [N, num_ws, w_dim] -> image [N, C, H, W] through blocks b4 ... b{img_resolution}."""
+
+    def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=0,
+                 **block_kwargs):
+        if img_resolution < 4 or img_resolution & (img_resolution - 1) != 0:
+            raise ValueError(f"img_resolution must be a power of two >= 4, not {img_resolution}")
+        super().__init__()
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_resolution_log2 = int(np.log2(img_resolution))
+        self.img_channels = img_channels
+        self.num_fp16_res = num_fp16_res
+        self.block_resolutions = [2 ** i for i in range(2, self.img_resolution_log2 + 1)]
+        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
+        fp16_resolution = max(2 ** (self.img_resolution_log2 + 1 - num_fp16_res), 8)
+
+        self.num_ws = 0
+        self.ws_resolutions = []  # for each w index, the output resolution of the layer(s) it feeds
+        for res in self.block_resolutions:
+            in_channels = channels[res // 2] if res > 4 else 0
+            is_last = res == img_resolution
+            block = SynthesisBlock(in_channels, channels[res], w_dim=w_dim, resolution=res,
+                                   img_channels=img_channels, is_last=is_last, use_fp16=res >= fp16_resolution,
+                                   **block_kwargs)
+            self.num_ws += block.num_conv
+            self.ws_resolutions += [res] * block.num_conv
+            if is_last:
+                self.num_ws += block.num_torgb
+                self.ws_resolutions += [res] * block.num_torgb
+            setattr(self, f"b{res}", block)
+
+    def forward(self, ws, noise_mode="const", force_fp32=True, noise_strength=1.0, noise_generator=None,
+                should_stop=None, fused_modconv=None, **_ignored):
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
+            raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        ws = ws.to(torch.float32)
+        block_ws = []
+        w_idx = 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            block_ws.append(ws.narrow(1, w_idx, block.num_conv + block.num_torgb))
+            w_idx += block.num_conv
+
+        x = img = None
+        for res, cur_ws in zip(self.block_resolutions, block_ws):
+            _check_stop(should_stop)
+            block = getattr(self, f"b{res}")
+            x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
+                           noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
+        return img
+
+    def extra_repr(self):
+        return (f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, "
+                f"img_channels={self.img_channels}, num_fp16_res={self.num_fp16_res}")
+
+
+# ----------------------------------------------------------------------------
+
+
+def _jsonable(value):
+    """A deep copy of init kwargs with numpy scalars/arrays and tuples turned into JSON types."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return copy.deepcopy(value)
+
+
+class Generator(torch.nn.Module):
+    """StyleGAN2 generator: mapping + synthesis, constructible from either NVIDIA repo's init kwargs."""
+
+    architecture = "stylegan2"
+
+    def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs=None,
+                 synthesis_kwargs=None, flavour=None, **top_level_synthesis_kwargs):
+        """stylegan2-ada passes synthesis_kwargs={...}; the stylegan3 repo passes them at the top level.
+
+        `flavour` ('stylegan2-ada' or 'stylegan3') picks the defaults of that code base; when None it
+        follows from where the synthesis kwargs sit.
+        """
+        super().__init__()
+        if flavour is None:
+            flavour = "stylegan2-ada" if synthesis_kwargs is not None else "stylegan3"
+        if flavour not in FLAVOURS:
+            raise ValueError(f"flavour must be one of {FLAVOURS}, not {flavour!r}")
+        defaults = FLAVOUR_DEFAULTS[flavour]
+        mapping_kwargs = dict(mapping_kwargs or {})
+        synthesis_kwargs = {**dict(synthesis_kwargs or {}), **top_level_synthesis_kwargs}
+        mapping_kwargs.setdefault("w_avg_beta", defaults["w_avg_beta"])
+        synthesis_kwargs.setdefault("num_fp16_res", defaults["num_fp16_res"])
+        synthesis_kwargs.setdefault("conv_clamp", defaults["conv_clamp"])
+
+        self.flavour = flavour
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
+                                          **synthesis_kwargs)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
+
+        init_kwargs = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
+                           img_channels=img_channels, mapping_kwargs=mapping_kwargs,
+                           synthesis_kwargs=synthesis_kwargs, flavour=flavour)
+        self.info = {
+            "format": None,  # set by the loader
+            "architecture": self.architecture,
+            "variant": synthesis_kwargs.get("architecture", "skip"),
+            "flavour": flavour,
+            "init_kwargs": _jsonable(init_kwargs),
+        }
+
+    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False, noise_mode="const",
+                **synthesis_kwargs):
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                          update_emas=update_emas)
+        return self.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)
+
+
+# ----------------------------------------------------------------------------
+# Building from init kwargs and from NVIDIA pickles.
+
+
+def build(init_kwargs):
+    """A Generator from init kwargs (either repo's layout, or info['init_kwargs'])."""
+    return Generator(**copy.deepcopy(dict(init_kwargs)))
+
+
+def _flavour_of(obj):
+    """Which NVIDIA code base pickled this Generator, told from its structure (never from its source text)."""
+    synthesis = obj.submodules().get("synthesis")
+    blocks = synthesis.submodules() if synthesis is not None else {}
+    first_block = next(iter(blocks.values()), None)
+    if first_block is not None and "fused_modconv_default" in first_block.state:
+        return "stylegan3"
+    return "stylegan2-ada"
+
+
+def _copy_pickled_settings(G, obj):
+    """Take conv_clamp / use_fp16 from the pickled modules, so a fork's non-default choices survive."""
+    pickled = {}
+
+    def walk(node, prefix):
+        pickled[prefix] = node
+        for name, child in node.submodules().items():
+            walk(child, f"{prefix}.{name}" if prefix else name)
+
+    walk(obj, "")
+    for name, module in G.named_modules():
+        node = pickled.get(name)
+        if node is None:
+            continue
+        for attr in ("conv_clamp", "use_fp16"):
+            if hasattr(module, attr) and attr in node.state:
+                value = node.state[attr]
+                if isinstance(value, np.generic):
+                    value = value.item()
+                setattr(module, attr, value)
+
+
+def from_persistent(obj):
+    """A Generator from a safe_pickle PersistentObject of NVIDIA's StyleGAN2 Generator, weights loaded strictly."""
+    kwargs = dict(obj.init_kwargs)
+    if obj.init_args:
+        raise LoadError(f"Generator pickled with positional init args {obj.init_args!r} is not supported")
+    kwargs.setdefault("flavour", _flavour_of(obj))
+    try:
+        G = build(kwargs)
+    except (TypeError, ValueError, KeyError) as err:
+        raise LoadError(f"cannot build a StyleGAN2 generator from init kwargs: {err}") from None
+    _copy_pickled_settings(G, obj)
+    load_state_dict_checked(G, obj.state_dict())
+    return G
+
+
+def load_state_dict_checked(G, state_dict):
+    """load_state_dict(strict=True) with a one-line LoadError naming the first missing/unexpected/misshapen key."""
+    own = G.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    if missing:
+        raise LoadError(f"missing key {missing[0]!r} ({len(missing)} missing)")
+    if unexpected:
+        raise LoadError(f"unexpected key {unexpected[0]!r} ({len(unexpected)} unexpected)")
+    tensors = {}
+    for key, value in state_dict.items():
+        value = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise LoadError(f"wrong shape for {key!r}: file has {list(value.shape)}, "
+                            f"network expects {list(own[key].shape)}")
+        tensors[key] = value.to(own[key].dtype)
+    G.load_state_dict(tensors, strict=True)
+
