@@ -1,0 +1,514 @@
+"""Renderer: turns a RenderRequest into a Frame (image, layer list, statistics, timings, error)."""
+
+import collections
+import contextlib
+import math
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import models
+from models.errors import RenderCancelled
+from renderer.request import RenderRequest, mix_indices
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default_model.safetensors"
+MAX_NETWORKS = 2  # networks kept in memory (a 1024 StyleGAN2 is ~120 MB in fp32)
+MAX_MAPPED = 512  # cached mapping outputs
+FFT_RANGE_DB = 80.0  # the FFT view shows the top this-many dB of the power spectrum
+
+
+@dataclass
+class Frame:
+    """One rendered result. `error` is set instead of raising; `image` is then None."""
+
+    image: np.ndarray | None = None  # uint8 [H, W, 3]
+    request: RenderRequest | None = None
+    layers: list = field(default_factory=list)  # [(name, shape tuple, resolution)], call order
+    stats: dict = field(default_factory=dict)  # mean/std/min/max and sel_* over selected channels
+    timings: dict = field(default_factory=dict)  # seconds: mapping, synthesis, total
+    error: str | None = None
+    error_trace: str | None = None  # the traceback, for unexpected errors only
+    preview: bool = False  # a quick low-resolution stand-in for the full frame
+    cancelled: bool = False  # stopped because a newer request arrived; carries no image
+    tensor_shape: tuple | None = None  # shape of the shown tensor (image or captured layer)
+    info: dict = field(default_factory=dict)  # the network: architecture, num_ws, resolution...
+
+
+class _CaptureDone(Exception):
+    """Raised from a forward hook to stop the pass once the wanted layer has run."""
+
+
+def resolve_device(device):
+    """'auto' -> 'cuda' when available, else 'cpu'; anything else unchanged."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def seed_z(seed, z_dim):
+    """z for a seed exactly as NVIDIA's gen_images.py: RandomState(seed).randn(1, z_dim)."""
+    return np.random.RandomState(seed).randn(1, z_dim)
+
+
+def seed_class(seed, z_dim, c_dim):
+    """NVIDIA visualizer's class for a seed when none is given: randint after the z draw."""
+    rnd = np.random.RandomState(seed)
+    rnd.randn(z_dim)
+    return int(rnd.randint(c_dim))
+
+
+def image_to_uint8(img):
+    """Raw [N, C, H, W] generator output -> uint8 [N, H, W, C], exactly as gen_images.py."""
+    return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+class Renderer:
+    """Renders requests; caches networks and mapping outputs. Use one per thread."""
+
+    def __init__(self, device="auto", load=None):
+        self.device = resolve_device(device)
+        self._load = load or models.load_generator  # tests pass a stand-in loader
+        self._networks = collections.OrderedDict()  # (path, mtime, device, precision) -> G
+        self._mapped = collections.OrderedDict()  # (net key, seed, psi, cutoff, class) -> ws
+        self._layers = {}  # net key -> [(name, shape, resolution)]
+
+    # -- public --------------------------------------------------------------------------
+
+    def render(self, request, should_stop=None, preview_resolution=None):
+        """Render `request` into a Frame; never raises (errors come back in frame.error).
+
+        should_stop: callable checked between synthesis blocks; True cancels the render.
+        preview_resolution: stop at this block and show its accumulated image (skip
+        architectures only; others render in full), marked frame.preview.
+        """
+        start = time.perf_counter()
+        frame = Frame(request=request)
+        try:
+            self._render_into(frame, request, should_stop, preview_resolution)
+        except RenderCancelled:
+            frame.cancelled = True
+        except Exception as exc:  # the caller gets a frame with a readable error
+            frame.error = _error_text(exc)
+            if not isinstance(exc, (ValueError, models.LoadError)):
+                frame.error_trace = traceback.format_exc()
+        if frame.error or frame.cancelled:
+            frame.image = None
+        frame.timings["total"] = time.perf_counter() - start
+        return frame
+
+    def load(self, request):
+        """The generator a request names (cached per file, device and precision)."""
+        path = Path(request.pkl) if request.pkl else DEFAULT_MODEL
+        if not path.is_file():
+            what = "the default model" if request.pkl is None else "network file"
+            raise models.LoadError(f"{path}: {what} not found")
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, self._device_of(request), request.precision)
+        G = self._networks.get(key)
+        if G is None:
+            G = self._load(str(path), device=key[3])
+            self._networks[key] = G
+            while len(self._networks) > MAX_NETWORKS:
+                old_key, _ = self._networks.popitem(last=False)
+                self._layers.pop(old_key, None)
+        self._networks.move_to_end(key)
+        return key, G
+
+    def compute_ws(self, request):
+        """The final ws [1, num_ws, w_dim] for a request (mapping, blend, mixing, offset)."""
+        key, G = self.load(request)
+        with torch.no_grad():
+            return self._compute_ws(key, G, request)
+
+    def layers(self, request):
+        """[(name, shape, resolution)] for the network a request names (one discovery pass)."""
+        key, G = self.load(request)
+        with torch.no_grad():
+            return self._discover_layers(key, G, self._compute_ws(key, G, request), request)
+
+    def _device_of(self, request):
+        return self.device if request.device == "auto" else request.device
+
+    # -- the pipeline --------------------------------------------------------------------
+
+    def _render_into(self, frame, request, should_stop, preview_resolution):
+        key, G = self.load(request)
+        frame.info = _network_info(G)
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            ws = self._compute_ws(key, G, request)
+            t1 = time.perf_counter()
+            frame.timings["mapping"] = t1 - t0
+            kwargs = self._synthesis_kwargs(G, request, should_stop)
+            if preview_resolution and _is_skip(G):
+                self._set_input_transform(G, request)
+                tensor = self._preview_image(G, ws, kwargs, preview_resolution)
+                frame.preview = True
+                frame.layers = self._layers.get(key, [])
+            elif request.layer is not None:
+                frame.layers = self._discover_layers(key, G, ws, request)
+                self._set_input_transform(G, request)
+                tensor = self._capture(G, ws, kwargs, request.layer, frame.layers)
+            else:
+                self._set_input_transform(G, request)
+                with self._recording_layers(key, G):  # the layer list comes free with a full pass
+                    tensor = self._synthesize(G, ws, **kwargs)
+                frame.layers = self._layers[key]
+            if tensor.is_cuda:
+                torch.cuda.synchronize(tensor.device)
+            frame.timings["synthesis"] = time.perf_counter() - t1
+
+            frame.tensor_shape = tuple(tensor.shape)
+            is_image = request.layer is None or frame.preview
+            frame.image, frame.stats = _to_view(tensor, request, is_image)
+            if frame.preview:
+                frame.image = _upscale_nearest(frame.image, G.img_resolution // tensor.shape[-1])
+            frame.image = _output_scale(frame.image, request.output_scale)
+
+    def _synthesize(self, G, ws, **kwargs):
+        """The one place the synthesis network runs (the speed work swaps this out)."""
+        return G.synthesis(ws, **kwargs)
+
+    def _synthesis_kwargs(self, G, request, should_stop):
+        kwargs = {
+            "noise_mode": request.noise_mode,
+            "force_fp32": request.precision != "fp16",
+            "noise_strength": self._noise_strength(G, request),
+            "should_stop": should_stop,
+        }
+        if request.noise_mode == "random":
+            generator = torch.Generator(device=G.mapping.w_avg.device)
+            generator.manual_seed(request.noise_seed)
+            kwargs["noise_generator"] = generator
+        return kwargs
+
+    def _noise_strength(self, G, request):
+        """A float, or {layer: global * multiplier} over every noisy layer when some are set."""
+        if not request.noise_layer_strength:
+            return request.noise_strength
+        noisy = [k[: -len(".noise_strength")] for k in G.synthesis.state_dict() if k.endswith(".noise_strength")]
+        unknown = [name for name, _ in request.noise_layer_strength if name not in noisy]
+        if unknown:
+            raise ValueError(
+                f"noise_layer_strength: no noise input in layer {unknown[0]!r}; "
+                f"layers with noise: {', '.join(noisy[:6])}{' ...' if len(noisy) > 6 else ''}"
+            )
+        multipliers = dict(request.noise_layer_strength)
+        return {name: request.noise_strength * multipliers.get(name, 1.0) for name in noisy}
+
+    def _set_input_transform(self, G, request):
+        """StyleGAN3: write the inverse transform into input.transform, as gen_images.py does."""
+        if not str(getattr(G, "architecture", "")).startswith("stylegan3"):
+            return
+        from models.stylegan3 import input_transform
+
+        matrix = input_transform(request.transform_translate, request.transform_rotate, request.transform_scale)
+        transform = G.synthesis.input.transform
+        transform.copy_(torch.as_tensor(np.asarray(matrix), dtype=transform.dtype))
+
+    # -- latents -------------------------------------------------------------------------
+
+    def _compute_ws(self, key, G, request):
+        device = G.mapping.w_avg.device
+        c = self._class_vector(G, request, None)
+        if request.w is not None:
+            ws = _broadcast_ws(G, request.w, "w", device)
+        elif request.z is not None:
+            if len(request.z) != G.z_dim:
+                raise ValueError(f"z: has {len(request.z)} values, this network's z_dim is {G.z_dim}")
+            z = torch.tensor([request.z], dtype=torch.float32, device=device)
+            ws = G.mapping(z, c, truncation_psi=request.truncation_psi, truncation_cutoff=request.truncation_cutoff)
+        else:
+            ws = self._blend_seeds(key, G, request, request.seed_weights())
+
+        if request.mixing:
+            indices = mix_indices(request.mix_layers, G.synthesis.ws_resolutions)
+            if request.mix_w is not None:
+                source = _broadcast_ws(G, request.mix_w, "mix_w", device)
+            else:
+                source = self._mapped_seed(key, G, request, request.mix_seed)
+            ws = ws.clone()
+            if request.mix_strength == 1.0:  # exact replacement, as NVIDIA's style mixing
+                ws[:, indices] = source[:, indices]
+            else:
+                ws[:, indices] = torch.lerp(ws[:, indices], source[:, indices], request.mix_strength)
+
+        if request.w_offset is not None:
+            ws = ws + _broadcast_ws(G, request.w_offset, "w_offset", device)
+        return ws
+
+    def _blend_seeds(self, key, G, request, blend):
+        if len(blend) == 1 and blend[0][1] == 1.0:
+            return self._mapped_seed(key, G, request, blend[0][0])  # the faithful gen_images path
+        # As NVIDIA's visualizer: blend the offsets from w_avg, so weights need not sum to 1.
+        w_avg = G.mapping.w_avg
+        offsets = [weight * (self._mapped_seed(key, G, request, seed) - w_avg) for seed, weight in blend]
+        return torch.stack(offsets).sum(dim=0) + w_avg
+
+    def _mapped_seed(self, key, G, request, seed):
+        class_idx = request.class_idx
+        if G.c_dim > 0 and class_idx is None:
+            class_idx = seed_class(seed, G.z_dim, G.c_dim)
+        cache_key = (key, seed, request.truncation_psi, request.truncation_cutoff, class_idx)
+        ws = self._mapped.get(cache_key)
+        if ws is None:
+            device = G.mapping.w_avg.device
+            z = torch.from_numpy(seed_z(seed, G.z_dim)).to(device=device, dtype=torch.float32)
+            c = self._class_vector(G, request, class_idx)
+            ws = G.mapping(z, c, truncation_psi=request.truncation_psi, truncation_cutoff=request.truncation_cutoff)
+            self._mapped[cache_key] = ws
+            while len(self._mapped) > MAX_MAPPED:
+                self._mapped.popitem(last=False)
+        self._mapped.move_to_end(cache_key)
+        return ws
+
+    def _class_vector(self, G, request, class_idx):
+        device = G.mapping.w_avg.device
+        c = torch.zeros([1, G.c_dim], device=device)
+        if G.c_dim == 0:
+            if request.class_idx is not None:
+                raise ValueError("class_idx: this network is unconditional (c_dim 0)")
+            return c
+        class_idx = request.class_idx if class_idx is None else class_idx
+        if class_idx is None:
+            raise ValueError(f"class_idx: required for this conditional network (0-{G.c_dim - 1})")
+        if class_idx >= G.c_dim:
+            raise ValueError(f"class_idx: {class_idx} is outside 0-{G.c_dim - 1}")
+        c[0, class_idx] = 1
+        return c
+
+    # -- layers, capture and preview -----------------------------------------------------
+
+    def _discover_layers(self, key, G, ws, request):
+        """The layer list of a network: cached, or found by one full synthesis pass."""
+        if key not in self._layers:
+            self._set_input_transform(G, request)
+            with self._recording_layers(key, G):
+                self._synthesize(G, ws, noise_mode="const", force_fp32=True)
+        return self._layers[key]
+
+    @contextlib.contextmanager
+    def _recording_layers(self, key, G):
+        """Hooks every synthesis submodule during the pass inside; stores the 4-D outputs
+        [(name, shape, resolution)] in call order, unless this network's list is known."""
+        if key in self._layers:
+            yield
+            return
+        names = {module: name for name, module in G.synthesis.named_modules() if name}
+        found = {}
+
+        def record(module, _inputs, output):
+            tensor = _first_tensor(output)
+            if tensor is not None and tensor.ndim == 4 and names[module] not in found:
+                found[names[module]] = (tuple(tensor.shape), int(tensor.shape[-1]))
+
+        handles = [module.register_forward_hook(record) for module in names]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+        self._layers[key] = [(name, shape, res) for name, (shape, res) in found.items()]
+
+    def _capture(self, G, ws, kwargs, layer_name, layers):
+        """Run synthesis until `layer_name` has produced its output; return that tensor."""
+        name = layer_name[len("synthesis."):] if layer_name.startswith("synthesis.") else layer_name
+        try:
+            module = G.synthesis.get_submodule(name)
+        except AttributeError:
+            valid = [n for n, _, _ in layers]
+            sample = ", ".join(valid[:3] + valid[-3:]) if len(valid) > 6 else ", ".join(valid)
+            raise ValueError(f"layer: no layer named {layer_name!r} in this network (e.g. {sample})") from None
+        captured = []
+
+        def grab(_module, _inputs, output):
+            captured.append(_first_tensor(output))
+            raise _CaptureDone
+
+        handle = module.register_forward_hook(grab)
+        try:
+            self._synthesize(G, ws, **kwargs)
+        except _CaptureDone:
+            pass
+        finally:
+            handle.remove()
+        if not captured or captured[0] is None:
+            raise ValueError(f"layer: {layer_name!r} produced no tensor output")
+        return captured[0]
+
+    def _preview_image(self, G, ws, kwargs, resolution):
+        """Skip architectures: the image accumulated up to block b{resolution}, then stop."""
+        blocks = [int(n[1:]) for n, _ in G.synthesis.named_children() if n[:1] == "b" and n[1:].isdigit()]
+        usable = [r for r in blocks if r <= resolution and r < G.img_resolution] or blocks[:1]
+        block = G.synthesis.get_submodule(f"b{max(usable)}")
+        captured = []
+
+        def grab(_module, _inputs, output):
+            captured.append(output[1] if isinstance(output, (tuple, list)) else output)
+            raise _CaptureDone
+
+        handle = block.register_forward_hook(grab)
+        try:
+            self._synthesize(G, ws, **kwargs)
+        except _CaptureDone:
+            pass
+        finally:
+            handle.remove()
+        return captured[0]
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _error_text(exc):
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, (ValueError, models.LoadError)) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _first_tensor(output):
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)):
+        for item in output:
+            if isinstance(item, torch.Tensor):
+                return item
+    return None
+
+
+def _is_skip(G):
+    info = getattr(G, "info", {}) or {}
+    return getattr(G, "architecture", "") == "stylegan2" and info.get("variant") == "skip"
+
+
+def _network_info(G):
+    info = dict(getattr(G, "info", {}) or {})
+    info.pop("init_kwargs", None)
+    info.update(
+        architecture=getattr(G, "architecture", info.get("architecture")),
+        z_dim=G.z_dim, c_dim=G.c_dim, w_dim=G.w_dim, num_ws=G.num_ws,
+        img_resolution=G.img_resolution, img_channels=G.img_channels,
+        ws_resolutions=list(G.synthesis.ws_resolutions),
+    )
+    return info
+
+
+def _broadcast_ws(G, rows, field_name, device):
+    """[w_dim] or [num_ws][w_dim] request rows -> tensor [1, num_ws, w_dim]."""
+    w = torch.tensor(rows, dtype=torch.float32, device=device)
+    if w.shape[-1] != G.w_dim or w.shape[0] not in (1, G.num_ws):
+        raise ValueError(
+            f"{field_name}: shape {list(w.shape)} does not fit this network "
+            f"([{G.w_dim}] or [{G.num_ws}, {G.w_dim}])"
+        )
+    return w.expand(G.num_ws, G.w_dim).unsqueeze(0)
+
+
+def _select_channels(x, request, is_image):
+    """x [C, H, W] -> the channels to show, [K, H, W] (K = 3, 1 or N for a grid)."""
+    num = x.shape[0]
+    if is_image:
+        return x[:3] if num >= 3 else x[:1]
+    first = request.channel
+    if first >= num:
+        raise ValueError(f"channel: {first} is outside 0-{num - 1} for layer {request.layer!r}")
+    if request.channel_mode == "rgb":
+        if num < 3:
+            return x[:1]
+        if first + 3 > num:
+            raise ValueError(f"channel: rgb needs channels {first}-{first + 2}; layer has 0-{num - 1}")
+        return x[first:first + 3]
+    if request.channel_mode == "one":
+        return x[first:first + 1]
+    return x[first:first + request.grid_channels]
+
+
+def _normalize(x, mode):
+    """Per-channel normalisation to roughly [-1, 1] (the display range of x * 127.5 + 128)."""
+    if mode == "minmax":
+        lo = x.amin(dim=(1, 2), keepdim=True)
+        hi = x.amax(dim=(1, 2), keepdim=True)
+        return (x - lo) / (hi - lo).clamp_min(1e-8) * 2 - 1
+    if mode == "std":  # +-2 standard deviations span the display range
+        mean = x.mean(dim=(1, 2), keepdim=True)
+        std = x.std(dim=(1, 2), keepdim=True, unbiased=False)
+        return (x - mean) / (2 * std.clamp_min(1e-8))
+    return x
+
+
+def _power_spectrum_db(x, gain_db):
+    """Centered power spectrum per channel in dB, top FFT_RANGE_DB mapped onto [-1, 1]."""
+    spectrum = torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1))
+    db = 10 * torch.log10(spectrum.abs().square().clamp_min(1e-20)) + gain_db
+    top = db.amax(dim=(1, 2), keepdim=True) - gain_db  # gain moves the picture, not the window
+    return (db - top) / (FFT_RANGE_DB / 2) + 1
+
+
+def _stats(x, selected):
+    def summary(t, prefix):
+        return {
+            f"{prefix}mean": float(t.mean()), f"{prefix}std": float(t.std(unbiased=False)),
+            f"{prefix}min": float(t.min()), f"{prefix}max": float(t.max()),
+        }
+
+    return {**summary(x, ""), **summary(selected, "sel_")}
+
+
+def _to_view(tensor, request, is_image):
+    """Shown tensor [1, C, H, W] -> (uint8 [H, W, 3] picture, statistics)."""
+    x = tensor[0].float()
+    plain = is_image and request.normalize == "none" and request.gain_db == 0 and not request.fft
+    if plain and x.shape[0] == 3:  # bit-exact gen_images.py conversion
+        image = image_to_uint8(tensor[:1].float())[0]
+        return image.cpu().numpy(), _stats(x, x)
+    selected = _select_channels(x, request, is_image)
+    stats = _stats(x, selected)
+    if request.fft:
+        shown = _power_spectrum_db(selected, request.gain_db)
+    else:
+        shown = _normalize(selected, request.normalize) * (10 ** (request.gain_db / 20))
+    if not is_image and request.channel_mode == "grid":
+        shown = _tile(shown)[None]
+    pixels = (shown * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    if pixels.shape[0] == 1:
+        pixels = pixels.expand(3, -1, -1)
+    return pixels.permute(1, 2, 0).contiguous().cpu().numpy(), stats
+
+
+def _tile(maps):
+    """[N, H, W] -> one [rows*H, cols*W] picture, near-square, empty cells at the display minimum."""
+    count, height, width = maps.shape
+    cols = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / cols)
+    canvas = maps.new_full((rows * cols, height, width), -1.0)
+    canvas[:count] = maps
+    return canvas.reshape(rows, cols, height, width).permute(0, 2, 1, 3).reshape(rows * height, cols * width)
+
+
+def _upscale_nearest(image, factor):
+    if factor <= 1:
+        return image
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def _output_scale(image, scale):
+    """Resize the final picture: nearest neighbour up (pixels stay crisp), Lanczos down."""
+    if scale == 1.0:
+        return image
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    method = Image.NEAREST if scale > 1 else Image.LANCZOS
+    return np.asarray(Image.fromarray(image).resize(size, method))
+
+
+def default_threads():
+    """All cores for headless work."""
+    return os.cpu_count() or 1

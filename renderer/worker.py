@@ -1,0 +1,142 @@
+"""RenderWorker: renders on a background thread; the newest request wins, stale renders stop early."""
+
+import os
+import threading
+import time
+
+import torch
+
+from renderer.renderer import Frame
+
+
+def ui_threads():
+    """Torch threads for a worker beside a UI: leave one core for the UI thread."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class RenderWorker:
+    """One background thread around a Renderer.
+
+    submit() never blocks: the request replaces any pending one, and a render in flight for an
+    older request stops at its next synthesis block. latest() returns the newest finished Frame
+    (errors included, cancelled renders never). With preview=True each request first gives a
+    quick frame (frame.preview) of the image accumulated up to block `preview_resolution`
+    (skip architectures), then the full one.
+    """
+
+    def __init__(self, renderer, preview=False, preview_resolution=64, num_threads=None, on_frame=None):
+        self.renderer = renderer
+        self.preview = preview
+        self.preview_resolution = preview_resolution
+        self.on_frame = on_frame  # called on the worker thread with each finished Frame
+        if num_threads is None:
+            num_threads = ui_threads()
+        if num_threads:
+            torch.set_num_threads(num_threads)  # process-wide; the UI thread runs no torch work
+        self._cond = threading.Condition()
+        self._pending = None
+        self._ticket = 0  # increments with each submit; a render checks it to notice staleness
+        self._busy = False
+        self._closing = False
+        self._latest = None
+        self.frames_rendered = 0  # finished frames published (previews included)
+        self._thread = threading.Thread(target=self._run, name="RenderWorker", daemon=True)
+        self._thread.start()
+
+    # -- caller side (any thread) --------------------------------------------------------
+
+    def submit(self, request):
+        """Queue `request`; it replaces any request not yet started. Never blocks on rendering."""
+        with self._cond:
+            if self._closing:
+                return
+            self._pending = request
+            self._ticket += 1
+            self._cond.notify_all()
+
+    def latest(self):
+        """The newest finished Frame, or None before the first one."""
+        with self._cond:
+            return self._latest
+
+    @property
+    def busy(self):
+        with self._cond:
+            return self._busy or self._pending is not None
+
+    def wait_idle(self, timeout=None):
+        """Block until nothing is pending or rendering; False on timeout. For scripts and tests."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._busy or self._pending is not None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def close(self, timeout=10.0):
+        """Stop the thread: the render in flight is cancelled at its next block."""
+        with self._cond:
+            self._closing = True
+            self._pending = None
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    # -- worker thread -------------------------------------------------------------------
+
+    def _run(self):
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                request, ticket = self._pending, self._ticket
+                self._pending = None
+                self._busy = True
+            try:
+                self._render(request, ticket)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _is_stale(self, ticket):
+        # read without the lock: an int compare, and a late answer only costs one more block
+        return self._closing or self._ticket != ticket
+
+    def _render(self, request, ticket):
+        shown = self.latest()
+        if shown is not None and not shown.preview and shown.error is None and shown.request == request:
+            return  # already on screen; the GUI may resubmit an unchanged state
+        should_stop = lambda: self._is_stale(ticket)  # noqa: E731
+        if self.preview:
+            frame = self._safe_render(request, should_stop, self.preview_resolution)
+            self._publish(frame)
+            if not frame.preview:  # no preview for this network: that was the full frame
+                return
+        if not should_stop():
+            frame = self._safe_render(request, should_stop, None)
+            self._publish(frame)
+
+    def _safe_render(self, request, should_stop, preview_resolution):
+        try:
+            return self.renderer.render(request, should_stop=should_stop, preview_resolution=preview_resolution)
+        except Exception as exc:  # Renderer.render should not raise; never let the thread die
+            return Frame(request=request, error=f"{type(exc).__name__}: {exc}")
+
+    def _publish(self, frame):
+        if frame.cancelled:
+            return
+        with self._cond:
+            self._latest = frame
+            self.frames_rendered += 1
+        if self.on_frame is not None:
+            self.on_frame(frame)
