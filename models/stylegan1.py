@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.errors import LoadError, RenderCancelled
+from models.ops import normalize_2nd_moment
 
 # Hyper-parameters of the TF build functions (G_style, G_mapping, G_synthesis) when a pickle's
 # static_kwargs leave them out. The official pickles store only num_channels, resolution and
@@ -104,10 +105,6 @@ def _weight_gains(fan_in, gain, use_wscale, lrmul):
     return lrmul, lrmul
 
 
-def pixel_norm(x, dim=1):
-    return x * torch.rsqrt(x.square().mean(dim=dim, keepdim=True) + EPSILON)
-
-
 def instance_norm(x):
     x = x - x.mean(dim=(2, 3), keepdim=True)
     return x * torch.rsqrt(x.square().mean(dim=(2, 3), keepdim=True) + EPSILON)
@@ -196,7 +193,7 @@ class MappingNetwork(nn.Module):
                 raise ValueError(f"this generator needs labels c of shape [N, {self.c_dim}]")
             x = torch.cat([x, self.embed(c.to(torch.float32))], dim=1)
         if self.normalize_latents:
-            x = pixel_norm(x)
+            x = normalize_2nd_moment(x, dim=1, eps=EPSILON)
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
         ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)
@@ -289,7 +286,7 @@ class SynthesisLayer(nn.Module):
         x = x + self.bias.reshape(1, -1, 1, 1)
         x = _activation(x, self.nonlinearity)
         if self.use_pixel_norm:
-            x = pixel_norm(x)
+            x = normalize_2nd_moment(x, dim=1, eps=EPSILON)
         if self.use_instance_norm:
             x = instance_norm(x)
         style = self.affine(w).reshape(-1, 2, self.out_channels, 1, 1)
