@@ -62,6 +62,19 @@ def seed_class(seed, z_dim, c_dim):
     return int(rnd.randint(c_dim))
 
 
+def mix_group_resolutions(G):
+    """Per w index, the resolution that decides its coarse/middle/fine group.
+
+    StyleGAN (v1) and StyleGAN2 follow the paper: two ws per resolution, w i -> 2**(i//2 + 2)
+    (1024 px: coarse 0-3, middle 4-7, fine 8-17). In NVIDIA's StyleGAN2 layout w 2k+1 feeds a
+    torgb at one resolution and the next block's conv0, so the lower one counts. Others
+    (StyleGAN3) use G.synthesis.ws_resolutions as given.
+    """
+    if getattr(G, "architecture", "") in ("stylegan2", "stylegan"):
+        return [min(2 ** (i // 2 + 2), G.img_resolution) for i in range(G.num_ws)]
+    return list(G.synthesis.ws_resolutions)
+
+
 def image_to_uint8(img):
     """Raw [N, C, H, W] generator output -> uint8 [N, H, W, C], exactly as gen_images.py."""
     return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
@@ -227,7 +240,7 @@ class Renderer:
             ws = self._blend_seeds(key, G, request, request.seed_weights())
 
         if request.mixing:
-            indices = mix_indices(request.mix_layers, G.synthesis.ws_resolutions)
+            indices = mix_indices(request.mix_layers, mix_group_resolutions(G))
             if request.mix_w is not None:
                 source = _broadcast_ws(G, request.mix_w, "mix_w", device)
             else:
@@ -395,6 +408,7 @@ def _network_info(G):
         z_dim=G.z_dim, c_dim=G.c_dim, w_dim=G.w_dim, num_ws=G.num_ws,
         img_resolution=G.img_resolution, img_channels=G.img_channels,
         ws_resolutions=list(G.synthesis.ws_resolutions),
+        mix_group_resolutions=mix_group_resolutions(G),
     )
     return info
 

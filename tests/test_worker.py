@@ -1,0 +1,120 @@
+"""RenderWorker: latest wins, stale renders stop early, errors come back as frames, clean close."""
+
+import threading
+
+import pytest
+
+from renderer.renderer import Renderer
+from renderer.request import RenderRequest
+from renderer.worker import RenderWorker
+from renderer_standin import standin_loader
+
+
+@pytest.fixture
+def net_file(tmp_path):
+    path = tmp_path / "standin.pkl"
+    path.write_bytes(b"stand-in; the loader ignores the contents")
+    return str(path)
+
+
+def make_worker(block_delay=0.0, resolution=32, **worker_kwargs):
+    loader = standin_loader(block_delay=block_delay, resolution=resolution)
+    frames = []
+    worker = RenderWorker(Renderer("cpu", load=loader), num_threads=0, on_frame=frames.append, **worker_kwargs)
+    return worker, loader, frames
+
+
+def test_burst_renders_few_frames_and_shows_the_last(net_file):
+    worker, _, frames = make_worker(block_delay=0.01)
+    with worker:
+        requests = [RenderRequest(pkl=net_file, seeds=seed) for seed in range(50)]
+        for request in requests:
+            worker.submit(request)
+        assert worker.wait_idle(timeout=30)
+        assert worker.latest().request == requests[-1]
+        assert worker.latest().image is not None
+    assert len(frames) < 10
+    assert frames[-1].request == requests[-1]
+
+
+def test_stale_render_stops_at_the_next_block(net_file):
+    worker, loader, frames = make_worker(block_delay=0.05, resolution=256)  # 7 blocks
+    started = threading.Event()
+    with worker:
+        first = RenderRequest(pkl=net_file, seeds=1)
+        worker.renderer.load(first)  # build the network now, so the pass below is the render
+        synthesis = loader.built[0].synthesis
+        original_forward = synthesis.forward
+
+        def forward_and_signal(*args, **kwargs):
+            started.set()
+            return original_forward(*args, **kwargs)
+
+        synthesis.forward = forward_and_signal
+        worker.submit(first)
+        assert started.wait(timeout=10)
+        second = RenderRequest(pkl=net_file, seeds=2)
+        worker.submit(second)
+        assert worker.wait_idle(timeout=30)
+    # first: layer discovery is cached per network, so one pass each; the first stopped early
+    assert [f.request for f in frames] == [second]
+    assert synthesis.blocks_run < 2 * len(synthesis.block_resolutions)
+
+
+def test_failing_request_leaves_the_worker_alive(net_file, tmp_path):
+    broken = tmp_path / "broken.pkl"
+    broken.write_bytes(b"x")
+    worker, _, frames = make_worker()
+    with worker:
+        worker.submit(RenderRequest(pkl=str(broken)))
+        assert worker.wait_idle(timeout=30)
+        assert "not a network file" in worker.latest().error
+        assert worker.latest().image is None
+        worker.submit(RenderRequest(pkl=net_file, seeds=3))
+        assert worker.wait_idle(timeout=30)
+        assert worker.latest().error is None and worker.latest().image is not None
+
+
+def test_an_exception_inside_render_comes_back_as_a_frame(net_file):
+    worker, _, _ = make_worker()
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    with worker:
+        worker.renderer.render = explode
+        worker.submit(RenderRequest(pkl=net_file))
+        assert worker.wait_idle(timeout=30)
+        assert "boom" in worker.latest().error
+
+
+def test_preview_comes_first_then_the_full_frame(net_file):
+    worker, _, frames = make_worker(preview=True, preview_resolution=8)
+    with worker:
+        request = RenderRequest(pkl=net_file, seeds=5)
+        worker.submit(request)
+        assert worker.wait_idle(timeout=30)
+    assert [f.preview for f in frames] == [True, False]
+    assert all(f.request == request for f in frames)
+    assert frames[0].image.shape == frames[1].image.shape == (32, 32, 3)
+    assert (frames[0].image != frames[1].image).any()
+
+
+def test_resubmitting_the_shown_request_renders_nothing(net_file):
+    worker, _, frames = make_worker()
+    with worker:
+        request = RenderRequest(pkl=net_file, seeds=5)
+        worker.submit(request)
+        assert worker.wait_idle(timeout=30)
+        worker.submit(request)
+        assert worker.wait_idle(timeout=30)
+    assert len(frames) == 1
+
+
+def test_close_stops_a_render_in_flight(net_file):
+    worker, _, frames = make_worker(block_delay=0.5, resolution=1024)
+    worker.submit(RenderRequest(pkl=net_file))
+    worker.close(timeout=10)
+    assert not worker._thread.is_alive()
+    assert frames == []
+    worker.submit(RenderRequest(pkl=net_file))  # after close: ignored, no error
