@@ -267,9 +267,11 @@ class SynthesisLayer(nn.Module):
             return x
         kernel = self.blur_kernel.to(x.dtype)
         kh, kw = kernel.shape
+        # TF 'SAME' at stride 1 pads k - 1 in all, the smaller half first (matters for even filters).
+        x = F.pad(x, ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2))
         # TF's depthwise_conv2d and F.conv2d are both correlations: use the kernel as given.
         weight = kernel[None, None].expand(x.shape[1], 1, kh, kw)
-        return F.conv2d(x, weight, padding=(kh // 2, kw // 2), groups=x.shape[1])
+        return F.conv2d(x, weight, groups=x.shape[1])
 
     def forward(self, x, w, noise_mode="const", noise_strength=1.0, noise_generator=None):
         x = self.blur(self.conv(x, w))

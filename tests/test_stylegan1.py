@@ -388,3 +388,18 @@ def test_fused_upscale_equals_upsample_then_flipped_kernel_not_the_same_kernel(s
     np.testing.assert_allclose(fused, flipped, rtol=0, atol=1e-4 * np.abs(flipped).max())
     same_kernel = torch.nn.functional.conv2d(upsampled, weight, padding=1).numpy()
     assert np.abs(fused - same_kernel).max() > 0.1 * np.abs(fused).max()
+
+
+def test_dense_input_layer_when_const_input_layer_is_off():
+    init_kwargs = init_kwargs_from_tf({"resolution": 8, "latent_size": 16, "dlatent_size": 16,
+                                       "mapping_fmaps": 16, "fmap_base": 64, "fmap_max": 8,
+                                       "const_input_layer": False})
+    G = build(init_kwargs)
+    layer = G.synthesis.b4.dense
+    assert not hasattr(G.synthesis.b4, "const") and "synthesis.b4.dense.weight" in G.state_dict()
+    w = torch.randn(2, 16, generator=torch.Generator().manual_seed(2))
+    # TF: dense(w0, 16 C, gain sqrt(2) / 4) with wscale, reshaped to [N, C, 4, 4].
+    expected = (w.double().numpy() @ layer.weight.double().numpy().T * (np.sqrt(2) / 4 / np.sqrt(16)))
+    np.testing.assert_allclose(layer.conv(None, w).numpy(), expected.reshape(2, 8, 4, 4), rtol=1e-5, atol=1e-6)
+    img = G(torch.randn(2, 16), None)
+    assert img.shape == (2, 3, 8, 8) and torch.isfinite(img).all()
