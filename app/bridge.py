@@ -1,0 +1,123 @@
+"""Engine: the app's one door to the renderer (requests out, frames in), and readers for what a Frame carries."""
+
+import re
+
+from renderer.request import RenderRequest
+
+# A full frame slower than this makes the worker send a quick preview first (a slow device).
+SLOW_RENDER_MS = 120
+NOISY_LAYER = re.compile(r"^b\d+\.conv[01]$")
+
+
+def preview_resolution(img_resolution):
+    """The block a preview stops at: an eighth of the image, at least 64 px."""
+    return max(64, int(img_resolution or 0) // 8)
+
+
+class Engine:
+    """Wraps RenderWorker: builds requests from the state and hands frames back to the main loop."""
+
+    def __init__(self, args, renderer=None):
+        from renderer.renderer import DEFAULT_MODEL, Renderer
+        from renderer.worker import RenderWorker
+
+        self.default_model_path = DEFAULT_MODEL
+        self.renderer = renderer or Renderer(device=getattr(args, "device", None) or "auto")
+        self.device = self.renderer.device
+        self.worker = RenderWorker(self.renderer, preview=False)
+        self.z_dim = None
+        self.last_request = None
+        self._last_frame = None
+
+    def has_default_model(self):
+        """pkl=None means the embedded default model; usable only once the file exists."""
+        return self.default_model_path.is_file()
+
+    def request_for(self, state):
+        return state.to_request(device=self.device, z_dim=self.z_dim)
+
+    def set_preview(self, wanted, last_render_ms, img_resolution):
+        """Previews only on a slow device: a fast full frame needs no stand-in."""
+        self.worker.preview = bool(wanted) and last_render_ms is not None and last_render_ms > SLOW_RENDER_MS
+        self.worker.preview_resolution = preview_resolution(img_resolution)
+
+    def submit(self, state):
+        request = self.request_for(state)
+        self.last_request = request
+        self.worker.submit(request)
+        return request
+
+    def new_frame(self):
+        """The newest finished frame when it is one not returned before, else None."""
+        frame = self.worker.latest()
+        if frame is None or frame is self._last_frame:
+            return None
+        self._last_frame = frame
+        if getattr(frame, "info", None):
+            self.z_dim = frame.info.get("z_dim", self.z_dim)
+        return frame
+
+    def close(self):
+        self.worker.close()
+
+
+def frame_error(frame):
+    return getattr(frame, "error", None)
+
+
+def frame_image(frame):
+    if getattr(frame, "cancelled", False):
+        return None
+    return getattr(frame, "image", None)
+
+
+def frame_render_ms(frame):
+    total = (getattr(frame, "timings", None) or {}).get("total")
+    return None if total is None else total * 1000
+
+
+def frame_pkl(frame):
+    request = getattr(frame, "request", None)
+    return getattr(request, "pkl", None)
+
+
+def frame_is_preview(frame):
+    return bool(getattr(frame, "preview", False))
+
+
+def frame_stats(frame):
+    return dict(getattr(frame, "stats", None) or {})
+
+
+def frame_request_json(frame):
+    request = getattr(frame, "request", None)
+    return request.to_dict() if isinstance(request, RenderRequest) else None
+
+
+def model_info(engine, frame):
+    """The model summary the panels need: the network's info plus its pkl, layers and noisy layers."""
+    info = dict(getattr(frame, "info", None) or {})
+    if not info:
+        return None
+    info["pkl"] = frame_pkl(frame)
+    layers = [(name, tuple(shape)) for name, shape, *_ in getattr(frame, "layers", None) or []]
+    if layers:
+        info["layers"] = layers
+    if "noise_layers" not in info:
+        # The frame does not list noise inputs; StyleGAN2 names them b<res>.conv0/conv1 (no 4x4 conv0).
+        if info.get("architecture") == "stylegan2":
+            info["noise_layers"] = [name for name, _ in layers if NOISY_LAYER.match(name)]
+        else:
+            info["noise_layers"] = []
+    return info
+
+
+def session_json(state, model_info=None):
+    """The session file: exactly the RenderRequest JSON that `run_app.py frame --request` reads."""
+    z_dim = (model_info or {}).get("z_dim")
+    return state.to_request(device="auto", z_dim=z_dim).to_dict()
+
+
+def load_session(state, data, model_info=None):
+    request = RenderRequest.from_dict(data)
+    return state.load_request(request, (model_info or {}).get("ws_resolutions"))

@@ -1,0 +1,506 @@
+"""The explorer window: layout, main loop, keyboard, status line; run_app(args) is the entry point."""
+
+import json
+import os
+import random
+import time
+import traceback
+from collections import deque
+from pathlib import Path
+
+from app.display import display_problem
+from app.state import ExplorerState, write_json_atomic
+
+VIEWPORT_W, VIEWPORT_H = 1440, 920
+PANEL_W = 430
+STATUS_H = 26
+SEED_PIXELS = 120  # dragging this many pixels on the image moves one seed
+SHORTCUTS = [
+    ("Left / Right", "previous / next seed"),
+    ("Up / Down", "seed row up / down (100 seeds)"),
+    ("Home", "reset every control (the network stays)"),
+    ("Ctrl+Z / Ctrl+Y", "undo / redo"),
+    ("Ctrl+S", "save the frame"),
+    ("Ctrl+O", "open a network file"),
+    ("drag on image", "move through seed space"),
+    ("right-click a control", "reset it to its default"),
+    ("F1", "show / hide this help"),
+]
+
+
+class TestLog:
+    """JSON lines for the GUI tests (item rects, shown frames, errors); off unless STYLESCOPE_TEST_LOG is set."""
+
+    def __init__(self, path):
+        self.path = Path(path) if path else None
+        if self.path:
+            self.path.write_text("")
+
+    def __bool__(self):
+        return self.path is not None
+
+    def write(self, event, **data):
+        if not self.path:
+            return
+        data["event"] = event
+        data["time"] = time.time()
+        with self.path.open("a") as f:
+            f.write(json.dumps(data, default=str) + "\n")
+
+
+class App:
+    """Owns the state, the render worker, the texture and the panels; the main loop calls tick()."""
+
+    def __init__(self, args, dpg):
+        self.dpg = dpg
+        self.args = args
+        self.state = ExplorerState()
+        self.log = TestLog(os.environ.get("STYLESCOPE_TEST_LOG"))
+        self.text_inputs = []
+        self.panels = []
+        self.model_info = {}
+        self.last_frame = None
+        self.last_good_pkl = None
+        self.submitted = None  # (state version, preview) of the last request sent
+        self.frame_times = deque(maxlen=240)
+        self.render_ms = None
+        self.gl_info = ("?", "?")
+        self.mouse_was_down = False
+        self.seed_drag = None
+        self.status_text = ""
+        self.frames_drawn = 0
+        self.image_size = (0, 0)
+        self.worker = None
+        self.engine = None
+
+    # --- edits --------------------------------------------------------------------------------
+    def edit(self, name, value, coalesce=True):
+        """Every control lands here: one value into the state (undo-able)."""
+        if self.state.set(name, value, coalesce=coalesce):
+            self.log.write("edit", name=name, value=value)
+
+    def edit_many(self, changes, coalesce=True):
+        if self.state.update(changes, coalesce=coalesce):
+            self.log.write("edit", changes=changes)
+
+    def undo(self):
+        if self.state.undo():
+            self.sync_panels()
+            self.set_status("undo")
+
+    def redo(self):
+        if self.state.redo():
+            self.sync_panels()
+            self.set_status("redo")
+
+    def sync_panels(self):
+        for panel in self.panels:
+            panel.sync()
+
+    def set_status(self, text, error=False):
+        self.status_text = text
+        dpg = self.dpg
+        if dpg.does_item_exist("status"):
+            dpg.set_value("status", text)
+            dpg.configure_item("status", color=(255, 110, 100) if error else (190, 190, 190))
+        if error:
+            self.log.write("error", message=text)
+
+    def report_exception(self, where, exc):
+        """Errors never close the window: one line in the status bar, the traceback in the log."""
+        message = f"{where}: {type(exc).__name__}: {exc}".splitlines()[0]
+        self.set_status(message, error=True)
+        self.log.write("exception", where=where, traceback=traceback.format_exc())
+
+    # --- building the window ------------------------------------------------------------------
+    def build(self):
+        dpg = self.dpg
+        from app.panels import make_panels
+        from app.texture import FrameTexture
+
+        self.texture_registry = dpg.add_texture_registry()
+        self.texture = FrameTexture(dpg, self.texture_registry, 64, 64)
+        with dpg.item_handler_registry() as self.reset_handlers:
+            dpg.add_item_clicked_handler(button=dpg.mvMouseButton_Right, callback=self.on_right_click)
+
+        with dpg.window(tag="main", no_scrollbar=True):
+            with dpg.group(horizontal=True):
+                with dpg.child_window(tag="image_area", width=-PANEL_W, height=-STATUS_H, border=False,
+                                      no_scrollbar=True):
+                    dpg.add_image(self.texture.tag, tag="image", width=512, height=512, pos=(0, 0))
+                    dpg.add_text("", tag="image_caption", pos=(8, 4), color=(150, 150, 150))
+                with dpg.child_window(tag="panels", width=PANEL_W - 8, height=-STATUS_H):
+                    self.panels = make_panels(self)
+                    for panel in self.panels:
+                        panel.build_header("panels")
+            dpg.add_text("Ready", tag="status")
+
+        with dpg.window(tag="help", label="Shortcuts", modal=False, show=False, width=440, height=300,
+                        pos=(200, 150), no_collapse=True):
+            with dpg.table(header_row=False):
+                dpg.add_table_column(width_fixed=True)
+                dpg.add_table_column()
+                for key, what in SHORTCUTS:
+                    with dpg.table_row():
+                        dpg.add_text(key, color=(255, 200, 90))
+                        dpg.add_text(what)
+
+        with dpg.handler_registry():
+            dpg.add_key_press_handler(callback=self.on_key)
+
+        self.apply_theme()
+        dpg.set_primary_window("main", True)
+
+    def apply_theme(self):
+        dpg = self.dpg
+        with dpg.theme() as theme:
+            with dpg.theme_component(dpg.mvAll):
+                dpg.add_theme_style(dpg.mvStyleVar_FrameRounding, 4)
+                dpg.add_theme_style(dpg.mvStyleVar_GrabRounding, 4)
+                dpg.add_theme_style(dpg.mvStyleVar_ChildRounding, 6)
+                dpg.add_theme_style(dpg.mvStyleVar_ItemSpacing, 8, 6)
+                dpg.add_theme_color(dpg.mvThemeCol_WindowBg, (24, 26, 30))
+                dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (30, 33, 38))
+                dpg.add_theme_color(dpg.mvThemeCol_Header, (52, 74, 110))
+                dpg.add_theme_color(dpg.mvThemeCol_HeaderHovered, (66, 96, 140))
+                dpg.add_theme_color(dpg.mvThemeCol_SliderGrab, (110, 160, 230))
+                dpg.add_theme_color(dpg.mvThemeCol_CheckMark, (120, 190, 255))
+        dpg.bind_theme(theme)
+        with dpg.theme() as image_area_theme:
+            with dpg.theme_component(dpg.mvAll):
+                dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (16, 17, 20))
+                dpg.add_theme_style(dpg.mvStyleVar_WindowPadding, 0, 0)
+        dpg.bind_item_theme("image_area", image_area_theme)
+
+    # --- callbacks ------------------------------------------------------------------------------
+    def on_right_click(self, sender, app_data, user_data=None):
+        item = app_data[1] if isinstance(app_data, (list, tuple)) else app_data
+        for panel in self.panels:
+            if panel.reset_widget(item):
+                panel.sync()
+                return
+
+    def text_input_active(self):
+        return any(self.dpg.does_item_exist(t) and self.dpg.is_item_active(t) for t in self.text_inputs)
+
+    def on_key(self, sender, key, user_data=None):
+        dpg = self.dpg
+        ctrl = any(dpg.is_key_down(k) for k in (dpg.mvKey_LControl, dpg.mvKey_RControl, dpg.mvKey_ModCtrl))
+        if ctrl and key == dpg.mvKey_Z:
+            self.undo()
+        elif ctrl and key == dpg.mvKey_Y:
+            self.redo()
+        elif ctrl and key == dpg.mvKey_S:
+            self.save_frame()
+        elif ctrl and key == dpg.mvKey_O:
+            self.panel("Network").open_dialog()
+        elif key == dpg.mvKey_F1:
+            dpg.configure_item("help", show=not dpg.is_item_shown("help"))
+        elif self.text_input_active():
+            return  # arrows and Home belong to the text field being edited
+        elif key in (dpg.mvKey_Left, dpg.mvKey_Right):
+            step = -1 if key == dpg.mvKey_Left else 1
+            self.edit("seed_x", float(round(self.state["seed_x"]) + step), coalesce=False)
+            self.sync_panels()
+        elif key in (dpg.mvKey_Up, dpg.mvKey_Down):
+            step = -1 if key == dpg.mvKey_Up else 1
+            self.edit("seed_y", float(round(self.state["seed_y"]) + step), coalesce=False)
+            self.sync_panels()
+        elif key == dpg.mvKey_Home:
+            self.state.reset()
+            self.sync_panels()
+            self.set_status("all controls reset")
+
+    def panel(self, title):
+        for panel in self.panels:
+            if panel.title == title:
+                return panel
+        return None
+
+    def save_frame(self):
+        """Ctrl+S: the export panel's dialog when there is one, else a PNG and its session next to it."""
+        export = self.panel("Export")
+        if export is not None and hasattr(export, "save_frame"):
+            export.save_frame()
+            return
+        if self.last_frame is None:
+            self.set_status("nothing to save yet", error=True)
+            return
+        from PIL import Image
+
+        out_dir = Path(os.environ.get("STYLESCOPE_SAVE_DIR", "."))
+        stem = out_dir / f"stylescope_seed{self.state.seeds()[0][0]}_{time.strftime('%Y%m%d-%H%M%S')}"
+        Image.fromarray(self.texture.shown_pixels()).save(f"{stem}.png")
+        self.save_session(f"{stem}.json")
+        self.set_status(f"saved {stem}.png and its session")
+
+    # --- sessions -------------------------------------------------------------------------------
+    def save_session(self, path):
+        from app import bridge
+
+        write_json_atomic(path, bridge.session_json(self.state, self.model_info))
+        self.log.write("session_saved", path=str(path))
+
+    def load_session(self, path):
+        from app import bridge
+
+        bridge.load_session(self.state, json.loads(Path(path).read_text()))
+        self.sync_panels()
+        self.set_status(f"loaded session {path}")
+
+    # --- the loop --------------------------------------------------------------------------------
+    def start_engine(self):
+        from app import bridge
+
+        self.engine = bridge.Engine(self.args, renderer=getattr(self.args, "renderer", None))
+        pkl = getattr(self.args, "pkl", None)
+        if pkl:
+            self.state.values["pkl"] = str(Path(pkl).expanduser().resolve())  # the first file is no edit to undo
+            self.state.version += 1
+            self.set_status(f"loading {pkl} ...")
+        elif self.engine.has_default_model():
+            self.set_status("loading the embedded default model ...")
+        else:
+            self.set_status("No network loaded: open a file in the Network panel (Ctrl+O)")
+        session = getattr(self.args, "session", None)
+        if session:
+            self.load_session(session)
+
+    def can_render(self):
+        return self.engine is not None and (self.state["pkl"] is not None or self.engine.has_default_model())
+
+    def read_gl_info(self):
+        try:
+            from OpenGL.GL import GL_RENDERER, GL_VENDOR, glGetString
+
+            self.gl_info = tuple((glGetString(k) or b"?").decode(errors="replace") for k in (GL_VENDOR, GL_RENDERER))
+        except Exception as exc:  # no GL context or no PyOpenGL: show why, keep going
+            self.gl_info = ("unavailable", f"{type(exc).__name__}")
+
+    def tick(self, dt):
+        for panel in self.panels:
+            try:
+                panel.tick()
+            except Exception as exc:
+                self.report_exception(panel.title, exc)
+        self.handle_image_drag()
+        self.animate(dt)
+        self.submit_if_changed()
+        self.poll_frame()
+        self.layout_image()
+
+    def handle_image_drag(self):
+        dpg = self.dpg
+        down = dpg.is_mouse_button_down(dpg.mvMouseButton_Left)
+        pos = dpg.get_mouse_pos(local=False)
+        if down and not self.mouse_was_down and dpg.is_item_hovered("image"):
+            self.seed_drag = (pos, self.state["seed_x"], self.state["seed_y"])
+        elif down and self.seed_drag:
+            (x0, y0), sx, sy = self.seed_drag
+            x = round(sx + (pos[0] - x0) / SEED_PIXELS, 3)
+            y = round(sy + (pos[1] - y0) / SEED_PIXELS, 3)
+            if (x, y) != (self.state["seed_x"], self.state["seed_y"]):
+                self.edit_many({"seed_x": x, "seed_y": y})
+                self.panel("Latent").sync()
+        elif not down:
+            self.seed_drag = None
+        self.mouse_was_down = down
+
+    def animate(self, dt):
+        if self.state["animate"] and self.state["animate_speed"] > 0:
+            # Animation moves the seed without filling the undo history.
+            self.state.values["seed_x"] = round(self.state["seed_x"] + self.state["animate_speed"] * dt, 4)
+            self.state.version += 1
+            self.panel("Latent").sync()
+
+    def submit_if_changed(self):
+        """Send the state to the worker when it changed. While a slider moves each new request
+        cancels the one in flight; on a slow device the worker shows a preview of each first,
+        so the picture keeps moving, and the last request's full frame follows when the hand stops."""
+        if not self.can_render() or self.state.version == self.submitted:
+            return
+        self.submitted = self.state.version
+        self.engine.set_preview(self.state["preview"], self.render_ms, self.model_info.get("img_resolution"))
+        try:
+            self.engine.submit(self.state)
+        except Exception as exc:  # a value the request refuses: say which, keep the window
+            self.report_exception("request", exc)
+
+    def poll_frame(self):
+        if self.engine is None:
+            return
+        frame = self.engine.new_frame()
+        if frame is None:
+            return
+        from app import bridge
+
+        error = bridge.frame_error(frame)
+        if error:
+            self.on_render_error(frame, error)
+            return
+        image = bridge.frame_image(frame)
+        if image is None:
+            return
+        old = self.texture.show(image)
+        if old is not None:
+            self.dpg.configure_item("image", texture_tag=self.texture.tag)
+            self.dpg.delete_item(old)
+        self.last_frame = frame
+        if not bridge.frame_is_preview(frame):
+            self.render_ms = bridge.frame_render_ms(frame)
+        info = bridge.model_info(self.engine, frame)
+        if info and "layers" not in info and info.get("pkl") == self.model_info.get("pkl"):
+            info["layers"] = self.model_info.get("layers", [])  # previews carry no layer list
+            info["noise_layers"] = self.model_info.get("noise_layers", [])
+        if info and info != self.model_info:
+            self.model_info = info
+            self.last_good_pkl = info.get("pkl")
+            for panel in self.panels:
+                panel.on_model(info)
+                self.dpg.configure_item(panel.header, show=panel.visible_for(info))
+            self.set_status(f"loaded {info.get('pkl')}")
+        for panel in self.panels:
+            panel.on_frame(frame)
+        if self.log:
+            self.log_frame(frame)
+
+    def on_render_error(self, frame, error):
+        from app import bridge
+
+        failed_pkl = bridge.frame_pkl(frame)
+        if failed_pkl != self.last_good_pkl and failed_pkl == self.state["pkl"] and self.model_info:
+            # A file that fails to load leaves the current model (and its picture) in place.
+            self.state.values["pkl"] = self.last_good_pkl
+            self.state.version += 1
+            self.sync_panels()
+        self.set_status(error, error=True)
+
+    def log_frame(self, frame):
+        from app import bridge
+
+        shown = Path(str(self.log.path) + ".shown.png")
+        from PIL import Image
+
+        Image.fromarray(self.texture.shown_pixels()).save(shown)
+        self.log.write("frame", request=bridge.frame_request_json(frame), preview=bridge.frame_is_preview(frame),
+                       shape=list(self.texture.shown_pixels().shape), shown=str(shown))
+
+    def layout_image(self):
+        """Integer zoom when the image fits the area, otherwise scaled down; centred."""
+        from app.texture import fit_size
+
+        dpg = self.dpg
+        area_w, area_h = dpg.get_item_rect_size("image_area")
+        if area_w <= 0 or area_h <= 0:
+            return
+        w, h = fit_size(self.texture.width, self.texture.height, area_w - 16, area_h - 16)
+        if (w, h) != self.image_size:
+            self.image_size = (w, h)
+            dpg.configure_item("image", width=w, height=h)
+        dpg.set_item_pos("image", [max(0, (area_w - w) // 2), max(0, (area_h - h) // 2)])
+        caption = ""
+        if self.model_info:
+            zoom = w / max(1, self.texture.width)
+            caption = f"{self.texture.width}x{self.texture.height}  zoom {zoom:.2g}x"
+        dpg.set_value("image_caption", caption)
+
+    def log_rects(self):
+        """Where every control is on screen, so the tests can click it instead of guessing pixels."""
+        dpg = self.dpg
+        rects = {}
+        for alias in dpg.get_aliases():
+            try:
+                state = dpg.get_item_state(alias)
+            except Exception:
+                continue
+            if state.get("visible") and "rect_min" in state:
+                rects[alias] = [*state["rect_min"], *state["rect_max"]]
+        extra = {}
+        for panel in self.panels:
+            extra.update(getattr(panel, "test_geometry", lambda: {})())
+        self.log.write("rects", rects=rects, geometry=extra, viewport=[dpg.get_viewport_width(), dpg.get_viewport_height()])
+
+    def run_callbacks(self):
+        """Run queued callbacks on this thread, each guarded: one failing control never stops the app."""
+        jobs = self.dpg.get_callback_queue() or []
+        for job in jobs:
+            callback = job[0]
+            if callback is None:
+                continue
+            try:
+                callback(job[1], job[2], job[3])
+            except TypeError as exc:
+                if "positional argument" in str(exc):
+                    try:
+                        callback(job[1], job[2])
+                    except Exception as inner:
+                        self.report_exception("callback", inner)
+                else:
+                    self.report_exception("callback", exc)
+            except Exception as exc:
+                self.report_exception("callback", exc)
+
+    def loop(self):
+        dpg = self.dpg
+        last = time.perf_counter()
+        rects_logged_at = -1
+        while dpg.is_dearpygui_running():
+            self.run_callbacks()
+            now = time.perf_counter()
+            dt, last = now - last, now
+            self.frame_times.append(dt)
+            try:
+                self.tick(dt)
+            except Exception as exc:
+                self.report_exception("frame", exc)
+            dpg.render_dearpygui_frame()
+            self.frames_drawn += 1
+            if self.frames_drawn == 3:
+                self.read_gl_info()
+            if self.log and (self.frames_drawn in (5, 30) or (self.frames_drawn - rects_logged_at >= 30 and self.layout_changed())):
+                rects_logged_at = self.frames_drawn
+                self.log_rects()
+
+    def layout_changed(self):
+        key = (self.image_size, tuple(sorted((p.title, self.dpg.get_value(p.header)) for p in self.panels)),
+               self.texture.width, len(self.model_info))
+        changed = key != getattr(self, "_layout_key", None)
+        self._layout_key = key
+        return changed
+
+    def close(self):
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+
+def run_app(args) -> int:
+    """Open the explorer window and run until it is closed. Returns the process exit code."""
+    problem = display_problem()
+    if problem:
+        print(f"stylescope: {problem}")
+        return 2
+    import dearpygui.dearpygui as dpg
+
+    dpg.create_context()
+    app = None
+    try:
+        dpg.configure_app(manual_callback_management=True)
+        app = App(args, dpg)
+        app.build()
+        dpg.create_viewport(title="StyleScope", width=VIEWPORT_W, height=VIEWPORT_H, x_pos=0, y_pos=0)
+        dpg.setup_dearpygui()
+        dpg.show_viewport()
+        app.start_engine()
+        app.log.write("started", pid=os.getpid())
+        app.loop()
+        app.log.write("closing")
+        return 0
+    finally:
+        if app is not None:
+            app.close()  # a torch thread still running at exit aborts the process
+        dpg.destroy_context()
+
+
+def random_seed():
+    return random.randrange(0, 1 << 31)

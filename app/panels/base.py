@@ -1,0 +1,98 @@
+"""Panel: the small base every panel shares (one collapsing header, controls bound to ExplorerState values)."""
+
+import dearpygui.dearpygui as dpg
+
+from app.state import PARAM_BY_NAME
+
+
+class Panel:
+    """A collapsing header of controls. Each control is bound to one state value by name.
+
+    Controls write through app.edit(); after undo, redo or a loaded session the app calls
+    sync(), which puts every bound value back into its widget (set_value fires no callback).
+    Right-click on a bound control resets it to its default, as in pyviewer.
+    """
+
+    title = "Panel"
+    default_open = True
+
+    def __init__(self, app):
+        self.app = app
+        self.header = None
+        self.bound = {}  # widget tag -> (state name, to_widget, from_widget)
+
+    # --- lifecycle, overridden by panels -------------------------------------------------
+    def build(self):
+        """Create the widgets (inside the current container)."""
+
+    def on_model(self, info):
+        """A new network is loaded; info is the app's model summary dict."""
+
+    def on_frame(self, frame):
+        """A new frame reached the screen."""
+
+    def tick(self):
+        """Called once per UI frame, for panels that watch the mouse or animate."""
+
+    def visible_for(self, info):
+        """Whether the panel applies to the loaded network."""
+        return True
+
+    # --- helpers ----------------------------------------------------------------------------
+    def build_header(self, parent):
+        self.header = dpg.add_collapsing_header(label=self.title, parent=parent, default_open=self.default_open)
+        dpg.push_container_stack(self.header)
+        try:
+            self.build()
+        finally:
+            dpg.pop_container_stack()
+        return self.header
+
+    def sync(self):
+        for tag, (name, to_widget, _) in self.bound.items():
+            if dpg.does_item_exist(tag):
+                dpg.set_value(tag, to_widget(self.app.state[name]))
+
+    def bind(self, tag, name, to_widget=lambda v: v, from_widget=lambda v: v):
+        self.bound[tag] = (name, to_widget, from_widget)
+        dpg.bind_item_handler_registry(tag, self.app.reset_handlers)
+        param = PARAM_BY_NAME[name]
+        if param.tooltip:
+            with dpg.tooltip(tag):
+                dpg.add_text(param.tooltip)
+        return tag
+
+    def on_widget(self, sender, value, user_data=None):
+        name, _, from_widget = self.bound[sender]
+        self.app.edit(name, from_widget(value))
+
+    def reset_widget(self, tag):
+        """Right-click: put the bound value back to its declared default."""
+        if tag in self.bound:
+            name = self.bound[tag][0]
+            self.app.edit(name, PARAM_BY_NAME[name].default, coalesce=False)
+            return True
+        return False
+
+    def slider_float(self, name, fmt="%.3f", **kwargs):
+        param = PARAM_BY_NAME[name]
+        tag = dpg.add_slider_float(label=param.label, default_value=self.app.state[name],
+                                   min_value=param.low, max_value=param.high, format=fmt,
+                                   callback=self.on_widget, **kwargs)
+        return self.bind(tag, name)
+
+    def checkbox(self, name, **kwargs):
+        tag = dpg.add_checkbox(label=PARAM_BY_NAME[name].label, default_value=bool(self.app.state[name]),
+                               callback=self.on_widget, **kwargs)
+        return self.bind(tag, name)
+
+    def input_int(self, name, step=1, **kwargs):
+        tag = dpg.add_input_int(label=PARAM_BY_NAME[name].label, default_value=int(self.app.state[name]),
+                                step=step, callback=self.on_widget, on_enter=False, **kwargs)
+        self.app.text_inputs.append(tag)
+        return self.bind(tag, name)
+
+    def radio(self, name, items, horizontal=True, **kwargs):
+        tag = dpg.add_radio_button(items=list(items), default_value=self.app.state[name],
+                                   horizontal=horizontal, callback=self.on_widget, **kwargs)
+        return self.bind(tag, name)

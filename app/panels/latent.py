@@ -1,0 +1,113 @@
+"""Latent panel: the seed (steps, random, drag on the image), blends of several seeds, Z/W, animation."""
+
+import random
+
+import dearpygui.dearpygui as dpg
+
+from app.panels.base import Panel
+from renderer.request import SEED_STEP_Y
+
+MAX_BLEND_ROWS = 8
+
+
+def combined_seed(x, y):
+    return int(round(x)) + int(round(y)) * SEED_STEP_Y
+
+
+class LatentPanel(Panel):
+    title = "Latent"
+
+    def build(self):
+        with dpg.group(horizontal=True):
+            dpg.add_input_int(label="Seed", tag="seed", width=170, min_value=0, min_clamped=True,
+                              default_value=combined_seed(self.app.state["seed_x"], self.app.state["seed_y"]),
+                              callback=self.on_seed)
+            self.app.text_inputs.append("seed")
+            dpg.add_button(label="Random", tag="seed_random", callback=self.on_random)
+        dpg.add_text("", tag="seed_position", color=(150, 150, 150))
+        dpg.add_text("Drag on the image to move through seed space.", color=(120, 120, 120))
+
+        dpg.add_spacer(height=2)
+        dpg.add_text("Blend with other seeds")
+        with dpg.group(tag="blend_rows"):
+            pass
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="Add seed", tag="blend_add", callback=self.on_add_blend)
+            dpg.add_text("Blend in", color=(150, 150, 150))
+            self.radio("blend_space", ["z", "w"], tag="blend_space")
+
+        dpg.add_spacer(height=2)
+        with dpg.group(horizontal=True):
+            self.checkbox("animate", tag="animate")
+            self.slider_float("animate_speed", fmt="%.2f seeds/s", tag="animate_speed", width=-60)
+        self.rebuild_blend_rows()
+        self.show_position()
+
+    def on_seed(self, sender, value):
+        self.app.edit_many({"seed_x": float(max(0, value)), "seed_y": 0.0}, coalesce=False)
+        self.show_position()
+
+    def on_random(self):
+        self.app.edit_many({"seed_x": float(random.randrange(0, 1 << 24)), "seed_y": 0.0}, coalesce=False)
+        self.sync()
+
+    def show_position(self):
+        x, y = self.app.state["seed_x"], self.app.state["seed_y"]
+        pairs = self.app.state.seeds()
+        text = f"x {x:.2f}  y {y:.2f}"
+        if len(pairs) > 1:
+            text += "  ·  " + ", ".join(f"{s}:{w:.2f}" for s, w in pairs[:6])
+        dpg.set_value("seed_position", text)
+
+    # --- blend rows: (seed, weight) pairs beyond the main seed -----------------------------------
+    def on_add_blend(self):
+        rows = list(self.app.state["blend_seeds"])
+        if len(rows) >= MAX_BLEND_ROWS:
+            self.app.set_status(f"at most {MAX_BLEND_ROWS} extra seeds")
+            return
+        rows.append((combined_seed(self.app.state["seed_x"], self.app.state["seed_y"]) + len(rows) + 1, 0.5))
+        self.app.edit("blend_seeds", rows, coalesce=False)
+        self.rebuild_blend_rows()
+
+    def on_blend_edit(self, sender, value, index_and_field):
+        index, field = index_and_field
+        rows = [list(r) for r in self.app.state["blend_seeds"]]
+        if index >= len(rows):
+            return
+        if field == "remove":
+            del rows[index]
+        elif field == "seed":
+            rows[index][0] = max(0, int(value))
+        else:
+            rows[index][1] = float(value)
+        self.app.edit("blend_seeds", rows, coalesce=field == "weight")
+        if field == "remove":
+            self.rebuild_blend_rows()
+        else:
+            self.shown_rows = self.app.state["blend_seeds"]  # the widgets already show this edit
+        self.show_position()
+
+    def rebuild_blend_rows(self):
+        self.shown_rows = self.app.state["blend_seeds"]
+        for child in dpg.get_item_children("blend_rows", 1) or []:
+            if child in self.app.text_inputs:
+                self.app.text_inputs.remove(child)
+            dpg.delete_item(child)
+        self.app.text_inputs[:] = [t for t in self.app.text_inputs if dpg.does_item_exist(t)]
+        for index, (seed, weight) in enumerate(self.app.state["blend_seeds"]):
+            with dpg.group(horizontal=True, parent="blend_rows"):
+                seed_tag = dpg.add_input_int(label="", width=120, default_value=int(seed), min_value=0,
+                                             min_clamped=True, callback=self.on_blend_edit,
+                                             user_data=(index, "seed"))
+                self.app.text_inputs.append(seed_tag)
+                dpg.add_slider_float(label="", width=170, default_value=float(weight), min_value=0.0,
+                                     max_value=1.0, format="weight %.2f", callback=self.on_blend_edit,
+                                     user_data=(index, "weight"))
+                dpg.add_button(label="x", callback=self.on_blend_edit, user_data=(index, "remove"))
+
+    def sync(self):
+        super().sync()
+        dpg.set_value("seed", combined_seed(self.app.state["seed_x"], self.app.state["seed_y"]))
+        if self.shown_rows != self.app.state["blend_seeds"]:
+            self.rebuild_blend_rows()
+        self.show_position()

@@ -1,0 +1,94 @@
+"""Layers panel: every synthesis layer with its shape; pick one to see its feature maps, their statistics and FFT."""
+
+import dearpygui.dearpygui as dpg
+
+from app.panels.base import Panel
+
+OUTPUT_ITEM = "output image"
+FEATURE_MODES = ["rgb", "one", "grid"]
+NORMALIZE_MODES = ["none", "minmax", "std"]
+
+
+def shape_text(shape):
+    return "x".join(str(s) for s in shape) if shape else "?"
+
+
+class LayersPanel(Panel):
+    title = "Layers"
+    default_open = False
+
+    def __init__(self, app):
+        super().__init__(app)
+        self.layers = []  # (name, shape) pairs
+        self.items = [OUTPUT_ITEM]
+
+    def build(self):
+        dpg.add_listbox([OUTPUT_ITEM], tag="layer_list", num_items=8, width=-1, callback=self.on_pick)
+        with dpg.group(horizontal=True):
+            dpg.add_text("View")
+            self.radio("channel_mode", FEATURE_MODES, tag="channel_mode")
+        self.slider_int_param("channel", "channel")
+        self.slider_int_param("grid_channels", "grid_channels")
+        with dpg.group(horizontal=True):
+            dpg.add_text("Normalise")
+            self.radio("normalize", NORMALIZE_MODES, tag="normalize")
+        self.checkbox("fft", tag="fft")
+        self.slider_float("gain_db", tag="gain_db", width=-130, fmt="%.1f dB")
+        dpg.add_text("", tag="layer_stats", color=(170, 180, 190))
+
+    def slider_int_param(self, name, tag):
+        from app.state import PARAM_BY_NAME
+
+        param = PARAM_BY_NAME[name]
+        slider = dpg.add_slider_int(label=param.label, tag=tag, width=-130, min_value=int(param.low),
+                                    max_value=int(param.high), default_value=int(self.app.state[name]),
+                                    callback=self.on_widget)
+        return self.bind(slider, name)
+
+    def item_for(self, name):
+        for (layer, shape), item in zip(self.layers, self.items[1:]):
+            if layer == name:
+                return item
+        return OUTPUT_ITEM
+
+    def on_pick(self, sender, item):
+        name = None
+        for (layer, _), label in zip(self.layers, self.items[1:]):
+            if label == item:
+                name = layer
+        self.app.edit("layer", name, coalesce=False)
+
+    def on_model(self, info):
+        self.layers = [(name, tuple(shape)) for name, shape in info.get("layers") or []]
+        self.items = [OUTPUT_ITEM] + [f"{name}   {shape_text(shape)}" for name, shape in self.layers]
+        dpg.configure_item("layer_list", items=self.items)
+        if self.app.state["layer"] not in {name for name, _ in self.layers}:
+            self.app.state.values["layer"] = None  # that layer is not in this network
+        self.sync()
+
+    def current_channels(self):
+        for name, shape in self.layers:
+            if name == self.app.state["layer"] and shape:
+                return int(shape[-3]) if len(shape) >= 3 else int(shape[0])
+        return 0
+
+    def sync(self):
+        super().sync()
+        dpg.set_value("layer_list", self.item_for(self.app.state["layer"]))
+        channels = self.current_channels()
+        on_layer = self.app.state["layer"] is not None
+        for tag in ("channel_mode", "channel", "grid_channels", "normalize"):
+            dpg.configure_item(tag, enabled=on_layer)
+        if channels:
+            dpg.configure_item("channel", max_value=max(0, channels - 1))
+            dpg.configure_item("grid_channels", max_value=max(1, channels))
+
+    def on_frame(self, frame):
+        from app import bridge
+
+        stats = bridge.frame_stats(frame)
+        if not stats:
+            dpg.set_value("layer_stats", "")
+            return
+        dpg.set_value("layer_stats", "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                               for k, v in stats.items()))

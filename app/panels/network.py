@@ -1,0 +1,102 @@
+"""Network panel: open a network file (dialog, path, recent files) and show the loaded model's summary."""
+
+import json
+import os
+from pathlib import Path
+
+import dearpygui.dearpygui as dpg
+
+from app.panels.base import Panel
+
+RECENT_LIMIT = 8
+NETWORK_EXTENSIONS = (".pkl", ".pt", ".pth", ".safetensors")
+
+
+def config_dir():
+    root = os.environ.get("STYLESCOPE_CONFIG_DIR") or os.path.join(
+        os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "stylescope")
+    return Path(root)
+
+
+def read_recent():
+    try:
+        items = json.loads((config_dir() / "recent.json").read_text())
+        return [str(p) for p in items if isinstance(p, str)][:RECENT_LIMIT]
+    except (OSError, ValueError):
+        return []
+
+
+def write_recent(paths):
+    try:
+        config_dir().mkdir(parents=True, exist_ok=True)
+        (config_dir() / "recent.json").write_text(json.dumps(paths[:RECENT_LIMIT], indent=1))
+    except OSError:
+        pass  # a read-only home must not stop the explorer
+
+
+class NetworkPanel(Panel):
+    title = "Network"
+
+    def build(self):
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="Open...", tag="net_open", callback=lambda: self.open_dialog())
+            dpg.add_input_text(tag="net_path", hint="path to a .pkl / .safetensors", width=-60,
+                               on_enter=True, callback=lambda s, v: self.open_path(v))
+            dpg.add_button(label="Load", tag="net_load", callback=lambda: self.open_path(dpg.get_value("net_path")))
+        self.app.text_inputs.append("net_path")
+        dpg.add_combo([], tag="net_recent", label="Recent", width=-60,
+                      callback=lambda s, v: self.open_path(v))
+        dpg.add_text("No network loaded", tag="net_summary", wrap=PANEL_WRAP)
+        with dpg.file_dialog(tag="net_dialog", show=False, width=720, height=440, modal=True,
+                             callback=self.on_dialog, cancel_callback=lambda: None):
+            for ext in NETWORK_EXTENSIONS:
+                dpg.add_file_extension(ext, color=(140, 200, 255))
+            dpg.add_file_extension(".*")
+        self.refresh_recent()
+
+    def open_dialog(self):
+        start = Path(self.app.state["pkl"] or ".").expanduser()
+        dpg.configure_item("net_dialog", default_path=str(start.parent if start.is_file() else start), show=True)
+
+    def on_dialog(self, sender, app_data):
+        selections = list((app_data or {}).get("selections", {}).values())
+        path = selections[0] if selections else (app_data or {}).get("file_path_name")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path):
+        path = (path or "").strip()
+        if not path:
+            return
+        if not Path(path).expanduser().is_file():
+            self.app.set_status(f"not a file: {path}", error=True)
+            return
+        path = str(Path(path).expanduser().resolve())
+        self.app.set_status(f"loading {path} ...")
+        self.app.edit("pkl", path, coalesce=False)
+
+    def refresh_recent(self):
+        dpg.configure_item("net_recent", items=read_recent())
+
+    def on_model(self, info):
+        pkl = info.get("pkl")
+        if pkl:
+            recent = [pkl] + [p for p in read_recent() if p != pkl]
+            write_recent(recent)
+            self.refresh_recent()
+            dpg.set_value("net_path", pkl)
+        lines = [
+            f"{Path(pkl).name if pkl else '(embedded default)'}",
+            f"{info.get('architecture', '?')} {info.get('variant') or ''}  ·  {info.get('format', '')}".strip(),
+            f"{info.get('img_resolution', '?')} px, {info.get('img_channels', '?')} channels",
+            f"z {info.get('z_dim', '?')}  w {info.get('w_dim', '?')}  ws {info.get('num_ws', '?')}  c {info.get('c_dim', 0)}",
+        ]
+        dpg.set_value("net_summary", "\n".join(lines))
+
+    def sync(self):
+        super().sync()
+        if dpg.does_item_exist("net_path") and self.app.state["pkl"]:
+            dpg.set_value("net_path", self.app.state["pkl"])
+
+
+PANEL_WRAP = 400

@@ -1,0 +1,38 @@
+"""Performance panel: UI frame rate, render time, device, preview on/off, and the OpenGL vendor and renderer."""
+
+import dearpygui.dearpygui as dpg
+import numpy as np
+
+from app.panels.base import Panel
+
+
+class PerformancePanel(Panel):
+    title = "Performance"
+    default_open = False
+
+    def __init__(self, app):
+        super().__init__(app)
+        self.updated_at = 0
+
+    def build(self):
+        dpg.add_text("", tag="perf_ui")
+        dpg.add_text("", tag="perf_render")
+        dpg.add_text("", tag="perf_device")
+        self.checkbox("preview", tag="preview")
+        dpg.add_text("", tag="perf_gl", wrap=400, color=(150, 150, 150))
+
+    def tick(self):
+        # Text updates twice a second: readable, and cheap.
+        self.updated_at += 1
+        if self.updated_at % 30 or not dpg.get_value(self.header):
+            return
+        times = np.array(self.app.frame_times or [0.0]) * 1000
+        fps = 1000 / max(1e-3, float(np.mean(times)))
+        dpg.set_value("perf_ui", f"UI {fps:5.1f} fps   frame p50 {np.percentile(times, 50):.1f} ms  "
+                                 f"p95 {np.percentile(times, 95):.1f} ms")
+        render = self.app.render_ms
+        dpg.set_value("perf_render", f"render {render:.0f} ms" if render is not None else "render -")
+        engine = self.app.engine
+        dpg.set_value("perf_device", f"device {getattr(engine, 'device', '?')}")
+        vendor, renderer = self.app.gl_info
+        dpg.set_value("perf_gl", f"OpenGL: {vendor} / {renderer}")

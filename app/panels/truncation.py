@@ -1,0 +1,81 @@
+"""Truncation and noise panel: psi and cutoff; noise mode, seed, global and per-layer strengths."""
+
+import dearpygui.dearpygui as dpg
+
+from app.panels.base import Panel
+
+NOISE_MODES = ["const", "random", "none"]
+
+
+class TruncationPanel(Panel):
+    title = "Truncation and noise"
+
+    def __init__(self, app):
+        super().__init__(app)
+        self.num_ws = 0
+        self.noise_layers = []
+        self.layer_sliders = {}
+
+    def build(self):
+        self.slider_float("truncation_psi", tag="truncation_psi", width=-130)
+        with dpg.group(horizontal=True):
+            dpg.add_checkbox(label="Cutoff", tag="cutoff_on", callback=self.on_cutoff)
+            dpg.add_slider_int(label="first ws", tag="cutoff", width=-130, min_value=1, max_value=18,
+                               default_value=8, callback=self.on_cutoff)
+        with dpg.tooltip("cutoff"):
+            dpg.add_text("Truncate only the first N ws (the coarse styles)")
+        dpg.add_separator()
+        with dpg.group(horizontal=True):
+            dpg.add_text("Noise")
+            self.radio("noise_mode", NOISE_MODES, tag="noise_mode")
+        self.input_int("noise_seed", tag="noise_seed", width=150, min_value=0, min_clamped=True)
+        self.slider_float("noise_strength", tag="noise_strength", width=-130, fmt="%.2fx")
+        with dpg.tree_node(label="Per-layer strength", tag="noise_layers_node", default_open=False):
+            dpg.add_group(tag="noise_layers")
+        self.sync_cutoff()
+
+    def on_cutoff(self, sender=None, value=None):
+        on = dpg.get_value("cutoff_on")
+        self.app.edit("truncation_cutoff", int(dpg.get_value("cutoff")) if on else None, coalesce=sender == "cutoff")
+
+    def sync_cutoff(self):
+        cutoff = self.app.state["truncation_cutoff"]
+        dpg.set_value("cutoff_on", cutoff is not None)
+        if cutoff is not None:
+            dpg.set_value("cutoff", int(cutoff))
+        dpg.configure_item("cutoff", enabled=cutoff is not None)
+
+    def on_layer_strength(self, sender, value, layer):
+        strengths = dict(self.app.state["noise_layer_strength"])
+        strengths[layer] = round(float(value), 4)
+        if strengths[layer] == 1.0:
+            del strengths[layer]  # 1.0 is the default: keep the request short
+        self.app.edit("noise_layer_strength", strengths)
+
+    def rebuild_layer_sliders(self):
+        dpg.delete_item("noise_layers", children_only=True)
+        self.layer_sliders = {}
+        if not self.noise_layers:
+            dpg.add_text("(this network has no noise inputs)", parent="noise_layers", color=(120, 120, 120))
+            return
+        strengths = dict(self.app.state["noise_layer_strength"])
+        for name in self.noise_layers:
+            self.layer_sliders[name] = dpg.add_slider_float(
+                label=name, parent="noise_layers", width=-130, min_value=0.0, max_value=4.0, format="%.2fx",
+                default_value=float(strengths.get(name, 1.0)), callback=self.on_layer_strength, user_data=name)
+
+    def on_model(self, info):
+        self.num_ws = int(info.get("num_ws") or 0)
+        dpg.configure_item("cutoff", max_value=max(1, self.num_ws))
+        self.noise_layers = list(info.get("noise_layers") or [])
+        self.rebuild_layer_sliders()
+
+    def visible_for(self, info):
+        return True
+
+    def sync(self):
+        super().sync()
+        self.sync_cutoff()
+        strengths = dict(self.app.state["noise_layer_strength"])
+        for name, slider in self.layer_sliders.items():
+            dpg.set_value(slider, float(strengths.get(name, 1.0)))

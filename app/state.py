@@ -1,0 +1,282 @@
+"""ExplorerState: every value the user set, declared once, with undo/redo; the only source of RenderRequests."""
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from renderer.request import SEED_STEP_Y, RenderRequest, mix_indices, seed_xy_blend
+
+# Edits of the same control closer together than this are one undo step (a slider drag).
+UNDO_COALESCE_SECONDS = 0.8
+UNDO_DEPTH = 200
+
+
+@dataclass(frozen=True)
+class Param:
+    """One user-settable value: its default, its range and the words shown beside its control."""
+
+    name: str
+    default: object
+    label: str = ""
+    low: float | None = None
+    high: float | None = None
+    tooltip: str = ""
+
+
+# The declared state. A new control is one line here plus one widget in its panel.
+PARAMS = [
+    Param("pkl", None, "Network file", tooltip="None: the embedded default model"),
+    Param("seed_x", 0.0, "Seed", tooltip="Seed; fractional values blend neighbouring seeds"),
+    Param("seed_y", 0.0, "Seed row", tooltip="Drag on the image to move through seed space"),
+    Param("blend_seeds", (), "Blend", tooltip="Extra (seed, weight) pairs blended with the main seed"),
+    Param("blend_space", "w", "Blend in", tooltip="Blend the seeds' z vectors or their w vectors"),
+    Param("animate", False, "Animate", tooltip="Walk through seeds on its own"),
+    Param("animate_speed", 0.25, "Speed", 0.0, 4.0, "Seeds per second while animating"),
+    Param("mix_enabled", False, "Style mixing", tooltip="Take the chosen layers' styles from the mix seed"),
+    Param("mix_seed", 1, "Mix seed"),
+    Param("mix_layers", (), "Mixed layers", tooltip="Indices of the ws taken from the mix seed"),
+    Param("mix_strength", 1.0, "Mix strength", 0.0, 1.0, "0: the main seed, 1: the mix seed's styles"),
+    Param("truncation_psi", 1.0, "Truncation psi", -1.0, 2.0, "Pull w toward the average (1: off)"),
+    Param("truncation_cutoff", None, "Cutoff", tooltip="Apply psi to the first N ws only (off: all)"),
+    Param("noise_mode", "const", "Noise mode", tooltip="const: the learned fixed noise; random: seeded"),
+    Param("noise_seed", 0, "Noise seed", tooltip="Seed of the random noise"),
+    Param("noise_strength", 1.0, "Noise strength", 0.0, 4.0, "Multiplies every layer's learned strength"),
+    Param("noise_layer_strength", (), "Per-layer noise", tooltip="(layer, multiplier) pairs"),
+    Param("layer", None, "Layer", tooltip="Show this layer's feature maps instead of the image"),
+    Param("channel_mode", "rgb", "View", tooltip="rgb: three channels; one: a channel; grid: many"),
+    Param("channel", 0, "Base channel", 0, 4096, "The first channel shown"),
+    Param("grid_channels", 16, "Grid channels", 1, 256, "How many channels the grid shows"),
+    Param("normalize", "std", "Normalise", tooltip="Per channel: min-max, or +-2 std to the display range"),
+    Param("gain_db", 0.0, "Gain", -40.0, 40.0, "Brightens (or, with FFT, shifts) the view"),
+    Param("fft", False, "FFT", tooltip="Show the power spectrum in dB"),
+    Param("translate_x", 0.0, "Translate x", -1.0, 1.0),
+    Param("translate_y", 0.0, "Translate y", -1.0, 1.0),
+    Param("transform_rotate", 0.0, "Rotate", -180.0, 180.0, "Degrees"),
+    Param("transform_scale", 1.0, "Scale", 0.25, 4.0),
+    Param("preview", True, "Preview while dragging", tooltip="Low-resolution frames while a control moves"),
+]
+PARAM_BY_NAME = {p.name: p for p in PARAMS}
+
+
+def freeze(value):
+    """Lists become tuples (recursively) so that a snapshot can never be changed behind our back."""
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
+    return value
+
+
+class ExplorerState:
+    """The values behind every control, plus undo and redo over them."""
+
+    def __init__(self, clock=time.monotonic):
+        self.values = {p.name: freeze(p.default) for p in PARAMS}
+        self.version = 0  # bumps on every change; the app re-submits when it moves
+        self._undo = []
+        self._redo = []
+        self._last_edit = (None, -1e9)
+        self._clock = clock
+
+    def __getitem__(self, name):
+        return self.values[name]
+
+    def snapshot(self):
+        return dict(self.values)
+
+    def set(self, name, value, coalesce=True):
+        """Set one value as one user edit; returns True when it changed anything."""
+        return self.update({name: value}, coalesce=coalesce)
+
+    def update(self, changes, coalesce=True):
+        """Apply several values as one user edit (one undo step)."""
+        for name in changes:
+            if name not in PARAM_BY_NAME:
+                raise KeyError(f"unknown state value {name!r}")
+        changes = {k: freeze(v) for k, v in changes.items()}
+        if all(self.values[k] == v for k, v in changes.items()):
+            return False
+        key = tuple(sorted(changes))
+        now = self._clock()
+        last_key, last_time = self._last_edit
+        # A drag sends many values in a row: keep them as one undo step.
+        if not (coalesce and key == last_key and now - last_time < UNDO_COALESCE_SECONDS and self._undo):
+            self._undo.append(self.snapshot())
+            del self._undo[:-UNDO_DEPTH]
+        self._last_edit = (key, now)
+        self._redo.clear()
+        self.values.update(changes)
+        self.version += 1
+        return True
+
+    def can_undo(self):
+        return bool(self._undo)
+
+    def can_redo(self):
+        return bool(self._redo)
+
+    def undo(self):
+        if not self._undo:
+            return False
+        self._redo.append(self.snapshot())
+        self._restore(self._undo.pop())
+        return True
+
+    def redo(self):
+        if not self._redo:
+            return False
+        self._undo.append(self.snapshot())
+        self._restore(self._redo.pop())
+        return True
+
+    def _restore(self, snapshot):
+        self.values = dict(snapshot)
+        self._last_edit = (None, -1e9)
+        self.version += 1
+
+    def reset(self, keep=("pkl",)):
+        """Every value back to its default (one undo step), except those in keep."""
+        defaults = {p.name: freeze(p.default) for p in PARAMS if p.name not in keep}
+        return self.update(defaults, coalesce=False)
+
+    def seeds(self):
+        """The seed blend as (seed, weight) pairs: the seed plane's neighbours plus any extra seeds."""
+        pairs = list(seed_xy_blend(self["seed_x"], self["seed_y"]))
+        pairs += [(int(s) % (1 << 32), float(w)) for s, w in self["blend_seeds"] if float(w) != 0]
+        return pairs
+
+    def to_request(self, device="auto", z_dim=None, precision="fp32"):
+        """The RenderRequest for the current values (validated by RenderRequest itself).
+
+        z_dim is needed only for blending in Z (the request blends seeds in W, so a Z blend
+        is computed here with NVIDIA's seed convention and sent as z).
+        """
+        v = self.values
+        latent = {}
+        extras = [(s, w) for s, w in self["blend_seeds"] if float(w) != 0]
+        if v["blend_space"] == "z" and z_dim and len(self.seeds()) > 1:
+            latent["z"] = blend_z(self.seeds(), z_dim)
+        elif extras:
+            latent["seeds"] = self.seeds()
+        elif float(v["seed_x"]).is_integer() and float(v["seed_y"]).is_integer():
+            seed = (int(v["seed_x"]) + int(v["seed_y"]) * SEED_STEP_Y) % (1 << 32)
+            latent["seeds"] = ((seed, 1.0),)
+        else:
+            latent["seed_xy"] = (v["seed_x"], v["seed_y"])
+        mixing = v["mix_enabled"] and v["mix_layers"]
+        return RenderRequest(
+            pkl=v["pkl"], device=device, precision=precision, **latent,
+            truncation_psi=v["truncation_psi"], truncation_cutoff=v["truncation_cutoff"],
+            mix_seed=v["mix_seed"] if mixing else None,
+            mix_layers=layers_spec(v["mix_layers"]) if mixing else "",
+            mix_strength=v["mix_strength"],
+            noise_mode=v["noise_mode"], noise_seed=v["noise_seed"], noise_strength=v["noise_strength"],
+            noise_layer_strength=dict(v["noise_layer_strength"]),
+            layer=v["layer"], channel_mode=v["channel_mode"], channel=v["channel"],
+            grid_channels=v["grid_channels"], gain_db=v["gain_db"], fft=v["fft"],
+            # Normalising is for feature maps; the output image is shown as the network made it.
+            normalize=v["normalize"] if v["layer"] else "none",
+            transform_translate=(v["translate_x"], v["translate_y"]),
+            transform_rotate=v["transform_rotate"], transform_scale=v["transform_scale"],
+        )
+
+    def load_request(self, request, ws_resolutions=None):
+        """Take a RenderRequest's values into the state (one undo step). Returns notes on what was approximated."""
+        notes = []
+        changes = {name: getattr(request, name) for name in REQUEST_SAME_NAMES}
+        changes["noise_layer_strength"] = tuple(request.noise_layer_strength)
+        if request.layer is not None:
+            changes["normalize"] = request.normalize
+        changes["translate_x"], changes["translate_y"] = request.transform_translate
+        if request.pkl is not None:
+            changes["pkl"] = request.pkl
+        if request.w is not None or request.z is not None:
+            notes.append("the session's own z/w vector is not editable here; its seeds are used")
+        if request.seed_xy is not None:
+            changes.update(seed_x=float(request.seed_xy[0]), seed_y=float(request.seed_xy[1]), blend_seeds=())
+        else:
+            (first, weight), *rest = request.seeds
+            if weight != 1.0:
+                notes.append(f"seed {first} weight {weight} taken as 1")
+            changes.update(seed_x=float(first), seed_y=0.0, blend_seeds=tuple(rest))
+        if request.mixing and request.mix_seed is not None:
+            changes["mix_enabled"] = True
+            changes["mix_seed"] = request.mix_seed
+            if ws_resolutions:
+                changes["mix_layers"] = tuple(mix_indices(request.mix_layers, ws_resolutions))
+            else:
+                changes["mix_layers"] = tuple(spec_indices(request.mix_layers))
+        else:
+            changes["mix_enabled"] = False
+        self.update(changes, coalesce=False)
+        return notes
+
+    def to_json_dict(self):
+        return {name: _thaw(value) for name, value in self.values.items()}
+
+    def load_json_dict(self, data):
+        """Take the known values from a dict (unknown keys are ignored); one undo step."""
+        changes = {k: v for k, v in data.items() if k in PARAM_BY_NAME}
+        return self.update(changes, coalesce=False)
+
+
+# Values that a RenderRequest holds under the same name and meaning.
+REQUEST_SAME_NAMES = (
+    "truncation_psi", "truncation_cutoff", "mix_strength", "noise_mode", "noise_seed", "noise_strength",
+    "layer", "channel_mode", "channel", "grid_channels", "gain_db", "fft",
+    "transform_rotate", "transform_scale",
+)
+
+
+def blend_z(pairs, z_dim):
+    """A weighted sum of the seeds' z (NVIDIA: RandomState(seed).randn(z_dim)), rescaled so that
+    its spread stays that of one z (a plain weighted sum of independent normals shrinks)."""
+    z = np.zeros(z_dim)
+    for seed, weight in pairs:
+        z += weight * np.random.RandomState(seed).randn(1, z_dim)[0]
+    norm = math.sqrt(sum(w * w for _, w in pairs)) or 1.0
+    return tuple(float(x) for x in z / norm)
+
+
+def layers_spec(indices):
+    """Sorted w indices as a mix_layers spec: runs become 'lo-hi', e.g. (0, 1, 2, 5) -> '0-2,5'."""
+    parts = []
+    indices = sorted(set(int(i) for i in indices))
+    start = prev = None
+    for i in indices + [None]:
+        if start is not None and (i is None or i != prev + 1):
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = None
+        if i is not None and start is None:
+            start = i
+        prev = i
+    return ",".join(parts)
+
+
+def spec_indices(spec):
+    """The indices of a numeric mix_layers spec ('0-2,5'); group names need the network (skipped)."""
+    out = []
+    for token in spec.split(","):
+        if not token or not token[0].isdigit():
+            continue
+        lo, _, hi = token.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def _thaw(value):
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def write_json_atomic(path, data):
+    """Write JSON through a temporary file so that a crash never leaves half a session."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    tmp.replace(path)

@@ -1,0 +1,77 @@
+"""FrameTexture: shows uint8 images through one dearpygui raw texture, double-buffered, no per-frame allocation."""
+
+import numpy as np
+
+
+def fit_size(image_w, image_h, area_w, area_h):
+    """The on-screen size of an image in an area: integer zoom when it fits, else scaled down to fit."""
+    if image_w <= 0 or image_h <= 0:
+        return 0, 0
+    zoom = min(area_w // image_w, area_h // image_h)
+    if zoom >= 1:
+        return image_w * zoom, image_h * zoom
+    scale = min(area_w / image_w, area_h / image_h)
+    return max(1, int(image_w * scale)), max(1, int(image_h * scale))
+
+
+def to_rgb_uint8(image):
+    """Any HxW, HxWx1, HxWx3 or HxWx4 uint8 image as HxWx3 (grey repeated, alpha dropped)."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise TypeError(f"frame image must be uint8, got {image.dtype}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ValueError(f"frame image must be HxWxC with C in 1, 3, 4; got shape {image.shape}")
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return image[:, :, :3]
+
+
+class FrameTexture:
+    """A raw float RGB texture with two buffers: fill the hidden one, then point the texture at it.
+
+    dearpygui keeps a pointer to the array it was given and uploads it every frame, so
+    writing into the shown buffer would tear; and it silently reads past the end of a
+    wrong-sized or wrong-typed array, so every buffer here is checked float32, C-contiguous.
+    """
+
+    def __init__(self, dpg, registry, width=64, height=64):
+        self.dpg = dpg
+        self.registry = registry
+        self.tag = None
+        self.width = self.height = 0
+        self._buffers = []
+        self._front = 0
+        self.uploads = 0
+        self._allocate(width, height)
+
+    def _allocate(self, width, height):
+        self.width, self.height = width, height
+        self._buffers = [np.zeros(width * height * 3, dtype=np.float32) for _ in range(2)]
+        self._front = 0
+        old = self.tag
+        self.tag = self.dpg.add_raw_texture(
+            width, height, default_value=self._buffers[0], format=self.dpg.mvFormat_Float_rgb,
+            parent=self.registry)
+        return old
+
+    def show(self, image):
+        """Display an HxWxC uint8 image. Returns the old texture tag when the size changed (caller rebinds)."""
+        rgb = to_rgb_uint8(image)
+        height, width = rgb.shape[:2]
+        old_tag = None
+        if (width, height) != (self.width, self.height):
+            old_tag = self._allocate(width, height)
+        back = self._buffers[1 - self._front]
+        np.multiply(rgb.reshape(-1), np.float32(1 / 255), out=back)
+        assert back.dtype == np.float32 and back.flags.c_contiguous and back.size == width * height * 3
+        self.dpg.set_value(self.tag, back)
+        self._front = 1 - self._front
+        self.uploads += 1
+        return old_tag
+
+    def shown_pixels(self):
+        """The uint8 HxWx3 image currently in the texture (for tests and screenshots)."""
+        front = self._buffers[self._front]
+        return np.rint(front * 255).astype(np.uint8).reshape(self.height, self.width, 3)
