@@ -156,6 +156,12 @@ class Trainer:
         }
 
     def load_state_dict(self, state):
+        # The checkpoint's config and data stream win (network shapes must already match).
+        self.cfg = TrainConfig(**state["config"])
+        self.dataset = FaceDataset(self.cfg.resolution, seed=self.cfg.seed, params=state["dataset_params"])
+        self.loss.r1_gamma = self.cfg.r1_gamma
+        self.loss.style_mixing_prob = self.cfg.style_mixing_prob
+        self.loss.pl_weight = self.cfg.pl_weight
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.G_ema.load_state_dict(state["G_ema"])
