@@ -1,0 +1,296 @@
+"""Renderer: faithful frames, style mixing by hand, named groups, capture, feature views, caches, errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from models.stylegan2 import Generator
+from renderer.renderer import Renderer, image_to_uint8, mix_group_resolutions
+from renderer.request import RenderRequest, mix_indices
+from renderer_standin import standin_loader
+
+SG2_FIXTURES = ["sg2ada_64", "sg3_sg2_64", "tf_sg2_64"]
+ALL_FIXTURES = SG2_FIXTURES + ["sg3_t_64"]
+
+
+@pytest.fixture(scope="module")
+def small_sg2():
+    """A 64 px StyleGAN2 (skip) with every parameter nudged off its init, so noise and biases matter."""
+    torch.manual_seed(3)
+    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=64, img_channels=3,
+                  synthesis_kwargs=dict(channel_base=512, channel_max=16))
+    with torch.no_grad():
+        for param in G.parameters():
+            param.add_(torch.randn_like(param) * 0.1)
+        G.mapping.w_avg.normal_(0, 0.3)
+    return G.eval().requires_grad_(False)
+
+
+@pytest.fixture
+def net_file(tmp_path):
+    path = tmp_path / "net.pkl"
+    path.write_bytes(b"in-process network")
+    return str(path)
+
+
+def renderer_for(G):
+    return Renderer("cpu", load=lambda path, device="cpu": G)
+
+
+def reference(fixtures_dir, name):
+    return np.load(fixtures_dir / f"{name}_ref.npz")
+
+
+def fixture_renderer():
+    pytest.importorskip("models.loader")
+    return Renderer("cpu")
+
+
+# -- faithful path ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL_FIXTURES)
+@pytest.mark.parametrize("psi", [1.0, 0.7])
+def test_plain_seed_frame_equals_gen_images(fixtures_dir, name, psi):
+    renderer = fixture_renderer()
+    ref = reference(fixtures_dir, name)
+    tag = "1p0" if psi == 1.0 else "0p7"
+    for seed in (0, 42):
+        frame = renderer.render(RenderRequest(pkl=str(fixtures_dir / f"{name}.pkl"), seeds=seed, truncation_psi=psi))
+        assert frame.error is None, frame.error
+        expected = image_to_uint8(torch.from_numpy(ref[f"img_seed{seed}_psi{tag}_const"]))[0].numpy()
+        assert frame.image.shape == expected.shape
+        assert np.abs(frame.image.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_cutoff_and_no_noise_follow_the_reference(fixtures_dir):
+    renderer = fixture_renderer()
+    ref = reference(fixtures_dir, "sg2ada_64")
+    pkl = str(fixtures_dir / "sg2ada_64.pkl")
+    ws = renderer.compute_ws(RenderRequest(pkl=pkl, seeds=7, truncation_psi=0.5, truncation_cutoff=2))
+    np.testing.assert_allclose(ws.numpy(), ref["ws_seed7_psi0p5_cutoff2"], atol=1e-5)
+    frame = renderer.render(RenderRequest(pkl=pkl, seeds=0, noise_mode="none"))
+    expected = image_to_uint8(torch.from_numpy(ref["img_seed0_psi1p0_none"]))[0].numpy()
+    assert np.abs(frame.image.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_fixture_style_mix_equals_reference(fixtures_dir):
+    renderer = fixture_renderer()
+    ref = reference(fixtures_dir, "sg2ada_64")
+    k = int(ref["mix_k"])
+    num_ws = ref["ws_seed0_psi1p0"].shape[1]
+    request = RenderRequest(pkl=str(fixtures_dir / "sg2ada_64.pkl"), seeds=0, mix_seed=1, mix_layers=f"{k}-{num_ws - 1}")
+    np.testing.assert_allclose(renderer.compute_ws(request).numpy(), ref["ws_mix_seed0_seed1"], atol=1e-5)
+    expected = image_to_uint8(torch.from_numpy(ref["img_mix_seed0_seed1"]))[0].numpy()
+    assert np.abs(renderer.render(request).image.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_stylegan3_input_transform(fixtures_dir):
+    pytest.importorskip("models.stylegan3")
+    renderer = fixture_renderer()
+    ref = reference(fixtures_dir, "sg3_t_64")
+    tx, ty, angle = (float(v) for v in ref["transform_translate_angle"])
+    request = RenderRequest(pkl=str(fixtures_dir / "sg3_t_64.pkl"), seeds=0,
+                            transform_translate=(tx, ty), transform_rotate=angle)
+    frame = renderer.render(request)
+    assert frame.error is None, frame.error
+    expected = image_to_uint8(torch.from_numpy(ref["img_seed0_psi1p0_const_transform"]))[0].numpy()
+    assert np.abs(frame.image.astype(int) - expected.astype(int)).max() <= 1
+    # the transform is set per request: the next plain request is untransformed again
+    plain = renderer.render(RenderRequest(pkl=request.pkl, seeds=0))
+    expected = image_to_uint8(torch.from_numpy(ref["img_seed0_psi1p0_const"]))[0].numpy()
+    assert np.abs(plain.image.astype(int) - expected.astype(int)).max() <= 1
+
+
+# -- capture and the layer list -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL_FIXTURES)
+def test_layer_list_and_captures_match_fixture_shapes(fixtures_dir, name):
+    renderer = fixture_renderer()
+    ref = reference(fixtures_dir, name)
+    shapes = json.loads(str(ref["feature_shapes_json"]))
+    frame = renderer.render(RenderRequest(pkl=str(fixtures_dir / f"{name}.pkl"), seeds=0))
+    assert frame.layers, frame.error
+    for layer, shape, resolution in frame.layers:
+        expected = shapes[f"synthesis.{layer}"]
+        expected = expected[0] if isinstance(expected[0], list) else expected
+        assert list(shape) == expected, layer
+        assert resolution == shape[-1]
+    four_d = [k for k, v in shapes.items() if k.startswith("synthesis.") and len(_first_shape(v)) == 4]
+    assert {f"synthesis.{n}" for n, _, _ in frame.layers} == set(four_d)
+    for i, feature_name in enumerate(str(n) for n in ref["feature_names"]):
+        feature = ref[f"feat_{i}"]
+        frame = renderer.render(RenderRequest(pkl=str(fixtures_dir / f"{name}.pkl"), seeds=0, layer=feature_name))
+        assert frame.error is None, frame.error
+        assert frame.tensor_shape == feature.shape
+        assert frame.stats["mean"] == pytest.approx(float(feature.mean()), abs=1e-4)
+        assert frame.stats["max"] == pytest.approx(float(feature.max()), abs=1e-4)
+
+
+def _first_shape(shape):
+    return shape[0] if shape and isinstance(shape[0], list) else (shape or [])
+
+
+def test_capture_stops_the_pass(net_file):
+    loader = standin_loader(resolution=64)
+    renderer = Renderer("cpu", load=loader)
+    renderer.render(RenderRequest(pkl=net_file))  # first pass also records the layer list
+    synthesis = loader.built[0].synthesis
+    before = synthesis.blocks_run
+    frame = renderer.render(RenderRequest(pkl=net_file, layer="b8.conv1", channel_mode="one", channel=1))
+    assert frame.error is None
+    assert frame.tensor_shape == (1, 4, 8, 8)
+    assert synthesis.blocks_run - before == 1  # b4 finished, b8 stopped inside, b16+ never ran
+
+
+def test_unknown_layer_names_it_and_lists_valid_ones(small_sg2, net_file):
+    frame = renderer_for(small_sg2).render(RenderRequest(pkl=net_file, layer="b16.conv9"))
+    assert frame.image is None
+    assert "b16.conv9" in frame.error and "b4.conv1" in frame.error
+
+
+# -- latents, mixing, noise ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layers", ["0-2", "4-7", "coarse", "middle", "fine", "1,5,8", "0-8"])
+@pytest.mark.parametrize("strength", [1.0, 0.4])
+def test_mixing_equals_ws_by_hand(small_sg2, net_file, layers, strength):
+    G = small_sg2
+    request = RenderRequest(pkl=net_file, seeds=11, truncation_psi=0.8, mix_seed=12, mix_layers=layers,
+                            mix_strength=strength, noise_mode="const")
+
+    def mapped(seed):
+        z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
+        return G.mapping(z, None, truncation_psi=0.8)
+
+    ws = mapped(11)
+    idx = mix_indices(layers, mix_group_resolutions(G))
+    ws[:, idx] = ws[:, idx] + strength * (mapped(12)[:, idx] - ws[:, idx])
+    expected = image_to_uint8(G.synthesis(ws, noise_mode="const"))[0].numpy()
+    frame = renderer_for(G).render(request)
+    assert frame.error is None, frame.error
+    assert np.abs(frame.image.astype(int) - expected.astype(int)).max() <= 1
+    unmixed = renderer_for(G).render(RenderRequest(pkl=net_file, seeds=11, truncation_psi=0.8))
+    assert (frame.image != unmixed.image).any()
+
+
+@pytest.mark.parametrize("resolution, num_ws", [(256, 14), (512, 16), (1024, 18)])
+def test_named_groups_on_real_networks(resolution, num_ws):
+    G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=resolution, img_channels=3,
+                  synthesis_kwargs=dict(channel_base=4096, channel_max=2))
+    assert G.num_ws == num_ws
+    groups = mix_group_resolutions(G)
+    assert mix_indices("coarse", groups) == [0, 1, 2, 3]
+    assert mix_indices("middle", groups) == [4, 5, 6, 7]
+    assert mix_indices("fine", groups) == list(range(8, num_ws))
+
+
+def test_seed_blend_is_relative_to_w_avg(small_sg2, net_file):
+    renderer = renderer_for(small_sg2)
+    w_avg = small_sg2.mapping.w_avg
+    ws = {s: renderer.compute_ws(RenderRequest(pkl=net_file, seeds=s)) for s in (100, 101, 200, 201)}
+    blended = renderer.compute_ws(RenderRequest(pkl=net_file, seed_xy=(0.25, 1.5)))
+    expected = w_avg + 0.375 * (ws[100] - w_avg) + 0.125 * (ws[101] - w_avg) + 0.375 * (ws[200] - w_avg) + 0.125 * (ws[201] - w_avg)
+    torch.testing.assert_close(blended, expected)
+    half = renderer.compute_ws(RenderRequest(pkl=net_file, seeds=[(100, 0.5)]))
+    torch.testing.assert_close(half, w_avg + 0.5 * (ws[100] - w_avg))
+
+
+def test_explicit_z_w_and_offset(small_sg2, net_file):
+    renderer = renderer_for(small_sg2)
+    z = np.random.RandomState(5).randn(small_sg2.z_dim)
+    from_z = renderer.compute_ws(RenderRequest(pkl=net_file, z=z))
+    from_seed = renderer.compute_ws(RenderRequest(pkl=net_file, seeds=5))
+    torch.testing.assert_close(from_z, from_seed)
+    from_w = renderer.compute_ws(RenderRequest(pkl=net_file, w=from_seed[0].numpy(), w_offset=[0.5] * 16))
+    torch.testing.assert_close(from_w, from_seed + 0.5)
+    frame = renderer.render(RenderRequest(pkl=net_file, z=[0.0] * 3))
+    assert frame.error.startswith("z:") and "z_dim is 16" in frame.error
+
+
+def test_random_noise_is_reproducible(small_sg2, net_file):
+    renderer = renderer_for(small_sg2)
+    request = RenderRequest(pkl=net_file, seeds=1, noise_mode="random", noise_seed=4)
+    first, again = renderer.render(request), renderer_for(small_sg2).render(request)
+    assert np.array_equal(first.image, again.image)
+    other = renderer.render(RenderRequest(pkl=net_file, seeds=1, noise_mode="random", noise_seed=5))
+    assert not np.array_equal(first.image, other.image)
+
+
+def test_noise_strengths(small_sg2, net_file):
+    renderer = renderer_for(small_sg2)
+    base = dict(pkl=net_file, seeds=1)
+    none = renderer.render(RenderRequest(**base, noise_mode="none")).image
+    zero = renderer.render(RenderRequest(**base, noise_strength=0.0)).image
+    assert np.array_equal(none, zero)
+    noisy = ["b4.conv1"] + [f"b{r}.conv{i}" for r in (8, 16, 32, 64) for i in (0, 1)]
+    all_zero = {name: 0.0 for name in noisy}
+    assert np.array_equal(none, renderer.render(RenderRequest(**base, noise_layer_strength=all_zero)).image)
+    one_layer = renderer.render(RenderRequest(**base, noise_layer_strength={"b32.conv1": 3.0})).image
+    plain = renderer.render(RenderRequest(**base)).image
+    assert not np.array_equal(one_layer, plain)
+    bad = renderer.render(RenderRequest(**base, noise_layer_strength={"b32.torgb": 2.0}))
+    assert "b32.torgb" in bad.error and "noise_layer_strength" in bad.error
+
+
+# -- views --------------------------------------------------------------------------------
+
+
+def test_feature_views(small_sg2, net_file):
+    renderer = renderer_for(small_sg2)
+    base = dict(pkl=net_file, seeds=2, layer="b16.conv1")  # 16 channels at 16x16
+    rgb = renderer.render(RenderRequest(**base, normalize="minmax"))
+    assert rgb.image.shape == (16, 16, 3)
+    assert rgb.image.min() == 0 and rgb.image.max() == 255
+    one = renderer.render(RenderRequest(**base, channel_mode="one", channel=7))
+    assert (one.image[..., 0] == one.image[..., 1]).all() and (one.image[..., 1] == one.image[..., 2]).all()
+    assert one.stats["sel_max"] <= one.stats["max"]
+    grid = renderer.render(RenderRequest(**base, channel_mode="grid", grid_channels=9))
+    assert grid.image.shape == (48, 48, 3)
+    quiet = renderer.render(RenderRequest(**base)).image.astype(int)
+    louder = renderer.render(RenderRequest(**base, gain_db=20.0)).image.astype(int)
+    assert np.abs(louder - 128).mean() > np.abs(quiet - 128).mean()
+    fft = renderer.render(RenderRequest(**base, fft=True))
+    assert fft.image.shape == (16, 16, 3) and fft.image.max() == 255
+    scaled = renderer.render(RenderRequest(**base, output_scale=2.0))
+    assert scaled.image.shape == (32, 32, 3)
+    bad = renderer.render(RenderRequest(**base, channel=15))
+    assert bad.error.startswith("channel:")
+
+
+def test_preview_is_the_accumulated_low_resolution_image(small_sg2, net_file):
+    frame = renderer_for(small_sg2).render(RenderRequest(pkl=net_file, seeds=3), preview_resolution=8)
+    assert frame.preview and frame.image.shape == (64, 64, 3)
+    assert frame.tensor_shape == (1, 3, 8, 8)
+    block = np.asarray(frame.image[:8, :8])
+    assert (block == block[0, 0]).all()  # nearest-neighbour upscaled 8x8
+
+
+# -- caches and errors --------------------------------------------------------------------
+
+
+def test_caches_network_and_mapping(net_file):
+    loader = standin_loader()
+    renderer = Renderer("cpu", load=loader)
+    for psi in (1.0, 1.0, 0.5):
+        assert renderer.render(RenderRequest(pkl=net_file, seeds=9, truncation_psi=psi)).error is None
+    assert len(loader.built) == 1
+    assert loader.built[0].mapping.calls == 2  # one per (seed, psi)
+    renderer.render(RenderRequest(pkl=net_file, seeds=9, precision="fp16"))
+    assert len(loader.built) == 2  # network cached per precision too
+
+
+def test_errors_come_back_as_text(small_sg2, net_file, tmp_path):
+    renderer = renderer_for(small_sg2)
+    missing = renderer.render(RenderRequest(pkl=str(tmp_path / "nope.pkl")))
+    assert missing.image is None and "nope.pkl" in missing.error
+    unconditional = renderer.render(RenderRequest(pkl=net_file, class_idx=3))
+    assert unconditional.error.startswith("class_idx:")
+    wrong_w = renderer.render(RenderRequest(pkl=net_file, w=[0.0] * 5))
+    assert wrong_w.error.startswith("w:")
+    out_of_range = renderer.render(RenderRequest(pkl=net_file, mix_seed=1, mix_layers="3-30"))
+    assert out_of_range.error.startswith("mix_layers:")
+    assert renderer.render(RenderRequest(pkl=net_file)).error is None
