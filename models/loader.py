@@ -1,0 +1,190 @@
+"""load_generator: any supported network file -> a ready generator; save_safetensors: our own safe format."""
+
+import importlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from models.errors import LoadError, UnsafeFileError
+
+# Our safe format: safetensors tensors + this metadata key holding
+# {"family": "stylegan2"|"stylegan3"|"stylegan", "init_kwargs": {...}, "info": {...}} as JSON.
+CONFIG_KEY = "stylescope"
+FAMILY_MODULES = {"stylegan2": "models.stylegan2", "stylegan3": "models.stylegan3", "stylegan": "models.stylegan1"}
+ARCHITECTURE_FAMILIES = {"stylegan2": "stylegan2", "stylegan3-t": "stylegan3", "stylegan3-r": "stylegan3",
+                         "stylegan": "stylegan"}
+
+
+def _family_module(family):
+    """The models module that builds a family, imported only when needed."""
+    if family not in FAMILY_MODULES:
+        raise LoadError(f"unsupported generator family {family!r}")
+    try:
+        return importlib.import_module(FAMILY_MODULES[family])
+    except ImportError as err:
+        raise LoadError(f"{family} support is not available ({err})") from None
+
+
+def _one_line(err):
+    """An exception as one line of text."""
+    text = str(err).strip().splitlines()
+    text = text[0] if text else ""
+    return text if isinstance(err, LoadError) else f"{type(err).__name__}: {text}"
+
+
+# ----------------------------------------------------------------------------
+# Pickles: pick the generator out of the inert tree and dispatch by structure.
+
+
+def _pick_network(tree, key):
+    """The generator node of a read_pickle tree: snapshot dict, bare Generator, or TF (G, D, Gs) tuple."""
+    from models.safe_pickle import PersistentObject, TFNetwork
+
+    if isinstance(tree, dict):
+        if key is not None:
+            if key not in tree:
+                raise LoadError(f"no {key!r} in this snapshot (keys: {', '.join(map(str, tree))})")
+            return tree[key]
+        for name in ("G_ema", "G"):
+            if tree.get(name) is not None:
+                return tree[name]
+        raise LoadError("no generator in this snapshot (neither 'G_ema' nor 'G')")
+    if isinstance(tree, (tuple, list)) and len(tree) == 3 and all(isinstance(n, TFNetwork) for n in tree):
+        names = {"G": 0, "D": 1, "Gs": 2, "G_ema": 2, None: 2}
+        if key not in names:
+            raise LoadError(f"no {key!r} in this TF pickle (it holds G, D, Gs)")
+        return tree[names[key]]
+    if isinstance(tree, (PersistentObject, TFNetwork)):
+        return tree
+    raise LoadError(f"not a generator file (found {type(tree).__name__})")
+
+
+def _from_network(net):
+    """(Generator, format) for a PersistentObject or TFNetwork generator."""
+    from models.safe_pickle import PersistentObject, TFNetwork
+
+    if isinstance(net, PersistentObject):
+        if net.class_name != "Generator":
+            raise LoadError(f"expected a Generator, found a {net.class_name}")
+        synthesis = net.submodules().get("synthesis")
+        if synthesis is None:
+            raise LoadError("Generator has no synthesis network")
+        if "input" in synthesis.submodules():  # SynthesisInput: only StyleGAN3 has it
+            return _family_module("stylegan3").from_persistent(net), "stylegan3"
+        from models import stylegan2
+
+        G = stylegan2.from_persistent(net)
+        return G, ("stylegan3" if G.flavour == "stylegan3" else "stylegan2-ada-pytorch")
+
+    if isinstance(net, TFNetwork):
+        if net.build_func_name == "G_main":
+            synthesis = net.components.get("synthesis")
+            from models import tf_stylegan2
+
+            if synthesis is None or synthesis.build_func_name not in tf_stylegan2.SYNTHESIS_FUNCS:
+                found = synthesis.build_func_name if synthesis is not None else "none"
+                raise LoadError(f"unsupported TF synthesis network ({found})")
+            return tf_stylegan2.from_tf(net), "tf-stylegan2"
+        if net.build_func_name == "G_style":
+            return _family_module("stylegan").from_tf(net), "tf-stylegan"
+        raise LoadError(f"unsupported TF network {net.build_func_name!r}")
+
+    raise LoadError(f"not a network (found {type(net).__name__})")
+
+
+# ----------------------------------------------------------------------------
+# Safetensors.
+
+
+def _load_safetensors(path):
+    """(Generator, format) from one of our .safetensors files."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except Exception as err:  # safetensors raises its own error types for bad headers
+        raise LoadError(f"not a readable safetensors file ({_one_line(err)})") from None
+    if CONFIG_KEY not in metadata:
+        raise LoadError(f"no {CONFIG_KEY!r} config in the safetensors metadata")
+    try:
+        config = json.loads(metadata[CONFIG_KEY])
+        family, init_kwargs = config["family"], config["init_kwargs"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise LoadError(f"bad {CONFIG_KEY!r} config in the safetensors metadata ({_one_line(err)})") from None
+
+    from models.stylegan2 import load_state_dict_checked
+
+    G = _family_module(family).build(init_kwargs)
+    load_state_dict_checked(G, tensors)
+    saved_info = dict(config.get("info") or {})
+    saved_info.pop("format", None)
+    G.info.update({k: v for k, v in saved_info.items() if k not in G.info})  # e.g. source_format, tf_static_kwargs
+    return G, "stylescope-safetensors"
+
+
+def save_safetensors(G, path, extra_metadata=None):
+    """Write G as .safetensors (tensors + JSON config) atomically: a temp file in the same folder, then rename."""
+    from safetensors.torch import save_file
+
+    family = ARCHITECTURE_FAMILIES.get(getattr(G, "architecture", None))
+    if family is None:
+        raise ValueError(f"cannot save a generator of architecture {getattr(G, 'architecture', None)!r}")
+    info = dict(G.info)
+    info["source_format"] = info.get("source_format") or info.get("format")
+    info.pop("format", None)
+    config = {"family": family, "init_kwargs": info.get("init_kwargs"), "info": info}
+    metadata = {CONFIG_KEY: json.dumps(config)}
+    for name, value in (extra_metadata or {}).items():
+        if name == CONFIG_KEY:
+            raise ValueError(f"extra metadata may not use the reserved key {CONFIG_KEY!r}")
+        metadata[str(name)] = value if isinstance(value, str) else json.dumps(value)
+    # Own contiguous CPU copies: safetensors refuses tensors that share memory.
+    tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in G.state_dict().items()}
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+# ----------------------------------------------------------------------------
+
+
+def load_generator(path, device="cpu", reference=False, key=None):
+    """Load a generator (NVIDIA pickle, TF pickle or our .safetensors) ready for inference on `device`.
+
+    `key` picks another network of a snapshot ('G' = the training generator instead of 'G_ema').
+    `reference=True` asks for the plain reference implementation (the only one for now).
+    """
+    _ = reference
+    path = Path(path)
+    if not path.is_file():
+        raise LoadError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() == ".safetensors":
+            G, file_format = _load_safetensors(path)
+        else:
+            from models.safe_pickle import read_pickle
+
+            tree = read_pickle(path)
+            G, file_format = _from_network(_pick_network(tree, key))
+    except UnsafeFileError:
+        raise
+    except LoadError as err:
+        message = _one_line(err)
+        raise LoadError(message if path.name in message else f"{path}: {message}") from None
+    except Exception as err:  # anything else while building is still "this file could not be loaded"
+        raise LoadError(f"{path}: {_one_line(err)}") from None
+    G.info["format"] = file_format
+    return G.eval().requires_grad_(False).to(device)
