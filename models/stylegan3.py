@@ -1,0 +1,575 @@
+"""StyleGAN3 (Alias-Free GAN, configs T and R) generator with NVIDIA's parameter names, lean on CPU."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models import filtered_lrelu as flrelu
+from models.errors import LoadError, RenderCancelled
+
+# Elements of one row tile's input to a k x k convolution (see conv_in_row_tiles).
+CONV_TILE_ELEMENTS = 1 << 23
+
+# Keyword arguments each part of NVIDIA's Generator accepts (training-only ones included, ignored).
+MAPPING_OPTIONS = {"num_layers", "lr_multiplier", "w_avg_beta", "freeze_layers", "freeze_embed"}
+SYNTHESIS_OPTIONS = {"channel_base", "channel_max", "num_layers", "num_critical", "first_cutoff",
+                     "first_stopband", "last_stopband_rel", "margin_size", "output_scale", "num_fp16_res"}
+LAYER_OPTIONS = {"conv_kernel", "filter_size", "lrelu_upsampling", "use_radial_filters", "conv_clamp",
+                 "magnitude_ema_beta"}
+# Passed by some training configs to every G class; meaningless for StyleGAN3's layers.
+HARMLESS_OPTIONS = {"fused_modconv_default"}
+
+
+# ---------------------------------------------------------------------------
+# Low-pass filter design, used only for networks built in-process (loaded files carry their filters).
+
+
+def kaiser_atten(numtaps, width):
+    """Attenuation (dB) of a Kaiser-window FIR filter; width relative to Nyquist (Kaiser's formula)."""
+    return 2.285 * (numtaps - 1) * np.pi * width + 7.95
+
+
+def kaiser_beta(atten):
+    """Kaiser window beta for a stopband attenuation in dB (Kaiser's empirical formula)."""
+    if atten > 50:
+        return 0.1102 * (atten - 8.7)
+    if atten > 21:
+        return 0.5842 * (atten - 21) ** 0.4 + 0.07886 * (atten - 21)
+    return 0.0
+
+
+def kaiser_lowpass(numtaps, cutoff, width, fs):
+    """Windowed-sinc low-pass filter (Kaiser window sized from the transition width), unit DC gain."""
+    nyquist = fs / 2
+    beta = kaiser_beta(kaiser_atten(numtaps, width / nyquist))
+    m = np.arange(numtaps) - (numtaps - 1) / 2
+    c = cutoff / nyquist
+    h = c * np.sinc(c * m) * np.kaiser(numtaps, beta)
+    return h / h.sum()
+
+
+def radial_lowpass(numtaps, cutoff, width, fs):
+    """Radially symmetric jinc low-pass filter with a separable Kaiser window, unit DC gain."""
+    x = (np.arange(numtaps) - (numtaps - 1) / 2) / fs
+    r = np.hypot(*np.meshgrid(x, x))
+    # numtaps is even here, so r is never 0 and jinc needs no special case.
+    j1 = torch.special.bessel_j1(torch.from_numpy(2 * cutoff * (np.pi * r))).numpy()
+    f = j1 / (np.pi * r)
+    beta = kaiser_beta(kaiser_atten(numtaps, width / (fs / 2)))
+    window = np.kaiser(numtaps, beta)
+    f = f * np.outer(window, window)
+    return f / np.sum(f)
+
+
+def design_lowpass_filter(numtaps, cutoff, width, fs, radial=False):
+    """The filter StyleGAN3 stores for a layer: None (identity), 1-D separable, or 2-D radial."""
+    if numtaps == 1:
+        return None
+    f = radial_lowpass(numtaps, cutoff, width, fs) if radial else kaiser_lowpass(numtaps, cutoff, width, fs)
+    return torch.as_tensor(f, dtype=torch.float32)
+
+
+# ---------------------------------------------------------------------------
+# Layers
+
+
+class FullyConnectedLayer(torch.nn.Module):
+    """Dense layer with equalized learning rate (StyleGAN3 flavour: addmm when linear with bias)."""
+
+    def __init__(self, in_features, out_features, activation="linear", bias=True, lr_multiplier=1.0,
+                 weight_init=1.0, bias_init=0.0):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.activation = activation
+        self.weight_gain = lr_multiplier / np.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+        self.weight = torch.nn.Parameter(torch.randn([out_features, in_features]) * (weight_init / lr_multiplier))
+        bias_init = np.broadcast_to(np.asarray(bias_init, dtype=np.float32), [out_features])
+        self.bias = torch.nn.Parameter(torch.from_numpy(bias_init / lr_multiplier)) if bias else None
+
+    def forward(self, x):
+        w = self.weight.to(x.dtype) * self.weight_gain
+        b = self.bias
+        if b is not None:
+            b = b.to(x.dtype)
+            if self.bias_gain != 1:
+                b = b * self.bias_gain
+        if self.activation == "linear" and b is not None:
+            return torch.addmm(b.unsqueeze(0), x, w.t())
+        x = x.matmul(w.t())
+        if b is not None:
+            x = x + b
+        if self.activation == "lrelu":
+            x = F.leaky_relu(x, 0.2) * np.sqrt(2)
+        elif self.activation != "linear":
+            raise ValueError(f"unsupported activation {self.activation!r}")
+        return x
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"
+
+
+def normalize_2nd_moment(x, eps=1e-8):
+    return x * (x.square().mean(1, keepdim=True) + eps).rsqrt()
+
+
+class MappingNetwork(torch.nn.Module):
+    """z (and c) -> w, broadcast to num_ws, with truncation towards w_avg."""
+
+    def __init__(self, z_dim, c_dim, w_dim, num_ws, num_layers=2, lr_multiplier=0.01, w_avg_beta=0.998,
+                 **training_only):
+        super().__init__()
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.num_ws = num_ws
+        self.num_layers = num_layers
+        self.w_avg_beta = w_avg_beta
+        self.embed = FullyConnectedLayer(c_dim, w_dim) if c_dim > 0 else None
+        features = [z_dim + (w_dim if c_dim > 0 else 0)] + [w_dim] * num_layers
+        for idx in range(num_layers):
+            layer = FullyConnectedLayer(features[idx], features[idx + 1], activation="lrelu",
+                                        lr_multiplier=lr_multiplier)
+            setattr(self, f"fc{idx}", layer)
+        self.register_buffer("w_avg", torch.zeros([w_dim]))
+
+    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False):
+        if truncation_cutoff is None:
+            truncation_cutoff = self.num_ws
+        x = normalize_2nd_moment(z.to(torch.float32))
+        if self.c_dim > 0:
+            y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
+            x = torch.cat([x, y], dim=1)
+        for idx in range(self.num_layers):
+            x = getattr(self, f"fc{idx}")(x)
+        if update_emas:
+            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
+        if truncation_psi != 1:
+            x[:, :truncation_cutoff] = self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
+        return x
+
+
+class SynthesisInput(torch.nn.Module):
+    """Fourier features at fixed frequencies, rotated/translated by an affine of w and by `transform`."""
+
+    def __init__(self, w_dim, channels, size, sampling_rate, bandwidth):
+        super().__init__()
+        self.w_dim = w_dim
+        self.channels = channels
+        self.size = np.broadcast_to(np.asarray(size), [2])
+        self.sampling_rate = sampling_rate
+        self.bandwidth = bandwidth
+        # Frequencies drawn uniformly-ish from a disc of radius `bandwidth` (as NVIDIA initialises them).
+        freqs = torch.randn([channels, 2])
+        radii = freqs.square().sum(dim=1, keepdim=True).sqrt()
+        freqs /= radii * radii.square().exp().pow(0.25)
+        freqs *= bandwidth
+        phases = torch.rand([channels]) - 0.5
+        self.weight = torch.nn.Parameter(torch.randn([channels, channels]))
+        self.affine = FullyConnectedLayer(w_dim, 4, weight_init=0, bias_init=[1, 0, 0, 0])
+        # The inverse of the user's transform of the output image (gen_images.py writes it).
+        self.register_buffer("transform", torch.eye(3, 3))
+        self.register_buffer("freqs", freqs)
+        self.register_buffer("phases", phases)
+
+    def forward(self, w, transform=None):
+        transforms = (self.transform if transform is None else transform.to(w.device, torch.float32)).unsqueeze(0)
+        freqs = self.freqs.unsqueeze(0)
+        phases = self.phases.unsqueeze(0)
+
+        # The learned part: t = (cos, sin, tx, ty), rotation normalised to unit length.
+        t = self.affine(w)
+        t = t / t[:, :2].norm(dim=1, keepdim=True)
+        batch = w.shape[0]
+        m_r = torch.eye(3, device=w.device).unsqueeze(0).repeat([batch, 1, 1])
+        m_r[:, 0, 0] = t[:, 0]
+        m_r[:, 0, 1] = -t[:, 1]
+        m_r[:, 1, 0] = t[:, 1]
+        m_r[:, 1, 1] = t[:, 0]
+        m_t = torch.eye(3, device=w.device).unsqueeze(0).repeat([batch, 1, 1])
+        m_t[:, 0, 2] = -t[:, 2]
+        m_t[:, 1, 2] = -t[:, 3]
+        # Rotate the image, then translate it, then apply the user's transform (all as inverses).
+        transforms = m_r @ m_t @ transforms
+
+        phases = phases + (freqs @ transforms[:, :2, 2:]).squeeze(2)
+        freqs = freqs @ transforms[:, :2, :2]
+        # A user transform (zoom out) can push frequencies past the band; fade those out.
+        amplitudes = (1 - (freqs.norm(dim=2) - self.bandwidth)
+                      / (self.sampling_rate / 2 - self.bandwidth)).clamp(0, 1)
+
+        theta = torch.eye(2, 3, device=w.device)
+        theta[0, 0] = 0.5 * self.size[0] / self.sampling_rate
+        theta[1, 1] = 0.5 * self.size[1] / self.sampling_rate
+        grids = F.affine_grid(theta.unsqueeze(0), [1, 1, int(self.size[1]), int(self.size[0])], align_corners=False)
+
+        x = (grids.unsqueeze(3) @ freqs.permute(0, 2, 1).unsqueeze(1).unsqueeze(2)).squeeze(3)
+        x = x + phases.unsqueeze(1).unsqueeze(2)
+        x = torch.sin(x * (np.pi * 2))
+        x = x * amplitudes.unsqueeze(1).unsqueeze(2)
+        weight = self.weight / np.sqrt(self.channels)
+        x = x @ weight.t()
+        return x.permute(0, 3, 1, 2)
+
+    def extra_repr(self):
+        return (f"w_dim={self.w_dim}, channels={self.channels}, size={list(self.size)}, "
+                f"sampling_rate={self.sampling_rate:g}, bandwidth={self.bandwidth:g}")
+
+
+def modulated_weight(weight, styles, demodulate, input_gain):
+    """Per-sample conv weights [N, O, I, k, k]: pre-normalised, modulated, demodulated, input-scaled."""
+    batch = styles.shape[0]
+    in_channels = weight.shape[1]
+    if demodulate:
+        weight = weight * weight.square().mean([1, 2, 3], keepdim=True).rsqrt()
+        # NVIDIA normalises the styles over the whole batch, not per sample; kept for fidelity.
+        styles = styles * styles.square().mean().rsqrt()
+    w = weight.unsqueeze(0) * styles.reshape(batch, 1, in_channels, 1, 1)
+    if demodulate:
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
+        w = w * dcoefs.reshape(batch, -1, 1, 1, 1)
+    if input_gain is not None:
+        w = w * input_gain.expand(batch, in_channels).reshape(batch, 1, in_channels, 1, 1)
+    return w
+
+
+def grouped_conv(x, w, padding):
+    """Convolve each sample with its own weights [N, O, I, k, k] (one grouped convolution)."""
+    batch, out_channels, in_channels, kh, kw = w.shape
+    y = F.conv2d(x.reshape(1, -1, *x.shape[2:]), w.reshape(-1, in_channels, kh, kw).to(x.dtype),
+                 padding=padding, groups=batch)
+    return y.reshape(batch, out_channels, *y.shape[2:])
+
+
+def conv_in_row_tiles(x, w):
+    """grouped_conv with padding k-1, computed a band of rows at a time.
+
+    oneDNN copies its whole input into a blocked layout; on a 1024-px layer that copy costs
+    hundreds of MB, so give it bands of a few tens of MB instead.
+    """
+    batch, out_channels, in_channels, k, _ = w.shape
+    pad = k - 1
+    in_h, in_w = x.shape[2:]
+    out_h, out_w = in_h + pad, in_w + pad
+    rows = max(8, CONV_TILE_ELEMENTS // max(1, batch * in_channels * in_w))
+    if rows >= out_h:
+        return grouped_conv(x, w, pad)
+    out = x.new_empty([batch, out_channels, out_h, out_w])
+    for top in range(0, out_h, rows):
+        bottom = min(top + rows, out_h)
+        band = x[:, :, max(top - pad, 0): min(bottom, in_h)]
+        band = F.pad(band, [0, 0, max(0, pad - top), max(0, bottom - in_h)])
+        out[:, :, top:bottom] = grouped_conv(band, w, (0, pad))
+    return out
+
+
+class SynthesisLayer(torch.nn.Module):
+    """Modulated conv, then bias + filtered leaky ReLU (up, lrelu, clamp, down); the last one is ToRGB."""
+
+    def __init__(self, w_dim, is_torgb, is_critically_sampled, use_fp16, in_channels, out_channels,
+                 in_size, out_size, in_sampling_rate, out_sampling_rate, in_cutoff, out_cutoff,
+                 in_half_width, out_half_width, conv_kernel=3, filter_size=6, lrelu_upsampling=2,
+                 use_radial_filters=False, conv_clamp=256, magnitude_ema_beta=0.999):
+        super().__init__()
+        self.w_dim = w_dim
+        self.is_torgb = is_torgb
+        self.is_critically_sampled = is_critically_sampled
+        self.use_fp16 = use_fp16
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.in_size = np.broadcast_to(np.asarray(in_size), [2])
+        self.out_size = np.broadcast_to(np.asarray(out_size), [2])
+        self.in_sampling_rate = in_sampling_rate
+        self.out_sampling_rate = out_sampling_rate
+        self.tmp_sampling_rate = max(in_sampling_rate, out_sampling_rate) * (1 if is_torgb else lrelu_upsampling)
+        self.in_cutoff = in_cutoff
+        self.out_cutoff = out_cutoff
+        self.in_half_width = in_half_width
+        self.out_half_width = out_half_width
+        self.conv_kernel = 1 if is_torgb else conv_kernel
+        self.conv_clamp = conv_clamp
+        self.magnitude_ema_beta = magnitude_ema_beta
+        self.reference = False  # True: zero-stuffing filtered_lrelu, one plain convolution
+
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = torch.nn.Parameter(torch.randn([out_channels, in_channels, self.conv_kernel, self.conv_kernel]))
+        self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
+        self.register_buffer("magnitude_ema", torch.ones([]))
+
+        self.up_factor = int(np.rint(self.tmp_sampling_rate / in_sampling_rate))
+        assert in_sampling_rate * self.up_factor == self.tmp_sampling_rate
+        self.up_taps = filter_size * self.up_factor if self.up_factor > 1 and not is_torgb else 1
+        self.register_buffer("up_filter", design_lowpass_filter(
+            self.up_taps, in_cutoff, in_half_width * 2, self.tmp_sampling_rate))
+        self.down_factor = int(np.rint(self.tmp_sampling_rate / out_sampling_rate))
+        assert out_sampling_rate * self.down_factor == self.tmp_sampling_rate
+        self.down_taps = filter_size * self.down_factor if self.down_factor > 1 and not is_torgb else 1
+        self.down_radial = use_radial_filters and not is_critically_sampled
+        self.register_buffer("down_filter", design_lowpass_filter(
+            self.down_taps, out_cutoff, out_half_width * 2, self.tmp_sampling_rate, radial=self.down_radial))
+
+        # Pad so that the kept samples sit where the symmetric interpretation (paper, App. C.3) puts them.
+        pad_total = (self.out_size - 1) * self.down_factor + 1
+        pad_total -= (self.in_size + self.conv_kernel - 1) * self.up_factor
+        pad_total += self.up_taps + self.down_taps - 2
+        pad_lo = (pad_total + self.up_factor) // 2
+        pad_hi = pad_total - pad_lo
+        self.padding = [int(pad_lo[0]), int(pad_hi[0]), int(pad_lo[1]), int(pad_hi[1])]
+
+    def forward(self, x, w, noise_mode="const", force_fp32=True, update_emas=False, **ignored):
+        if update_emas:
+            magnitude = x.detach().to(torch.float32).square().mean()
+            self.magnitude_ema.copy_(magnitude.lerp(self.magnitude_ema, self.magnitude_ema_beta))
+        input_gain = self.magnitude_ema.rsqrt()
+
+        styles = self.affine(w)
+        if self.is_torgb:
+            styles = styles * (1 / np.sqrt(self.in_channels * (self.conv_kernel ** 2)))
+        # The stylegan3 repo runs fp16 layers in half only on CUDA.
+        use_half = self.use_fp16 and not force_fp32 and x.device.type == "cuda"
+        dtype = torch.float16 if use_half else torch.float32
+        x = x.to(dtype)
+        weights = modulated_weight(self.weight, styles, demodulate=not self.is_torgb, input_gain=input_gain)
+        gain = 1 if self.is_torgb else np.sqrt(2)
+        slope = 1 if self.is_torgb else 0.2
+        bias = self.bias.to(dtype)
+        options = dict(fu=self.up_filter, fd=self.down_filter, up=self.up_factor, down=self.down_factor,
+                       padding=self.padding, gain=gain, slope=slope, clamp=self.conv_clamp)
+        if self.reference:
+            x = grouped_conv(x, weights, self.conv_kernel - 1)
+            return flrelu.filtered_lrelu(x, b=bias, reference=True, **options)
+        return self._lean_forward(x, weights, bias, options)
+
+    def _lean_forward(self, x, weights, bias, options):
+        """Convolution and filtering a few output channels at a time, into a preallocated result."""
+        batch, _, in_h, in_w = x.shape
+        conv_h, conv_w = in_h + self.conv_kernel - 1, in_w + self.conv_kernel - 1
+        tmp_w, tmp_h = flrelu.temp_size(conv_w, conv_h, self.up_filter, self.up_factor, self.padding)
+        out_w, out_h = flrelu.output_size(conv_w, conv_h, self.up_filter, self.down_filter,
+                                          self.up_factor, self.down_factor, self.padding)
+        if self.conv_kernel == 1:
+            # A 1x1 convolution is a matmul; slicing the weights per chunk never copies the input.
+            flat = x.reshape(batch, self.in_channels, in_h * in_w)
+            weights = weights.reshape(batch, self.out_channels, self.in_channels).to(x.dtype)
+
+            def conv_part(part):
+                return torch.matmul(weights[:, part], flat).reshape(batch, -1, in_h, in_w)
+        else:
+            conv = conv_in_row_tiles(x, weights)
+
+            def conv_part(part):
+                return conv[:, part]
+
+        out = x.new_empty([batch, self.out_channels, out_h, out_w])
+        for part in flrelu.channel_chunks(self.out_channels, batch * max(tmp_h * tmp_w, conv_h * conv_w)):
+            out[:, part] = flrelu.filtered_lrelu_fast(conv_part(part), b=bias[part], **options)
+        return out
+
+    def extra_repr(self):
+        return (f"w_dim={self.w_dim}, is_torgb={self.is_torgb}, is_critically_sampled={self.is_critically_sampled}, "
+                f"in_sampling_rate={self.in_sampling_rate:g}, out_sampling_rate={self.out_sampling_rate:g}, "
+                f"in_size={list(self.in_size)}, out_size={list(self.out_size)}, "
+                f"in_channels={self.in_channels}, out_channels={self.out_channels}")
+
+
+def layer_schedule(img_resolution, img_channels, channel_base=32768, channel_max=512, num_layers=14,
+                   num_critical=2, first_cutoff=2, first_stopband=2 ** 2.1, last_stopband_rel=2 ** 0.3,
+                   margin_size=10):
+    """Per layer (input + num_layers + ToRGB entries): cutoffs, stopbands, sampling rates, sizes, channels."""
+    last_cutoff = img_resolution / 2
+    last_stopband = last_cutoff * last_stopband_rel
+    exponents = np.minimum(np.arange(num_layers + 1) / (num_layers - num_critical), 1)
+    cutoffs = first_cutoff * (last_cutoff / first_cutoff) ** exponents
+    stopbands = first_stopband * (last_stopband / first_stopband) ** exponents
+    sampling_rates = np.exp2(np.ceil(np.log2(np.minimum(stopbands * 2, img_resolution))))
+    half_widths = np.maximum(stopbands, sampling_rates / 2) - cutoffs
+    sizes = sampling_rates + margin_size * 2
+    sizes[-2:] = img_resolution
+    channels = np.rint(np.minimum((channel_base / 2) / cutoffs, channel_max))
+    channels[-1] = img_channels
+    return dict(cutoffs=cutoffs, stopbands=stopbands, sampling_rates=sampling_rates,
+                half_widths=half_widths, sizes=sizes, channels=channels)
+
+
+class SynthesisNetwork(torch.nn.Module):
+    """ws -> image: Fourier input, num_layers filtered layers at growing sampling rates, ToRGB."""
+
+    def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_layers=14,
+                 num_critical=2, first_cutoff=2, first_stopband=2 ** 2.1, last_stopband_rel=2 ** 0.3,
+                 margin_size=10, output_scale=0.25, num_fp16_res=4, **layer_kwargs):
+        super().__init__()
+        self.w_dim = w_dim
+        self.num_ws = num_layers + 2
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.num_layers = num_layers
+        self.num_critical = num_critical
+        self.margin_size = margin_size
+        self.output_scale = output_scale
+        self.num_fp16_res = num_fp16_res
+
+        s = layer_schedule(img_resolution, img_channels, channel_base, channel_max, num_layers, num_critical,
+                           first_cutoff, first_stopband, last_stopband_rel, margin_size)
+        cutoffs, rates, widths = s["cutoffs"], s["sampling_rates"], s["half_widths"]
+        sizes, channels = s["sizes"], s["channels"]
+        self.input = SynthesisInput(w_dim=w_dim, channels=int(channels[0]), size=int(sizes[0]),
+                                    sampling_rate=rates[0], bandwidth=cutoffs[0])
+        self.layer_names = []
+        for idx in range(num_layers + 1):
+            prev = max(idx - 1, 0)
+            layer = SynthesisLayer(
+                w_dim=w_dim, is_torgb=(idx == num_layers), is_critically_sampled=(idx >= num_layers - num_critical),
+                use_fp16=bool(rates[idx] * (2 ** num_fp16_res) > img_resolution),
+                in_channels=int(channels[prev]), out_channels=int(channels[idx]),
+                in_size=int(sizes[prev]), out_size=int(sizes[idx]),
+                in_sampling_rate=int(rates[prev]), out_sampling_rate=int(rates[idx]),
+                in_cutoff=cutoffs[prev], out_cutoff=cutoffs[idx],
+                in_half_width=widths[prev], out_half_width=widths[idx], **layer_kwargs)
+            name = f"L{idx}_{layer.out_size[0]}_{layer.out_channels}"
+            setattr(self, name, layer)
+            self.layer_names.append(name)
+        # w index 0 feeds the input, index i+1 feeds layer i (the last one ToRGB). The "resolution" of
+        # each is its sampling rate: the image size it represents, without the margin.
+        self.ws_resolutions = [int(rates[0])] + [int(rates[idx]) for idx in range(num_layers + 1)]
+
+    def forward(self, ws, noise_mode="const", force_fp32=True, noise_strength=1.0, noise_generator=None,
+                should_stop=None, update_emas=False, input_transform=None, **ignored):
+        """noise_* are accepted for the common contract and ignored: StyleGAN3 has no noise inputs.
+
+        input_transform: optional 3x3 matrix used instead of the `input.transform` buffer for this call.
+        """
+        if noise_mode not in ("random", "const", "none"):
+            raise ValueError(f"noise_mode must be 'random', 'const' or 'none', not {noise_mode!r}")
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
+            raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        ws = ws.to(torch.float32).unbind(dim=1)
+        if should_stop is not None and should_stop():
+            raise RenderCancelled("synthesis stopped before the input layer")
+        x = self.input(ws[0]) if input_transform is None else self.input(ws[0], input_transform)
+        for name, w in zip(self.layer_names, ws[1:]):
+            if should_stop is not None and should_stop():
+                raise RenderCancelled(f"synthesis stopped before {name}")
+            x = getattr(self, name)(x, w, force_fp32=force_fp32, update_emas=update_emas)
+        if self.output_scale != 1:
+            x = x * self.output_scale
+        return x.to(torch.float32)
+
+
+class Generator(torch.nn.Module):
+    """NVIDIA's StyleGAN3 Generator: mapping + synthesis, same names, same numbers."""
+
+    def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs=None, **synthesis_kwargs):
+        super().__init__()
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
+                                          **synthesis_kwargs)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
+                                      **(mapping_kwargs or {}))
+        radial = bool(synthesis_kwargs.get("use_radial_filters", False))
+        one_by_one = synthesis_kwargs.get("conv_kernel", 3) == 1
+        self.architecture = "stylegan3-r" if (radial or one_by_one) else "stylegan3-t"
+        self.info = {"format": "stylegan3", "architecture": self.architecture,
+                     "variant": self.architecture[-1], "init_kwargs": {}}
+
+    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                          update_emas=update_emas)
+        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+
+    def set_reference(self, reference=True):
+        """Switch every layer between the lean path and the zero-stuffing reference."""
+        for layer in self.modules():
+            if isinstance(layer, SynthesisLayer):
+                layer.reference = bool(reference)
+        return self
+
+
+# ---------------------------------------------------------------------------
+# Helpers for callers
+
+
+def input_transform(translate=(0.0, 0.0), rotate_deg=0.0, scale=1.0):
+    """The 3x3 matrix to write into G.synthesis.input.transform, as NVIDIA's gen_images.py does.
+
+    translate is in units of the image (1.0 = full width), rotate_deg turns the picture
+    counter-clockwise as seen by gen_images.py's --rotate, and scale > 1 zooms in.
+    """
+    angle = rotate_deg / 360.0 * np.pi * 2
+    s, c = np.sin(angle), np.cos(angle)
+    m = np.eye(3)
+    m[0][0], m[0][1], m[0][2] = c, s, translate[0]
+    m[1][0], m[1][1], m[1][2] = -s, c, translate[1]
+    m[:2, :2] *= scale
+    return torch.from_numpy(np.linalg.inv(m)).to(torch.float32)
+
+
+def to_plain(value):
+    """numpy scalars/arrays and tuples inside init kwargs -> JSON-able Python values."""
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def build(init_kwargs, reference=False):
+    """A StyleGAN3 Generator (eval, no grad) from NVIDIA's Generator init kwargs; weights random."""
+    kwargs = to_plain(dict(init_kwargs))
+    for key in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"):
+        if key not in kwargs:
+            raise LoadError(f"StyleGAN3 Generator kwargs lack {key!r}")
+    mapping_kwargs = dict(kwargs.get("mapping_kwargs") or {})
+    unknown = set(mapping_kwargs) - MAPPING_OPTIONS
+    known_top = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs"}
+    unknown |= set(kwargs) - known_top - SYNTHESIS_OPTIONS - LAYER_OPTIONS - HARMLESS_OPTIONS
+    if unknown:
+        raise LoadError(f"unsupported StyleGAN3 option(s): {', '.join(sorted(unknown))}")
+    synthesis_kwargs = {k: v for k, v in kwargs.items() if k in SYNTHESIS_OPTIONS | LAYER_OPTIONS}
+    with torch.no_grad():
+        G = Generator(kwargs["z_dim"], kwargs["c_dim"], kwargs["w_dim"], kwargs["img_resolution"],
+                      kwargs["img_channels"], mapping_kwargs=mapping_kwargs, **synthesis_kwargs)
+    G.info["init_kwargs"] = kwargs
+    G.set_reference(reference)
+    return G.eval().requires_grad_(False)
+
+
+def from_persistent(obj, reference=False):
+    """Rebuild a StyleGAN3 Generator from safe_pickle's PersistentObject and load its tensors.
+
+    The stored up/down filters, transform, freqs and phases replace the designed/random ones.
+    """
+    if obj.init_args:
+        raise LoadError(f"StyleGAN3 {obj.class_name} pickled with positional init args, not supported")
+    G = build(obj.init_kwargs, reference=reference)
+    state = obj.state_dict()
+    expected = G.state_dict()
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    if missing or extra:
+        raise LoadError(f"StyleGAN3 state dict does not fit its kwargs: missing {missing[:3]}, unexpected {extra[:3]}")
+    for key, value in expected.items():
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise LoadError(f"StyleGAN3 tensor {key} has shape {list(state[key].shape)}, expected {list(value.shape)}")
+    G.load_state_dict({k: torch.as_tensor(v).to(torch.float32) for k, v in state.items()}, strict=True)
+    return G.eval().requires_grad_(False)
+
+
+def reference_mode(G):
+    """True when G's layers use the zero-stuffing reference path."""
+    return any(getattr(m, "reference", False) for m in G.modules() if isinstance(m, SynthesisLayer))
+
+
+__all__ = ["Generator", "SynthesisNetwork", "SynthesisLayer", "SynthesisInput", "MappingNetwork",
+           "FullyConnectedLayer", "build", "from_persistent", "input_transform", "design_lowpass_filter",
+           "layer_schedule"]
