@@ -1,0 +1,135 @@
+"""run_app.py: flags -> RenderRequest, frame and info commands, clean one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import models
+import run_app
+from renderer.renderer import Renderer
+from renderer.request import RenderRequest
+from renderer_standin import standin_loader
+
+
+def parse(*argv):
+    return run_app.build_parser().parse_args(list(argv))
+
+
+def test_help_lists_the_commands():
+    text = run_app.build_parser().format_help()
+    assert "info" in text and "frame" in text
+
+
+def test_flags_make_the_request():
+    args = parse(
+        "frame", "--pkl", "net.pkl", "--seed", "7", "--psi", "0.7", "--cutoff", "8", "--mix-seed", "3",
+        "--mix-layers", "4-7", "--mix-strength", "0.5", "--noise-mode", "random", "--noise-seed", "2",
+        "--noise-strength", "0.5", "--noise-layer", "b16.conv1=2", "--layer", "b16.conv1",
+        "--channels", "grid:9", "--normalize", "std", "--gain-db", "6", "--fft", "--translate", "0.1,-0.2",
+        "--rotate", "10", "--output-scale", "2", "--device", "cpu", "--out", "x.png",
+    )
+    request = run_app.request_from_args(args)
+    assert request == RenderRequest(
+        pkl="net.pkl", device="cpu", seeds=7, truncation_psi=0.7, truncation_cutoff=8, mix_seed=3,
+        mix_layers="4-7", mix_strength=0.5, noise_mode="random", noise_seed=2, noise_strength=0.5,
+        noise_layer_strength={"b16.conv1": 2.0}, layer="b16.conv1", channel_mode="grid", grid_channels=9,
+        normalize="std", gain_db=6.0, fft=True, transform_translate=(0.1, -0.2), transform_rotate=10.0,
+        output_scale=2.0,
+    )
+    assert run_app.request_from_args(parse("frame", "--channels", "rgb:5", "--out", "x")).channel == 5
+    assert run_app.request_from_args(parse("frame", "--seeds", "1:0.25,2:0.75", "--out", "x")).seeds == ((1, 0.25), (2, 0.75))
+    assert run_app.request_from_args(parse("frame", "--seed-xy", "0.5,1", "--out", "x")).seed_xy == (0.5, 1.0)
+
+
+def test_request_file_with_overrides(tmp_path):
+    saved = RenderRequest(pkl="a.pkl", seeds=[(1, 0.5), (2, 0.5)], mix_seed=9, mix_layers="fine", gain_db=3.0)
+    path = tmp_path / "r.json"
+    path.write_text(saved.to_json())
+    assert run_app.request_from_args(parse("frame", "--request", str(path), "--out", "x")) == saved
+    changed = run_app.request_from_args(parse("frame", "--request", str(path), "--seed", "4", "--psi", "0.5", "--out", "x"))
+    assert changed.seeds == ((4, 1.0),) and changed.truncation_psi == 0.5 and changed.mix_layers == "fine"
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--channels", "cube:3"], "--channels"),
+        (["--translate", "1"], "--translate"),
+        (["--noise-layer", "b4.conv1"], "--noise-layer"),
+        (["--mix-seed", "3"], "--mix-layers"),
+        (["--psi", "nan"], "truncation_psi"),
+        (["--mix-layers", "huge"], "mix_layers"),
+        (["--seed", "1", "--seeds", "2:1"], "only one"),
+        (["--pkl", "/no/such/net.pkl"], "/no/such/net.pkl"),
+        (["--request", "/no/such/request.json"], "/no/such/request.json"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(tmp_path, capsys, argv, words):
+    code = run_app.main(["frame", *argv, "--out", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture
+def standin_models(monkeypatch, tmp_path):
+    """Route the CLI's loader to the stand-in generator; returns a network file path."""
+    monkeypatch.setattr(models, "load_generator", standin_loader(resolution=32))
+    path = tmp_path / "standin.pkl"
+    path.write_bytes(b"x")
+    return str(path)
+
+
+def test_frame_writes_the_same_pixels_as_the_renderer(standin_models, tmp_path, capsys):
+    out = tmp_path / "out" / "frame.png"
+    out.parent.mkdir()
+    argv = ["frame", "--pkl", standin_models, "--seed", "3", "--mix-seed", "4", "--mix-layers", "coarse",
+            "--noise-mode", "random", "--noise-seed", "1", "--device", "cpu", "--out", str(out)]
+    assert run_app.main(argv) == 0
+    written = np.asarray(Image.open(out))
+    request = run_app.request_from_args(parse(*argv))
+    shown = Renderer("cpu").render(request).image  # what the GUI's renderer shows for it
+    assert np.array_equal(written, shown)
+    assert [p.name for p in out.parent.iterdir()] == ["frame.png"]  # no temp file left behind
+    # the same request through --request gives the same file content
+    (tmp_path / "r.json").write_text(request.to_json())
+    again = tmp_path / "out" / "again.png"
+    assert run_app.main(["frame", "--request", str(tmp_path / "r.json"), "--out", str(again)]) == 0
+    assert np.array_equal(np.asarray(Image.open(again)), written)
+
+
+def test_frame_into_a_missing_folder_fails_cleanly(standin_models, tmp_path, capsys):
+    code = run_app.main(["frame", "--pkl", standin_models, "--out", str(tmp_path / "nope" / "x.png")])
+    assert code == 1 and "nope" in capsys.readouterr().err
+
+
+def test_info_prints_json(standin_models, capsys):
+    assert run_app.main(["info", "--pkl", standin_models]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["resolution"] == 32 and info["num_ws"] == 8 and info["z_dim"] == 8
+    assert {"name": "b16.conv1", "shape": [1, 4, 16, 16], "resolution": 16} in info["layers"]
+
+
+def test_info_on_a_fixture(fixtures_dir, capsys):
+    pytest.importorskip("models.loader")
+    assert run_app.main(["info", "--pkl", str(fixtures_dir / "sg2ada_64.pkl"), "--device", "cpu"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["format"] == "stylegan2-ada-pytorch" and info["architecture"] == "stylegan2"
+    assert info["resolution"] == 64 and info["num_ws"] == 10
+    assert any(layer["name"] == "b64.torgb" for layer in info["layers"])
+
+
+def test_bad_file_from_a_real_process_has_no_traceback(tmp_path):
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(b"not a pickle at all")
+    result = subprocess.run(
+        [sys.executable, str(run_app.__file__), "info", "--pkl", str(bad)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
