@@ -17,8 +17,11 @@ PNG_KEY_MODEL = "stylescope.model"
 PNG_KEY_MODEL_SHA256 = "stylescope.model_sha256"
 
 
-class ExportError(Exception):
-    """An export could not be written; the message is one line a person can act on."""
+class ExportError(ValueError):
+    """An export could not be made; the message is one line a person can act on.
+
+    A ValueError so that command lines report it like other input problems (one line, no trace).
+    """
 
 
 class ExportCancelled(Exception):
@@ -87,6 +90,9 @@ def atomic_output(path):
         # mkstemp makes the file private (0600); give the result the usual permissions.
         os.chmod(temp_name, 0o666 & ~_UMASK)
         os.replace(temp_name, path)
+    except ExportError:
+        _remove_quietly(temp_name)
+        raise
     except OSError as error:
         _remove_quietly(temp_name)
         raise ExportError(describe_os_error(error, path)) from error
@@ -165,12 +171,13 @@ class PngMetadata:
         return RenderRequest.from_json(self.request_json)
 
 
-def save_png(frame, request, path, model_path=None, model_name=None, model_sha256=None):
+def save_png(frame, request, path, model_path=None, model_name=None, model_sha256=None, extra_text=None):
     """Write a frame's image as PNG carrying its RenderRequest and the model's name and sha256.
 
     `frame` is a renderer Frame (its .image, uint8 [H, W, 3]) or the image array itself.
     The model is named by `model_path` (name and sha256 are read from the file) or given
     directly by `model_name` / `model_sha256` (e.g. for the embedded default model).
+    extra_text: more PNG text chunks, e.g. a grid's layout.
     """
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
@@ -184,6 +191,8 @@ def save_png(frame, request, path, model_path=None, model_name=None, model_sha25
     info.add_text(PNG_KEY_MODEL, model_name or "")
     info.add_text(PNG_KEY_MODEL_SHA256, model_sha256 or "")
     info.add_text("Software", "StyleScope")
+    for key, value in (extra_text or {}).items():
+        info.add_text(key, value if isinstance(value, str) else json.dumps(value))
     with atomic_output(path) as temp_name:
         Image.fromarray(image).save(temp_name, format="PNG", pnginfo=info)
     return Path(path)
@@ -356,3 +365,422 @@ def _disk_nearly_full(folder):
         return shutil.disk_usage(folder).free < 64 * 1024
     except OSError:
         return False
+
+
+# ---------------------------------------------------------------- rendering for exports
+
+
+def model_path_of(request):
+    """The file a request's network comes from (the embedded default model when pkl is None)."""
+    if request.pkl:
+        return Path(request.pkl)
+    from renderer.renderer import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+def render_image(renderer, request, cancel=None):
+    """One picture, uint8 [H, W, 3]; a cancel stops the render between synthesis blocks."""
+    should_stop = cancel.is_set if cancel is not None else None
+    frame = renderer.render(request, should_stop=should_stop)
+    if frame.cancelled or (cancel is not None and cancel.is_set()):
+        raise ExportCancelled("export cancelled")
+    if frame.error:
+        raise ExportError(f"render failed: {frame.error}")
+    return frame.image
+
+
+def export_frame(renderer, request, path, save_latents=False):
+    """Render a request to a PNG that remembers it; with save_latents also <stem>_w.npy and
+    <stem>_z.npy (z only when the request has one: a single seed or an explicit z).
+    Returns the paths written."""
+    image = render_image(renderer, request)
+    model = model_path_of(request)
+    written = [save_png(image, request, path, model_path=model if model.is_file() else None)]
+    if save_latents:
+        path = Path(path)
+        ws = renderer.compute_ws(request).detach().cpu().numpy()
+        written.append(save_array(ws, path.with_name(f"{path.stem}_w.npy")))
+        z = request_z(request)
+        if z is not None:
+            written.append(save_array(z, path.with_name(f"{path.stem}_z.npy")))
+    return written
+
+
+def request_z(request, z_dim=None):
+    """The z [1, z_dim] a request starts from, or None when it has none (a seed blend, or w)."""
+    from renderer.interpolate import seed_z
+
+    if request.w is not None or request.seed_xy is not None:
+        return None
+    if request.z is not None:
+        return np.asarray([request.z], dtype=np.float64)
+    if len(request.seeds) == 1 and request.seeds[0][1] == 1.0:
+        if z_dim is None:
+            return None
+        return seed_z(request.seeds[0][0], z_dim)
+    return None
+
+
+def rebuild_from_png(renderer, png_path, out_path, pkl=None):
+    """Render the request stored in an exported PNG again and write it to out_path.
+
+    pkl overrides the stored network path (the file moved). Returns (request, warning),
+    the warning saying when the network's sha256 differs from the one recorded.
+    """
+    import dataclasses
+
+    meta = read_png_metadata(png_path)
+    request = meta.request()
+    if pkl is not None:
+        request = dataclasses.replace(request, pkl=str(pkl))
+    model = model_path_of(request)
+    if not model.is_file():
+        raise ExportError(
+            f"{png_path}: its network {meta.model_name or model} is not at {model}; give the file with --pkl"
+        )
+    warning = None
+    if meta.model_sha256 and file_sha256(model) != meta.model_sha256:
+        warning = (
+            f"{model} is not the network that made {png_path} "
+            f"(sha256 {file_sha256(model)[:12]}... != {meta.model_sha256[:12]}...); pixels will differ"
+        )
+    image = render_image(renderer, request)
+    save_png(image, request, out_path, model_path=model)
+    return request, warning
+
+
+# ---------------------------------------------------------------- keyframes
+
+
+def _plain_latent(base):
+    """Changes that clear every latent source of a request."""
+    return {"seeds": ((0, 1.0),), "seed_xy": None, "z": None, "w": None}
+
+
+def keyframe_request(base, item):
+    """One keyframe as a full RenderRequest built on `base`.
+
+    item: a seed (int, or text of digits); a latent file (.npy / .npz holding a z or a w);
+    a saved request or session (.json, RenderRequest JSON); an exported PNG (its request).
+    Seeds and latent files take every other setting from base; saved requests and PNGs
+    bring their own (their own psi, mixing, ...), only the network comes from base.
+    """
+    import dataclasses
+
+    from renderer.request import RenderRequest
+
+    if isinstance(item, (int, np.integer)) or (isinstance(item, str) and item.strip().isdigit()):
+        return dataclasses.replace(base, **{**_plain_latent(base), "seeds": ((int(item), 1.0),)})
+    path = Path(item)
+    if not path.is_file():
+        raise ExportError(f"keyframe {item}: no such file (give seeds, .npy/.npz latents, .json sessions or .png exports)")
+    suffix = path.suffix.lower()
+    if suffix in (".npy", ".npz"):
+        kind, latent = load_latent(path)
+        return dataclasses.replace(base, **{**_plain_latent(base), kind: latent})
+    if suffix == ".png":
+        saved = read_png_metadata(path).request()
+    elif suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+            if isinstance(data, dict) and isinstance(data.get("request"), dict):
+                data = data["request"]
+            saved = RenderRequest.from_dict(data)
+        except ValueError as error:
+            raise ExportError(f"keyframe {path}: not a saved request or session ({error})") from None
+    else:
+        raise ExportError(f"keyframe {path}: unknown kind of file (use .npy, .npz, .json or .png)")
+    return dataclasses.replace(saved, pkl=base.pkl, device=base.device, precision=base.precision)
+
+
+def load_latent(path):
+    """('z' or 'w', array) from a latent file.
+
+    .npz: the array named 'w' or 'z' (NVIDIA's projector writes projected_w.npz with 'w').
+    .npy: a name ending in _w / _z decides (what export_frame writes); else an array with
+    several rows ([num_ws, w_dim] or [1, num_ws, w_dim]) is a w, a single vector a z.
+    """
+    path = Path(path)
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as error:
+        raise ExportError(f"{path}: not a readable numpy file ({error})") from None
+    if hasattr(data, "files"):
+        for kind in ("w", "z"):
+            if kind in data.files:
+                return kind, np.asarray(data[kind], dtype=np.float64)
+        raise ExportError(f"{path}: no array named 'w' or 'z' (found {', '.join(data.files)})")
+    array = np.asarray(data, dtype=np.float64)
+    stem = path.stem.lower()
+    if stem.endswith(("_w", ".w")) or stem == "w":
+        return "w", array
+    if stem.endswith(("_z", ".z")) or stem == "z":
+        return "z", array.reshape(-1)
+    rows = array.reshape(-1, array.shape[-1]) if array.ndim else array.reshape(1, 1)
+    if rows.shape[0] > 1:
+        return "w", rows
+    return "z", rows.reshape(-1)
+
+
+# ---------------------------------------------------------------- request sequences
+
+
+def interpolation_requests(renderer, base, keyframes, frames_per_transition, method="slerp-z", loop=False, easing="linear"):
+    """The frames' requests of a video through keyframes (a generator; nothing is rendered).
+
+    slerp-z: each keyframe needs a z (a seed, a z file); frames keep base's truncation and
+    mixing. lerp-w / cubic-w: each keyframe's final ws (its truncation and mixing baked in)
+    are the path; the frames carry those ws with no further mixing. Either way the first
+    frame renders exactly like the first keyframe.
+    """
+    import dataclasses
+
+    from renderer import interpolate
+
+    keyframes = list(keyframes)
+    if not keyframes:
+        raise ExportError("a video needs at least one keyframe")
+    if method not in interpolate.INTERPOLATIONS:
+        raise ExportError(f"unknown interpolation {method!r}; choose one of {', '.join(interpolate.INTERPOLATIONS)}")
+    if method == "slerp-z":
+        z_dim = None
+        keys = []
+        for index, key in enumerate(keyframes):
+            if z_dim is None and key.z is None:
+                z_dim = _z_dim(renderer, key)
+            z = request_z(key, z_dim)
+            if z is None:
+                raise ExportError(f"keyframe {index + 1} has no z (a seed blend or a w); use lerp-w or cubic-w")
+            keys.append(z)
+        first = dataclasses.replace(base, **_plain_latent(base))
+        for z in interpolate.iter_interpolation(keys, frames_per_transition, method, loop, easing):
+            yield dataclasses.replace(first, z=z[0])
+        return
+    keys = [renderer.compute_ws(key).detach().cpu().numpy().astype(np.float64) for key in keyframes]
+    unmixed = dataclasses.replace(
+        keyframes[0], **_plain_latent(base), mix_seed=None, mix_w=None, mix_layers="", w_offset=None
+    )
+    for ws in interpolate.iter_interpolation(keys, frames_per_transition, method, loop, easing):
+        yield dataclasses.replace(unmixed, w=ws[0])
+
+
+def _z_dim(renderer, request):
+    _, G = renderer.load(request)
+    return G.z_dim
+
+
+SWEEP_CONTROLS = ("psi", "mix_strength", "mix_layers", "noise_seed")
+
+
+def sweep_requests(renderer, base, control, frames, start=None, stop=None, width=None, loop=False):
+    """Requests that move one control of base over `frames` frames (a list).
+
+    psi: from start to stop (default base psi -1 .. +1); mix_strength: start..stop
+    (default 0..1); mix_layers: a window of `width` w indices (default 2) sliding from the
+    first layer to the last; noise_seed: base's noise seed + 0, 1, 2, ... with random noise.
+    loop: go there and back, so the video repeats without a jump.
+    """
+    import dataclasses
+
+    if control not in SWEEP_CONTROLS:
+        raise ExportError(f"unknown sweep control {control!r}; choose one of {', '.join(SWEEP_CONTROLS)}")
+    if frames < 2:
+        raise ExportError("a sweep needs at least 2 frames")
+    if control in ("mix_strength", "mix_layers") and base.mix_seed is None and base.mix_w is None:
+        raise ExportError(f"a {control} sweep needs a style-mixing source (a mix seed)")
+    positions = _sweep_positions(frames, loop)
+    requests = []
+    if control == "psi":
+        lo = base.truncation_psi - 1.0 if start is None else start
+        hi = base.truncation_psi + 1.0 if stop is None else stop
+        for t in positions:
+            requests.append(dataclasses.replace(base, truncation_psi=round(lo + (hi - lo) * t, 6)))
+    elif control == "mix_strength":
+        lo = 0.0 if start is None else start
+        hi = 1.0 if stop is None else stop
+        layers = base.mix_layers or "0-1000"
+        for t in positions:
+            requests.append(dataclasses.replace(base, mix_strength=round(lo + (hi - lo) * t, 6), mix_layers=layers))
+    elif control == "mix_layers":
+        num_ws = renderer.compute_ws(dataclasses.replace(base, mix_layers="")).shape[1]
+        width = int(width or 2)
+        if not 1 <= width <= num_ws:
+            raise ExportError(f"sweep width {width} does not fit {num_ws} ws")
+        last_start = num_ws - width
+        for t in positions:
+            first = int(round(t * last_start))
+            requests.append(dataclasses.replace(base, mix_layers=f"{first}-{first + width - 1}"))
+    else:
+        first_seed = base.noise_seed if start is None else int(start)
+        for index in range(len(positions)):
+            seed = first_seed + (index if not loop else min(index, len(positions) - index))
+            requests.append(dataclasses.replace(base, noise_mode="random", noise_seed=seed))
+    return requests
+
+
+def _sweep_positions(frames, loop):
+    """t in [0, 1] per frame; a loop goes up and back down, leaving out the repeated start."""
+    if not loop:
+        return [i / (frames - 1) for i in range(frames)]
+    return [1.0 - abs(1.0 - 2.0 * i / frames) for i in range(frames)]
+
+
+def grid_cell_keyframes(seeds, cells):
+    """Seed lists of the cells of a grid video (row-major).
+
+    When the seeds split evenly into the cells with two or more each, cell k takes the k-th
+    slice (as NVIDIA's gen_video.py); otherwise each cell runs the whole list, shifted by
+    k * (max seed + 1) so that no two cells share a seed.
+    """
+    seeds = [int(s) for s in seeds]
+    if len(seeds) % cells == 0 and len(seeds) // cells >= 2:
+        per_cell = len(seeds) // cells
+        return [seeds[k * per_cell : (k + 1) * per_cell] for k in range(cells)]
+    shift = max(seeds) + 1
+    return [[seed + k * shift for seed in seeds] for k in range(cells)]
+
+
+# ---------------------------------------------------------------- grids
+
+
+def seed_grid_requests(base, seeds):
+    """One request per seed, base's other settings kept."""
+    import dataclasses
+
+    return [dataclasses.replace(base, **{**_plain_latent(base), "seeds": ((int(s), 1.0),)}) for s in seeds]
+
+
+def style_mix_requests(base, row_seeds, col_seeds, layers="coarse"):
+    """The StyleGAN paper's style-mixing figure as requests: {(row, col): request}.
+
+    Row 0 holds the column seeds' own pictures, column 0 the row seeds'; cell (i+1, j+1) is
+    row seed i with column seed j's styles in `layers` (coarse, middle, fine or e.g. 4-7).
+    (0, 0) stays blank.
+    """
+    import dataclasses
+
+    plain = dict(_plain_latent(base), mix_seed=None, mix_w=None, mix_layers="", mix_strength=1.0)
+    cells = {}
+    for j, col_seed in enumerate(col_seeds):
+        cells[(0, j + 1)] = dataclasses.replace(base, **{**plain, "seeds": ((int(col_seed), 1.0),)})
+    for i, row_seed in enumerate(row_seeds):
+        cells[(i + 1, 0)] = dataclasses.replace(base, **{**plain, "seeds": ((int(row_seed), 1.0),)})
+        for j, col_seed in enumerate(col_seeds):
+            cells[(i + 1, j + 1)] = dataclasses.replace(
+                base, **{**plain, "seeds": ((int(row_seed), 1.0),), "mix_seed": int(col_seed), "mix_layers": layers}
+            )
+    return cells
+
+
+def render_grid(renderer, cells, rows, cols, padding=0, progress=None, cancel=None):
+    """Render {(row, col): request} (or a row-major list) into one tiled picture."""
+    if not isinstance(cells, dict):
+        cells = {divmod(index, cols): request for index, request in enumerate(cells)}
+    images = [None] * (rows * cols)
+    total = len(cells)
+    for done, ((row, col), request) in enumerate(sorted(cells.items()), start=1):
+        _check_cancel(cancel)
+        images[row * cols + col] = render_image(renderer, request, cancel)
+        if progress is not None:
+            progress(done, total)
+    background = 255 if any(image is None for image in images) else 0  # the paper's white corner
+    return tile_images(images, rows, cols, padding=padding, background=background)
+
+
+def export_grid(renderer, cells, rows, cols, path, base, kind, padding=0, progress=None, cancel=None):
+    """Render and write a grid PNG; its text chunks hold base's request and every cell's."""
+    _fail_early_if_unwritable(path)
+    image = render_grid(renderer, cells, rows, cols, padding, progress, cancel)
+    if not isinstance(cells, dict):
+        cells = {divmod(index, cols): request for index, request in enumerate(cells)}
+    layout = {
+        "kind": kind,
+        "rows": rows,
+        "cols": cols,
+        "padding": padding,
+        "cells": [{"row": r, "col": c, "request": req.to_dict()} for (r, c), req in sorted(cells.items())],
+    }
+    model = model_path_of(base)
+    save_png(image, base, path, model_path=model if model.is_file() else None, extra_text={"stylescope.grid": layout})
+    return image
+
+
+# ---------------------------------------------------------------- videos from requests
+
+
+def video_frames(renderer, request_sequences, cols=1, cancel=None):
+    """Rendered pictures; with several sequences (a grid video) each picture tiles one frame of each."""
+    if len(request_sequences) == 1:
+        for request in request_sequences[0]:
+            yield render_image(renderer, request, cancel)
+        return
+    rows = -(-len(request_sequences) // cols)
+    for requests in zip(*request_sequences):
+        yield tile_images([render_image(renderer, r, cancel) for r in requests], rows, cols)
+
+
+def export_video(renderer, request_sequences, path, fps=30, quality=8, cols=1, total=None, progress=None, cancel=None):
+    """Render request sequences (one, or one per grid cell) into an MP4 or GIF, atomically."""
+    _fail_early_if_unwritable(path)
+    frames = video_frames(renderer, request_sequences, cols, cancel)
+    return write_video(frames, path, fps=fps, quality=quality, total=total, progress=progress, cancel=cancel)
+
+
+def _fail_early_if_unwritable(path):
+    problem = writable_or_error(path)
+    if problem:
+        raise ExportError(problem)
+
+
+# ---------------------------------------------------------------- background jobs
+
+
+class ExportJob:
+    """Runs one export on a thread of its own, with progress and cancel, for the GUI.
+
+    work(progress, cancel) does the export (it should use its own Renderer, so the
+    interactive worker is never blocked). Read done/total/finished/error/result from any
+    thread; cancel() asks it to stop and the partial file is removed.
+    """
+
+    def __init__(self, description, work):
+        self.description = description
+        self._work = work
+        self.cancel_event = threading.Event()
+        self.done = 0
+        self.total = 0
+        self.finished = False
+        self.cancelled = False
+        self.error = None
+        self.result = None
+        self._thread = threading.Thread(target=self._run, name=f"Export: {description}", daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def cancel(self):
+        self.cancel_event.set()
+
+    def wait(self, timeout=None):
+        self._thread.join(timeout)
+        return self.finished
+
+    @property
+    def fraction(self):
+        return self.done / self.total if self.total else 0.0
+
+    def _progress(self, done, total):
+        self.done, self.total = done, total
+
+    def _run(self):
+        try:
+            self.result = self._work(self._progress, self.cancel_event)
+        except ExportCancelled:
+            self.cancelled = True
+        except Exception as error:  # shown in the panel; the window stays up
+            text = str(error).strip().splitlines()
+            self.error = text[0] if text else type(error).__name__
+        finally:
+            self.finished = True

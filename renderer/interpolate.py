@@ -113,10 +113,16 @@ def frame_positions(num_keys, frames_per_transition, loop):
 
 
 def interpolate_keys(keys, frames_per_transition, method="lerp-w", loop=False, easing="linear"):
-    """All in-between vectors of a keyframe path, as a list of float64 arrays shaped like a key.
+    """All in-between vectors of a keyframe path, as a list (see iter_interpolation)."""
+    return list(iter_interpolation(keys, frames_per_transition, method, loop, easing))
+
+
+def iter_interpolation(keys, frames_per_transition, method="lerp-w", loop=False, easing="linear"):
+    """The in-between vectors of a keyframe path, one float64 array per frame, shaped like a key.
 
     keys: a list of arrays of one shape (z [1, z_dim] for slerp-z, ws [1, num_ws, w_dim] for
-    lerp-w and cubic-w). The first frame is exactly keys[0].
+    lerp-w and cubic-w). The first frame is exactly keys[0]. A generator, so a long
+    video of large ws never holds every frame's latent at once.
     """
     if method not in INTERPOLATIONS:
         raise ValueError(f"unknown interpolation {method!r}; choose one of {', '.join(INTERPOLATIONS)}")
@@ -124,22 +130,22 @@ def interpolate_keys(keys, frames_per_transition, method="lerp-w", loop=False, e
     if any(k.shape != keys[0].shape for k in keys):
         raise ValueError("keyframes must all have the same shape")
     num_keys = len(keys)
-    vectors = []
     for segment, t in frame_positions(num_keys, frames_per_transition, loop):
         if num_keys == 1:
-            vectors.append(keys[0].copy())
+            yield keys[0].copy()
             continue
         s = ease(t, easing)
         start = keys[segment]
         end = keys[(segment + 1) % num_keys]
-        if method == "slerp-z":
-            vectors.append(slerp(start, end, s))
+        if s == 0.0 or s == 1.0:  # on a keyframe: exactly it, not a rounded recomputation
+            yield (start if s == 0.0 else end).copy()
+        elif method == "slerp-z":
+            yield slerp(start, end, s)
         elif method == "lerp-w":
-            vectors.append(lerp(start, end, s))
+            yield lerp(start, end, s)
         else:
             before, after = _spline_neighbours(keys, segment, loop)
-            vectors.append(catmull_rom(before, start, end, after, s))
-    return vectors
+            yield catmull_rom(before, start, end, after, s)
 
 
 def _spline_neighbours(keys, segment, loop):
