@@ -43,7 +43,9 @@ def reference(fixtures_dir, name):
     return np.load(fixtures_dir / f"{name}_ref.npz")
 
 
-def fixture_renderer():
+@pytest.fixture(scope="module")
+def fx_renderer():
+    """One renderer for the fixture tests, so each network file is loaded once."""
     pytest.importorskip("models.loader")
     return Renderer("cpu")
 
@@ -52,12 +54,10 @@ def fixture_renderer():
 
 
 @pytest.mark.parametrize("name", ALL_FIXTURES)
-@pytest.mark.parametrize("psi", [1.0, 0.7])
-def test_plain_seed_frame_equals_gen_images(fixtures_dir, name, psi):
-    renderer = fixture_renderer()
+def test_plain_seed_frame_equals_gen_images(fixtures_dir, fx_renderer, name):
+    renderer = fx_renderer
     ref = reference(fixtures_dir, name)
-    tag = "1p0" if psi == 1.0 else "0p7"
-    for seed in (0, 42):
+    for seed, psi, tag in ((0, 1.0, "1p0"), (42, 0.7, "0p7")):
         frame = renderer.render(RenderRequest(pkl=str(fixtures_dir / f"{name}.pkl"), seeds=seed, truncation_psi=psi))
         assert frame.error is None, frame.error
         expected = image_to_uint8(torch.from_numpy(ref[f"img_seed{seed}_psi{tag}_const"]))[0].numpy()
@@ -65,8 +65,8 @@ def test_plain_seed_frame_equals_gen_images(fixtures_dir, name, psi):
         assert np.abs(frame.image.astype(int) - expected.astype(int)).max() <= 1
 
 
-def test_cutoff_and_no_noise_follow_the_reference(fixtures_dir):
-    renderer = fixture_renderer()
+def test_cutoff_and_no_noise_follow_the_reference(fixtures_dir, fx_renderer):
+    renderer = fx_renderer
     ref = reference(fixtures_dir, "sg2ada_64")
     pkl = str(fixtures_dir / "sg2ada_64.pkl")
     ws = renderer.compute_ws(RenderRequest(pkl=pkl, seeds=7, truncation_psi=0.5, truncation_cutoff=2))
@@ -76,8 +76,8 @@ def test_cutoff_and_no_noise_follow_the_reference(fixtures_dir):
     assert np.abs(frame.image.astype(int) - expected.astype(int)).max() <= 1
 
 
-def test_fixture_style_mix_equals_reference(fixtures_dir):
-    renderer = fixture_renderer()
+def test_fixture_style_mix_equals_reference(fixtures_dir, fx_renderer):
+    renderer = fx_renderer
     ref = reference(fixtures_dir, "sg2ada_64")
     k = int(ref["mix_k"])
     num_ws = ref["ws_seed0_psi1p0"].shape[1]
@@ -87,9 +87,9 @@ def test_fixture_style_mix_equals_reference(fixtures_dir):
     assert np.abs(renderer.render(request).image.astype(int) - expected.astype(int)).max() <= 1
 
 
-def test_stylegan3_input_transform(fixtures_dir):
+def test_stylegan3_input_transform(fixtures_dir, fx_renderer):
     pytest.importorskip("models.stylegan3")
-    renderer = fixture_renderer()
+    renderer = fx_renderer
     ref = reference(fixtures_dir, "sg3_t_64")
     tx, ty, angle = (float(v) for v in ref["transform_translate_angle"])
     request = RenderRequest(pkl=str(fixtures_dir / "sg3_t_64.pkl"), seeds=0,
@@ -108,8 +108,8 @@ def test_stylegan3_input_transform(fixtures_dir):
 
 
 @pytest.mark.parametrize("name", ALL_FIXTURES)
-def test_layer_list_and_captures_match_fixture_shapes(fixtures_dir, name):
-    renderer = fixture_renderer()
+def test_layer_list_and_captures_match_fixture_shapes(fixtures_dir, fx_renderer, name):
+    renderer = fx_renderer
     ref = reference(fixtures_dir, name)
     shapes = json.loads(str(ref["feature_shapes_json"]))
     frame = renderer.render(RenderRequest(pkl=str(fixtures_dir / f"{name}.pkl"), seeds=0))
@@ -155,26 +155,28 @@ def test_unknown_layer_names_it_and_lists_valid_ones(small_sg2, net_file):
 # -- latents, mixing, noise ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("layers", ["0-2", "4-7", "coarse", "middle", "fine", "1,5,8", "0-8"])
-@pytest.mark.parametrize("strength", [1.0, 0.4])
-def test_mixing_equals_ws_by_hand(small_sg2, net_file, layers, strength):
+@pytest.mark.parametrize("layers", ["0-2", "4-7", "coarse", "middle", "fine", "1,5,8"])
+def test_mixing_equals_ws_by_hand(small_sg2, net_file, layers):
     G = small_sg2
-    request = RenderRequest(pkl=net_file, seeds=11, truncation_psi=0.8, mix_seed=12, mix_layers=layers,
-                            mix_strength=strength, noise_mode="const")
+    renderer = renderer_for(G)
+    unmixed = renderer.render(RenderRequest(pkl=net_file, seeds=11, truncation_psi=0.8))
 
     def mapped(seed):
         z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
         return G.mapping(z, None, truncation_psi=0.8)
 
-    ws = mapped(11)
     idx = mix_indices(layers, mix_group_resolutions(G))
-    ws[:, idx] = ws[:, idx] + strength * (mapped(12)[:, idx] - ws[:, idx])
-    expected = image_to_uint8(G.synthesis(ws, noise_mode="const"))[0].numpy()
-    frame = renderer_for(G).render(request)
-    assert frame.error is None, frame.error
-    assert np.abs(frame.image.astype(int) - expected.astype(int)).max() <= 1
-    unmixed = renderer_for(G).render(RenderRequest(pkl=net_file, seeds=11, truncation_psi=0.8))
-    assert (frame.image != unmixed.image).any()
+    assert idx
+    for strength in (1.0, 0.4):
+        ws = mapped(11)
+        ws[:, idx] = ws[:, idx] + strength * (mapped(12)[:, idx] - ws[:, idx])
+        expected = image_to_uint8(G.synthesis(ws, noise_mode="const"))[0].numpy()
+        request = RenderRequest(pkl=net_file, seeds=11, truncation_psi=0.8, mix_seed=12, mix_layers=layers,
+                                mix_strength=strength)
+        frame = renderer.render(request)
+        assert frame.error is None, frame.error
+        assert np.abs(frame.image.astype(int) - expected.astype(int)).max() <= 1
+        assert (frame.image != unmixed.image).any()
 
 
 @pytest.mark.parametrize("resolution, num_ws", [(256, 14), (512, 16), (1024, 18)])

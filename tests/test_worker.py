@@ -56,7 +56,7 @@ def test_stale_render_stops_at_the_next_block(net_file):
         second = RenderRequest(pkl=net_file, seeds=2)
         worker.submit(second)
         assert worker.wait_idle(timeout=30)
-    # first: layer discovery is cached per network, so one pass each; the first stopped early
+    # the first pass stopped early (its layer recording too); only the second request shows
     assert [f.request for f in frames] == [second]
     assert synthesis.blocks_run < 2 * len(synthesis.block_resolutions)
 
