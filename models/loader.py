@@ -68,7 +68,7 @@ def _from_network(net):
 
     if isinstance(net, PersistentObject):
         if net.class_name != "Generator":
-            raise LoadError(f"expected a Generator, found a {net.class_name}")
+            raise LoadError(f"expected a Generator, found {net.class_name}")
         synthesis = net.submodules().get("synthesis")
         if synthesis is None:
             raise LoadError("Generator has no synthesis network")

@@ -221,7 +221,7 @@ def test_snapshot_without_generator_is_a_clear_error(tmp_path):
 
 
 def test_asking_for_the_discriminator_is_a_clear_error(fixtures_dir):
-    with pytest.raises(LoadError, match="expected a Generator, found a Discriminator") as err:
+    with pytest.raises(LoadError, match="expected a Generator, found Discriminator") as err:
         load_generator(fixtures_dir / "sg2ada_64.pkl", key="D")
     _assert_one_line_naming(err, fixtures_dir / "sg2ada_64.pkl")
 
