@@ -1,4 +1,4 @@
-"""StyleScope command line: open the explorer window, or run headless (info, frame)."""
+"""StyleScope command line: open the explorer window, or run headless (info, frame, video, grid)."""
 
 import argparse
 import dataclasses
@@ -31,7 +31,22 @@ def build_parser():
     frame = commands.add_parser("frame", parents=[common], help="render one frame to a PNG")
     add_request_arguments(frame)
     frame.add_argument("--out", required=True, help="PNG file to write")
+    frame.add_argument("--from-png", metavar="PNG", help="re-render the request stored in a StyleScope PNG")
+    frame.add_argument("--save-latents", action="store_true", help="also write <out>_w.npy (and _z.npy)")
     frame.set_defaults(func=cmd_frame)
+
+    # conflict_handler: their --seeds is a keyframe / grid seed list, not add_request_arguments' blend.
+    video = commands.add_parser("video", parents=[common], conflict_handler="resolve",
+                                help="render an interpolation video, a sweep or a grid video (MP4 or GIF)")
+    add_request_arguments(video)
+    add_video_arguments(video)
+    video.set_defaults(func=cmd_video)
+
+    grid = commands.add_parser("grid", parents=[common], conflict_handler="resolve",
+                               help="render a seed grid or a style-mixing grid to a PNG")
+    add_request_arguments(grid)
+    add_grid_arguments(grid)
+    grid.set_defaults(func=cmd_grid)
     return parser
 
 
@@ -236,11 +251,146 @@ def cmd_frame(args):
     """Render one request to a PNG."""
     from renderer.renderer import Renderer
 
+    from renderer import export
+
+    if getattr(args, "from_png", None):
+        headless_threads()
+        _, warning = export.rebuild_from_png(Renderer(), args.from_png, args.out, pkl=getattr(args, "pkl", None))
+        if warning:
+            print(f"stylescope: warning: {warning}", file=sys.stderr)
+        print(f"wrote {args.out} (rebuilt from {args.from_png})")
+        return 0
     request = request_from_args(args)
     headless_threads()
-    frame = render_or_fail(Renderer(), request)
-    write_png_atomic(frame.image, args.out)
-    print(f"wrote {args.out} ({frame.image.shape[1]}x{frame.image.shape[0]}, {frame.timings['total']:.2f} s)")
+    renderer = Renderer()
+    frame = render_or_fail(renderer, request)
+    # The PNG carries its request and the model's sha256, so `--from-png` rebuilds it exactly.
+    written = export.export_frame(renderer, request, args.out, save_latents=getattr(args, "save_latents", False),
+                                  image=frame.image)
+    print(f"wrote {', '.join(map(str, written))} ({frame.image.shape[1]}x{frame.image.shape[0]}, {frame.timings['total']:.2f} s)")
+    return 0
+
+
+def add_video_arguments(parser):
+    """Flags of the video command (the request flags give the base frame)."""
+    group = parser.add_argument_group("video")
+    add = group.add_argument
+    add("--seeds", metavar="0,1,2", help="keyframe seeds (ranges like 3-7 allowed)")
+    add("--keyframes", metavar="K,K", help="keyframes: seeds, .npy/.npz latents, .json sessions, .png exports")
+    add("--frames-per-transition", type=int, default=30, help="frames from one keyframe to the next (default 30)")
+    add("--interp", choices=["slerp-z", "lerp-w", "cubic-w"], default="slerp-z", help="interpolation (default slerp-z)")
+    add("--easing", choices=["linear", "ease-in-out", "cosine", "ease-in", "ease-out"], default="linear")
+    add("--loop", action="store_true", help="return to the first keyframe: a seamless loop")
+    add("--grid", metavar="RxC", help="a grid video: one seed sequence per cell")
+    add("--sweep", choices=["psi", "mix_strength", "mix_layers", "noise_seed"], help="sweep one control instead")
+    add("--sweep-from", type=float, help="sweep start (psi, mix_strength, noise_seed)")
+    add("--sweep-to", type=float, help="sweep end (psi, mix_strength)")
+    add("--sweep-width", type=int, help="mix_layers sweep: how many ws the sliding window covers (default 2)")
+    add("--frames", type=int, default=60, help="frames of a sweep (default 60)")
+    add("--fps", type=float, default=30, help="frames per second (default 30)")
+    add("--quality", type=float, default=8, help="MP4 quality 1-10 (10: lossless H.264; default 8)")
+    add("--out", required=True, help="video file to write: .mp4 or .gif")
+
+
+def add_grid_arguments(parser):
+    """Flags of the grid command (the request flags give every cell's other settings)."""
+    group = parser.add_argument_group("grid")
+    add = group.add_argument
+    add("--seeds", metavar="0-5", help="seed grid: the seeds, row by row")
+    add("--grid", metavar="RxC", help="seed grid shape (default: one row)")
+    add("--rows", metavar="S,S", help="style-mixing grid: row seeds (they keep their other styles)")
+    add("--cols", metavar="S,S", help="style-mixing grid: column seeds (they give the mixed styles)")
+    add("--mix", default="coarse", help="style-mixing grid: coarse, middle, fine or a range like 4-7")
+    add("--padding", type=int, default=0, help="pixels between cells")
+    add("--out", required=True, help="PNG file to write")
+
+
+def _base_request(args):
+    """The request flags, without the command's own --seeds (a keyframe list, not a blend)."""
+    plain = argparse.Namespace(**vars(args))
+    plain.seeds = None
+    return request_from_args(plain)
+
+
+def _tqdm_progress(total, unit):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit=unit, file=sys.stderr)
+
+    def progress(done, _total):
+        bar.update(done - bar.n)
+
+    return bar, progress
+
+
+def cmd_video(args):
+    """Render keyframe interpolation, a sweep of one control, or a grid video to MP4 / GIF."""
+    from renderer import export, interpolate
+    from renderer.renderer import Renderer
+
+    base = _base_request(args)
+    headless_threads()
+    renderer = Renderer()
+    cols = 1
+    if args.sweep:
+        sequences = [export.sweep_requests(renderer, base, args.sweep, args.frames, args.sweep_from,
+                                           args.sweep_to, args.sweep_width, args.loop)]
+        total = len(sequences[0])
+    else:
+        if bool(args.seeds) == bool(args.keyframes):
+            raise ValueError("video: give --seeds or --keyframes (or --sweep)")
+        items = export.parse_seeds(args.seeds) if args.seeds else [k.strip() for k in args.keyframes.split(",") if k.strip()]
+        cell_items = [items]
+        if args.grid:
+            if not args.seeds:
+                raise ValueError("--grid: a grid video takes --seeds")
+            rows, cols = export.parse_grid_shape(args.grid)
+            cell_items = export.grid_cell_keyframes(items, rows * cols)
+        sequences = []
+        for cell in cell_items:
+            keyframes = [export.keyframe_request(base, item) for item in cell]
+            sequences.append(export.interpolation_requests(renderer, base, keyframes, args.frames_per_transition,
+                                                           args.interp, args.loop, args.easing))
+        total = interpolate.frame_count(len(cell_items[0]), args.frames_per_transition, args.loop)
+    bar, progress = _tqdm_progress(total, "frame")
+    try:
+        export.export_video(renderer, sequences, args.out, fps=args.fps, quality=args.quality, cols=cols,
+                            total=total, progress=progress)
+    finally:
+        bar.close()
+    print(f"wrote {args.out} ({total} frames at {args.fps:g} fps)")
+    return 0
+
+
+def cmd_grid(args):
+    """Render a seed grid (--seeds, --grid RxC) or a style-mixing grid (--rows, --cols, --mix) to a PNG."""
+    from renderer import export
+    from renderer.renderer import Renderer
+
+    base = _base_request(args)
+    headless_threads()
+    renderer = Renderer()
+    if args.rows or args.cols:
+        if not (args.rows and args.cols):
+            raise ValueError("grid: a style-mixing grid needs both --rows and --cols")
+        row_seeds, col_seeds = export.parse_seeds(args.rows), export.parse_seeds(args.cols)
+        cells = export.style_mix_requests(base, row_seeds, col_seeds, args.mix)
+        rows, cols, kind = len(row_seeds) + 1, len(col_seeds) + 1, f"style-mix {args.mix}"
+    else:
+        if not args.seeds:
+            raise ValueError("grid: give --seeds (a seed grid) or --rows and --cols (a style-mixing grid)")
+        seeds = export.parse_seeds(args.seeds)
+        rows, cols = export.parse_grid_shape(args.grid) if args.grid else (1, len(seeds))
+        if len(seeds) > rows * cols:
+            raise ValueError(f"--grid: {len(seeds)} seeds do not fit {rows}x{cols}")
+        cells, kind = export.seed_grid_requests(base, seeds), "seeds"
+    bar, progress = _tqdm_progress(len(cells), "cell")
+    try:
+        image = export.export_grid(renderer, cells, rows, cols, args.out, base, kind, padding=args.padding,
+                                   progress=progress)
+    finally:
+        bar.close()
+    print(f"wrote {args.out} ({rows}x{cols} {kind} grid, {image.shape[1]}x{image.shape[0]})")
     return 0
 
 
