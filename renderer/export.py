@@ -44,6 +44,8 @@ def describe_os_error(error, path):
     if code == errno.EROFS:
         return f"cannot write {path}: folder {folder} is on a read-only file system"
     if code == errno.ENOENT:
+        if folder.is_dir():
+            return f"cannot write {path}: files cannot be created in folder {folder}"
         return f"cannot write {path}: folder {folder} does not exist"
     if code == errno.ENOTDIR:
         return f"cannot write {path}: {folder} is not a folder"
@@ -390,18 +392,19 @@ def render_image(renderer, request, cancel=None):
     return frame.image
 
 
-def export_frame(renderer, request, path, save_latents=False):
+def export_frame(renderer, request, path, save_latents=False, image=None):
     """Render a request to a PNG that remembers it; with save_latents also <stem>_w.npy and
     <stem>_z.npy (z only when the request has one: a single seed or an explicit z).
-    Returns the paths written."""
-    image = render_image(renderer, request)
+    image: the request's picture when it is already rendered. Returns the paths written."""
+    if image is None:
+        image = render_image(renderer, request)
     model = model_path_of(request)
     written = [save_png(image, request, path, model_path=model if model.is_file() else None)]
     if save_latents:
         path = Path(path)
         ws = renderer.compute_ws(request).detach().cpu().numpy()
         written.append(save_array(ws, path.with_name(f"{path.stem}_w.npy")))
-        z = request_z(request)
+        z = request_z(request, _z_dim(renderer, request))
         if z is not None:
             written.append(save_array(z, path.with_name(f"{path.stem}_z.npy")))
     return written
