@@ -6,9 +6,9 @@ import os
 import tempfile
 from pathlib import Path
 
-import torch
-
+from models import stylegan2, tf_stylegan2
 from models.errors import LoadError, UnsafeFileError
+from models.safe_pickle import PersistentObject, TFNetwork, read_pickle
 
 # Our safe format: safetensors tensors + this metadata key holding
 # {"family": "stylegan2"|"stylegan3"|"stylegan", "init_kwargs": {...}, "info": {...}} as JSON.
@@ -41,8 +41,6 @@ def _one_line(err):
 
 def _pick_network(tree, key):
     """The generator node of a read_pickle tree: snapshot dict, bare Generator, or TF (G, D, Gs) tuple."""
-    from models.safe_pickle import PersistentObject, TFNetwork
-
     if isinstance(tree, dict):
         if key is not None:
             if key not in tree:
@@ -64,8 +62,6 @@ def _pick_network(tree, key):
 
 def _from_network(net):
     """(Generator, format) for a PersistentObject or TFNetwork generator."""
-    from models.safe_pickle import PersistentObject, TFNetwork
-
     if isinstance(net, PersistentObject):
         if net.class_name != "Generator":
             raise LoadError(f"expected a Generator, found {net.class_name}")
@@ -74,16 +70,12 @@ def _from_network(net):
             raise LoadError("Generator has no synthesis network")
         if "input" in synthesis.submodules():  # SynthesisInput: only StyleGAN3 has it
             return _family_module("stylegan3").from_persistent(net), "stylegan3"
-        from models import stylegan2
-
         G = stylegan2.from_persistent(net)
         return G, ("stylegan3" if G.flavour == "stylegan3" else "stylegan2-ada-pytorch")
 
     if isinstance(net, TFNetwork):
         if net.build_func_name == "G_main":
             synthesis = net.components.get("synthesis")
-            from models import tf_stylegan2
-
             if synthesis is None or synthesis.build_func_name not in tf_stylegan2.SYNTHESIS_FUNCS:
                 found = synthesis.build_func_name if synthesis is not None else "none"
                 raise LoadError(f"unsupported TF synthesis network ({found})")
@@ -117,10 +109,8 @@ def _load_safetensors(path):
     except (ValueError, KeyError, TypeError) as err:
         raise LoadError(f"bad {CONFIG_KEY!r} config in the safetensors metadata ({_one_line(err)})") from None
 
-    from models.stylegan2 import load_state_dict_checked
-
     G = _family_module(family).build(init_kwargs)
-    load_state_dict_checked(G, tensors)
+    stylegan2.load_state_dict_checked(G, tensors)
     saved_info = dict(config.get("info") or {})
     saved_info.pop("format", None)
     G.info.update({k: v for k, v in saved_info.items() if k not in G.info})  # e.g. source_format, tf_static_kwargs
@@ -175,8 +165,6 @@ def load_generator(path, device="cpu", reference=False, key=None):
         if path.suffix.lower() == ".safetensors":
             G, file_format = _load_safetensors(path)
         else:
-            from models.safe_pickle import read_pickle
-
             tree = read_pickle(path)
             G, file_format = _from_network(_pick_network(tree, key))
     except UnsafeFileError:

@@ -230,3 +230,30 @@ def test_unknown_key_is_a_clear_error(fixtures_dir):
     with pytest.raises(LoadError, match="no 'G_old'") as err:
         load_generator(fixtures_dir / "tf_sg2_64.pkl", key="G_old")
     _assert_one_line_naming(err, fixtures_dir / "tf_sg2_64.pkl")
+
+
+def _edited_snapshot(fixtures_dir, tmp_path, edit):
+    """sg2ada_64's G_ema tree with one edit, checked through the loader's own dispatch."""
+    from models.loader import _from_network
+    from models.safe_pickle import read_pickle
+
+    net = read_pickle(fixtures_dir / "sg2ada_64.pkl")["G_ema"]
+    edit(net)
+    return lambda: _from_network(net)
+
+
+def test_pickle_with_wrong_shape_names_the_key(fixtures_dir, tmp_path):
+    def shrink(net):
+        b8 = net.submodules()["synthesis"].submodules()["b8"]
+        b8.submodules()["conv1"].state["_parameters"]["bias"] = torch.zeros(3)
+
+    with pytest.raises(LoadError, match="wrong shape for 'synthesis.b8.conv1.bias'"):
+        _edited_snapshot(fixtures_dir, tmp_path, shrink)()
+
+
+def test_pickle_with_unsupported_architecture_says_so(fixtures_dir, tmp_path):
+    def fancy(net):
+        net.init_kwargs["synthesis_kwargs"]["architecture"] = "fancy"
+
+    with pytest.raises(LoadError, match="architecture 'fancy'"):
+        _edited_snapshot(fixtures_dir, tmp_path, fancy)()
