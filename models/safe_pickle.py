@@ -106,7 +106,7 @@ class _Malformed(Exception):
     """The file is broken or not what it claims to be (becomes LoadError)."""
 
 
-_MAX_MODULES = 1_000_000  # modules visited by one state_dict(); real nets have a few hundred
+_MAX_MODULES = 100_000  # modules visited by one state_dict(); real nets have a few hundred
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.save's legacy (non-zip) format
 _LEGACY_PROTOCOL = 1001
 _LEGACY_HEADER = b"\x80\x02\x8a\x0a" + _LEGACY_MAGIC.to_bytes(10, "little")
@@ -647,6 +647,9 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
     def __init__(self, stream, allowed, persistent_load=None):
         super().__init__(stream, encoding="latin1")
+        position = stream.tell()
+        self._stream_size = stream.seek(0, io.SEEK_END)  # nothing in it can be bigger
+        stream.seek(position)
         self._allowed = allowed
         self._load_persistent = persistent_load
         self._awaiting_build = {}  # id -> (object, builder) for objects made by our factories
@@ -751,6 +754,18 @@ class _RestrictedUnpickler(pickle._Unpickler):
             raise _Malformed(f"{opcode} applied to a {type(target).__name__}")
         return target
 
+    def load_bytearray8(self):
+        # pickle's own version allocates the declared size before reading a byte of it.
+        (size,) = struct.unpack("<Q", self.read(8))
+        if size > self._stream_size:
+            raise _Malformed("byte array is larger than the file")
+        data = self.read(size)
+        if len(data) != size:
+            raise _Malformed("truncated file")
+        self.append(bytearray(data))
+
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
     def load_refused(self):
         raise _Refused("refused a pickle opcode that creates arbitrary objects")
 
@@ -781,7 +796,7 @@ def _read_torch_zip(data):
     if len(pickles) != 1:
         raise _Malformed("zip archive is not a torch checkpoint (no single data.pkl)")
     prefix = pickles[0][: -len("data.pkl")]
-    if prefix + "byteorder" in names and _read_zip_entry(archive, prefix + "byteorder") != b"little":
+    if prefix + "byteorder" in names and _read_zip_entry(archive, prefix + "byteorder", len(data)) != b"little":
         raise _Malformed("big-endian torch checkpoints are not supported")
     storages = {}
 
@@ -796,20 +811,23 @@ def _read_torch_zip(data):
             nbytes = numel * _itemsize(dtype)
             if archive.getinfo(entry).file_size < nbytes:
                 raise _Malformed(f"data record {key[:40]} is smaller than its storage")
-            raw = _read_zip_entry(archive, entry)[:nbytes]
+            raw = _read_zip_entry(archive, entry, len(data))[:nbytes]
             storages[key] = _Storage(_tensor_from_bytes(raw, dtype, numel))
         storage = storages[key]
         if storage.flat.dtype != dtype or storage.flat.numel() != numel:
             raise _Malformed("storage records disagree about one storage")
         return storage
 
-    return _unpickle(io.BytesIO(_read_zip_entry(archive, pickles[0])), _NETWORK_GLOBALS,
+    return _unpickle(io.BytesIO(_read_zip_entry(archive, pickles[0], len(data))), _NETWORK_GLOBALS,
                      load_storage)
 
 
-def _read_zip_entry(archive, name):
+def _read_zip_entry(archive, name, archive_size):
     info = archive.getinfo(name)
-    # Read no more than the entry says it holds: a lying header must not decompress forever.
+    # torch stores its records uncompressed, so none can be much bigger than the file; this
+    # refuses zip bombs before decompressing. Reading stops at the declared size in any case.
+    if info.file_size > 4 * archive_size + (1 << 20):
+        raise _Malformed(f"zip entry {name[:60]} claims an absurd size")
     with archive.open(info) as entry:
         data = entry.read(info.file_size + 1)
     if len(data) != info.file_size:

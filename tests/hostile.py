@@ -293,6 +293,9 @@ def broken_files(fixture_bytes):
         "storage_count_mismatch": dumps(tensor(blob=storage_blob(count=3))),
         "tensor_past_storage": dumps(tensor(size=(8,), stride=(1,))),
         "tensor_expanded_view": dumps(tensor(size=(10**6, 4), stride=(0, 1))),
+        "absurd_bytearray8": b"\x80\x05\x96" + (1 << 40).to_bytes(8, "little") + b"abc.",
+        "zip_bomb": _zip_with({"archive/data.pkl": b"\x80\x02" + b"N" * (20 << 20) + b"."},
+                              compression=zipfile.ZIP_DEFLATED),
         "persistent_unknown_type": dumps(Call(
             Ref("torch_utils.persistence", "_reconstruct_persistent_obj"),
             {"type": "module", "version": 6, "module_src": "", "class_name": "X", "state": {}})),
@@ -305,9 +308,9 @@ def broken_files(fixture_bytes):
     return files
 
 
-def _zip_with(entries):
+def _zip_with(entries, compression=zipfile.ZIP_STORED):
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, data in entries.items():
             archive.writestr(name, data)
     return buffer.getvalue()
