@@ -289,6 +289,8 @@ def add_video_arguments(parser):
     add("--frames", type=int, default=60, help="frames of a sweep (default 60)")
     add("--fps", type=float, default=30, help="frames per second (default 30)")
     add("--quality", type=float, default=8, help="MP4 quality 1-10 (10: lossless H.264; default 8)")
+    add("--pixel-format", choices=["yuv444p", "yuv420p"], default="yuv444p",
+        help="MP4 colour: yuv444p full colour (default), yuv420p for players that need it (Safari, phones)")
     add("--out", required=True, help="video file to write: .mp4 or .gif")
 
 
@@ -355,7 +357,7 @@ def cmd_video(args):
     bar, progress = _tqdm_progress(total, "frame")
     try:
         export.export_video(renderer, sequences, args.out, fps=args.fps, quality=args.quality, cols=cols,
-                            total=total, progress=progress)
+                            total=total, progress=progress, pixel_format=args.pixel_format)
     finally:
         bar.close()
     print(f"wrote {args.out} ({total} frames at {args.fps:g} fps)")
