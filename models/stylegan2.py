@@ -444,12 +444,13 @@ def _copy_pickled_settings(G, obj):
         node = pickled.get(name)
         if node is None:
             continue
-        for attr in ("conv_clamp", "use_fp16"):
+        for attr, kinds in (("conv_clamp", (int, float, type(None))), ("use_fp16", (bool,))):
             if hasattr(module, attr) and attr in node.state:
                 value = node.state[attr]
                 if isinstance(value, np.generic):
                     value = value.item()
-                setattr(module, attr, value)
+                if isinstance(value, kinds):  # anything odd in the file is ignored, not trusted
+                    setattr(module, attr, value)
 
 
 def from_persistent(obj):
