@@ -315,7 +315,7 @@ def parse_seeds(text):
 # ---------------------------------------------------------------- videos
 
 
-def write_video(frames, path, fps=30, quality=8, total=None, progress=None, cancel=None):
+def write_video(frames, path, fps=30, quality=8, total=None, progress=None, cancel=None, pixel_format="yuv444p"):
     """Write an iterable of uint8 [H, W, 3] images as MP4 or GIF (by suffix), atomically.
 
     progress(done, total) is called after each frame; cancel is a threading.Event checked
@@ -325,7 +325,7 @@ def write_video(frames, path, fps=30, quality=8, total=None, progress=None, canc
 
     fmt = video_format(path)
     with atomic_output(path) as temp_name:
-        writer = VideoWriter(temp_name, fps=fps, quality=quality, fmt=fmt)
+        writer = VideoWriter(temp_name, fps=fps, quality=quality, fmt=fmt, pixel_format=pixel_format)
         try:
             done = 0
             for image in frames:
@@ -723,11 +723,13 @@ def video_frames(renderer, request_sequences, cols=1, cancel=None):
         yield tile_images([render_image(renderer, r, cancel) for r in requests], rows, cols)
 
 
-def export_video(renderer, request_sequences, path, fps=30, quality=8, cols=1, total=None, progress=None, cancel=None):
+def export_video(renderer, request_sequences, path, fps=30, quality=8, cols=1, total=None, progress=None, cancel=None,
+                 pixel_format="yuv444p"):
     """Render request sequences (one, or one per grid cell) into an MP4 or GIF, atomically."""
     _fail_early_if_unwritable(path)
     frames = video_frames(renderer, request_sequences, cols, cancel)
-    return write_video(frames, path, fps=fps, quality=quality, total=total, progress=progress, cancel=cancel)
+    return write_video(frames, path, fps=fps, quality=quality, total=total, progress=progress, cancel=cancel,
+                       pixel_format=pixel_format)
 
 
 def _fail_early_if_unwritable(path):

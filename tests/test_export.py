@@ -160,3 +160,201 @@ def test_parsers():
     assert export.parse_grid_shape("2x3") == (2, 3)
     with pytest.raises(ValueError):
         export.parse_grid_shape("2by3")
+
+
+# ---------------------------------------------------------------- through the real renderer
+
+
+@pytest.fixture(scope="module")
+def net(fixtures_dir):
+    """The 64 px StyleGAN2-ADA fixture and one Renderer for the module (loads once)."""
+    pytest.importorskip("models.loader")
+    from renderer.renderer import Renderer
+
+    return str(fixtures_dir / "sg2ada_64.pkl"), Renderer("cpu")
+
+
+def run_cli(*argv):
+    import run_app
+
+    return run_app.main([str(a) for a in argv])
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def test_cli_video_has_the_frames_size_and_starts_on_the_first_keyframe(net, tmp_path):
+    from renderer.video import read_video
+
+    pkl, _ = net
+    assert run_cli("frame", "--pkl", pkl, "--seed", 5, "--device", "cpu", "--out", tmp_path / "key.png") == 0
+    assert run_cli("video", "--pkl", pkl, "--device", "cpu", "--seeds", "5,9", "--frames-per-transition", 2,
+                   "--fps", 24, "--interp", "slerp-z", "--out", tmp_path / "v.mp4") == 0
+    decoded = read_video(tmp_path / "v.mp4")
+    assert len(decoded) == 3  # (2 keyframes - 1) * 2 + the closing keyframe
+    assert decoded[0].shape == (64, 64, 3)
+    key = export.read_png_image(tmp_path / "key.png")
+    assert psnr(decoded[0], key) >= 35
+    assert leftovers(tmp_path) == ["key.png", "v.mp4"]
+    # GIF too (a 256-colour palette, so a looser bound).
+    assert run_cli("video", "--pkl", pkl, "--device", "cpu", "--seeds", "5", "--out", tmp_path / "v.gif") == 0
+    from_gif = read_video(tmp_path / "v.gif")
+    assert len(from_gif) == 1 and psnr(from_gif[0], key) >= 20
+
+
+def test_w_interpolation_starts_exactly_on_the_keyframe(net):
+    pkl, renderer = net
+    base = RenderRequest(pkl=pkl, device="cpu", truncation_psi=0.7, mix_seed=3, mix_layers="fine")
+    keys = [export.keyframe_request(base, s) for s in (4, 8)]
+    for method in ("lerp-w", "cubic-w"):
+        first = next(iter(export.interpolation_requests(renderer, base, keys, 4, method)))
+        np.testing.assert_array_equal(export.render_image(renderer, first), export.render_image(renderer, keys[0]))
+
+
+def test_looped_video_returns_smoothly_to_its_start(net, tmp_path):
+    from renderer.video import read_video
+
+    pkl, renderer = net
+    base = RenderRequest(pkl=pkl, device="cpu")
+    keys = [export.keyframe_request(base, s) for s in (1, 2)]
+    requests = export.interpolation_requests(renderer, base, keys, 4, "cubic-w", loop=True)
+    export.export_video(renderer, [requests], tmp_path / "loop.mp4", fps=30, quality=9)
+    frames = [f.astype(np.float64) for f in read_video(tmp_path / "loop.mp4")]
+    assert len(frames) == 8
+    steps = [np.abs(frames[i + 1] - frames[i]).mean() for i in range(len(frames) - 1)]
+    closing = np.abs(frames[0] - frames[-1]).mean()
+    # Played on repeat, last -> first is one more ordinary step, not a cut back to the start.
+    assert closing <= 1.5 * max(steps)
+    assert closing < np.abs(frames[0] - frames[len(frames) // 2]).mean()
+
+
+def test_cancel_leaves_no_file(net, tmp_path):
+    pkl, renderer = net
+    base = RenderRequest(pkl=pkl, device="cpu")
+    requests = export.seed_grid_requests(base, range(20))
+    out = tmp_path / "cancelled.mp4"
+    seen = []
+
+    def work(progress, cancel):
+        def progress_then_cancel(done, total):
+            progress(done, total)
+            seen.append(done)
+            cancel.set()  # the user presses Cancel after the first frame
+
+        return export.export_video(renderer, [requests], out, total=20, progress=progress_then_cancel, cancel=cancel)
+
+    job = export.ExportJob("video", work).start()
+    assert job.wait(timeout=120)
+    assert job.cancelled and job.error is None and seen == [1]
+    assert leftovers(tmp_path) == []
+    with pytest.raises(ExportCancelled):
+        stop = threading.Event()
+        stop.set()
+        export.write_video([np.zeros((8, 8, 3), np.uint8)], tmp_path / "x.gif", cancel=stop)
+    assert leftovers(tmp_path) == []
+
+
+def test_export_in_background_leaves_interactive_rendering_live(net, tmp_path):
+    from renderer.renderer import Renderer
+    from renderer.worker import RenderWorker
+
+    pkl, renderer = net
+    base = RenderRequest(pkl=pkl, device="cpu")
+    long_video = export.seed_grid_requests(base, range(200))
+    job = export.ExportJob(
+        "long video",
+        lambda progress, cancel: export.export_video(Renderer("cpu"), [long_video], tmp_path / "long.mp4",
+                                                     total=200, progress=progress, cancel=cancel),
+    ).start()
+    worker = RenderWorker(renderer, num_threads=0)
+    try:
+        worker.submit(RenderRequest(pkl=pkl, device="cpu", seeds=77))
+        assert worker.wait_idle(timeout=120)
+        shown = worker.latest()
+        assert shown is not None and shown.image is not None
+        assert not job.finished  # the interactive frame arrived while the export was still going
+    finally:
+        worker.close()
+        job.cancel()
+        job.wait(timeout=120)
+    assert job.cancelled
+    assert leftovers(tmp_path) == []
+
+
+def test_png_round_trip_through_from_png_is_exact(net, tmp_path):
+    pkl, _ = net
+    original = tmp_path / "made.png"
+    assert run_cli("frame", "--pkl", pkl, "--device", "cpu", "--seed", 11, "--psi", 0.6, "--mix-seed", 2,
+                   "--mix-layers", "middle", "--noise-mode", "random", "--noise-seed", 99, "--out", original) == 0
+    rebuilt = tmp_path / "again.png"
+    assert run_cli("frame", "--from-png", original, "--out", rebuilt) == 0
+    np.testing.assert_array_equal(export.read_png_image(rebuilt), export.read_png_image(original))
+    meta = export.read_png_metadata(original)
+    assert meta.request() == export.read_png_metadata(rebuilt).request()
+    assert meta.request().noise_seed == 99 and meta.request().mix_layers == "middle"
+    assert meta.model_name == "sg2ada_64.pkl"
+    assert meta.model_sha256 == export.file_sha256(pkl)
+
+
+def test_style_mixing_grid_cells_equal_single_frames(net, tmp_path):
+    pkl, renderer = net
+    out = tmp_path / "mix.png"
+    assert run_cli("grid", "--pkl", pkl, "--device", "cpu", "--rows", "0,1", "--cols", "2,3", "--mix", "coarse",
+                   "--out", out) == 0
+    grid = export.read_png_image(out)
+    assert grid.shape == (3 * 64, 3 * 64, 3)
+    assert np.all(export.grid_cell(grid, 0, 0, 64, 64) == 255)  # the paper's blank corner
+    for i, row_seed in enumerate((0, 1)):
+        for j, col_seed in enumerate((2, 3)):
+            single = RenderRequest(pkl=pkl, device="cpu", seeds=row_seed, mix_seed=col_seed, mix_layers="coarse")
+            cell = export.grid_cell(grid, i + 1, j + 1, 64, 64)
+            np.testing.assert_array_equal(cell, export.render_image(renderer, single))
+        plain = export.render_image(renderer, RenderRequest(pkl=pkl, device="cpu", seeds=row_seed))
+        np.testing.assert_array_equal(export.grid_cell(grid, i + 1, 0, 64, 64), plain)
+    # And one cell against the `frame` command itself.
+    assert run_cli("frame", "--pkl", pkl, "--device", "cpu", "--seed", 1, "--mix-seed", 3, "--mix-layers", "coarse",
+                   "--out", tmp_path / "cell.png") == 0
+    np.testing.assert_array_equal(export.grid_cell(grid, 2, 2, 64, 64), export.read_png_image(tmp_path / "cell.png"))
+    layout = __import__("json").loads(__import__("PIL.Image").Image.open(out).text["stylescope.grid"])
+    assert layout["rows"] == 3 and len(layout["cells"]) == 8
+
+
+def test_keyframes_from_latents_sessions_and_pngs(net, tmp_path):
+    pkl, renderer = net
+    base = RenderRequest(pkl=pkl, device="cpu", truncation_psi=0.8)
+    seeded = export.keyframe_request(base, "6")
+    written = export.export_frame(renderer, seeded, tmp_path / "k.png", save_latents=True)
+    assert [p.name for p in written] == ["k.png", "k_w.npy", "k_z.npy"]
+    from_png = export.keyframe_request(base, tmp_path / "k.png")
+    assert from_png == seeded
+    (tmp_path / "session.json").write_text(seeded.to_json())
+    assert export.keyframe_request(base, tmp_path / "session.json") == seeded
+    from_w = export.keyframe_request(base, tmp_path / "k_w.npy")
+    from_z = export.keyframe_request(base, tmp_path / "k_z.npy")
+    image = export.render_image(renderer, seeded)
+    np.testing.assert_array_equal(export.render_image(renderer, from_w), image)  # w has psi baked in
+    np.testing.assert_array_equal(export.render_image(renderer, from_z), image)
+    with pytest.raises(ExportError, match="no such file"):
+        export.keyframe_request(base, tmp_path / "missing.npy")
+
+
+def test_sweeps_and_grid_video_layout(net):
+    pkl, renderer = net
+    base = RenderRequest(pkl=pkl, device="cpu", truncation_psi=0.5, mix_seed=4, mix_layers="0-1")
+    psi = export.sweep_requests(renderer, base, "psi", 5)
+    assert [r.truncation_psi for r in psi] == [-0.5, 0.0, 0.5, 1.0, 1.5]
+    layers = export.sweep_requests(renderer, base, "mix_layers", 3, width=2)
+    assert [r.mix_layers for r in layers] == ["0-1", "4-5", "8-9"]  # 10 ws, window of 2
+    looped = export.sweep_requests(renderer, base, "mix_strength", 4, loop=True)
+    assert [r.mix_strength for r in looped] == [0.0, 0.5, 1.0, 0.5]
+    noise = export.sweep_requests(renderer, base, "noise_seed", 3)
+    assert [(r.noise_mode, r.noise_seed) for r in noise] == [("random", 0), ("random", 1), ("random", 2)]
+    with pytest.raises(ExportError, match="mixing source"):
+        export.sweep_requests(renderer, RenderRequest(pkl=pkl), "mix_strength", 3)
+    assert export.grid_cell_keyframes([0, 1, 2, 3], 2) == [[0, 1], [2, 3]]
+    assert export.grid_cell_keyframes([0, 1, 2], 2) == [[0, 1, 2], [3, 4, 5]]
+    frames = list(export.video_frames(renderer, [psi[:1], psi[1:2]], cols=2))
+    assert frames[0].shape == (64, 128, 3)
+    np.testing.assert_array_equal(frames[0][:, 64:], export.render_image(renderer, psi[1]))

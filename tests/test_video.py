@@ -145,15 +145,16 @@ def test_mp4_has_the_frames_size_and_quality(tmp_path):
     assert min(psnr(a, b) for a, b in zip(frames, decoded)) >= 35
 
 
-def test_mp4_pads_odd_sizes_by_one_pixel_instead_of_rescaling(tmp_path):
+def test_mp4_keeps_odd_sizes_and_pads_them_by_one_pixel_for_yuv420p(tmp_path):
     frames = [frame[:45, :61] for frame in smooth_frames(3)]
-    path = tmp_path / "odd.mp4"
-    with VideoWriter(path, fps=10) as writer:
-        for frame in frames:
-            writer.append(frame)
-    decoded = read_video(path)
-    assert decoded[0].shape == (46, 62, 3)
-    assert psnr(decoded[1][:45, :61], frames[1]) >= 35
+    for pixel_format, expected in (("yuv444p", (45, 61, 3)), ("yuv420p", (46, 62, 3))):
+        path = tmp_path / f"odd_{pixel_format}.mp4"
+        with VideoWriter(path, fps=10, pixel_format=pixel_format) as writer:
+            for frame in frames:
+                writer.append(frame)
+        decoded = read_video(path)
+        assert decoded[0].shape == expected  # never rescaled (imageio's macro_block_size would)
+        assert psnr(decoded[1][:45, :61], frames[1]) >= 35
     assert pad_to_even(frames[0]).shape == (46, 62, 3)
 
 
