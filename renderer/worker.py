@@ -29,10 +29,9 @@ class RenderWorker:
         self.preview = preview
         self.preview_resolution = preview_resolution
         self.on_frame = on_frame  # called on the worker thread with each finished Frame
-        if num_threads is None:
-            num_threads = ui_threads()
-        if num_threads:
-            torch.set_num_threads(num_threads)  # process-wide; the UI thread runs no torch work
+        # Torch's intra-op thread count is per calling thread (OpenMP), so the worker thread
+        # sets its own; 0 leaves it alone.
+        self.num_threads = ui_threads() if num_threads is None else num_threads
         self._cond = threading.Condition()
         self._pending = None
         self._ticket = 0  # increments with each submit; a render checks it to notice staleness
@@ -92,6 +91,8 @@ class RenderWorker:
     # -- worker thread -------------------------------------------------------------------
 
     def _run(self):
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
         while True:
             with self._cond:
                 while self._pending is None and not self._closing:

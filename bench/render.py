@@ -1,0 +1,156 @@
+"""Benchmark the renderer: full frame time, preview latency, and new-submit latency while a render is in flight."""
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from renderer.renderer import Renderer  # noqa: E402
+from renderer.request import RenderRequest  # noqa: E402
+from renderer.worker import RenderWorker, ui_threads  # noqa: E402
+
+FIXTURES = ["sg2ada_64", "sg3_sg2_64", "tf_sg2_64", "sg3_t_64", "sg1_64"]
+
+
+def full_size_sg2_1024():
+    """StyleGAN2 config-f at 1024 px (FFHQ's shape) with random weights, built in-process."""
+    from models.stylegan2 import Generator
+
+    G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=1024, img_channels=3,
+                  mapping_kwargs=dict(num_layers=8),
+                  synthesis_kwargs=dict(channel_base=32768, channel_max=512, num_fp16_res=4, conv_clamp=256))
+    return G.eval().requires_grad_(False)
+
+
+class FrameWatch:
+    """Collects a worker's frames and lets the bench wait for the first one matching a test."""
+
+    def __init__(self):
+        self.frames = []
+        self.cond = threading.Condition()
+
+    def __call__(self, frame):
+        with self.cond:
+            self.frames.append((time.perf_counter(), frame))
+            self.cond.notify_all()
+
+    def wait_for(self, match, timeout=600):
+        deadline = time.perf_counter() + timeout
+        with self.cond:
+            while True:
+                for stamp, frame in self.frames:
+                    if match(frame):
+                        return stamp, frame
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    raise TimeoutError("no frame arrived")
+                self.cond.wait(remaining)
+
+
+def bench_network(label, make_renderer, pkl, device, repeats, preview_resolution, threads):
+    renderer = make_renderer()
+    warm = renderer.render(RenderRequest(pkl=pkl, device=device, seeds=0))  # load + layer list
+    if warm.error:
+        print(f"{label:<22} error: {warm.error}")
+        return
+    resolution = warm.image.shape[0]
+
+    totals = []
+    with RenderWorker(renderer, num_threads=threads) as worker:  # the thread the GUI renders on
+        for seed in range(1, repeats + 1):  # new seeds: the mapping cache does not help
+            worker.submit(RenderRequest(pkl=pkl, device=device, seeds=seed))
+            worker.wait_idle()
+            totals.append(worker.latest().timings["total"])
+    full = statistics.median(totals)
+
+    watch = FrameWatch()
+    with RenderWorker(renderer, preview=True, preview_resolution=preview_resolution, num_threads=threads,
+                      on_frame=watch) as worker:
+        request = RenderRequest(pkl=pkl, device=device, seeds=1000)
+        start = time.perf_counter()
+        worker.submit(request)
+        stamp, first = watch.wait_for(lambda f: f.request == request)
+        preview_latency = stamp - start
+        has_preview = first.preview
+        worker.wait_idle()
+
+    results = {}
+    cancelled = True
+    for preview in (False, True):
+        watch = FrameWatch()
+        with RenderWorker(renderer, preview=preview, preview_resolution=preview_resolution, num_threads=threads,
+                          on_frame=watch) as worker:
+            old = RenderRequest(pkl=pkl, device=device, seeds=2000 + preview)
+            new = RenderRequest(pkl=pkl, device=device, seeds=3000 + preview)
+            halfway = _halfway_signal(renderer, old)
+            worker.submit(old)
+            halfway.wait()  # the old render's synthesis has reached its middle block
+            start = time.perf_counter()
+            worker.submit(new)
+            stamp, _ = watch.wait_for(lambda f: f.request == new)
+            results[preview] = stamp - start
+            worker.wait_idle()
+            halfway.remove()
+            cancelled &= not any(f.request == old and not f.preview for _, f in watch.frames)
+
+    preview_text = f"{preview_latency * 1000:8.1f}" if has_preview else "    none"
+    print(f"{label:<22} {resolution:>5} {full * 1000:9.1f} {preview_text} "
+          f"{results[False] * 1000:13.1f} {results[True] * 1000:13.1f}  {'yes' if cancelled else 'NO'}")
+
+
+class _halfway_signal:
+    """An event set when the synthesis of the network `request` names enters its middle child."""
+
+    def __init__(self, renderer, request):
+        _, G = renderer.load(request)
+        children = [module for _, module in G.synthesis.named_children()]
+        self.event = threading.Event()
+        self.handle = children[len(children) // 2].register_forward_pre_hook(lambda *_: self.event.set())
+
+    def wait(self):
+        if not self.event.wait(600):
+            raise TimeoutError("the old render never started")
+
+    def remove(self):
+        self.handle.remove()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--preview-resolution", type=int, default=64)
+    parser.add_argument("--fixtures", default=str(ROOT.parent / "shared" / "fixtures"))
+    parser.add_argument("--skip-1024", action="store_true", help="only the fixtures")
+    parser.add_argument("--threads", type=int, default=None, help="worker torch threads (default: cores - 1)")
+    args = parser.parse_args()
+    threads = args.threads if args.threads is not None else ui_threads()
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
+    if device == "auto":
+        device = "cpu"
+    print(f"device {device}, worker torch threads {threads}, median of {args.repeats}; times in ms")
+    print(f"{'network':<22} {'res':>5} {'full':>9} {'preview':>8} {'new submit':>13} {'new (preview)':>13}  old stopped")
+    print("  full: one frame, new seed; preview: submit to first (preview) frame ('none': not a skip net);")
+    print("  new submit: submit while an old render is half way through synthesis, to the new request's")
+    print("  first frame (without / with preview); old stopped: the old render never published a full frame")
+    for name in FIXTURES:
+        path = Path(args.fixtures) / f"{name}.pkl"
+        if path.is_file():
+            bench_network(name, lambda: Renderer(device), str(path), device, args.repeats,
+                          args.preview_resolution, threads)
+    if not args.skip_1024:
+        G = full_size_sg2_1024().to(device)
+        # The request must name an existing file; the replaced loader ignores it and returns G.
+        bench_network("stylegan2-1024 random", lambda: Renderer(device, load=lambda path, device="cpu": G),
+                      str(Path(__file__)), device, args.repeats, args.preview_resolution, threads)
+
+
+if __name__ == "__main__":
+    main()
