@@ -176,10 +176,19 @@ def _tensor_from_bytes(raw, dtype, numel):
     """A new flat tensor of `numel` elements of `dtype` holding the little-endian `raw` bytes."""
     flat = torch.empty(numel, dtype=dtype)
     if numel:
-        flat.view(torch.uint8).copy_(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
-        if dtype == torch.bool:
-            flat.view(torch.uint8).clamp_(0, 1)  # any byte other than 0/1 is not a valid bool
+        _byte_view(flat)[:] = np.frombuffer(raw, dtype=np.uint8)
+        _sanitize_bools(flat)
     return flat
+
+
+def _byte_view(flat):
+    """The raw bytes of a flat tensor as a writable numpy array sharing its memory."""
+    return flat.view(torch.uint8).numpy()
+
+
+def _sanitize_bools(flat):
+    if flat.dtype == torch.bool:
+        flat.view(torch.uint8).clamp_(0, 1)  # any byte other than 0/1 is not a valid bool
 
 
 def _check_no_hooks(hooks):
@@ -326,12 +335,11 @@ def _read_legacy_torch(data, allowed):
         (count,) = struct.unpack("<q", header)
         if count != flat.numel():
             raise _Malformed("storage data size disagrees with its record")
-        nbytes = count * flat.element_size()
-        raw = stream.read(nbytes)
-        if len(raw) != nbytes:
-            raise _Malformed("truncated storage data")
         if count:
-            flat.copy_(_tensor_from_bytes(raw, flat.dtype, count))
+            # Straight into the tensor's memory: these can be hundreds of megabytes.
+            if stream.readinto(_byte_view(flat)) != count * flat.element_size():
+                raise _Malformed("truncated storage data")
+            _sanitize_bools(flat)
     return obj
 
 
