@@ -358,3 +358,51 @@ def test_sweeps_and_grid_video_layout(net):
     frames = list(export.video_frames(renderer, [psi[:1], psi[1:2]], cols=2))
     assert frames[0].shape == (64, 128, 3)
     np.testing.assert_array_equal(frames[0][:, 64:], export.render_image(renderer, psi[1]))
+
+
+def test_gui_panel_exports_in_the_background_and_cancels(net, tmp_path):
+    """The export panel's actions without a window: jobs on their own thread, files where asked."""
+    dpg = pytest.importorskip("dearpygui.dearpygui")
+    from app.panels.export import ExportPanel
+    from renderer.video import read_video
+
+    pkl, _ = net
+    current = RenderRequest(pkl=pkl, device="cpu", seeds=3, truncation_psi=0.7)
+
+    class FakeState:
+        def to_request(self):
+            return current
+
+    class FakeApp:
+        state = FakeState()
+        engine = None
+        last_frame = None
+        text_inputs = []
+        messages = []
+
+        def set_status(self, text, error=False):
+            self.messages.append((text, error))
+
+    settings = dict(folder=str(tmp_path), latents=True, keys="3,4", interp="lerp-w", easing="cosine", per=2, fps=10,
+                    loop=False, grid="1x1", format="gif", quality=8, sweep="psi", sweep_frames=2,
+                    grid_seeds="0-1", grid_shape="1x2", mix_rows="0", mix_cols="1", mix_group="coarse")
+    dpg.create_context()
+    try:
+        panel = ExportPanel(FakeApp())
+        job = panel.start_video(settings)
+        assert panel.start_seed_grid(settings) is None  # one export at a time
+        assert job.wait(timeout=120) and job.error is None
+        frames = read_video(job.result)
+        assert len(frames) == 3 and frames[0].shape == (64, 64, 3)
+
+        job = panel.save_frame(settings)
+        assert job.wait(timeout=120) and job.error is None
+        assert sorted(p.suffix for p in job.result) == [".npy", ".npy", ".png"]
+        assert export.read_png_metadata(job.result[0]).request() == current
+
+        job = panel.start_video(dict(settings, keys="0-40", format="mp4"))
+        panel.cancel()
+        assert job.wait(timeout=120) and job.cancelled
+        assert not any(name.endswith(".mp4") or ".partial" in name for name in leftovers(tmp_path))
+    finally:
+        dpg.destroy_context()
