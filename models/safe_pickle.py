@@ -264,7 +264,11 @@ def _rebuild_from_type_v2(func, new_type, args, state):
 def _load_from_bytes(blob):
     """Decodes the legacy torch.save blob NVIDIA pickles store each storage in."""
     blob = _as_bytes(blob, "storage blob")
-    storage = _read_legacy_torch(blob, _STORAGE_GLOBALS)
+    # torch writes the legacy format here; torch.load would also take a zip, so we do too.
+    if _is_zip(blob):
+        storage = _read_torch_zip(blob, _STORAGE_GLOBALS)
+    else:
+        storage = _read_legacy_torch(blob, _STORAGE_GLOBALS)
     if not isinstance(storage, _Storage):
         raise _Malformed("storage blob does not hold a storage")
     return storage
@@ -600,6 +604,7 @@ _STORAGE_DTYPES = {
 }
 _STORAGE_GLOBALS = {("torch", name): _StorageType(f"torch.{name}", dtype)
                     for name, dtype in _STORAGE_DTYPES.items()}
+_STORAGE_GLOBALS[("torch.storage", "UntypedStorage")] = _STORAGE_GLOBALS[("torch", "UntypedStorage")]
 
 _TORCH_DTYPE_NAMES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16",
                       "int8", "uint8", "bool", "complex64", "complex128")
@@ -793,7 +798,11 @@ def _unpickle(stream, allowed, persistent_load=None):
 # Formats
 
 
-def _read_torch_zip(data):
+def _is_zip(data):
+    return data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06")
+
+
+def _read_torch_zip(data, allowed):
     """torch.save's zip format: <stem>/data.pkl plus one raw record per storage."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -826,7 +835,7 @@ def _read_torch_zip(data):
             raise _Malformed("storage records disagree about one storage")
         return storage
 
-    return _unpickle(io.BytesIO(_read_zip_entry(archive, pickles[0], len(data))), _NETWORK_GLOBALS,
+    return _unpickle(io.BytesIO(_read_zip_entry(archive, pickles[0], len(data))), allowed,
                      load_storage)
 
 
@@ -862,8 +871,8 @@ def _describe_unreadable(data):
 def _read_any(data):
     if not data:
         raise _Malformed("empty file")
-    if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
-        return _read_torch_zip(data)
+    if _is_zip(data):
+        return _read_torch_zip(data, _NETWORK_GLOBALS)
     if data.startswith(_LEGACY_HEADER):
         return _read_legacy_torch(data, _NETWORK_GLOBALS)
     return _unpickle(io.BytesIO(data), _NETWORK_GLOBALS)

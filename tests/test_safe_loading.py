@@ -1,5 +1,6 @@
 """Safe loading: fixtures read as inert data; hostile files refused with nothing run; broken files give one line."""
 
+import io
 import json
 import pickle
 import subprocess
@@ -205,6 +206,17 @@ def test_torch_checkpoint_round_trip(tmp_path, zip_format):
     shared = loaded["shared"]
     shared[0][3] = 99.0  # one storage, two views, as torch.load gives
     assert shared[1][0, 1] == 99.0
+
+
+def test_storage_blob_in_zip_format_is_read_too():
+    # torch.storage._load_from_bytes hands its bytes to torch.load, which takes zips as well.
+    blob = io.BytesIO()
+    torch.save(torch.arange(4.0).untyped_storage(), blob)
+    storage = hostile.Call(hostile.Ref("torch.storage", "_load_from_bytes"), blob.getvalue())
+    record = hostile.Call(hostile.Ref("torch._utils", "_rebuild_tensor_v2"), storage, 1, (2,), (1,),
+                          False, OrderedDict())
+    loaded = read_pickle(hostile.dumps(record))
+    assert loaded.dtype == torch.uint8 and loaded.tolist() == [0, 0]
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
