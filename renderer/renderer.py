@@ -75,6 +75,12 @@ def mix_group_resolutions(G):
     return list(G.synthesis.ws_resolutions)
 
 
+def noise_layers(G):
+    """Synthesis layers with a learned noise strength (names relative to G.synthesis)."""
+    suffix = ".noise_strength"
+    return [key[: -len(suffix)] for key in G.synthesis.state_dict() if key.endswith(suffix)]
+
+
 def image_to_uint8(img):
     """Raw [N, C, H, W] generator output -> uint8 [N, H, W, C], exactly as gen_images.py."""
     return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
@@ -204,7 +210,7 @@ class Renderer:
         """A float, or {layer: global * multiplier} over every noisy layer when some are set."""
         if not request.noise_layer_strength:
             return request.noise_strength
-        noisy = [k[: -len(".noise_strength")] for k in G.synthesis.state_dict() if k.endswith(".noise_strength")]
+        noisy = noise_layers(G)
         unknown = [name for name, _ in request.noise_layer_strength if name not in noisy]
         if unknown:
             raise ValueError(
@@ -409,6 +415,7 @@ def _network_info(G):
         img_resolution=G.img_resolution, img_channels=G.img_channels,
         ws_resolutions=list(G.synthesis.ws_resolutions),
         mix_group_resolutions=mix_group_resolutions(G),
+        noise_layers=noise_layers(G),
     )
     return info
 

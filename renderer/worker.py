@@ -10,8 +10,9 @@ from renderer.renderer import Frame
 
 
 def ui_threads():
-    """Torch threads for a worker beside a UI: leave one core for the UI thread."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    """Torch threads for a worker beside a UI: half the cores (the UI and a software GL renderer
+    need the rest; on 2 cores 1 torch thread kept dearpygui near 45 fps, 2 made it stutter)."""
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 class RenderWorker:
