@@ -6,7 +6,11 @@ from renderer.request import RenderRequest
 
 # A full frame slower than this makes the worker send a quick preview first (a slow device).
 SLOW_RENDER_MS = 120
-NOISY_LAYER = re.compile(r"^b\d+\.conv[01]$")
+# Layers with a noise input, by architecture (the frame does not list them; names as NVIDIA's).
+NOISY_LAYER = {
+    "stylegan2": re.compile(r"^b\d+\.conv[01]$"),
+    "stylegan": re.compile(r"^b\d+\.(const|conv|conv0_up|conv1)$"),
+}
 
 
 def preview_resolution(img_resolution):
@@ -37,9 +41,11 @@ class Engine:
         return state.to_request(device=self.device, z_dim=self.z_dim)
 
     def set_preview(self, wanted, last_render_ms, img_resolution):
-        """Previews only on a slow device: a fast full frame needs no stand-in."""
-        self.worker.preview = bool(wanted) and last_render_ms is not None and last_render_ms > SLOW_RENDER_MS
-        self.worker.preview_resolution = preview_resolution(img_resolution)
+        """Previews only on a slow device and a network larger than the preview: else the full frame is as quick."""
+        resolution = preview_resolution(img_resolution)
+        slow = last_render_ms is not None and last_render_ms > SLOW_RENDER_MS
+        self.worker.preview = bool(wanted) and slow and int(img_resolution or 0) > resolution
+        self.worker.preview_resolution = resolution
 
     def submit(self, state):
         request = self.request_for(state)
@@ -72,8 +78,11 @@ def frame_image(frame):
 
 
 def frame_render_ms(frame):
-    total = (getattr(frame, "timings", None) or {}).get("total")
-    return None if total is None else total * 1000
+    """Mapping plus synthesis time (loading a network is not rendering)."""
+    timings = getattr(frame, "timings", None) or {}
+    if "synthesis" not in timings:
+        return None
+    return (timings.get("mapping", 0.0) + timings["synthesis"]) * 1000
 
 
 def frame_pkl(frame):
@@ -104,11 +113,8 @@ def model_info(engine, frame):
     if layers:
         info["layers"] = layers
     if "noise_layers" not in info:
-        # The frame does not list noise inputs; StyleGAN2 names them b<res>.conv0/conv1 (no 4x4 conv0).
-        if info.get("architecture") == "stylegan2":
-            info["noise_layers"] = [name for name, _ in layers if NOISY_LAYER.match(name)]
-        else:
-            info["noise_layers"] = []
+        pattern = NOISY_LAYER.get(info.get("architecture"))
+        info["noise_layers"] = [name for name, _ in layers if pattern and pattern.match(name)]
     return info
 
 

@@ -2,7 +2,6 @@
 
 import json
 import os
-import random
 import time
 import traceback
 from collections import deque
@@ -69,6 +68,8 @@ class App:
         self.seed_drag = None
         self.status_text = ""
         self.frames_drawn = 0
+        self.frames_logged = 0
+        self.rects_due = 5
         self.image_size = (0, 0)
         self.worker = None
         self.engine = None
@@ -103,6 +104,7 @@ class App:
         if dpg.does_item_exist("status"):
             dpg.set_value("status", text)
             dpg.configure_item("status", color=(255, 110, 100) if error else (190, 190, 190))
+        self.log.write("status", text=text, error=error)
         if error:
             self.log.write("error", message=text)
 
@@ -145,9 +147,8 @@ class App:
                         dpg.add_text(key, color=(255, 200, 90))
                         dpg.add_text(what)
 
-        with dpg.handler_registry():
-            dpg.add_key_press_handler(callback=self.on_key)
-
+        self.shortcut_keys = [dpg.mvKey_Z, dpg.mvKey_Y, dpg.mvKey_S, dpg.mvKey_O, dpg.mvKey_F1, dpg.mvKey_Left,
+                              dpg.mvKey_Right, dpg.mvKey_Up, dpg.mvKey_Down, dpg.mvKey_Home]
         self.apply_theme()
         dpg.set_primary_window("main", True)
 
@@ -183,9 +184,20 @@ class App:
     def text_input_active(self):
         return any(self.dpg.does_item_exist(t) and self.dpg.is_item_active(t) for t in self.text_inputs)
 
-    def on_key(self, sender, key, user_data=None):
+    def poll_keys(self):
+        """Shortcuts are read from the frame's key state, not from queued key callbacks: a queued
+        callback runs a frame later, when a quick Ctrl+Z may already have let go of Ctrl."""
         dpg = self.dpg
+        pressed = [key for key in self.shortcut_keys if dpg.is_key_pressed(key)]
+        if not pressed:
+            return
         ctrl = any(dpg.is_key_down(k) for k in (dpg.mvKey_LControl, dpg.mvKey_RControl, dpg.mvKey_ModCtrl))
+        self.log.write("keys", keys=pressed, ctrl=ctrl)
+        for key in pressed:
+            self.on_key(key, ctrl)
+
+    def on_key(self, key, ctrl):
+        dpg = self.dpg
         if ctrl and key == dpg.mvKey_Z:
             self.undo()
         elif ctrl and key == dpg.mvKey_Y:
@@ -278,6 +290,7 @@ class App:
             self.gl_info = ("unavailable", f"{type(exc).__name__}")
 
     def tick(self, dt):
+        self.poll_keys()
         for panel in self.panels:
             try:
                 panel.tick()
@@ -378,12 +391,15 @@ class App:
     def log_frame(self, frame):
         from app import bridge
 
-        shown = Path(str(self.log.path) + ".shown.png")
         from PIL import Image
 
-        Image.fromarray(self.texture.shown_pixels()).save(shown)
+        self.frames_logged += 1
+        shown = self.log.path.with_name(f"{self.log.path.stem}_frame{self.frames_logged:04d}.png")
+        pixels = self.texture.shown_pixels()
+        Image.fromarray(pixels).save(shown)
         self.log.write("frame", request=bridge.frame_request_json(frame), preview=bridge.frame_is_preview(frame),
-                       shape=list(self.texture.shown_pixels().shape), shown=str(shown))
+                       shape=list(pixels.shape), shown_copy=str(shown))
+        self.rects_due = self.frames_drawn + 3  # once the new picture is laid out
 
     def layout_image(self):
         """Integer zoom when the image fits the area, otherwise scaled down; centred."""
@@ -418,7 +434,8 @@ class App:
         extra = {}
         for panel in self.panels:
             extra.update(getattr(panel, "test_geometry", lambda: {})())
-        self.log.write("rects", rects=rects, geometry=extra, viewport=[dpg.get_viewport_width(), dpg.get_viewport_height()])
+        self.log.write("rects", rects=rects, geometry=extra, viewport=[dpg.get_viewport_width(), dpg.get_viewport_height()],
+                       viewport_pos=list(dpg.get_viewport_pos()), pkl=self.state["pkl"], values=self.state.to_json_dict())
 
     def run_callbacks(self):
         """Run queued callbacks on this thread, each guarded: one failing control never stops the app."""
@@ -443,7 +460,6 @@ class App:
     def loop(self):
         dpg = self.dpg
         last = time.perf_counter()
-        rects_logged_at = -1
         while dpg.is_dearpygui_running():
             self.run_callbacks()
             now = time.perf_counter()
@@ -457,8 +473,7 @@ class App:
             self.frames_drawn += 1
             if self.frames_drawn == 3:
                 self.read_gl_info()
-            if self.log and (self.frames_drawn in (5, 30) or (self.frames_drawn - rects_logged_at >= 30 and self.layout_changed())):
-                rects_logged_at = self.frames_drawn
+            if self.log and (self.frames_drawn == self.rects_due or (self.frames_drawn % 30 == 0 and self.layout_changed())):
                 self.log_rects()
 
     def layout_changed(self):
@@ -502,5 +517,16 @@ def run_app(args) -> int:
         dpg.destroy_context()
 
 
-def random_seed():
-    return random.randrange(0, 1 << 31)
+def main(argv=None):
+    """`python -m app.main --pkl FILE`: the window alone (run_app.py is the full command line)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="StyleScope explorer window")
+    parser.add_argument("--pkl", help="network file (default: the embedded default model)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--session", help="a session JSON (a RenderRequest) to start from")
+    return run_app(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

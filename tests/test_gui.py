@@ -1,0 +1,199 @@
+"""The real explorer window under Xvfb, driven with xdotool: frames on screen, range drag, broken files, random input."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gui_driver import ROOT, AppUnderTest, VirtualScreen, crop, downsample, missing_tools
+
+pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())} (scripts/system_deps.sh)")
+FUZZ_SECONDS = float(os.environ.get("STYLESCOPE_GUI_FUZZ_SECONDS", "60"))
+
+
+@pytest.fixture(scope="module")
+def screen():
+    screen = VirtualScreen()
+    yield screen
+    screen.close()
+
+
+@pytest.fixture(scope="module")
+def app(screen, fixtures_dir, tmp_path_factory):
+    """One window for the whole module (starting torch and a network costs seconds on this machine)."""
+    workdir = tmp_path_factory.mktemp("gui")
+    app = AppUnderTest(screen, workdir, pkl=fixtures_dir / "sg2ada_64.pkl")
+    app.wait_for_frame(timeout=120)
+    app.wait_for_rects(after_time=app.frames()[0]["time"])
+    yield app
+    app.kill()
+
+
+def screen_pos(rects_event, name):
+    """An item's rect on the screen: dearpygui rects are relative to the viewport."""
+    vx, vy = rects_event.get("viewport_pos", [0, 0])
+    x0, y0, x1, y1 = rects_event["rects"][name]
+    return [x0 + vx, y0 + vy, x1 + vx, y1 + vy]
+
+
+def centre(rect):
+    return (rect[0] + rect[2]) / 2, (rect[1] + rect[3]) / 2
+
+
+def shown_image(frame_event):
+    return np.asarray(Image.open(frame_event["shown_copy"]).convert("RGB"))
+
+
+def image_on_screen(app, tmp_path, name):
+    """Screenshot, cropped to the image widget, once the window has drawn the latest frame."""
+    time.sleep(0.6)
+    shot = app.screen.screenshot(tmp_path / f"{name}.png")
+    rects = app.wait_for_rects(after_time=app.frames()[-1]["time"])
+    return crop(shot, screen_pos(rects, "image")), shot
+
+
+def headless_render(request, workdir):
+    """The same request rendered without a window: `run_app.py frame` when it exists, else the Renderer."""
+    request_path = Path(workdir) / "request.json"
+    request_path.write_text(json.dumps(request))
+    out = Path(workdir) / "headless.png"
+    if (ROOT / "run_app.py").exists():
+        result = subprocess.run([sys.executable, str(ROOT / "run_app.py"), "frame", "--request", str(request_path),
+                                 "--out", str(out)], capture_output=True, text=True, timeout=180, cwd=ROOT)
+        if result.returncode == 0 and out.exists():
+            return np.asarray(Image.open(out).convert("RGB"))
+        pytest.fail(f"run_app.py frame failed ({result.returncode}): {result.stdout[-500:]} {result.stderr[-1500:]}")
+    from renderer.renderer import Renderer
+    from renderer.request import RenderRequest
+
+    frame = Renderer("cpu").render(RenderRequest.from_dict(request))
+    assert frame.error is None, frame.error
+    return frame.image
+
+
+def assert_screen_shows(on_screen, image, tolerance=12.0):
+    """The widget is the frame at an integer zoom (linear filtering): block averages agree."""
+    assert on_screen.shape[0] >= image.shape[0] and on_screen.shape[0] % image.shape[0] <= 2, on_screen.shape
+    small = downsample(on_screen, image.shape[0])
+    error = np.abs(small - image.astype(np.float32)).mean()
+    assert error < tolerance, f"screen differs from the frame by {error:.1f} levels on average"
+
+
+def test_window_opens_and_shows_the_frame(app, tmp_path):
+    frame = app.frames()[0]
+    assert frame["request"]["pkl"].endswith("sg2ada_64.pkl")
+    on_screen, shot = image_on_screen(app, tmp_path, "first")
+    assert on_screen.shape[0] >= 256, "a 64 px frame is shown zoomed in"
+    assert on_screen.std() > 20, "the image area is blank"
+    assert_screen_shows(on_screen, shown_image(app.frames()[-1]))
+    # The panels column is drawn too (not only the picture).
+    rects = app.rects()
+    for item in ("net_path", "seed", "mix_range", "truncation_psi", "status"):
+        assert item in rects["rects"], f"{item} is not on screen"
+
+
+def test_keyboard_steps_seed_and_undo_redo(app):
+    count = len(app.frames())
+    app.screen.click(*centre(screen_pos(app.rects(), "image")))  # focus the window, not a text field
+    app.screen.key("Right")
+    frame = app.wait_for_frame(count, lambda f: f["request"]["seeds"] == [[1, 1.0]])
+    app.screen.key("ctrl+z")
+    app.wait_for_frame(count + 1, lambda f: f["request"]["seeds"] == [[0, 1.0]])
+    app.screen.key("ctrl+y")
+    app.wait_for_frame(count + 2, lambda f: f["request"]["seeds"] == [[1, 1.0]])
+    app.screen.key("Left")
+    app.wait_for_frame(count + 3, lambda f: f["request"]["seeds"] == [[0, 1.0]])
+    assert frame["request"]["mix_layers"] == ""
+
+
+def test_dragging_the_layer_range_changes_the_image_like_headless(app, tmp_path):
+    before, _ = image_on_screen(app, tmp_path, "before_mix")
+    rects = app.rects()
+    slots = rects["geometry"]["mix_range_slots"]
+    vx, vy = rects.get("viewport_pos", [0, 0])
+    num_ws = len(slots)
+    start, end = num_ws // 2, num_ws - 1
+    count = len(app.frames())
+    app.screen.drag(slots[start][0] + vx, slots[start][1] + vy, slots[end][0] + vx, slots[end][1] + vy)
+    want = f"{start}-{end}"
+    frame = app.wait_for_frame(count, lambda f: f["request"]["mix_layers"] == want)
+    assert frame["request"]["mix_seed"] is not None
+    after, _ = image_on_screen(app, tmp_path, "after_mix")
+    assert np.abs(after.astype(float) - before.astype(float)).mean() > 2, "the picture did not change"
+    reference = headless_render(frame["request"], tmp_path)
+    np.testing.assert_array_equal(shown_image(frame), reference)  # the texture holds exactly the headless frame
+    assert_screen_shows(after, reference)
+
+
+def test_broken_file_shows_error_and_keeps_the_image(app, tmp_path):
+    broken = tmp_path / "broken_network.pkl"
+    broken.write_bytes(b"\x80\x04this is not a pickle at all" + bytes(range(256)))
+    before, _ = image_on_screen(app, tmp_path, "before_broken")
+    good_pkl = app.frames()[-1]["request"]["pkl"]
+    errors = len(app.events("error"))
+    app.screen.click(*centre(screen_pos(app.rects(), "net_path")))
+    app.screen.key("ctrl+a")
+    app.screen.type(str(broken))
+    app.screen.key("Return")
+    error = app.wait_for(lambda ev: [e for e in ev if e["event"] == "error"][errors:], 60, "an error")[0]
+    assert "broken_network.pkl" in error["message"]
+    after, _ = image_on_screen(app, tmp_path, "after_broken")
+    np.testing.assert_allclose(after.astype(float), before.astype(float), atol=3)  # the old picture stays
+    status = [e for e in app.events("status") if e["error"]][-1]
+    assert status["text"] == error["message"], "the error is in the status line"
+    # The current model stays: the state goes back to it, and its frame is rendered again.
+    app.wait_for(lambda ev: [e for e in ev if e["event"] == "frame" and e["time"] > error["time"]
+                             and e["request"]["pkl"] == good_pkl], 60, "the old model's frame")
+    assert app.alive()
+
+
+def test_random_input_for_a_minute_keeps_the_window_alive(app, tmp_path):
+    rng = random.Random(1234)
+    vw, vh = app.rects()["viewport"]
+    keys = ["Left", "Right", "Up", "Down", "Home", "ctrl+z", "ctrl+y", "F1", "ctrl+s", "Escape", "Return", "3",
+            "Tab", "space", "ctrl+o"]
+    deadline = time.monotonic() + FUZZ_SECONDS
+    actions = 0
+    while time.monotonic() < deadline:
+        x, y = rng.uniform(5, vw - 5), rng.uniform(5, vh - 5)
+        kind = rng.random()
+        if kind < 0.45:
+            app.screen.click(x, y, button=rng.choice([1, 1, 1, 3]))
+        elif kind < 0.75:
+            app.screen.drag(x, y, x + rng.uniform(-250, 250), y + rng.uniform(-120, 120), steps=5, pause=0.02)
+        else:
+            app.screen.key(rng.choice(keys))
+        actions += 1
+        assert app.alive(), f"the app died after {actions} actions:\n{app.output()[-3000:]}"
+    time.sleep(1)
+    assert app.alive()
+    exceptions = app.events("exception")
+    assert not exceptions, exceptions[0]["traceback"]
+    assert "Traceback" not in app.output(), app.output()[-3000:]
+    assert actions > 50
+
+
+def test_closing_the_window_exits_cleanly(app):
+    code = app.close_window()
+    assert code == 0, app.output()[-3000:]
+    assert app.events("closing"), "the app did not run its shutdown"
+    assert "terminate called" not in app.output()
+
+
+def test_without_a_display_one_line_and_nonzero_exit(fixtures_dir):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["PYTHONPATH"] = str(ROOT)
+    command = [sys.executable, str(ROOT / "run_app.py")] if (ROOT / "run_app.py").exists() else \
+        [sys.executable, "-m", "app.main"]
+    result = subprocess.run(command + ["--pkl", str(fixtures_dir / "sg2ada_64.pkl")], env=env, capture_output=True,
+                            text=True, timeout=120, cwd=ROOT)
+    assert result.returncode != 0
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "display" in lines[0].lower(), lines
