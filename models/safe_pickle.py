@@ -689,7 +689,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
         if not isinstance(args, tuple):
             raise _Malformed("call arguments are not a tuple")
         if not callable(func):
-            raise _Malformed(f"{func!r} is not callable")
+            raise _Malformed(f"a {type(func).__name__} is called like a function")
         result = func(*args)
         builder = next((b for f, b in _BUILDERS.items() if f is func), None)
         if builder is not None:
@@ -701,7 +701,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
     def load_newobj(self):
         args = self.stack.pop()
         cls = self.stack.pop()
-        if args != ():
+        if not isinstance(args, tuple) or args:
             raise _Malformed("object creation with arguments is not supported")
         if cls is EasyDict or cls is OrderedDict:
             obj = cls()
@@ -709,7 +709,8 @@ class _RestrictedUnpickler(pickle._Unpickler):
             obj = TFNetwork.__new__(TFNetwork)
             self._await_build(obj, _build_tf_network)
         else:
-            raise _Refused(f"refused to create an object of {cls!r}")
+            what = getattr(cls, "name", None) or getattr(cls, "__name__", type(cls).__name__)
+            raise _Refused(f"refused to create an object of {what!r}")
         self.append(obj)
 
     dispatch[pickle.NEWOBJ[0]] = load_newobj
@@ -791,7 +792,14 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
 
 def _unpickle(stream, allowed, persistent_load=None):
-    return _RestrictedUnpickler(stream, allowed, persistent_load).load()
+    unpickler = _RestrictedUnpickler(stream, allowed, persistent_load)
+    result = unpickler.load()
+    # A TF network or numpy array that never got its state is an empty shell (a dtype
+    # without one is just a native-order dtype).
+    shells = [obj for obj, _ in unpickler._awaiting_build.values() if not isinstance(obj, np.dtype)]
+    if shells:
+        raise _Malformed(f"a {type(shells[0]).__name__} object in the file never gets its state")
+    return result
 
 
 # ----------------------------------------------------------------------------------------
@@ -927,5 +935,6 @@ def read_pickle(path_or_bytes, name=None):
         raise LoadError(f"{name}: {kind} ({type(error).__name__}: "
                         f"{_one_line(error, 160)})") from error
     if result is None or isinstance(result, (bool, int, float, complex, str, bytes)):
-        raise LoadError(f"{name}: not a network file (the pickle holds a {type(result).__name__})")
+        raise LoadError(f"{name}: not a network file (the pickle holds only a single "
+                        f"{type(result).__name__} value)")
     return result

@@ -296,6 +296,7 @@ def broken_files(fixture_bytes):
         "absurd_bytearray8": b"\x80\x05\x96" + (1 << 40).to_bytes(8, "little") + b"abc.",
         "zip_bomb": _zip_with({"archive/data.pkl": b"\x80\x02" + b"N" * (20 << 20) + b"."},
                               compression=zipfile.ZIP_DEFLATED),
+        "tf_network_without_state": dumps((NewObj(Ref("dnnlib.tflib.network", "Network")),)),
         "persistent_unknown_type": dumps(Call(
             Ref("torch_utils.persistence", "_reconstruct_persistent_obj"),
             {"type": "module", "version": 6, "module_src": "", "class_name": "X", "state": {}})),

@@ -312,7 +312,7 @@ def broken(fixtures_dir):
 BROKEN = ["empty", "random_bytes", "random_bytes_after_proto", "text", "json", "pickle_of_int",
           "pickle_of_none", "zip_without_data_pkl", "truncated_zip", "absurd_storage_numel",
           "storage_count_mismatch", "tensor_past_storage", "tensor_expanded_view",
-          "absurd_bytearray8", "zip_bomb", "persistent_unknown_type", "truncated_1", "truncated_2", "truncated_100",
+          "absurd_bytearray8", "zip_bomb", "tf_network_without_state", "persistent_unknown_type", "truncated_1", "truncated_2", "truncated_100",
           "truncated_third", "truncated_half", "truncated_last_byte"]
 
 
@@ -330,11 +330,12 @@ def test_broken_file_gives_one_line_load_error(tmp_path, broken, case):
 
 
 @pytest.mark.parametrize("case,expected", [("empty", "empty file"), ("text", "text file"),
-                                           ("json", "JSON"), ("pickle_of_int", "holds a int"),
+                                           ("json", "JSON"), ("pickle_of_int", "single int"),
                                            ("truncated_half", "truncated"),
                                            ("absurd_storage_numel", "larger than"),
                                            ("absurd_bytearray8", "larger than"),
-                                           ("zip_bomb", "absurd size")])
+                                           ("zip_bomb", "absurd size"),
+                                           ("tf_network_without_state", "never gets its state")])
 def test_broken_file_messages_say_what_is_wrong(tmp_path, broken, case, expected):
     path = tmp_path / f"{case}.pkl"
     path.write_bytes(broken_file(broken, case))
