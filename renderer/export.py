@@ -338,7 +338,10 @@ def write_video(frames, path, fps=30, quality=8, total=None, progress=None, canc
             writer.close()
         except BaseException as error:
             writer.abort()
-            raise _explain_writer_error(error, path) from error
+            explained = _explain_writer_error(error, path)
+            if explained is error:
+                raise
+            raise explained from error
     return Path(path)
 
 

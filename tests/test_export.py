@@ -406,3 +406,17 @@ def test_gui_panel_exports_in_the_background_and_cancels(net, tmp_path):
         assert not any(name.endswith(".mp4") or ".partial" in name for name in leftovers(tmp_path))
     finally:
         dpg.destroy_context()
+
+
+def test_feature_map_video_shows_the_layer(net, tmp_path):
+    from renderer.video import read_video
+
+    pkl, renderer = net
+    assert run_cli("video", "--pkl", pkl, "--device", "cpu", "--seeds", "0,1", "--frames-per-transition", 1,
+                   "--layer", "b16.conv1", "--normalize", "minmax", "--interp", "lerp-w", "--quality", 10,
+                   "--out", tmp_path / "features.mp4") == 0
+    frames = read_video(tmp_path / "features.mp4")
+    layer_view = RenderRequest(pkl=pkl, device="cpu", seeds=1, layer="b16.conv1", normalize="minmax")
+    expected = export.render_image(renderer, layer_view)
+    assert len(frames) == 2 and frames[1].shape == expected.shape == (16, 16, 3)
+    assert psnr(frames[1], expected) >= 35
