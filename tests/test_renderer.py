@@ -57,7 +57,10 @@ def fx_renderer():
 def test_plain_seed_frame_equals_gen_images(fixtures_dir, fx_renderer, name):
     renderer = fx_renderer
     ref = reference(fixtures_dir, name)
-    for seed, psi, tag in ((0, 1.0, "1p0"), (42, 0.7, "0p7")):
+    cases = [(0, 1.0, "1p0"), (42, 0.7, "0p7")]
+    if name == "sg3_t_64":
+        cases = cases[1:]  # slow on CPU; seed 0 psi 1 is rendered by the transform test
+    for seed, psi, tag in cases:
         frame = renderer.render(RenderRequest(pkl=str(fixtures_dir / f"{name}.pkl"), seeds=seed, truncation_psi=psi))
         assert frame.error is None, frame.error
         expected = image_to_uint8(torch.from_numpy(ref[f"img_seed{seed}_psi{tag}_const"]))[0].numpy()
