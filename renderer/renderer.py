@@ -95,6 +95,7 @@ class Renderer:
         self._networks = collections.OrderedDict()  # (path, mtime, device, precision) -> G
         self._mapped = collections.OrderedDict()  # (net key, seed, psi, cutoff, class) -> ws
         self._layers = {}  # net key -> [(name, shape, resolution)]
+        self._info = {}  # net key -> frame.info
 
     # -- public --------------------------------------------------------------------------
 
@@ -124,7 +125,7 @@ class Renderer:
         """The generator a request names (cached per file, device and precision)."""
         path = Path(request.pkl) if request.pkl else DEFAULT_MODEL
         if not path.is_file():
-            what = "the default model" if request.pkl is None else "network file"
+            what = "default model" if request.pkl is None else "network file"
             raise models.LoadError(f"{path}: {what} not found")
         stat = path.stat()
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, self._device_of(request), request.precision)
@@ -135,6 +136,7 @@ class Renderer:
             while len(self._networks) > MAX_NETWORKS:
                 old_key, _ = self._networks.popitem(last=False)
                 self._layers.pop(old_key, None)
+                self._info.pop(old_key, None)
         self._networks.move_to_end(key)
         return key, G
 
@@ -157,14 +159,16 @@ class Renderer:
 
     def _render_into(self, frame, request, should_stop, preview_resolution):
         key, G = self.load(request)
-        frame.info = _network_info(G)
+        if key not in self._info:
+            self._info[key] = _network_info(G)
+        frame.info = dict(self._info[key])
         with torch.no_grad():
             t0 = time.perf_counter()
             ws = self._compute_ws(key, G, request)
             t1 = time.perf_counter()
             frame.timings["mapping"] = t1 - t0
             kwargs = self._synthesis_kwargs(G, request, should_stop)
-            if preview_resolution and _is_skip(G):
+            if preview_resolution and request.layer is None and _is_skip(G):
                 self._set_input_transform(G, request)
                 tensor = self._preview_image(G, ws, kwargs, preview_resolution)
                 frame.preview = True
@@ -234,13 +238,13 @@ class Renderer:
 
     def _compute_ws(self, key, G, request):
         device = G.mapping.w_avg.device
-        c = self._class_vector(G, request, None)
         if request.w is not None:
             ws = _broadcast_ws(G, request.w, "w", device)
         elif request.z is not None:
             if len(request.z) != G.z_dim:
                 raise ValueError(f"z: has {len(request.z)} values, this network's z_dim is {G.z_dim}")
             z = torch.tensor([request.z], dtype=torch.float32, device=device)
+            c = self._class_vector(G, request.class_idx)
             ws = G.mapping(z, c, truncation_psi=request.truncation_psi, truncation_cutoff=request.truncation_cutoff)
         else:
             ws = self._blend_seeds(key, G, request, request.seed_weights())
@@ -278,7 +282,7 @@ class Renderer:
         if ws is None:
             device = G.mapping.w_avg.device
             z = torch.from_numpy(seed_z(seed, G.z_dim)).to(device=device, dtype=torch.float32)
-            c = self._class_vector(G, request, class_idx)
+            c = self._class_vector(G, class_idx)
             ws = G.mapping(z, c, truncation_psi=request.truncation_psi, truncation_cutoff=request.truncation_cutoff)
             self._mapped[cache_key] = ws
             while len(self._mapped) > MAX_MAPPED:
@@ -286,14 +290,13 @@ class Renderer:
         self._mapped.move_to_end(cache_key)
         return ws
 
-    def _class_vector(self, G, request, class_idx):
-        device = G.mapping.w_avg.device
-        c = torch.zeros([1, G.c_dim], device=device)
+    def _class_vector(self, G, class_idx):
+        """The one-hot label [1, c_dim] (empty for an unconditional network)."""
+        c = torch.zeros([1, G.c_dim], device=G.mapping.w_avg.device)
         if G.c_dim == 0:
-            if request.class_idx is not None:
+            if class_idx is not None:
                 raise ValueError("class_idx: this network is unconditional (c_dim 0)")
             return c
-        class_idx = request.class_idx if class_idx is None else class_idx
         if class_idx is None:
             raise ValueError(f"class_idx: required for this conditional network (0-{G.c_dim - 1})")
         if class_idx >= G.c_dim:

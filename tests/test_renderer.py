@@ -299,3 +299,21 @@ def test_errors_come_back_as_text(small_sg2, net_file, tmp_path):
     out_of_range = renderer.render(RenderRequest(pkl=net_file, mix_seed=1, mix_layers="3-30"))
     assert out_of_range.error.startswith("mix_layers:")
     assert renderer.render(RenderRequest(pkl=net_file)).error is None
+
+
+def test_conditional_network_labels(net_file):
+    torch.manual_seed(4)
+    G = Generator(z_dim=8, c_dim=5, w_dim=8, img_resolution=16, img_channels=3,
+                  synthesis_kwargs=dict(channel_base=128, channel_max=8)).eval().requires_grad_(False)
+    renderer = renderer_for(G)
+    rnd = np.random.RandomState(6)
+    z = torch.from_numpy(rnd.randn(1, 8)).float()
+    picked = rnd.randint(5)  # NVIDIA's visualizer: the class drawn right after z
+    c = torch.zeros(1, 5)
+    c[0, picked] = 1
+    torch.testing.assert_close(renderer.compute_ws(RenderRequest(pkl=net_file, seeds=6)), G.mapping(z, c))
+    c = torch.zeros(1, 5)
+    c[0, 2] = 1
+    torch.testing.assert_close(renderer.compute_ws(RenderRequest(pkl=net_file, seeds=6, class_idx=2)), G.mapping(z, c))
+    assert renderer.render(RenderRequest(pkl=net_file, seeds=6, class_idx=5)).error.startswith("class_idx:")
+    assert renderer.render(RenderRequest(pkl=net_file, z=[0.0] * 8)).error.startswith("class_idx: required")
