@@ -94,6 +94,7 @@ def bench_network(label, make_renderer, pkl, device, repeats, preview_resolution
             halfway.wait()  # the old render's synthesis has reached its middle block
             start = time.perf_counter()
             worker.submit(new)
+            halfway.release()
             stamp, _ = watch.wait_for(lambda f: f.request == new)
             results[preview] = stamp - start
             worker.wait_idle()
@@ -106,17 +107,27 @@ def bench_network(label, make_renderer, pkl, device, repeats, preview_resolution
 
 
 class _halfway_signal:
-    """An event set when the synthesis of the network `request` names enters its middle child."""
+    """Holds the old render at its middle synthesis child until the new request is submitted,
+    so that the new submit really lands while the old render is in flight."""
 
     def __init__(self, renderer, request):
         _, G = renderer.load(request)
         children = [module for _, module in G.synthesis.named_children()]
-        self.event = threading.Event()
-        self.handle = children[len(children) // 2].register_forward_pre_hook(lambda *_: self.event.set())
+        self.reached = threading.Event()
+        self.submitted = threading.Event()
+        self.handle = children[len(children) // 2].register_forward_pre_hook(self._hold)
+
+    def _hold(self, *_):
+        if not self.reached.is_set():
+            self.reached.set()
+            self.submitted.wait(60)
 
     def wait(self):
-        if not self.event.wait(600):
+        if not self.reached.wait(600):
             raise TimeoutError("the old render never started")
+
+    def release(self):
+        self.submitted.set()
 
     def remove(self):
         self.handle.remove()
