@@ -876,6 +876,17 @@ def _describe_unreadable(data):
     return "a text file, not a network pickle"
 
 
+def _describe_failure(error):
+    """What an unexpected exception while reading a pickle says about the file."""
+    if isinstance(error, EOFError) or "truncated" in str(error):
+        return "truncated file"
+    if isinstance(error, MemoryError):
+        return "file asks for more memory than there is"
+    if isinstance(error, RecursionError):
+        return "file is nested too deeply"
+    return "corrupt or unsupported file"
+
+
 def _read_any(data):
     if not data:
         raise _Malformed("empty file")
@@ -930,9 +941,7 @@ def read_pickle(path_or_bytes, name=None):
     except Exception as error:  # noqa: BLE001 -- whatever a broken file triggers, one clear line
         if data[:1] != b"\x80" and not data.startswith(b"PK"):
             raise LoadError(f"{name}: {_describe_unreadable(data)}") from error
-        kind = "truncated or corrupt file" if isinstance(
-            error, (EOFError, pickle.UnpicklingError, struct.error)) else "cannot read"
-        raise LoadError(f"{name}: {kind} ({type(error).__name__}: "
+        raise LoadError(f"{name}: {_describe_failure(error)} ({type(error).__name__}: "
                         f"{_one_line(error, 160)})") from error
     if result is None or isinstance(result, (bool, int, float, complex, str, bytes)):
         raise LoadError(f"{name}: not a network file (the pickle holds only a single "

@@ -3,6 +3,8 @@
 import io
 import json
 import pickle
+import pickletools
+import random
 import subprocess
 import sys
 from collections import OrderedDict
@@ -341,6 +343,25 @@ def test_broken_file_messages_say_what_is_wrong(tmp_path, broken, case, expected
     path.write_bytes(broken_file(broken, case))
     with pytest.raises(LoadError, match=expected):
         read_pickle(path)
+
+
+def test_corrupted_opcodes_give_load_error_or_data(fixtures_dir):
+    # Random damage to the pickle's opcodes (not its raw data): whatever happens, only a
+    # LoadError leaves read_pickle.
+    data = (fixtures_dir / "tf_sg2_64.pkl").read_bytes()
+    positions = [pos for _, _, pos in pickletools.genops(data)]
+    rng = random.Random(7)
+    failures = 0
+    for _ in range(80):
+        damaged = bytearray(data)
+        for _ in range(rng.choice([1, 2, 3])):
+            damaged[rng.choice(positions) + rng.randrange(3)] = rng.randrange(256)
+        try:
+            read_pickle(bytes(damaged), name="damaged.pkl")
+        except LoadError as error:
+            assert str(error).startswith("damaged.pkl: ") and "\n" not in str(error)
+            failures += 1
+    assert failures > 20  # the damage really broke most files
 
 
 def test_missing_file_and_directory(tmp_path):
