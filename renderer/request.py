@@ -11,6 +11,7 @@ from pathlib import Path
 # NVIDIA's visualizer lays seeds out on a plane: seed = x + y * SEED_STEP_Y (mod 2**32).
 SEED_STEP_Y = 100
 MAX_SEED = 2**32 - 1  # np.random.RandomState accepts seeds in [0, 2**32)
+MAX_LATENT = 1e4  # bound on every z, w, offset and seed-weight value
 
 NOISE_MODES = ("const", "random", "none")
 CHANNEL_MODES = ("rgb", "one", "grid")
@@ -261,7 +262,9 @@ def _vector(name, value):
     items = _sequence(name, value)
     if not items:
         raise ValueError(f"{name}: must not be empty")
-    return tuple(_real(f"{name}[{i}]", v) for i, v in enumerate(items))
+    # Latents live within a few units of the origin; 1e4 leaves room while keeping inf/NaN out
+    # of the network's sums.
+    return tuple(_real(f"{name}[{i}]", v, -MAX_LATENT, MAX_LATENT) for i, v in enumerate(items))
 
 
 def _vector_or_matrix(name, value):
@@ -292,7 +295,8 @@ def _seeds(name, value):
         pair = _sequence(f"{name}[{i}]", pair)
         if len(pair) != 2:
             raise ValueError(f"{name}[{i}]: expected (seed, weight)")
-        out.append((_int(f"{name}[{i}] seed", pair[0], 0, MAX_SEED), _real(f"{name}[{i}] weight", pair[1])))
+        seed = _int(f"{name}[{i}] seed", pair[0], 0, MAX_SEED)
+        out.append((seed, _real(f"{name}[{i}] weight", pair[1], -MAX_LATENT, MAX_LATENT)))
     return tuple(out)
 
 
