@@ -3,7 +3,6 @@
 import collections
 import contextlib
 import math
-import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -531,8 +530,3 @@ def _output_scale(image, scale):
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     method = Image.NEAREST if scale > 1 else Image.LANCZOS
     return np.asarray(Image.fromarray(image).resize(size, method))
-
-
-def default_threads():
-    """All cores for headless work."""
-    return os.cpu_count() or 1
