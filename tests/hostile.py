@@ -198,6 +198,12 @@ def hostile_files(marker):
     # getattr(__import__('os'), 'system')(cmd): the first global it names is getattr.
     getattr_chain = Call(
         Call(Ref("builtins", "getattr"), Call(Ref("builtins", "__import__"), "os"), "system"), cmd)
+    # getattr(_load_from_bytes, '__globals__').get('torch').os.system(cmd): reaching code
+    # from an allowed function through attributes.
+    getattr_ = Ref("builtins", "getattr")
+    torch_module = Call(Call(getattr_, Call(getattr_, Ref("torch.storage", "_load_from_bytes"),
+                                            "__globals__"), "get"), "torch")
+    getattr_from_allowed = Call(Call(getattr_, Call(getattr_, torch_module, "os"), "system"), cmd)
     files = {
         "os_system": (dumps(Call(Ref("os", "system"), cmd)), "os.system"),
         "os_system_proto0": (
@@ -214,6 +220,7 @@ def hostile_files(marker):
             dumps(Call(Ref("subprocess", "check_call"), ["touch", str(marker)])),
             "subprocess.check_call"),
         "getattr_chain": (dumps(getattr_chain), "builtins.getattr"),
+        "getattr_from_allowed": (dumps(getattr_from_allowed), "builtins.getattr"),
         "torch_load": (dumps(Call(Ref("torch", "load"), str(marker))), "torch.load"),
         "pickle_loads": (dumps(Call(Ref("pickle", "loads"),
                                     dumps(Call(Ref("os", "system"), cmd)))), "pickle.loads"),
@@ -279,6 +286,12 @@ def write_hostile_files(directory, marker):
 def broken_files(fixture_bytes):
     """name -> bytes of files that are not loadable networks (and hold no gadget)."""
     rng = random.Random(1234)
+    # getattr(_load_from_bytes, '__globals__').get('torch').os.system(cmd): reaching code
+    # from an allowed function through attributes.
+    getattr_ = Ref("builtins", "getattr")
+    torch_module = Call(Call(getattr_, Call(getattr_, Ref("torch.storage", "_load_from_bytes"),
+                                            "__globals__"), "get"), "torch")
+    getattr_from_allowed = Call(Call(getattr_, Call(getattr_, torch_module, "os"), "system"), cmd)
     files = {
         "empty": b"",
         "random_bytes": bytes(rng.randrange(256) for _ in range(4096)),

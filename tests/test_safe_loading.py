@@ -259,7 +259,8 @@ def test_hostile_file_is_refused_and_nothing_runs(tmp_path, marker, case):
 
 
 @pytest.mark.parametrize("case", ["os_system", "builtins_exec", "builtins_eval", "getattr_chain",
-                                  "subprocess_check_call", "os_system_proto0"])
+                                  "getattr_from_allowed", "subprocess_check_call",
+                                  "os_system_proto0"])
 def test_hostile_files_really_run_code_under_plain_pickle(tmp_path, case):
     # Checks the test files themselves: an unrestricted unpickler does run them.
     ran = tmp_path / "plain_pickle_ran"
