@@ -108,26 +108,21 @@ def _remove_quietly(name):
         os.remove(name)
 
 
-def check_writable(path):
-    """Raise ExportError now if `path` cannot be written (before an hour of rendering)."""
-    with atomic_output(path) as temp_name:
-        Path(temp_name).write_bytes(b"")
-        raise _ProbeDone()
-
-
 class _ProbeDone(Exception):
-    pass
+    """Ends a write probe: the temporary file was created, and is removed again."""
 
 
 def writable_or_error(path):
-    """None if a file can be created at `path`, else the one-line reason."""
+    """None if a file can be created at `path`, else the one-line reason (checked before an
+    hour of rendering, not after)."""
     try:
-        check_writable(path)
+        with atomic_output(path) as temp_name:
+            Path(temp_name).write_bytes(b"")
+            raise _ProbeDone()
     except _ProbeDone:
         return None
     except ExportError as error:
         return str(error)
-    return None
 
 
 # ---------------------------------------------------------------- model identity
@@ -459,7 +454,7 @@ def rebuild_from_png(renderer, png_path, out_path, pkl=None):
 # ---------------------------------------------------------------- keyframes
 
 
-def _plain_latent(base):
+def _plain_latent():
     """Changes that clear every latent source of a request."""
     return {"seeds": ((0, 1.0),), "seed_xy": None, "z": None, "w": None}
 
@@ -477,14 +472,14 @@ def keyframe_request(base, item):
     from renderer.request import RenderRequest
 
     if isinstance(item, (int, np.integer)) or (isinstance(item, str) and item.strip().isdigit()):
-        return dataclasses.replace(base, **{**_plain_latent(base), "seeds": ((int(item), 1.0),)})
+        return dataclasses.replace(base, **{**_plain_latent(), "seeds": ((int(item), 1.0),)})
     path = Path(item)
     if not path.is_file():
         raise ExportError(f"keyframe {item}: no such file (give seeds, .npy/.npz latents, .json sessions or .png exports)")
     suffix = path.suffix.lower()
     if suffix in (".npy", ".npz"):
         kind, latent = load_latent(path)
-        return dataclasses.replace(base, **{**_plain_latent(base), kind: latent})
+        return dataclasses.replace(base, **{**_plain_latent(), kind: latent})
     if suffix == ".png":
         saved = read_png_metadata(path).request()
     elif suffix == ".json":
@@ -559,13 +554,13 @@ def interpolation_requests(renderer, base, keyframes, frames_per_transition, met
             if z is None:
                 raise ExportError(f"keyframe {index + 1} has no z (a seed blend or a w); use lerp-w or cubic-w")
             keys.append(z)
-        first = dataclasses.replace(base, **_plain_latent(base))
+        first = dataclasses.replace(base, **_plain_latent())
         for z in interpolate.iter_interpolation(keys, frames_per_transition, method, loop, easing):
             yield dataclasses.replace(first, z=z[0])
         return
     keys = [renderer.compute_ws(key).detach().cpu().numpy().astype(np.float64) for key in keyframes]
     unmixed = dataclasses.replace(
-        keyframes[0], **_plain_latent(base), mix_seed=None, mix_w=None, mix_layers="", w_offset=None
+        keyframes[0], **_plain_latent(), mix_seed=None, mix_w=None, mix_layers="", w_offset=None
     )
     for ws in interpolate.iter_interpolation(keys, frames_per_transition, method, loop, easing):
         yield dataclasses.replace(unmixed, w=ws[0])
@@ -654,7 +649,7 @@ def seed_grid_requests(base, seeds):
     """One request per seed, base's other settings kept."""
     import dataclasses
 
-    return [dataclasses.replace(base, **{**_plain_latent(base), "seeds": ((int(s), 1.0),)}) for s in seeds]
+    return [dataclasses.replace(base, **{**_plain_latent(), "seeds": ((int(s), 1.0),)}) for s in seeds]
 
 
 def style_mix_requests(base, row_seeds, col_seeds, layers="coarse"):
@@ -666,7 +661,7 @@ def style_mix_requests(base, row_seeds, col_seeds, layers="coarse"):
     """
     import dataclasses
 
-    plain = dict(_plain_latent(base), mix_seed=None, mix_w=None, mix_layers="", mix_strength=1.0)
+    plain = dict(_plain_latent(), mix_seed=None, mix_w=None, mix_layers="", mix_strength=1.0)
     cells = {}
     for j, col_seed in enumerate(col_seeds):
         cells[(0, j + 1)] = dataclasses.replace(base, **{**plain, "seeds": ((int(col_seed), 1.0),)})

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import threading
-import uuid
 from pathlib import Path
 
 import numpy as np
