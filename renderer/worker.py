@@ -3,6 +3,7 @@
 import os
 import threading
 import time
+import traceback
 
 import torch
 
@@ -141,4 +142,7 @@ class RenderWorker:
             self._latest = frame
             self.frames_rendered += 1
         if self.on_frame is not None:
-            self.on_frame(frame)
+            try:
+                self.on_frame(frame)
+            except Exception:  # a faulty callback must not stop the renders that follow
+                traceback.print_exc()
