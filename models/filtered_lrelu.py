@@ -101,10 +101,10 @@ def polyphase_taps(f, up, pad0):
 
 
 def upsample_axis(x, f, up, pad0, pad1, gain, axis):
-    """Upsample [N, C, H, W] along axis 3 (W) or 2 (H) by `up` with the 1-D filter f.
+    """Upsample a channels-last [N, C, H, W] along axis 3 (W) or 2 (H) by `up` with the 1-D filter f.
 
-    Returns at least the (n*up + pad0 + pad1 - len(f) + 1) samples NVIDIA's op keeps, starting at the
-    same place; up to up-1 extra samples may follow (callers ignore them).
+    Returns, channels-last, at least the (n*up + pad0 + pad1 - len(f) + 1) samples NVIDIA's op keeps,
+    starting at the same place; up to up-1 extra samples may follow (callers ignore them).
     """
     n, c = x.shape[:2]
     size_in = x.shape[axis]
@@ -118,17 +118,17 @@ def upsample_axis(x, f, up, pad0, pad1, gain, axis):
     lo = -first
     hi = (phases - 1 + first + num_taps - 1) - (size_in - 1)
     weight = taps.to(x.dtype).repeat(c, 1)  # [C*up, T]: output channel c*up + r = phase r of channel c
+    # Depthwise convolutions run several times faster on channels-last tensors (oneDNN), and the
+    # phase interleave is then one transposing copy of [.., C, up] blocks.
     if axis == 3:
-        x = F.pad(x, [lo, hi])
-        y = F.conv2d(x, weight.view(c * up, 1, 1, num_taps), groups=c)
-        del x
+        y = F.conv2d(F.pad(x, [lo, hi]), weight.view(c * up, 1, 1, num_taps), groups=c)
         h = y.shape[2]
-        return y.view(n, c, up, h, phases).permute(0, 1, 3, 4, 2).reshape(n, c, h, phases * up)
-    x = F.pad(x, [0, 0, lo, hi])
-    y = F.conv2d(x, weight.view(c * up, 1, num_taps, 1), groups=c)
-    del x
+        y = y.permute(0, 2, 3, 1).reshape(n, h, phases, c, up).transpose(3, 4)
+        return y.reshape(n, h, phases * up, c).permute(0, 3, 1, 2)
+    y = F.conv2d(F.pad(x, [0, 0, lo, hi]), weight.view(c * up, 1, num_taps, 1), groups=c)
     w = y.shape[3]
-    return y.view(n, c, up, phases, w).permute(0, 1, 3, 2, 4).reshape(n, c, phases * up, w)
+    y = y.permute(0, 2, 3, 1).reshape(n, phases, w, c, up).permute(0, 1, 4, 2, 3)
+    return y.reshape(n, phases * up, w, c).permute(0, 3, 1, 2)
 
 
 def downsample(x, f, down):
@@ -150,28 +150,29 @@ def filtered_lrelu_fast(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0
                         gain=2 ** 0.5, slope=0.2, clamp=None):
     """Same result as filtered_lrelu_reference, computing only the samples that are kept.
 
-    Process a few channels at a time (see channel_chunks) to bound memory; this function itself
-    works on whatever it is given.
+    Works channels-last inside and returns a channels-last tensor. Callers bound memory by
+    giving it a few channels at a time (see channel_chunks).
     """
     n, c, in_h, in_w = x.shape
     out_w, out_h = output_size(in_w, in_h, fu, fd, up, down, padding)
     px0, px1, py0, py1 = padding
+    y = torch.empty_like(x, memory_format=torch.channels_last)
     if b is not None:
-        x = x + b.to(x.dtype).view(1, -1, 1, 1)
+        torch.add(x, b.to(x.dtype).view(1, -1, 1, 1), out=y)
     else:
-        x = x.clone()
+        y.copy_(x)
     if fu is None and up == 1:
-        x = F.pad(x, [px0, px1, py0, py1])
+        y = F.pad(y, [px0, px1, py0, py1])
     elif fu is not None and fu.ndim == 2:
         # StyleGAN3 never upsamples with a 2-D filter; stay correct if someone does.
-        x = upfirdn2d_reference(x, fu, up=up, padding=padding, gain=up ** 2)
+        y = upfirdn2d_reference(y, fu, up=up, padding=padding, gain=up ** 2)
     else:
         # A separable filter carries the gain `up`**2 as `up` on each axis.
-        x = upsample_axis(x, fu, up, px0, px1, up, axis=3)
-        x = upsample_axis(x, fu, up, py0, py1, up, axis=2)
-    x = lrelu_clamp_(x, gain, slope, clamp)
-    x = downsample(x, fd, down)
-    return x[:, :, :out_h, :out_w]
+        y = upsample_axis(y, fu, up, px0, px1, up, axis=3)
+        y = upsample_axis(y, fu, up, py0, py1, up, axis=2)
+    y = lrelu_clamp_(y, gain, slope, clamp)
+    y = downsample(y, fd, down)
+    return y[:, :, :out_h, :out_w]
 
 
 def channel_chunks(num_channels, elements_per_channel, budget=None):
@@ -192,7 +193,7 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 
     chunks = channel_chunks(c, n * tmp_w * tmp_h)
     if len(chunks) == 1:
         return filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp)
-    out = x.new_empty([n, c, out_h, out_w])
+    out = torch.empty([n, c, out_h, out_w], dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
     for part in chunks:
         bias = None if b is None else b[part]
         out[:, part] = filtered_lrelu_fast(x[:, part], fu, fd, bias, up, down, padding, gain, slope, clamp)

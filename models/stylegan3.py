@@ -244,24 +244,25 @@ def grouped_conv(x, w, padding):
 
 
 def conv_in_row_tiles(x, w):
-    """grouped_conv with padding k-1, computed a band of rows at a time.
+    """Per-sample convolution with padding k-1 of a channels-last x, a band of rows at a time.
 
-    oneDNN copies its whole input into a blocked layout; on a 1024-px layer that copy costs
-    hundreds of MB, so give it bands of a few tens of MB instead.
+    oneDNN copies its whole input into its own layout; on a 1024-px layer that copy costs
+    hundreds of MB, so give it bands of a few tens of MB instead. Returns channels-last.
     """
     batch, out_channels, in_channels, k, _ = w.shape
     pad = k - 1
     in_h, in_w = x.shape[2:]
     out_h, out_w = in_h + pad, in_w + pad
-    rows = max(8, CONV_TILE_ELEMENTS // max(1, batch * in_channels * in_w))
-    if rows >= out_h:
-        return grouped_conv(x, w, pad)
-    out = x.new_empty([batch, out_channels, out_h, out_w])
-    for top in range(0, out_h, rows):
-        bottom = min(top + rows, out_h)
-        band = x[:, :, max(top - pad, 0): min(bottom, in_h)]
-        band = F.pad(band, [0, 0, max(0, pad - top), max(0, bottom - in_h)])
-        out[:, :, top:bottom] = grouped_conv(band, w, (0, pad))
+    rows = max(8, CONV_TILE_ELEMENTS // max(1, in_channels * in_w))
+    out = torch.empty([batch, out_channels, out_h, out_w], dtype=x.dtype, device=x.device,
+                      memory_format=torch.channels_last)
+    for n in range(batch):
+        weight = w[n].to(x.dtype).contiguous(memory_format=torch.channels_last)
+        for top in range(0, out_h, rows):
+            bottom = min(top + rows, out_h)
+            band = x[n:n + 1, :, max(top - pad, 0): min(bottom, in_h)]
+            band = F.pad(band, [0, 0, max(0, pad - top), max(0, bottom - in_h)])
+            out[n:n + 1, :, top:bottom] = F.conv2d(band, weight, padding=(0, pad))
     return out
 
 
@@ -343,26 +344,30 @@ class SynthesisLayer(torch.nn.Module):
         return self._lean_forward(x, weights, bias, options)
 
     def _lean_forward(self, x, weights, bias, options):
-        """Convolution and filtering a few output channels at a time, into a preallocated result."""
+        """Channels-last; convolution and filtering a few output channels at a time into the result."""
         batch, _, in_h, in_w = x.shape
+        x = x.contiguous(memory_format=torch.channels_last)
         conv_h, conv_w = in_h + self.conv_kernel - 1, in_w + self.conv_kernel - 1
         tmp_w, tmp_h = flrelu.temp_size(conv_w, conv_h, self.up_filter, self.up_factor, self.padding)
         out_w, out_h = flrelu.output_size(conv_w, conv_h, self.up_filter, self.down_filter,
                                           self.up_factor, self.down_factor, self.padding)
         if self.conv_kernel == 1:
-            # A 1x1 convolution is a matmul; slicing the weights per chunk never copies the input.
-            flat = x.reshape(batch, self.in_channels, in_h * in_w)
+            # A 1x1 convolution is a matmul over the channels-last pixels; slicing the weights per
+            # chunk never copies the input.
+            pixels = x.permute(0, 2, 3, 1).reshape(batch, in_h * in_w, self.in_channels)
             weights = weights.reshape(batch, self.out_channels, self.in_channels).to(x.dtype)
 
             def conv_part(part):
-                return torch.matmul(weights[:, part], flat).reshape(batch, -1, in_h, in_w)
+                y = torch.matmul(pixels, weights[:, part].transpose(1, 2))
+                return y.reshape(batch, in_h, in_w, -1).permute(0, 3, 1, 2)
         else:
             conv = conv_in_row_tiles(x, weights)
 
             def conv_part(part):
                 return conv[:, part]
 
-        out = x.new_empty([batch, self.out_channels, out_h, out_w])
+        out = torch.empty([batch, self.out_channels, out_h, out_w], dtype=x.dtype, device=x.device,
+                          memory_format=torch.channels_last)
         for part in flrelu.channel_chunks(self.out_channels, batch * max(tmp_h * tmp_w, conv_h * conv_w)):
             out[:, part] = flrelu.filtered_lrelu_fast(conv_part(part), b=bias[part], **options)
         return out
@@ -454,7 +459,7 @@ class SynthesisNetwork(torch.nn.Module):
             x = getattr(self, name)(x, w, force_fp32=force_fp32, update_emas=update_emas)
         if self.output_scale != 1:
             x = x * self.output_scale
-        return x.to(torch.float32)
+        return x.to(torch.float32).contiguous()
 
 
 class Generator(torch.nn.Module):

@@ -1,0 +1,97 @@
+"""Benchmark: StyleGAN3-T/-R frame time and peak resident memory on CPU (figures only, no asserts).
+
+Each configuration runs in a fresh subprocess so that its peak memory (VmHWM) is its own.
+    .venv/bin/python bench/sg3.py                  # T and R at 256 and 1024, lean path
+    .venv/bin/python bench/sg3.py --configs t256 --reference   # NVIDIA-style zero-stuffing path
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# train.py defaults (z = w = 512, 2 mapping layers); R doubles channel_base/max and uses 1x1 convs
+# with radial filters. magnitude_ema_beta as train.py sets it for batch 32.
+CONFIGS = {
+    "t256": dict(cfg="t", res=256),
+    "r256": dict(cfg="r", res=256),
+    "t1024": dict(cfg="t", res=1024),
+    "r1024": dict(cfg="r", res=1024),
+}
+
+
+def init_kwargs(cfg, res):
+    kwargs = dict(z_dim=512, w_dim=512, c_dim=0, img_resolution=res, img_channels=3,
+                  mapping_kwargs=dict(num_layers=2), channel_base=32768, channel_max=512,
+                  magnitude_ema_beta=0.5 ** (32 / (20 * 1e3)))
+    if cfg == "r":
+        kwargs.update(conv_kernel=1, channel_base=65536, channel_max=1024, use_radial_filters=True)
+    return kwargs
+
+
+def peak_rss_mb():
+    """Peak resident set size of this process (VmHWM), in MiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_one(name, repeats, reference):
+    """Build one configuration with random weights, render batch-1 frames, print one JSON line."""
+    sys.path.insert(0, str(ROOT))
+    import torch
+    from models import stylegan3
+
+    torch.manual_seed(0)
+    spec = CONFIGS[name]
+    G = stylegan3.build(init_kwargs(spec["cfg"], spec["res"]), reference=reference)
+    num_params = sum(p.numel() for p in G.parameters())
+    rss_built = peak_rss_mb()
+    times = []
+    with torch.no_grad():
+        z = torch.randn([1, G.z_dim])
+        ws = G.mapping(z, None, truncation_psi=0.7)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            img = G.synthesis(ws, noise_mode="const")
+            times.append(time.perf_counter() - start)
+    result = dict(config=name, architecture=G.architecture, resolution=spec["res"], reference=reference,
+                  params_millions=round(num_params / 1e6, 2), threads=torch.get_num_threads(),
+                  frame_seconds=[round(t, 2) for t in times], peak_rss_mb_after_build=round(rss_built),
+                  peak_rss_mb=round(peak_rss_mb()), image_shape=list(img.shape),
+                  image_std=round(float(img.std()), 4))
+    print(json.dumps(result), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default="t256,r256,t1024,r1024", help="comma-separated: " + ",".join(CONFIGS))
+    parser.add_argument("--repeats", type=int, default=2, help="frames timed per configuration")
+    parser.add_argument("--reference", action="store_true", help="time the zero-stuffing reference path")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        run_one(args.one, args.repeats, args.reference)
+        return
+    for name in args.configs.split(","):
+        command = [sys.executable, __file__, "--one", name, "--repeats", str(args.repeats)]
+        if args.reference:
+            command.append("--reference")
+        done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ))
+        if done.returncode != 0:
+            tail = done.stderr.strip().splitlines()[-1:] or ["(no message)"]
+            print(json.dumps(dict(config=name, failed=done.returncode, error=tail[0])), flush=True)
+        else:
+            print(done.stdout.strip(), flush=True)
+
+
+if __name__ == "__main__":
+    main()
