@@ -918,7 +918,9 @@ def _read_input(source, name):
 
 
 def _one_line(text, limit=300):
+    # Names in the message come from the file: no newlines, no terminal escape codes.
     text = " ".join(str(text).split())
+    text = "".join(c if c.isprintable() else "?" for c in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

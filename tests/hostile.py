@@ -242,6 +242,8 @@ def hostile_files(marker):
         "outer_global_in_storage_blob": (
             dumps(tensor(blob=storage_blob(main=persistent("G", code, {})))),
             "torch_utils.persistence._reconstruct_persistent_obj"),
+        # A global name built to mess up a terminal: the message must stay one clean line.
+        "escape_codes_in_name": (_stack_global_call("os", "all\n\x1b[2Jok"), "os.all"),
         "zip_gadget": (torch_zip(dumps(Call(Ref("os", "system"), cmd), protocol=2)), "os.system"),
         # Tensors whose backward hooks name allowed callables (they would run on backward).
         "tensor_hooks": (
@@ -269,6 +271,15 @@ def hostile_files(marker):
     return files
 
 
+def _stack_global_call(module, name):
+    """Protocol 4: STACK_GLOBAL(module, name) called with no arguments; any name at all."""
+    def unicode(text):
+        data = text.encode()
+        return b"\x8c" + bytes([len(data)]) + data
+
+    return b"\x80\x04" + unicode(module) + unicode(name) + b"\x93)R."
+
+
 def write_hostile_files(directory, marker):
     """Writes every hostile file into `directory`; returns {name: (path, expected text)}."""
     out = {}
@@ -286,12 +297,6 @@ def write_hostile_files(directory, marker):
 def broken_files(fixture_bytes):
     """name -> bytes of files that are not loadable networks (and hold no gadget)."""
     rng = random.Random(1234)
-    # getattr(_load_from_bytes, '__globals__').get('torch').os.system(cmd): reaching code
-    # from an allowed function through attributes.
-    getattr_ = Ref("builtins", "getattr")
-    torch_module = Call(Call(getattr_, Call(getattr_, Ref("torch.storage", "_load_from_bytes"),
-                                            "__globals__"), "get"), "torch")
-    getattr_from_allowed = Call(Call(getattr_, Call(getattr_, torch_module, "os"), "system"), cmd)
     files = {
         "empty": b"",
         "random_bytes": bytes(rng.randrange(256) for _ in range(4096)),
