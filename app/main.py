@@ -1,5 +1,6 @@
 """The explorer window: layout, main loop, keyboard, status line; run_app(args) is the entry point."""
 
+import inspect
 import json
 import os
 import time
@@ -59,6 +60,7 @@ class App:
         self.panels = []
         self.model_info = {}
         self.last_frame = None
+        self.last_full_frame = None
         self.last_good_pkl = None
         self.submitted = None  # (state version, preview) of the last request sent
         self.frame_times = deque(maxlen=240)
@@ -125,7 +127,8 @@ class App:
         with dpg.item_handler_registry() as self.reset_handlers:
             dpg.add_item_clicked_handler(button=dpg.mvMouseButton_Right, callback=self.on_right_click)
 
-        with dpg.window(tag="main", no_scrollbar=True):
+        with dpg.window(tag="main", no_scrollbar=True, menubar=True):
+            self.build_menu()
             with dpg.group(horizontal=True):
                 with dpg.child_window(tag="image_area", width=-PANEL_W, height=-STATUS_H, border=False,
                                       no_scrollbar=True):
@@ -137,7 +140,7 @@ class App:
                         panel.build_header("panels")
             dpg.add_text("Ready", tag="status")
 
-        with dpg.window(tag="help", label="Shortcuts", modal=False, show=False, width=440, height=300,
+        with dpg.window(tag="help", label="Shortcuts", modal=False, show=False, width=520, height=300,
                         pos=(200, 150), no_collapse=True):
             with dpg.table(header_row=False):
                 dpg.add_table_column(width_fixed=True)
@@ -151,6 +154,49 @@ class App:
                               dpg.mvKey_Right, dpg.mvKey_Up, dpg.mvKey_Down, dpg.mvKey_Home]
         self.apply_theme()
         dpg.set_primary_window("main", True)
+
+    def build_menu(self):
+        dpg = self.dpg
+        with dpg.menu_bar():
+            with dpg.menu(label="File"):
+                dpg.add_menu_item(label="Open network...", shortcut="Ctrl+O",
+                                  callback=lambda: self.panel("Network").open_dialog())
+                dpg.add_menu_item(label="Save frame", shortcut="Ctrl+S", callback=self.save_frame)
+                dpg.add_separator()
+                dpg.add_menu_item(label="Save session...", callback=lambda: self.show_session_dialog("save"))
+                dpg.add_menu_item(label="Load session...", callback=lambda: self.show_session_dialog("load"))
+            with dpg.menu(label="Edit"):
+                dpg.add_menu_item(label="Undo", shortcut="Ctrl+Z", callback=self.undo)
+                dpg.add_menu_item(label="Redo", shortcut="Ctrl+Y", callback=self.redo)
+                dpg.add_menu_item(label="Reset all controls", shortcut="Home", callback=self.reset_all)
+            with dpg.menu(label="Help"):
+                dpg.add_menu_item(label="Shortcuts", shortcut="F1",
+                                  callback=lambda: dpg.configure_item("help", show=True))
+        for mode in ("save", "load"):
+            with dpg.file_dialog(tag=f"session_{mode}_dialog", show=False, modal=True, width=720, height=440,
+                                 default_filename="session" if mode == "save" else ".",
+                                 callback=self.on_session_dialog, user_data=mode, cancel_callback=lambda: None):
+                dpg.add_file_extension(".json", color=(140, 220, 160))
+                dpg.add_file_extension(".*")
+
+    def show_session_dialog(self, mode):
+        self.dpg.configure_item(f"session_{mode}_dialog", show=True)
+
+    def on_session_dialog(self, sender, app_data, mode):
+        path = (app_data or {}).get("file_path_name")
+        if not path:
+            return
+        if mode == "save":
+            path = path if path.endswith(".json") else path + ".json"
+            self.save_session(path)
+            self.set_status(f"saved session {path}")
+        else:
+            self.load_session(path)
+
+    def reset_all(self):
+        self.state.reset()
+        self.sync_panels()
+        self.set_status("all controls reset")
 
     def apply_theme(self):
         dpg = self.dpg
@@ -219,9 +265,7 @@ class App:
             self.edit("seed_y", float(round(self.state["seed_y"]) + step), coalesce=False)
             self.sync_panels()
         elif key == dpg.mvKey_Home:
-            self.state.reset()
-            self.sync_panels()
-            self.set_status("all controls reset")
+            self.reset_all()
 
     def panel(self, title):
         for panel in self.panels:
@@ -235,16 +279,22 @@ class App:
         if export is not None and hasattr(export, "save_frame"):
             export.save_frame()
             return
-        if self.last_frame is None:
+        frame = self.last_full_frame
+        if frame is None:
             self.set_status("nothing to save yet", error=True)
             return
-        from PIL import Image
+        from renderer.export import save_png
 
         out_dir = Path(os.environ.get("STYLESCOPE_SAVE_DIR", "."))
-        stem = out_dir / f"stylescope_seed{self.state.seeds()[0][0]}_{time.strftime('%Y%m%d-%H%M%S')}"
-        Image.fromarray(self.texture.shown_pixels()).save(f"{stem}.png")
-        self.save_session(f"{stem}.json")
-        self.set_status(f"saved {stem}.png and its session")
+        seed = frame.request.seed_weights()[0][0]
+        path = out_dir / f"stylescope_seed{seed}_{time.strftime('%Y%m%d-%H%M%S')}.png"
+        try:
+            # The PNG carries its request: `run_app.py frame` can rebuild it exactly.
+            save_png(frame, frame.request, path, model_path=frame.request.pkl)
+        except (OSError, ValueError) as exc:  # a full disk, a read-only folder: say so, keep going
+            self.set_status(f"could not save {path}: {exc}", error=True)
+            return
+        self.set_status(f"saved {path}")
 
     # --- sessions -------------------------------------------------------------------------------
     def save_session(self, path):
@@ -254,11 +304,16 @@ class App:
         self.log.write("session_saved", path=str(path))
 
     def load_session(self, path):
+        """A session file is a RenderRequest JSON; a bad one leaves the state as it was."""
         from app import bridge
 
-        bridge.load_session(self.state, json.loads(Path(path).read_text()))
+        try:
+            notes = bridge.load_session(self.state, json.loads(Path(path).read_text()), self.model_info)
+        except (OSError, ValueError) as exc:
+            self.set_status(f"{path}: {exc}", error=True)
+            return
         self.sync_panels()
-        self.set_status(f"loaded session {path}")
+        self.set_status(f"loaded session {path}" + (f" ({'; '.join(notes)})" if notes else ""))
 
     # --- the loop --------------------------------------------------------------------------------
     def start_engine(self):
@@ -360,6 +415,7 @@ class App:
             self.dpg.delete_item(old)
         self.last_frame = frame
         if not bridge.frame_is_preview(frame):
+            self.last_full_frame = frame
             self.render_ms = bridge.frame_render_ms(frame)
         info = bridge.model_info(self.engine, frame)
         if info and "layers" not in info and info.get("pkl") == self.model_info.get("pkl"):
@@ -439,21 +495,12 @@ class App:
 
     def run_callbacks(self):
         """Run queued callbacks on this thread, each guarded: one failing control never stops the app."""
-        jobs = self.dpg.get_callback_queue() or []
-        for job in jobs:
+        for job in self.dpg.get_callback_queue() or []:
             callback = job[0]
             if callback is None:
                 continue
             try:
-                callback(job[1], job[2], job[3])
-            except TypeError as exc:
-                if "positional argument" in str(exc):
-                    try:
-                        callback(job[1], job[2])
-                    except Exception as inner:
-                        self.report_exception("callback", inner)
-                else:
-                    self.report_exception("callback", exc)
+                callback(*job[1:1 + positional_count(callback)])
             except Exception as exc:
                 self.report_exception("callback", exc)
 
@@ -473,7 +520,7 @@ class App:
             self.frames_drawn += 1
             if self.frames_drawn == 3:
                 self.read_gl_info()
-            if self.log and (self.frames_drawn == self.rects_due or (self.frames_drawn % 30 == 0 and self.layout_changed())):
+            if self.log and (self.frames_drawn == self.rects_due or (self.frames_drawn % 10 == 0 and self.layout_changed())):
                 self.log_rects()
 
     def layout_changed(self):
@@ -484,9 +531,31 @@ class App:
         return changed
 
     def close(self):
+        for panel in self.panels:  # panels with threads of their own (exports) stop them here
+            closer = getattr(panel, "close", None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception as exc:
+                    self.log.write("exception", where=f"closing {panel.title}", traceback=repr(exc))
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+
+
+def positional_count(callback, most=3):
+    """How many of (sender, app_data, user_data) a callback takes, as dearpygui itself decides."""
+    try:
+        params = inspect.signature(callback).parameters.values()
+    except (TypeError, ValueError):
+        return most
+    count = 0
+    for param in params:
+        if param.kind == param.VAR_POSITIONAL:
+            return most
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return min(count, most)
 
 
 def run_app(args) -> int:

@@ -232,3 +232,37 @@ def crop(image, rect):
 def downsample(image, size):
     """Average blocks to size x size (the shown image is an integer zoom of the frame)."""
     return np.asarray(Image.fromarray(image).resize((size, size), Image.BOX)).astype(np.float32)
+
+
+def take_screenshot(out, pkl, clicks=(), keys=(), settle=2.0):
+    """Open the app on pkl in a private Xvfb, click the named items, press keys, save a screenshot
+    of the window: `python tests/gui_driver.py out.png network.pkl [item ...]`."""
+    import tempfile
+
+    screen = VirtualScreen()
+    with tempfile.TemporaryDirectory() as workdir:
+        app = AppUnderTest(screen, workdir, pkl=pkl)
+        try:
+            app.wait_for_frame(timeout=120)
+            for item in clicks:
+                rects = app.wait_for_rects(after_time=app.frames()[-1]["time"])
+                rects = app.rects()
+                vx, vy = rects.get("viewport_pos", [0, 0])
+                x0, y0, x1, y1 = rects["rects"][item]
+                screen.click(vx + (x0 + x1) / 2, vy + (y0 + y1) / 2)
+                time.sleep(0.8)
+            for key in keys:
+                screen.key(key)
+                time.sleep(0.5)
+            time.sleep(settle)
+            rects = app.rects()
+            shot = screen.screenshot(out)
+            width, height = rects["viewport"]
+            Image.fromarray(shot[:height, :width]).save(out)
+        finally:
+            app.kill()
+            screen.close()
+
+
+if __name__ == "__main__":
+    take_screenshot(sys.argv[1], sys.argv[2], clicks=sys.argv[3:])

@@ -10,7 +10,9 @@ NORMALIZE_MODES = ["none", "minmax", "std"]
 
 
 def shape_text(shape):
-    return "x".join(str(s) for s in shape) if shape else "?"
+    """[1, C, H, W] -> 'C x H x W' (the batch of one says nothing)."""
+    shape = tuple(shape)[1:] if len(shape) == 4 else tuple(shape)
+    return " x ".join(str(s) for s in shape) if shape else "?"
 
 
 class LayersPanel(Panel):
@@ -69,7 +71,7 @@ class LayersPanel(Panel):
     def current_channels(self):
         for name, shape in self.layers:
             if name == self.app.state["layer"] and shape:
-                return int(shape[-3]) if len(shape) >= 3 else int(shape[0])
+                return int(shape[-3]) if len(shape) >= 3 else int(shape[0])  # channels of [N,] C, H, W
         return 0
 
     def sync(self):

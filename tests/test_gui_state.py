@@ -1,0 +1,189 @@
+"""ExplorerState, the texture helpers and the renderer bridge, without a window."""
+
+import json
+
+import numpy as np
+import pytest
+
+from app.bridge import model_info, session_json, load_session
+from app.state import PARAMS, ExplorerState, blend_z, layers_spec, spec_indices
+from app.texture import fit_size, to_rgb_uint8
+from renderer.request import RenderRequest
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_defaults_make_the_plain_seed_request():
+    request = ExplorerState().to_request()
+    assert request == RenderRequest(seeds=((0, 1.0),), normalize="none")
+    assert not request.mixing
+
+
+def test_a_slider_drag_is_one_undo_step_and_redo_returns_it():
+    clock = FakeClock()
+    state = ExplorerState(clock=clock)
+    for value in (0.9, 0.8, 0.7, 0.6):
+        clock.now += 0.05
+        state.set("truncation_psi", value)
+    clock.now += 5  # the hand stopped: the next edit is a new step
+    state.set("truncation_psi", 0.5)
+    assert state.undo() and state["truncation_psi"] == 0.6
+    assert state.undo() and state["truncation_psi"] == 1.0
+    assert not state.undo()
+    assert state.redo() and state["truncation_psi"] == 0.6
+    assert state.redo() and state["truncation_psi"] == 0.5
+    assert not state.redo()
+
+
+def test_a_new_edit_clears_redo_and_version_moves_on_every_change():
+    state = ExplorerState()
+    version = state.version
+    state.set("mix_seed", 5, coalesce=False)
+    state.undo()
+    assert state.can_redo()
+    state.set("noise_seed", 3, coalesce=False)
+    assert not state.can_redo()
+    assert state.version == version + 3
+    assert not state.set("noise_seed", 3)  # unchanged: no step, no version
+    assert state.version == version + 3
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(KeyError):
+        ExplorerState().set("psi", 0.5)
+
+
+def test_fractional_seed_position_becomes_seed_xy_and_extra_seeds_a_blend():
+    state = ExplorerState()
+    state.update({"seed_x": 2.25, "seed_y": 1.0})
+    assert state.to_request().seed_xy == (2.25, 1.0)
+    state.set("blend_seeds", [(7, 0.5)], coalesce=False)
+    request = state.to_request()
+    assert request.seed_xy is None
+    assert dict(request.seeds) == {102: 0.75, 103: 0.25, 7: 0.5}
+
+
+def test_z_blend_keeps_the_spread_of_one_z():
+    z = np.array(blend_z([(1, 0.5), (2, 0.5)], 4096))
+    assert abs(z.std() - 1) < 0.05
+    one = np.array(blend_z([(1, 1.0)], 8))
+    np.testing.assert_allclose(one, np.random.RandomState(1).randn(1, 8)[0])
+    state = ExplorerState()
+    state.update({"seed_x": 0.5, "blend_space": "z"})
+    assert len(state.to_request(z_dim=16).z) == 16
+
+
+def test_mixing_only_when_enabled_with_layers():
+    state = ExplorerState()
+    state.set("mix_layers", (4, 5, 6, 9))
+    assert state.to_request().mix_layers == ""
+    state.set("mix_enabled", True)
+    request = state.to_request()
+    assert request.mix_layers == "4-6,9" and request.mix_seed == 1 and request.mixing
+
+
+def test_layers_spec_round_trip():
+    for indices in [(0,), (0, 1, 2, 5), (3, 4, 8, 9, 10, 17), ()]:
+        assert tuple(spec_indices(layers_spec(indices))) == indices
+
+
+def test_normalise_applies_to_feature_maps_only():
+    state = ExplorerState()
+    state.set("normalize", "minmax")
+    assert state.to_request().normalize == "none"
+    state.set("layer", "b16.conv1")
+    assert state.to_request().normalize == "minmax"
+
+
+def test_session_json_is_a_request_and_loads_back():
+    state = ExplorerState()
+    state.update({"seed_x": 42.0, "truncation_psi": 0.7, "truncation_cutoff": 4, "mix_enabled": True,
+                  "mix_layers": (0, 1, 2), "mix_seed": 9, "noise_mode": "random", "noise_seed": 3,
+                  "noise_layer_strength": {"b8.conv1": 0.5}, "layer": "b8.conv1", "channel_mode": "grid",
+                  "transform_rotate": 15.0, "translate_x": 0.1})
+    data = json.loads(json.dumps(session_json(state)))
+    request = RenderRequest.from_dict(data)  # what `run_app.py frame --request` does
+    assert request == state.to_request()
+    other = ExplorerState()
+    assert load_session(other, data) == []
+    assert other.to_request() == state.to_request()
+    assert other.undo() and other.to_request() == ExplorerState().to_request()  # loading is one undo step
+
+
+def test_loading_a_bad_session_changes_nothing():
+    state = ExplorerState()
+    before = state.snapshot()
+    with pytest.raises(ValueError):
+        load_session(state, {"truncation_psi": "high"})
+    assert state.snapshot() == before
+
+
+def test_every_param_default_is_valid_in_a_request():
+    state = ExplorerState()
+    assert len({p.name for p in PARAMS}) == len(PARAMS)
+    state.reset()
+    state.to_request()
+
+
+def test_fit_size_uses_integer_zoom_when_it_fits_and_scales_down_otherwise():
+    assert fit_size(64, 64, 900, 800) == (768, 768)
+    assert fit_size(256, 256, 900, 800) == (768, 768)
+    assert fit_size(1024, 1024, 900, 800) == (800, 800)
+    assert fit_size(512, 256, 900, 800) == (512, 256)
+    assert fit_size(0, 0, 900, 800) == (0, 0)
+
+
+def test_to_rgb_uint8_checks_what_it_gets():
+    assert to_rgb_uint8(np.zeros((4, 4), np.uint8)).shape == (4, 4, 3)
+    assert to_rgb_uint8(np.zeros((4, 4, 4), np.uint8)).shape == (4, 4, 3)
+    with pytest.raises(TypeError):
+        to_rgb_uint8(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(ValueError):
+        to_rgb_uint8(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_frame_texture_double_buffers_without_reallocating():
+    dpg = pytest.importorskip("dearpygui.dearpygui")
+    from app.texture import FrameTexture
+
+    dpg.create_context()
+    try:
+        registry = dpg.add_texture_registry()
+        texture = FrameTexture(dpg, registry, 8, 8)
+        buffers = [id(b) for b in texture._buffers]
+        first = np.full((8, 8, 3), 200, np.uint8)
+        assert texture.show(first) is None
+        np.testing.assert_array_equal(texture.shown_pixels(), first)
+        second = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
+        texture.show(second)
+        np.testing.assert_array_equal(texture.shown_pixels(), second)
+        assert [id(b) for b in texture._buffers] == buffers  # same two arrays, flipped
+        old_tag = texture.show(np.zeros((16, 8, 3), np.uint8))  # a new size needs a new texture
+        assert old_tag is not None and (texture.width, texture.height) == (8, 16)
+        for buffer in texture._buffers:
+            assert buffer.dtype == np.float32 and buffer.flags.c_contiguous and buffer.size == 8 * 16 * 3
+    finally:
+        dpg.destroy_context()
+
+
+class FakeFrame:
+    def __init__(self, info, layers, pkl="net.pkl"):
+        self.info = info
+        self.layers = layers
+        self.request = RenderRequest(pkl=pkl)
+
+
+def test_model_info_lists_noise_layers_by_architecture():
+    layers = [("b4.conv1", (1, 8, 4, 4), 4), ("b4.torgb", (1, 3, 4, 4), 4), ("b8.conv0", (1, 8, 8, 8), 8)]
+    info = model_info(None, FakeFrame({"architecture": "stylegan2", "num_ws": 4}, layers))
+    assert info["noise_layers"] == ["b4.conv1", "b8.conv0"]
+    assert info["layers"][0] == ("b4.conv1", (1, 8, 4, 4)) and info["pkl"] == "net.pkl"
+    sg3 = model_info(None, FakeFrame({"architecture": "stylegan3-t"}, [("L0_36_32", (1, 8, 36, 36), 36)]))
+    assert sg3["noise_layers"] == []
+    assert model_info(None, FakeFrame({}, [])) is None
