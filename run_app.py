@@ -401,9 +401,10 @@ def cmd_gui(args):
     try:
         from app.main import run_app
     except ModuleNotFoundError as exc:
-        if exc.name not in ("app.main", "app"):
-            raise
-        print("stylescope: the window is not built yet (app/main.py is missing)", file=sys.stderr)
+        if exc.name in ("app.main", "app"):
+            print("stylescope: the window is not built yet (app/main.py is missing)", file=sys.stderr)
+        else:
+            print(f"stylescope: cannot open the window: {exc}", file=sys.stderr)
         return 2
     return run_app(args)
 

@@ -133,3 +133,18 @@ def test_bad_file_from_a_real_process_has_no_traceback(tmp_path):
     )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_no_command_without_a_window_module_exits_2(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "app.main", None)  # as if app/main.py did not exist
+    assert run_app.main([]) == 2
+    assert "not built yet" in capsys.readouterr().err
+
+
+def test_no_command_opens_the_window_with_the_args(monkeypatch):
+    seen = []
+    fake = type(sys)("app.main")
+    fake.run_app = lambda args: seen.append(args) or 0
+    monkeypatch.setitem(sys.modules, "app.main", fake)
+    assert run_app.main(["--pkl", "net.pkl", "--device", "cpu"]) == 0
+    assert seen[0].pkl == "net.pkl" and seen[0].device == "cpu"
