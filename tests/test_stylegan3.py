@@ -1,0 +1,365 @@
+"""StyleGAN3: sg3_t_64 matches NVIDIA's outputs; T and R layouts match NVIDIA's; lean path == reference."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from models import stylegan3
+from models.errors import RenderCancelled
+from models.filtered_lrelu import filtered_lrelu_fast, filtered_lrelu_reference
+
+WS_ATOL = 1e-5
+IMG_ATOL = 1e-4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small convolutions: one thread is fastest, and on a busy machine many threads crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def ref(fixtures_dir):
+    return np.load(fixtures_dir / "sg3_t_64_ref.npz")
+
+
+def load(fixtures_dir, key=None, reference=False):
+    """sg3_t_64 through the project's loader, switched to the requested path."""
+    from models.loader import load_generator
+
+    G = load_generator(fixtures_dir / "sg3_t_64.pkl", key=key) if key else load_generator(fixtures_dir / "sg3_t_64.pkl")
+    assert isinstance(G, stylegan3.Generator)
+    return G.set_reference(reference)
+
+
+@pytest.fixture(scope="module")
+def G(fixtures_dir):
+    return load(fixtures_dir)
+
+
+def max_diff(a, b):
+    return float((torch.as_tensor(a) - torch.as_tensor(b)).abs().max())
+
+
+def tiny_kwargs(cfg, res=32, base=1024, cmax=32):
+    """A small network with train.py's structure (R: doubled channels, 1x1 convs, radial filters)."""
+    kwargs = dict(z_dim=16, w_dim=16, c_dim=0, img_resolution=res, img_channels=3,
+                  mapping_kwargs=dict(num_layers=2), channel_base=base, channel_max=cmax,
+                  magnitude_ema_beta=0.999)
+    if cfg == "r":
+        kwargs.update(conv_kernel=1, channel_base=2 * base, channel_max=2 * cmax, use_radial_filters=True)
+    return kwargs
+
+
+def perturbed(G, seed=0):
+    """Move buffers and biases away from their init values so that every code path matters."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in G.named_buffers():
+            if name.endswith("magnitude_ema"):
+                t.copy_(0.5 + 1.5 * torch.rand([], generator=gen))
+            if name.endswith("w_avg"):
+                t.copy_(0.3 * torch.randn(t.shape, generator=gen))
+        for name, p in G.named_parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=gen) * (p.std() if p.numel() > 1 else 1))
+    return G
+
+
+# ----------------------------------------------------------------------------
+# The fixture: NVIDIA's own outputs.
+
+
+def test_loads_as_stylegan3_t_with_nvidia_state_dict(fixtures_dir, G):
+    manifest = json.loads((fixtures_dir / "sg3_t_64_manifest.json").read_text())
+    shapes = manifest["entries"]["G_ema"]["state_dict_shapes"]
+    state = G.state_dict()
+    assert list(state) == list(shapes)
+    assert {k: list(v.shape) for k, v in state.items()} == shapes
+    assert G.architecture == "stylegan3-t" == G.info["architecture"]
+    assert G.info["format"] == "stylegan3"
+    json.dumps(G.info)
+    assert (G.z_dim, G.c_dim, G.w_dim, G.num_ws, G.img_resolution, G.img_channels) == (64, 0, 64, 16, 64, 3)
+    assert G.synthesis.ws_resolutions == [16] * 5 + [32] * 4 + [64] * 7
+    assert G.synthesis.L14_64_3.up_filter is None and G.synthesis.L14_64_3.down_filter is None
+
+
+def test_designed_filters_equal_the_stored_ones(fixtures_dir, G):
+    # The loaded network uses NVIDIA's stored filters; building from kwargs must design the same ones.
+    built = stylegan3.build(G.info["init_kwargs"])
+    for name, stored in G.named_buffers():
+        if name.endswith("_filter"):
+            assert max_diff(dict(built.named_buffers())[name], stored) < 1e-7, name
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("seed", [0, 1, 7, 42])
+def test_mapping_matches(G, ref, seed):
+    z = torch.from_numpy(ref[f"z_seed{seed}"])
+    c = torch.from_numpy(ref["c"])
+    assert max_diff(G.mapping(z, c), ref[f"ws_seed{seed}_psi1p0"]) < WS_ATOL
+    assert max_diff(G.mapping(z, c, truncation_psi=0.7), ref[f"ws_seed{seed}_psi0p7"]) < WS_ATOL
+    ws = G.mapping(z, c, truncation_psi=0.5, truncation_cutoff=2)
+    assert max_diff(ws, ref[f"ws_seed{seed}_psi0p5_cutoff2"]) < WS_ATOL
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("reference", [False, True])
+def test_images_match(fixtures_dir, ref, reference):
+    G = load(fixtures_dir, reference=reference)
+    for seed in ref["seeds"]:
+        for psi in ("1p0", "0p7"):
+            img = G.synthesis(torch.from_numpy(ref[f"ws_seed{seed}_psi{psi}"]), noise_mode="const")
+            assert img.shape == (1, 3, 64, 64) and img.dtype == torch.float32
+            assert max_diff(img, ref[f"img_seed{seed}_psi{psi}_const"]) < IMG_ATOL, (seed, psi)
+    img = G.synthesis(torch.from_numpy(ref["ws_mix_seed0_seed1"]))
+    assert max_diff(img, ref["img_mix_seed0_seed1"]) < IMG_ATOL
+    # Whole G, from z: mapping + synthesis.
+    img = G(torch.from_numpy(ref["z_seed7"]), torch.from_numpy(ref["c"]), truncation_psi=0.7)
+    assert max_diff(img, ref["img_seed7_psi0p7_const"]) < IMG_ATOL
+
+
+@torch.no_grad()
+def test_noise_arguments_change_nothing(G, ref):
+    ws = torch.from_numpy(ref["ws_seed0_psi1p0"])
+    const = G.synthesis(ws, noise_mode="const")
+    assert max_diff(G.synthesis(ws, noise_mode="none"), ref["img_seed0_psi1p0_none"]) < IMG_ATOL
+    noisy = G.synthesis(ws, noise_mode="random", noise_strength={"L3_36_32": 5.0},
+                        noise_generator=torch.Generator().manual_seed(3))
+    assert torch.equal(noisy, const)
+    with pytest.raises(ValueError):
+        G.synthesis(ws, noise_mode="loud")
+
+
+@torch.no_grad()
+def test_training_generator_differs_and_matches(fixtures_dir, ref):
+    G_train = load(fixtures_dir, key="G")
+    # NVIDIA's G image comes from G's own mapping, which differs from G_ema's.
+    img = G_train(torch.from_numpy(ref["z_seed0"]), torch.from_numpy(ref["c"]))
+    assert max_diff(img, ref["img_G_nonema_seed0_psi1p0_const"]) < IMG_ATOL
+    assert max_diff(img, ref["img_seed0_psi1p0_const"]) > 100 * IMG_ATOL
+
+
+@torch.no_grad()
+def test_user_transform_as_gen_images_writes_it(G, ref):
+    tx, ty, angle = (float(v) for v in ref["transform_translate_angle"])
+    matrix = stylegan3.input_transform(translate=(tx, ty), rotate_deg=angle)
+    assert max_diff(matrix, ref["transform_matrix"]) < 1e-6
+    ws = torch.from_numpy(ref["ws_seed0_psi1p0"])
+    G.synthesis.input.transform.copy_(matrix)
+    try:
+        img = G.synthesis(ws)
+    finally:
+        G.synthesis.input.transform.copy_(torch.eye(3))
+    assert max_diff(img, ref["img_seed0_psi1p0_const_transform"]) < IMG_ATOL
+    # The same per call, leaving the buffer alone.
+    img = G.synthesis(ws, input_transform=matrix)
+    assert max_diff(img, ref["img_seed0_psi1p0_const_transform"]) < IMG_ATOL
+    assert torch.equal(G.synthesis.input.transform, torch.eye(3))
+    assert max_diff(G.synthesis(ws), ref["img_seed0_psi1p0_const"]) < IMG_ATOL
+    # scale > 1 zooms in: the inverse matrix shrinks sampling coordinates.
+    assert torch.allclose(stylegan3.input_transform(scale=2.0), torch.diag(torch.tensor([0.5, 0.5, 1.0])))
+
+
+@torch.no_grad()
+def test_every_submodule_output_shape_and_order(G, ref):
+    shapes, order = {}, []
+
+    def hook(name):
+        def record(module, args, output):
+            shapes[name] = list(output.shape)
+            order.append(name)
+        return record
+
+    handles = [m.register_forward_hook(hook("synthesis" + (f".{n}" if n else "")))
+               for n, m in G.synthesis.named_modules()]
+    try:
+        G.synthesis(torch.from_numpy(ref["ws_seed0_psi1p0"]))
+    finally:
+        for h in handles:
+            h.remove()
+    assert shapes == json.loads(str(ref["feature_shapes_json"]))
+    assert order == json.loads(str(ref["feature_call_order_json"]))
+
+
+@torch.no_grad()
+def test_captured_features_match(G, ref):
+    captured = {}
+    modules = dict(G.named_modules())
+    handles = [modules[name].register_forward_hook(lambda m, a, out, name=name: captured.update({name: out}))
+               for name in ref["feature_names"]]
+    try:
+        G.synthesis(torch.from_numpy(ref["ws_seed0_psi1p0"]))
+    finally:
+        for h in handles:
+            h.remove()
+    for i, name in enumerate(ref["feature_names"]):
+        assert max_diff(captured[name], ref[f"feat_{i}"]) < IMG_ATOL, name
+
+
+@torch.no_grad()
+def test_should_stop_cancels_before_a_layer(G, ref):
+    ws = torch.from_numpy(ref["ws_seed0_psi1p0"])
+    seen = []
+
+    def stop_after_three():
+        seen.append(1)
+        return len(seen) > 3
+
+    with pytest.raises(RenderCancelled):
+        G.synthesis(ws, should_stop=stop_after_three)
+    assert len(seen) == 4  # input, L0, L1 ran; stopped before L2
+    with pytest.raises(RenderCancelled):
+        G.synthesis(ws, should_stop=lambda: True)
+
+
+# ----------------------------------------------------------------------------
+# Layouts of full-size networks, against facts from NVIDIA's code and its module summaries.
+
+T1024_LAYERS = ["L0_36_512", "L1_36_512", "L2_52_512", "L3_52_512", "L4_84_512", "L5_148_512", "L6_148_512",
+                "L7_276_323", "L8_276_203", "L9_532_128", "L10_1044_81", "L11_1044_51", "L12_1044_32",
+                "L13_1024_32", "L14_1024_3"]
+
+# (name, parameters, buffers) per module of NVIDIA's StyleGAN3-R 1024 G (print_module_summary).
+R1024_SUMMARY = [
+    ("mapping.fc0", 262656, 0), ("mapping.fc1", 262656, 0), ("mapping", 0, 512),
+    ("synthesis.input.affine", 2052, 0), ("synthesis.input", 1048576, 3081),
+    ("synthesis.L0_36_1024", 1049600, 157), ("synthesis.L1_36_1024", 1049600, 157),
+    ("synthesis.L2_52_1024", 1049600, 169), ("synthesis.L3_52_1024", 1049600, 157),
+    ("synthesis.L4_84_1024", 1049600, 169), ("synthesis.L5_148_1024", 1049600, 169),
+    ("synthesis.L6_148_1024", 1049600, 157), ("synthesis.L7_276_645", 661125, 169),
+    ("synthesis.L8_276_406", 262276, 157), ("synthesis.L9_532_256", 104192, 169),
+    ("synthesis.L10_1044_161", 41377, 169), ("synthesis.L11_1044_102", 16524, 157),
+    ("synthesis.L12_1044_64", 6592, 25), ("synthesis.L13_1024_64", 4160, 25),
+    ("synthesis.L14_1024_3", 195, 1),
+]
+R1024_AFFINE_PARAMS = [525312] * 8 + [330885, 208278, 131328, 82593, 52326, 32832, 32832]
+
+
+def train_py_kwargs(cfg, res=1024):
+    kwargs = dict(z_dim=512, w_dim=512, c_dim=0, img_resolution=res, img_channels=3,
+                  mapping_kwargs=dict(num_layers=2), channel_base=32768, channel_max=512,
+                  magnitude_ema_beta=0.5 ** (32 / (20 * 1e3)))
+    if cfg == "r":
+        kwargs.update(conv_kernel=1, channel_base=65536, channel_max=1024, use_radial_filters=True)
+    return kwargs
+
+
+def own_counts(module):
+    return (sum(p.numel() for p in module.parameters(recurse=False)),
+            sum(b.numel() for b in module.buffers(recurse=False)))
+
+
+def test_t1024_layer_names():
+    G = stylegan3.build(train_py_kwargs("t"))
+    assert G.synthesis.layer_names == T1024_LAYERS
+    assert G.architecture == "stylegan3-t"
+    assert all(getattr(G.synthesis, n).weight.shape[2:] == (3, 3) for n in T1024_LAYERS[:-1])
+
+
+def test_r1024_matches_nvidia_module_summary():
+    G = stylegan3.build(train_py_kwargs("r"))
+    assert G.architecture == "stylegan3-r" == G.info["architecture"]
+    modules = dict(G.named_modules())
+    # The summary counts each module's own tensors; a layer's buffers are magnitude_ema, the up
+    # filter and the down filter (radial 2-D unless critically sampled).
+    for name, params, buffers in R1024_SUMMARY:
+        assert own_counts(modules[name]) == (params, buffers), name
+    for (name, _, _), affine in zip(R1024_SUMMARY[5:], R1024_AFFINE_PARAMS, strict=True):
+        layer = modules[name]
+        assert own_counts(layer.affine) == (affine, 0), name
+        assert layer.weight.shape[2:] == (1, 1)
+        if layer.down_filter is not None:
+            assert layer.down_filter.ndim == (1 if layer.is_critically_sampled else 2), name
+    assert sum(p.numel() for p in G.parameters()) == 15093151
+    assert sum(b.numel() for b in G.buffers()) == 5600
+    # NVIDIA's summary shows float16 from L5 on (sampling rate * 2**4 > 1024).
+    assert [modules[n].use_fp16 for n, _, _ in R1024_SUMMARY[5:]] == [False] * 5 + [True] * 10
+    # The state dict holds what NVIDIA's R would: same names as T, 1x1 weights, 2-D radial filters.
+    t_keys = list(stylegan3.build(train_py_kwargs("t")).state_dict())
+    r_keys = list(G.state_dict())
+    assert [k.split(".")[-1] for k in r_keys] == [k.split(".")[-1] for k in t_keys]
+    assert G.state_dict()["synthesis.L0_36_1024.down_filter"].shape == (12, 12)
+
+
+def test_radial_filter_is_symmetric_lowpass():
+    f = stylegan3.design_lowpass_filter(12, cutoff=8.0, width=8.0, fs=64, radial=True)
+    assert f.shape == (12, 12)
+    assert abs(float(f.sum()) - 1) < 1e-6
+    assert torch.allclose(f, f.t()) and torch.allclose(f, f.flip(0)) and torch.allclose(f, f.flip(1))
+    # Low-pass: the centre carries the largest weights, and rotating the grid by 90 degrees changes nothing.
+    assert float(f[5:7, 5:7].min()) == float(f.max())
+    assert torch.allclose(f, f.rot90(1, [0, 1]))
+
+
+# ----------------------------------------------------------------------------
+# Lean path == zero-stuffing reference.
+
+
+@pytest.mark.parametrize("up,down,fu_taps,fd_taps,padding", [
+    (2, 2, 12, 12, [11, 10, 11, 10]),
+    (4, 2, 24, 12, [-6, -9, -6, -9]),
+    (2, 1, 12, 1, [3, 2, 1, 4]),
+    (1, 1, 0, 0, [0, 0, 0, 0]),
+    (3, 2, 7, 5, [-2, 5, 0, 1]),
+])
+@pytest.mark.parametrize("radial", [False, True])
+def test_fast_filtered_lrelu_equals_reference(up, down, fu_taps, fd_taps, padding, radial):
+    gen = torch.Generator().manual_seed(up * 10 + down)
+    x = torch.randn([2, 5, 14, 17], generator=gen) * 3
+    b = torch.randn([5], generator=gen)
+    fu = torch.rand([fu_taps], generator=gen) if fu_taps else None
+    fd = None
+    if fd_taps > 1:
+        fd = torch.rand([fd_taps, fd_taps] if radial else [fd_taps], generator=gen)
+    args = dict(fu=fu, fd=fd, b=b, up=up, down=down, padding=padding, gain=2 ** 0.5, slope=0.2, clamp=4.0)
+    expected = filtered_lrelu_reference(x, **args)
+    got = filtered_lrelu_fast(x, **args)
+    assert got.shape == expected.shape
+    assert max_diff(got, expected) < 1e-5
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("cfg", ["t", "r"])
+def test_in_process_network_fast_equals_reference(cfg):
+    torch.manual_seed(1)
+    G = perturbed(stylegan3.build(tiny_kwargs(cfg)))
+    assert G.architecture == f"stylegan3-{cfg}"
+    if cfg == "r":
+        layers = [getattr(G.synthesis, n) for n in G.synthesis.layer_names]
+        assert all(layer.weight.shape[2:] == (1, 1) for layer in layers)
+        assert [layer.down_filter is not None and layer.down_filter.ndim == 2 for layer in layers[:-1]] == \
+            [not layer.is_critically_sampled for layer in layers[:-1]]
+        # Doubled channels relative to T with the same (undoubled) train.py base.
+        t_layers = stylegan3.build(tiny_kwargs("t")).synthesis.layer_names
+        assert [int(n.split("_")[2]) for n in G.synthesis.layer_names[:-1]] == \
+            [min(2 * int(n.split("_")[2]), 64) for n in t_layers[:-1]]
+    z = torch.randn([2, G.z_dim], generator=torch.Generator().manual_seed(5))
+    ws = G.mapping(z, None, truncation_psi=0.8)
+    fast = G.synthesis(ws)
+    slow = G.set_reference(True).synthesis(ws)
+    assert fast.shape == (2, 3, 32, 32)
+    assert float(fast.std()) > 1e-3
+    assert max_diff(fast, slow) < 1e-4
+
+
+@torch.no_grad()
+def test_small_chunks_give_the_same_image(G, ref, monkeypatch):
+    # At 1024 px the lean path splits channels and conv rows; force that on the small fixture.
+    from models import filtered_lrelu
+
+    monkeypatch.setattr(filtered_lrelu, "CHUNK_ELEMENTS", 3000)
+    monkeypatch.setattr(stylegan3, "CONV_TILE_ELEMENTS", 2000)
+    img = G.synthesis(torch.from_numpy(ref["ws_seed1_psi0p7"]))
+    assert max_diff(img, ref["img_seed1_psi0p7_const"]) < IMG_ATOL
+
+
+def test_unknown_option_is_a_load_error():
+    from models.errors import LoadError
+
+    with pytest.raises(LoadError, match="frobnicate"):
+        stylegan3.build(dict(tiny_kwargs("t"), frobnicate=3))
