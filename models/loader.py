@@ -155,9 +155,9 @@ def load_generator(path, device="cpu", reference=False, key=None):
     """Load a generator (NVIDIA pickle, TF pickle or our .safetensors) ready for inference on `device`.
 
     `key` picks another network of a snapshot ('G' = the training generator instead of 'G_ema').
-    `reference=True` asks for the plain reference implementation (the only one for now).
+    By default the generator runs the fastest faithful path for its device (same pixels within
+    float rounding); `reference=True` asks for the plain reference implementation.
     """
-    _ = reference
     path = Path(path)
     if not path.is_file():
         raise LoadError(f"{path}: no such file")
@@ -175,4 +175,6 @@ def load_generator(path, device="cpu", reference=False, key=None):
     except Exception as err:  # anything else while building is still "this file could not be loaded"
         raise LoadError(f"{path}: {_one_line(err)}") from None
     G.info["format"] = file_format
+    if hasattr(G, "set_reference"):  # families without a fast path have only the reference one
+        G.set_reference(bool(reference))
     return G.eval().requires_grad_(False).to(device)

@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import torch
 
-from models import ops
+from models import fast_stylegan2, ops
 from models.errors import LoadError, RenderCancelled
 
 # The two NVIDIA code bases differ only in defaults and in how fp16 behaves; everything else is shared.
@@ -106,6 +106,8 @@ class MappingNetwork(torch.nn.Module):
 class SynthesisLayer(torch.nn.Module):
     """Modulated 3x3 convolution (optionally 2x upsampling), noise, bias, lrelu and clamp."""
 
+    fast = False  # True: models/fast_stylegan2.py where it applies (Generator.set_reference)
+
     def __init__(self, in_channels, out_channels, w_dim, resolution, kernel_size=3, up=1, use_noise=True,
                  activation="lrelu", resample_filter=(1, 3, 3, 1), conv_clamp=None, channels_last=False,
                  layer_name=""):
@@ -153,8 +155,10 @@ class SynthesisLayer(torch.nn.Module):
                 noise_generator=None):
         if noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', not {noise_mode!r}")
-        styles = self.affine(w)
         noise = self._noise(x, noise_mode, noise_strength, noise_generator)
+        if self.fast and fast_stylegan2.usable(x, w) and fast_stylegan2.layer_usable(self):
+            return fast_stylegan2.synthesis_layer(self, x, w, noise, gain=gain)
+        styles = self.affine(w)
         flip_weight = self.up == 1  # correlation is the cheaper path when not upsampling
         x = ops.modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
                                  resample_filter=self.resample_filter, flip_weight=flip_weight,
@@ -171,6 +175,8 @@ class SynthesisLayer(torch.nn.Module):
 class ToRGBLayer(torch.nn.Module):
     """Modulated 1x1 convolution to image channels, without demodulation."""
 
+    fast = False  # True: models/fast_stylegan2.py (Generator.set_reference)
+
     def __init__(self, in_channels, out_channels, w_dim, kernel_size=1, conv_clamp=None, channels_last=False):
         super().__init__()
         self.in_channels = in_channels
@@ -185,6 +191,8 @@ class ToRGBLayer(torch.nn.Module):
         self.weight_gain = 1 / np.sqrt(in_channels * (kernel_size ** 2))
 
     def forward(self, x, w, fused_modconv=True):
+        if self.fast and fast_stylegan2.usable(x, w):
+            return fast_stylegan2.torgb(self, x, w)
         styles = self.affine(w) * self.weight_gain
         x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
         return ops.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
@@ -195,6 +203,8 @@ class ToRGBLayer(torch.nn.Module):
 
 class SynthesisBlock(torch.nn.Module):
     """One resolution: const or 2x-upsampling conv0, conv1, and ToRGB / skip as the architecture says."""
+
+    fast = False  # True: channels-last activations and a cheap image upsampling (Generator.set_reference)
 
     def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, is_last, architecture="skip",
                  resample_filter=(1, 3, 3, 1), conv_clamp=None, use_fp16=False, fp16_channels_last=False,
@@ -253,12 +263,15 @@ class SynthesisBlock(torch.nn.Module):
         use_half = self.use_fp16 and not force_fp32 and ws.device.type == "cuda"
         dtype = torch.float16 if use_half else torch.float32
         memory_format = torch.channels_last if self.channels_last and use_half else torch.contiguous_format
+        fast = self.runs_fast(ws, force_fp32)
+        if fast:
+            memory_format = torch.channels_last
         fused_modconv = self._fused_modconv(fused_modconv, dtype, ws.shape[0])
         layer_kwargs = dict(noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
 
         if self.in_channels == 0:
-            x = self.const.to(dtype=dtype, memory_format=memory_format)
-            x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = self.const.to(dtype=dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = x.contiguous(memory_format=memory_format)  # channels-last needs the 4-D tensor
         else:
             x = x.to(dtype=dtype, memory_format=memory_format)
 
@@ -273,13 +286,25 @@ class SynthesisBlock(torch.nn.Module):
             x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
             x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
 
-        if img is not None:
+        torgb_w = next(w_iter) if self.is_last or self.architecture == "skip" else None
+        return x, self.image_step(x, img, torgb_w, fused_modconv=fused_modconv, fast=fast)
+
+    def runs_fast(self, ws, force_fp32):
+        """Whether this pass takes the fast path: enabled, float32, batch 1, no autograd."""
+        use_half = self.use_fp16 and not force_fp32 and ws.device.type == "cuda"
+        return self.fast and not use_half and ws.shape[0] == 1 and not torch.is_grad_enabled()
+
+    def image_step(self, x, img, torgb_w, fused_modconv=True, fast=False):
+        """The block's image output: the previous image upsampled, plus ToRGB of x where the block has one."""
+        if img is not None and fast and img.shape[0] == 1:
+            img = fast_stylegan2.upsample_image(img, self.resample_filter)
+        elif img is not None:
             img = ops.upsample2d(img, self.resample_filter)
-        if self.is_last or self.architecture == "skip":
-            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv)
+        if torgb_w is not None:
+            y = self.torgb(x, torgb_w, fused_modconv=fused_modconv)
             y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
             img = img.add_(y) if img is not None else y
-        return x, img
+        return img
 
     def extra_repr(self):
         return f"resolution={self.resolution}, architecture={self.architecture}"
@@ -318,7 +343,9 @@ class SynthesisNetwork(torch.nn.Module):
             setattr(self, f"b{res}", block)
 
     def forward(self, ws, noise_mode="const", force_fp32=True, noise_strength=1.0, noise_generator=None,
-                should_stop=None, fused_modconv=None, **_ignored):
+                should_stop=None, fused_modconv=None, block_cache=None, **_ignored):
+        """block_cache: a models.block_cache.BlockCache owned by the caller; blocks whose inputs are
+        unchanged since its last pass are not recomputed (their forward hooks then do not fire)."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         ws = ws.to(torch.float32)
@@ -328,6 +355,11 @@ class SynthesisNetwork(torch.nn.Module):
             block = getattr(self, f"b{res}")
             block_ws.append(ws.narrow(1, w_idx, block.num_conv + block.num_torgb))
             w_idx += block.num_conv
+
+        if block_cache is not None and block_cache.applies(ws, noise_mode, noise_generator):
+            return block_cache.run(self, block_ws, should_stop=should_stop, force_fp32=force_fp32,
+                                   fused_modconv=fused_modconv, noise_mode=noise_mode,
+                                   noise_strength=noise_strength, noise_generator=noise_generator)
 
         x = img = None
         for res, cur_ws in zip(self.block_resolutions, block_ws):
@@ -403,6 +435,13 @@ class Generator(torch.nn.Module):
             "flavour": flavour,
             "init_kwargs": _jsonable(init_kwargs),
         }
+
+    def set_reference(self, reference=True):
+        """reference=True: the plain reference path everywhere; False: the fast path where it applies."""
+        for module in self.modules():
+            if isinstance(module, (SynthesisLayer, ToRGBLayer, SynthesisBlock)):
+                module.fast = not reference
+        return self
 
     def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False, noise_mode="const",
                 **synthesis_kwargs):

@@ -1,0 +1,151 @@
+"""BlockCache: re-render a StyleGAN2 synthesis pass from the first block whose inputs changed.
+
+A block's output is decided by its own inputs (its ws rows, the noise settings of its layers) and
+by every earlier block's. The cache keeps, per block, what went in and what came out; a pass
+compares block by block, reuses outputs up to the first difference and recomputes from there,
+dropping every later entry, so that nothing kept was computed from an upstream that is gone.
+A block whose convolution inputs are unchanged but whose ToRGB w changed (NVIDIA's layout shares
+that w with the next block's conv0) recomputes only its image.
+
+Usage (the caller owns one cache per loaded network):
+    cache = BlockCache()
+    img = G.synthesis(ws, noise_mode="const", block_cache=cache)   # same pixels as without it
+"""
+
+import torch
+
+
+def _noise_signature(layer, noise_mode, noise_strength):
+    """What of the noise settings decides one layer's output."""
+    if not getattr(layer, "use_noise", False) or noise_mode == "none":
+        return None
+    if isinstance(noise_strength, dict):
+        return noise_mode, float(noise_strength.get(layer.layer_name, 1.0))
+    return noise_mode, float(noise_strength)
+
+
+def _conv_layers(block):
+    """The block's modulated conv layers in call order."""
+    return [getattr(block, name) for name in ("conv0", "conv1") if hasattr(block, name)]
+
+
+class _Entry:
+    """One block's inputs and outputs from the last pass that ran it."""
+
+    def __init__(self, conv_inputs, torgb_w, x, img):
+        self.conv_inputs = conv_inputs  # (ws rows of the conv layers, noise signatures, settings)
+        self.torgb_w = torgb_w
+        self.x = x
+        self.img = img
+
+
+def _same(a, b):
+    """Exact equality of nested tuples holding tensors and plain values."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+                and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b))
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+class BlockCache:
+    """Per-block outputs of the last synthesis passes of one network (batch 1)."""
+
+    def __init__(self):
+        self.entries = {}  # block resolution -> _Entry
+        self.blocks_run = 0  # blocks recomputed in the last pass (for tests and benchmarks)
+        self.images_run = 0  # blocks whose image alone was recomputed in the last pass
+        self._network = None
+
+    def clear(self):
+        """Forget everything (the caller changed weights, say)."""
+        self.entries.clear()
+
+    def applies(self, ws, noise_mode, noise_generator):
+        """Batch 1 only, and random noise only when it comes from a generator (reproducible)."""
+        return ws.shape[0] == 1 and not torch.is_grad_enabled() and (
+            noise_mode != "random" or noise_generator is not None)
+
+    def run(self, synthesis, block_ws, should_stop=None, force_fp32=True, fused_modconv=None, noise_mode="const",
+            noise_strength=1.0, noise_generator=None):
+        """The synthesis pass with reuse: the same image as synthesis(ws) without a cache."""
+        if self._network is not synthesis:
+            self.entries.clear()
+            self._network = synthesis
+        settings = (noise_mode, bool(force_fp32), fused_modconv,
+                    _generator_state(noise_generator) if noise_mode == "random" else None)
+        self.blocks_run = self.images_run = 0
+        x = img = None
+        reusing = True
+        for res, cur_ws in zip(synthesis.block_resolutions, block_ws):
+            if should_stop is not None and should_stop():
+                from models.errors import RenderCancelled
+                raise RenderCancelled("synthesis cancelled")
+            block = getattr(synthesis, f"b{res}")
+            layers = _conv_layers(block)
+            has_torgb = block.is_last or block.architecture == "skip"
+            conv_ws = cur_ws[:, :len(layers)]
+            torgb_w = cur_ws[:, len(layers)] if has_torgb else None
+            conv_inputs = (conv_ws, tuple(_noise_signature(layer, noise_mode, noise_strength) for layer in layers),
+                           settings, bool(getattr(block, "fast", False)))
+            entry = self.entries.get(res)
+
+            if reusing and entry is not None and _same(entry.conv_inputs, conv_inputs):
+                if _same(entry.torgb_w, torgb_w):
+                    x, img = entry.x, entry.img
+                    _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator)
+                    continue
+                # Only the image changed: x stands, the image is recomputed from the previous one.
+                _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator)
+                self._drop_from(res)
+                reusing = False
+                x = entry.x
+                img = block.image_step(x, img, torgb_w, fused_modconv=block._fused_modconv(fused_modconv,
+                                                                                           torch.float32, 1),
+                                       fast=block.runs_fast(cur_ws, force_fp32))
+                self.images_run += 1
+            else:
+                if reusing:
+                    self._drop_from(res)
+                    reusing = False
+                x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
+                               noise_mode=noise_mode, noise_strength=noise_strength,
+                               noise_generator=noise_generator)
+                self.blocks_run += 1
+            self.entries[res] = _Entry(_detached(conv_inputs), None if torgb_w is None else torgb_w.clone(), x, img)
+        # The caller may write into the image it gets; the kept one must stay as it was.
+        return img.clone()
+
+    def _drop_from(self, res):
+        """Forget this block and every later one: they were computed from the upstream now replaced."""
+        for key in [k for k in self.entries if k >= res]:
+            del self.entries[key]
+
+    def nbytes(self):
+        """Memory the kept outputs take."""
+        total = 0
+        for entry in self.entries.values():
+            for t in (entry.x, entry.img):
+                if t is not None:
+                    total += t.numel() * t.element_size()
+        return total
+
+
+def _detached(conv_inputs):
+    """A private copy of the ws rows (the caller may reuse its tensor)."""
+    conv_ws, noise, settings, fast = conv_inputs
+    return conv_ws.clone(), noise, settings, fast
+
+
+def _generator_state(generator):
+    """The random generator's state at the start of the pass, as bytes (decides every noise draw)."""
+    return bytes(generator.get_state().cpu().numpy().tobytes())
+
+
+def _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator):
+    """Advance the noise generator as the skipped layers would have, so later layers draw the same noise."""
+    if noise_mode != "random" or noise_generator is None:
+        return
+    for layer in layers:
+        layer._noise(cur_ws, noise_mode, noise_strength, noise_generator)

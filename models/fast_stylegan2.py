@@ -1,0 +1,158 @@
+"""StyleGAN2 fast inference path (batch 1, float32): the same pixels as the reference with the overhead removed.
+
+What makes it fast, each measured against the reference path in bench/speed.py:
+- Modulation and demodulation go into the (small) convolution weight once per frame; the
+  demodulation coefficients come from a per-weight table of squared sums, prepared once, so no
+  per-sample weight tensor is squared and summed per frame.
+- Gains fold into the weight and bias (lrelu is positively homogeneous), the bias rides in the
+  convolution, so the epilogue is noise add, lrelu and clamp, all in place.
+- The 2x upsampling FIR runs as two 1-D depthwise passes (the second carries the bias), and the
+  skip image is upsampled by one small strided transposed convolution: no zero-stuffed grids.
+- Activations stay channels-last between layers (oneDNN's preferred layout on CPU).
+
+Anything the fast path does not cover (batch > 1, half precision, odd filters) goes through the
+reference code, so results never depend on which path ran beyond float rounding.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from models import ops
+
+
+def usable(x, w):
+    """The fast path handles batch 1 in float32; everything else takes the reference path."""
+    return x.shape[0] == 1 and w.shape[0] == 1 and x.dtype == torch.float32 and not torch.is_grad_enabled()
+
+
+def _prepared(module, make):
+    """Per-module values derived from the weights only, rebuilt when a weight changes (load_state_dict)."""
+    weight = module.weight
+    key = (weight.data_ptr(), weight._version, weight.device, weight.dtype)
+    cached = module.__dict__.get("_fast_prepared")
+    if cached is None or cached[0] != key:
+        cached = (key, make(module))
+        module.__dict__["_fast_prepared"] = cached  # a plain attribute: not a buffer, not in state_dict
+    return cached[1]
+
+
+def _separable_taps(f):
+    """1-D taps (tx, ty) whose outer product is the 2-D filter f, or None when f is not separable."""
+    if f.ndim == 1:
+        return f, f
+    ty = f.sum(dim=1)
+    tx = f.sum(dim=0)
+    total = f.sum()
+    if total == 0 or not torch.allclose(torch.outer(ty, tx) / total, f, atol=1e-7, rtol=1e-6):
+        return None
+    return tx / total.sqrt(), ty / total.sqrt()
+
+
+def _layer_tables(layer):
+    """Per-layer constants: squared weight sums per (out, in) pair (demodulation becomes one matvec),
+    the weight in the layouts the convolutions want, and the FIR taps."""
+    weight = layer.weight.detach().to(torch.float32)
+    tables = {"weight_square_sums": weight.square().sum(dim=[2, 3])}
+    if layer.up == 2:
+        tables["taps"] = _separable_taps(layer.resample_filter.to(torch.float32))
+        # conv_transpose2d's layout [in, out, kh, kw], the FIR's gain of 4 included
+        tables["weight_up"] = (weight * 4).transpose(0, 1).contiguous()
+    else:
+        tables["weight_cl"] = weight.contiguous(memory_format=torch.channels_last)
+    return tables
+
+
+def layer_usable(layer):
+    """Which SynthesisLayers the fast path covers: lrelu, 2x up or none, square odd kernels, separable filter."""
+    kernel = layer.weight.shape[-1]
+    if layer.activation != "lrelu" or layer.up not in (1, 2) or kernel % 2 == 0 or layer.weight.shape[-2] != kernel:
+        return False
+    return layer.up == 1 or _prepared(layer, _layer_tables)["taps"] is not None
+
+
+def synthesis_layer(layer, x, w, noise, gain=1):
+    """One SynthesisLayer forward (modulated conv, noise, bias, lrelu, clamp) for batch 1, float32."""
+    tables = _prepared(layer, _layer_tables)
+    styles = layer.affine(w)[0]  # [in] (through __call__: hooks on affine still fire)
+    total_gain = float(layer.act_gain * gain)
+    # lrelu(a * v) = a * lrelu(v) for a > 0: the output gain moves into the demodulation, bias and noise.
+    out_scale = (tables["weight_square_sums"] @ styles.square() + 1e-8).rsqrt() * total_gain  # [out]
+    bias = layer.bias * total_gain
+    out_channels, in_channels, kernel, _ = layer.weight.shape
+    pad = kernel // 2
+    # Scale whichever is smaller per frame: the weight, or the input activations (low resolutions).
+    modulate_input = x[0].numel() < layer.weight.numel()
+
+    if layer.up == 1 and modulate_input:
+        y = F.conv2d(x * styles.reshape(1, -1, 1, 1), tables["weight_cl"], padding=pad)
+        y = torch.addcmul(bias.reshape(1, -1, 1, 1), y, out_scale.reshape(1, -1, 1, 1))
+    elif layer.up == 1:
+        weight = layer.weight * (out_scale.reshape(-1, 1, 1, 1) * styles.reshape(1, -1, 1, 1))
+        y = F.conv2d(x, weight, bias=bias, padding=pad)
+    else:
+        if modulate_input:
+            y = F.conv_transpose2d(x * styles.reshape(1, -1, 1, 1), tables["weight_up"], stride=2)
+        else:
+            weight_up = tables["weight_up"] * styles.reshape(-1, 1, 1, 1)
+            y = F.conv_transpose2d(x, weight_up, stride=2)
+        y = _fir_up2(y, tables["taps"], kernel, pad, out_scale, bias)
+
+    if noise is not None:
+        y.add_(noise * total_gain)
+    F.leaky_relu_(y, 0.2)
+    if layer.conv_clamp is not None:
+        limit = float(layer.conv_clamp * gain)
+        y.clamp_(-limit, limit)
+    return y
+
+
+def _fir_up2(y, taps, kernel, pad, out_scale, bias):
+    """The FIR after a stride-2 transposed conv, as two depthwise 1-D passes; the second also applies
+    the per-channel output scale (demodulation) and the bias, since both commute with the filter."""
+    tx, ty = taps
+    fw = tx.numel()
+    # Padding as conv2d_resample computes it for up=2 with this kernel and filter size.
+    p0 = pad + (fw + 1) // 2 - (kernel - 1)
+    p1 = pad + (fw - 2) // 2 - (kernel - 2)
+    channels = y.shape[1]
+    # upfirdn2d convolves (flips the filter); conv2d correlates, so the taps are flipped here.
+    fx = tx.flip(0).to(y.dtype).reshape(1, 1, 1, fw).expand(channels, 1, 1, fw).contiguous()
+    fy = ty.flip(0).to(y.dtype).reshape(1, 1, fw, 1) * out_scale.reshape(-1, 1, 1, 1)
+    if p0 != p1 or p0 < 0:
+        y = F.pad(y, [p0, p1, p0, p1])
+        p0 = 0
+    y = F.conv2d(y, fx, padding=(0, p0), groups=channels)
+    return F.conv2d(y, fy, bias=bias, padding=(p0, 0), groups=channels)
+
+
+def torgb(layer, x, w):
+    """One ToRGBLayer forward (modulated 1x1 conv without demodulation, bias, clamp) for batch 1, float32."""
+    styles = layer.affine(w)[0] * layer.weight_gain
+    weight = layer.weight * styles.reshape(1, -1, 1, 1)
+    y = F.conv2d(x, weight, bias=layer.bias, padding=layer.weight.shape[-1] // 2)
+    if layer.conv_clamp is not None:
+        y.clamp_(-float(layer.conv_clamp), float(layer.conv_clamp))
+    return y.contiguous()
+
+
+def upsample_image(img, f):
+    """2x FIR upsampling of the skip image as one small transposed conv (no zero-stuffed grid)."""
+    if f.ndim == 1:
+        f = torch.outer(f, f)
+    fh, fw = f.shape
+    if fw % 2 or fh % 2:
+        return ops.upsample2d(img, f)
+    channels = img.shape[1]
+    # upfirdn2d pads f/2 before and f/2 - 1 after the zero-stuffed image and convolves; a transposed
+    # conv with the filter x4 (for the zeros) and padding f/2 - 1 is the same sum. A dense
+    # channel-diagonal weight keeps it on oneDNN's fast path (grouped transposed convs are not).
+    kernel = torch.zeros([channels, channels, fh, fw], dtype=img.dtype, device=img.device)
+    for c in range(channels):
+        kernel[c, c] = f.flip([0, 1]) * 4
+    return F.conv_transpose2d(img, kernel, stride=2, padding=(fh // 2 - 1, fw // 2 - 1))
+
+
+def to_fast_layout(x):
+    """Channels-last activations: oneDNN's convolutions are fastest on them."""
+    return x.contiguous(memory_format=torch.channels_last)
+
