@@ -221,7 +221,7 @@ def write_png_atomic(image, path):
 def cmd_info(args):
     """Print the network's format, sizes and synthesis layers as JSON."""
     from renderer.renderer import Renderer
-    from renderer.request import RenderRequest
+    from renderer.request import MIX_GROUPS, RenderRequest
 
     headless_threads()
     request = RenderRequest(pkl=getattr(args, "pkl", None), device=getattr(args, "device", None) or "auto")
@@ -239,12 +239,22 @@ def cmd_info(args):
         "img_channels": info["img_channels"],
         "z_dim": info["z_dim"], "w_dim": info["w_dim"], "c_dim": info["c_dim"], "num_ws": info["num_ws"],
         "ws_resolutions": info["ws_resolutions"],
+        "mix_groups": {name: _group_or_empty(name, info["mix_group_resolutions"]) for name in MIX_GROUPS},
         "default_truncation_psi": info.get("default_truncation_psi"),
         "default_truncation_cutoff": info.get("default_truncation_cutoff"),
         "layers": [{"name": name, "shape": list(shape), "resolution": res} for name, shape, res in frame.layers],
     }
     print(json.dumps(out, indent=2))
     return 0
+
+
+def _group_or_empty(name, resolutions):
+    from renderer.request import mix_indices
+
+    try:
+        return mix_indices(name, resolutions)
+    except ValueError:  # this network has no layers in that group
+        return []
 
 
 def cmd_frame(args):

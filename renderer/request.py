@@ -18,7 +18,7 @@ CHANNEL_MODES = ("rgb", "one", "grid")
 NORMALIZE_MODES = ("none", "minmax", "std")
 PRECISIONS = ("fp32", "fp16")
 # Named style-mixing groups by the resolution of the layers a w feeds (StyleGAN paper, sec. 3.1).
-MIX_GROUPS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 1 << 30)}
+MIX_GROUPS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 1 << 20)}
 JSON_VERSION = 1
 
 
@@ -190,7 +190,13 @@ def mix_indices(spec, ws_resolutions):
             continue
         if token in MIX_GROUPS:
             lo_res, hi_res = MIX_GROUPS[token]
-            picked.update(i for i, r in enumerate(ws_resolutions) if lo_res <= r <= hi_res)
+            group = [i for i, r in enumerate(ws_resolutions) if lo_res <= r <= hi_res]
+            if not group:  # e.g. StyleGAN3 has no 4-8 px layers: say so rather than mix nothing
+                raise ValueError(
+                    f"mix_layers: no {token} layers ({lo_res}-{hi_res} px) in this network; "
+                    f"its ws feed {min(ws_resolutions)}-{max(ws_resolutions)} px"
+                )
+            picked.update(group)
             continue
         match = _LAYER_TOKEN.match(token)
         lo, hi = int(match.group(1)), int(match.group(2) or match.group(1))

@@ -122,6 +122,7 @@ def test_info_on_a_fixture(fixtures_dir, capsys):
     assert info["format"] == "stylegan2-ada-pytorch" and info["architecture"] == "stylegan2"
     assert info["resolution"] == 64 and info["num_ws"] == 10
     assert any(layer["name"] == "b64.torgb" for layer in info["layers"])
+    assert info["mix_groups"] == {"coarse": [0, 1, 2, 3], "middle": [4, 5, 6, 7], "fine": [8, 9]}
 
 
 def test_bad_file_from_a_real_process_has_no_traceback(tmp_path):

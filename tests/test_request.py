@@ -127,3 +127,8 @@ def test_ranges_and_indices():
     assert mix_indices("", ws_res) == []
     with pytest.raises(ValueError, match="mix_layers"):
         mix_indices("8-12", ws_res)
+
+
+def test_an_empty_named_group_is_an_error():
+    with pytest.raises(ValueError, match="no coarse layers"):
+        mix_indices("coarse", [16, 16, 32, 32, 64, 64])
