@@ -9,6 +9,8 @@ from models.errors import LoadError, RenderCancelled
 
 # Elements of one row tile's input to a k x k convolution (see conv_in_row_tiles).
 CONV_TILE_ELEMENTS = 1 << 23
+# Elements of the convolution output held at once by the lean path (a group of output channels).
+CONV_GROUP_ELEMENTS = 1 << 25
 
 # Keyword arguments each part of NVIDIA's Generator accepts (training-only ones included, ignored).
 MAPPING_OPTIONS = {"num_layers", "lr_multiplier", "w_avg_beta", "freeze_layers", "freeze_embed"}
@@ -344,7 +346,11 @@ class SynthesisLayer(torch.nn.Module):
         return self._lean_forward(x, weights, bias, options)
 
     def _lean_forward(self, x, weights, bias, options):
-        """Channels-last; convolution and filtering a few output channels at a time into the result."""
+        """Channels-last; convolve a group of output channels, filter it a few channels at a time.
+
+        Never holds the whole convolution output: at 1024 px a group is capped at ~128 MB and a
+        filtering chunk at ~32 MB per temporary, whatever the channel count.
+        """
         batch, _, in_h, in_w = x.shape
         x = x.contiguous(memory_format=torch.channels_last)
         conv_h, conv_w = in_h + self.conv_kernel - 1, in_w + self.conv_kernel - 1
@@ -352,24 +358,23 @@ class SynthesisLayer(torch.nn.Module):
         out_w, out_h = flrelu.output_size(conv_w, conv_h, self.up_filter, self.down_filter,
                                           self.up_factor, self.down_factor, self.padding)
         if self.conv_kernel == 1:
-            # A 1x1 convolution is a matmul over the channels-last pixels; slicing the weights per
-            # chunk never copies the input.
+            # A 1x1 convolution is a matmul over the channels-last pixels (no copy of the input).
             pixels = x.permute(0, 2, 3, 1).reshape(batch, in_h * in_w, self.in_channels)
             weights = weights.reshape(batch, self.out_channels, self.in_channels).to(x.dtype)
 
-            def conv_part(part):
-                y = torch.matmul(pixels, weights[:, part].transpose(1, 2))
-                return y.reshape(batch, in_h, in_w, -1).permute(0, 3, 1, 2)
-        else:
-            conv = conv_in_row_tiles(x, weights)
-
-            def conv_part(part):
-                return conv[:, part]
-
         out = torch.empty([batch, self.out_channels, out_h, out_w], dtype=x.dtype, device=x.device,
                           memory_format=torch.channels_last)
-        for part in flrelu.channel_chunks(self.out_channels, batch * max(tmp_h * tmp_w, conv_h * conv_w)):
-            out[:, part] = flrelu.filtered_lrelu_fast(conv_part(part), b=bias[part], **options)
+        for group in flrelu.channel_chunks(self.out_channels, batch * conv_h * conv_w, CONV_GROUP_ELEMENTS):
+            if self.conv_kernel == 1:
+                conv = torch.matmul(pixels, weights[:, group].transpose(1, 2))
+                conv = conv.reshape(batch, in_h, in_w, -1).permute(0, 3, 1, 2)
+            else:
+                conv = conv_in_row_tiles(x, weights[:, group])
+            group_bias = bias[group]
+            for part in flrelu.channel_chunks(conv.shape[1], batch * max(tmp_h * tmp_w, conv_h * conv_w)):
+                target = slice(group.start + part.start, group.start + part.stop)
+                out[:, target] = flrelu.filtered_lrelu_fast(conv[:, part], b=group_bias[part], **options)
+            del conv
         return out
 
     def extra_repr(self):
