@@ -55,6 +55,7 @@ def test_stale_render_stops_at_the_next_block(net_file):
         assert started.wait(timeout=10)
         second = RenderRequest(pkl=net_file, seeds=2)
         worker.submit(second)
+        assert worker.busy  # submit returned while rendering goes on: it did not wait for it
         assert worker.wait_idle(timeout=30)
     # the first pass stopped early (its layer recording too); only the second request shows
     assert [f.request for f in frames] == [second]
