@@ -167,7 +167,7 @@ class Renderer:
             t1 = time.perf_counter()
             frame.timings["mapping"] = t1 - t0
             kwargs = self._synthesis_kwargs(G, request, should_stop)
-            if preview_resolution and request.layer is None and _is_skip(G):
+            if preview_resolution and request.layer is None and _preview_kind(G):
                 self._set_input_transform(G, request)
                 tensor = self._preview_image(G, ws, kwargs, preview_resolution)
                 frame.preview = True
@@ -363,14 +363,16 @@ class Renderer:
         return captured[0]
 
     def _preview_image(self, G, ws, kwargs, resolution):
-        """Skip architectures: the image accumulated up to block b{resolution}, then stop."""
+        """The network's own low-resolution image at block b{resolution}, then stop: for skip
+        StyleGAN2 the image accumulated so far, for StyleGAN (v1) that level's progressive-growing
+        ToRGB applied to the block's output."""
         blocks = [int(n[1:]) for n, _ in G.synthesis.named_children() if n[:1] == "b" and n[1:].isdigit()]
         usable = [r for r in blocks if r <= resolution and r < G.img_resolution] or blocks[:1]
         block = G.synthesis.get_submodule(f"b{max(usable)}")
         captured = []
 
         def grab(_module, _inputs, output):
-            captured.append(output[1] if isinstance(output, (tuple, list)) else output)
+            captured.append(output)
             raise _CaptureDone
 
         handle = block.register_forward_hook(grab)
@@ -380,7 +382,9 @@ class Renderer:
             pass
         finally:
             handle.remove()
-        return captured[0]
+        if _preview_kind(G) == "skip":
+            return captured[0][1]  # a skip block returns (features, image so far)
+        return block.torgb(captured[0])
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -403,9 +407,16 @@ def _first_tensor(output):
     return None
 
 
-def _is_skip(G):
+def _preview_kind(G):
+    """'skip' (StyleGAN2 skip: images accumulate block by block), 'torgb' (StyleGAN v1 with a
+    ToRGB per level), or None: no cheap low-resolution image, previews render in full."""
+    architecture = getattr(G, "architecture", "")
     info = getattr(G, "info", {}) or {}
-    return getattr(G, "architecture", "") == "stylegan2" and info.get("variant") == "skip"
+    if architecture == "stylegan2" and info.get("variant") == "skip":
+        return "skip"
+    if architecture == "stylegan" and hasattr(getattr(G.synthesis, "b4", None), "torgb"):
+        return "torgb"
+    return None
 
 
 def _network_info(G):

@@ -317,3 +317,21 @@ def test_conditional_network_labels(net_file):
     torch.testing.assert_close(renderer.compute_ws(RenderRequest(pkl=net_file, seeds=6, class_idx=2)), G.mapping(z, c))
     assert renderer.render(RenderRequest(pkl=net_file, seeds=6, class_idx=5)).error.startswith("class_idx:")
     assert renderer.render(RenderRequest(pkl=net_file, z=[0.0] * 8)).error.startswith("class_idx: required")
+
+
+def test_preview_of_stylegan1_uses_its_level_torgb(fixtures_dir, fx_renderer):
+    request = RenderRequest(pkl=str(fixtures_dir / "sg1_64.pkl"), seeds=1)
+    frame = fx_renderer.render(request, preview_resolution=32)
+    assert frame.error is None, frame.error
+    assert frame.preview and frame.tensor_shape == (1, 3, 32, 32) and frame.image.shape == (64, 64, 3)
+
+
+def test_no_cheap_preview_means_the_full_frame(net_file):
+    torch.manual_seed(5)
+    G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=32, img_channels=3,
+                  synthesis_kwargs=dict(channel_base=128, channel_max=8, architecture="orig"))
+    renderer = renderer_for(G.eval().requires_grad_(False))
+    request = RenderRequest(pkl=net_file, seeds=1)
+    preview = renderer.render(request, preview_resolution=8)
+    assert not preview.preview
+    assert np.array_equal(preview.image, renderer.render(request).image)
