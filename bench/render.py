@@ -148,7 +148,7 @@ def main():
         device = "cpu"
     print(f"device {device}, worker torch threads {threads}, median of {args.repeats}; times in ms")
     print(f"{'network':<22} {'res':>5} {'full':>9} {'preview':>8} {'new submit':>13} {'new (preview)':>13}  old stopped")
-    print("  full: one frame, new seed; preview: submit to first (preview) frame ('none': not a skip net);")
+    print("  full: one frame, new seed; preview: submit to first (preview) frame ('none': no cheap preview);")
     print("  new submit: submit while an old render is half way through synthesis, to the new request's")
     print("  first frame (without / with preview); old stopped: the old render never published a full frame")
     for name in FIXTURES:
