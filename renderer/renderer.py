@@ -102,8 +102,9 @@ class Renderer:
         """Render `request` into a Frame; never raises (errors come back in frame.error).
 
         should_stop: callable checked between synthesis blocks; True cancels the render.
-        preview_resolution: stop at this block and show its accumulated image (skip
-        architectures only; others render in full), marked frame.preview.
+        preview_resolution: stop at block b{preview_resolution} and show the network's own
+        low-resolution image there (skip StyleGAN2, StyleGAN v1), upscaled to full size and
+        marked frame.preview; other architectures render in full (frame.preview False).
         """
         start = time.perf_counter()
         frame = Frame(request=request)

@@ -22,8 +22,8 @@ class RenderWorker:
     submit() never blocks: the request replaces any pending one, and a render in flight for an
     older request stops at its next synthesis block. latest() returns the newest finished Frame
     (errors included, cancelled renders never). With preview=True each request first gives a
-    quick frame (frame.preview) of the image accumulated up to block `preview_resolution`
-    (skip architectures), then the full one.
+    quick low-resolution frame (frame.preview; block `preview_resolution`, see Renderer.render),
+    then the full one; networks without a cheap preview give the full frame straight away.
     """
 
     def __init__(self, renderer, preview=False, preview_resolution=64, num_threads=None, on_frame=None):
