@@ -47,6 +47,11 @@ def build_parser():
     add_request_arguments(grid)
     add_grid_arguments(grid)
     grid.set_defaults(func=cmd_grid)
+
+    convert = commands.add_parser("convert", parents=[common],
+                                  help="turn a network pickle into a safe .safetensors file (no code inside)")
+    convert.add_argument("--out", required=True, help=".safetensors file to write")
+    convert.set_defaults(func=cmd_convert)
     return parser
 
 
@@ -403,6 +408,20 @@ def cmd_grid(args):
     finally:
         bar.close()
     print(f"wrote {args.out} ({rows}x{cols} {kind} grid, {image.shape[1]}x{image.shape[0]})")
+    return 0
+
+
+def cmd_convert(args):
+    """Read a network file safely and write its generator as .safetensors plus a JSON config."""
+    from models import load_generator
+    from models.loader import save_safetensors
+
+    if not getattr(args, "pkl", None):
+        raise ValueError("convert: give --pkl FILE (the network to convert)")
+    # The plain reference modules: their state dict has NVIDIA's names, which the file keeps.
+    G = load_generator(args.pkl, device="cpu", reference=True)
+    save_safetensors(G, args.out, extra_metadata={"converted_from": Path(args.pkl).name})
+    print(f"wrote {args.out} ({G.info.get('architecture')}, {G.img_resolution}x{G.img_resolution}, from {args.pkl})")
     return 0
 
 
