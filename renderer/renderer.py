@@ -153,7 +153,12 @@ class Renderer:
             return self._discover_layers(key, G, self._compute_ws(key, G, request), request)
 
     def _device_of(self, request):
-        return self.device if request.device == "auto" else request.device
+        device = self.device if request.device == "auto" else request.device
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device: {device} is not available here (no CUDA); use cpu or auto")
+        if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError("device: mps is not available here; use cpu or auto")
+        return device
 
     # -- the pipeline --------------------------------------------------------------------
 

@@ -335,3 +335,9 @@ def test_no_cheap_preview_means_the_full_frame(net_file):
     preview = renderer.render(request, preview_resolution=8)
     assert not preview.preview
     assert np.array_equal(preview.image, renderer.render(request).image)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_unavailable_device_is_a_clear_error(small_sg2, net_file):
+    frame = renderer_for(small_sg2).render(RenderRequest(pkl=net_file, device="cuda"))
+    assert frame.error.startswith("device: cuda is not available")
