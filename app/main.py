@@ -61,6 +61,7 @@ class App:
         self.model_info = {}
         self.last_frame = None
         self.last_full_frame = None
+        self.render_error_shown = False
         self.last_good_pkl = None
         self.submitted = None  # (state version, preview) of the last request sent
         self.frame_times = deque(maxlen=240)
@@ -70,6 +71,7 @@ class App:
         self.seed_drag = None
         self.status_text = ""
         self.frames_drawn = 0
+        self.last_step = time.perf_counter()
         self.frames_logged = 0
         self.rects_due = 5
         self.image_size = (0, 0)
@@ -133,12 +135,14 @@ class App:
                 with dpg.child_window(tag="image_area", width=-PANEL_W, height=-STATUS_H, border=False,
                                       no_scrollbar=True):
                     dpg.add_image(self.texture.tag, tag="image", width=512, height=512, pos=(0, 0))
-                    dpg.add_text("", tag="image_caption", pos=(8, 4), color=(150, 150, 150))
                 with dpg.child_window(tag="panels", width=PANEL_W - 8, height=-STATUS_H):
                     self.panels = make_panels(self)
                     for panel in self.panels:
                         panel.build_header("panels")
-            dpg.add_text("Ready", tag="status")
+            with dpg.group(horizontal=True):
+                dpg.add_text("Ready", tag="status")
+                dpg.add_spacer(tag="status_gap", width=16)
+                dpg.add_text("", tag="image_caption", color=(140, 150, 165))
 
         with dpg.window(tag="help", label="Shortcuts", modal=False, show=False, width=520, height=300,
                         pos=(200, 150), no_collapse=True):
@@ -428,6 +432,9 @@ class App:
                 panel.on_model(info)
                 self.dpg.configure_item(panel.header, show=panel.visible_for(info))
             self.set_status(f"loaded {info.get('pkl')}")
+        if self.render_error_shown and not bridge.frame_is_preview(frame):
+            self.render_error_shown = False  # the picture is good again: the old error no longer applies
+            self.set_status(f"rendered in {self.render_ms:.0f} ms" if self.render_ms else "ready")
         for panel in self.panels:
             panel.on_frame(frame)
         if self.log:
@@ -443,6 +450,7 @@ class App:
             self.state.version += 1
             self.sync_panels()
         self.set_status(error, error=True)
+        self.render_error_shown = failed_pkl == self.last_good_pkl  # an error of this model's view, not a load
 
     def log_frame(self, frame):
         from app import bridge
@@ -470,11 +478,32 @@ class App:
             self.image_size = (w, h)
             dpg.configure_item("image", width=w, height=h)
         dpg.set_item_pos("image", [max(0, (area_w - w) // 2), max(0, (area_h - h) // 2)])
-        caption = ""
-        if self.model_info:
-            zoom = w / max(1, self.texture.width)
-            caption = f"{self.texture.width}x{self.texture.height}  zoom {zoom:.2g}x"
-        dpg.set_value("image_caption", caption)
+        if self.frames_drawn % 15 == 0:  # text changes are not free under a software renderer
+            self.update_caption(w)
+
+    def update_caption(self, shown_width):
+        """The right end of the status line: what the picture is, its zoom and the render time."""
+        dpg = self.dpg
+        parts = []
+        frame = self.last_frame
+        if frame is not None:
+            request = frame.request
+            if request.layer:
+                view = {"rgb": f"channels {request.channel}-{request.channel + 2}", "one": f"channel {request.channel}",
+                        "grid": f"{request.grid_channels} channels from {request.channel}"}[request.channel_mode]
+                parts.append(f"{request.layer}: {view}{' (FFT)' if request.fft else ''}")
+            parts.append(f"{self.texture.width}x{self.texture.height}")
+            zoom = shown_width / max(1, self.texture.width)
+            parts.append(f"zoom {zoom:.0f}x" if zoom >= 1 and zoom.is_integer() else f"scaled {zoom:.2f}")
+            if frame.preview:
+                parts.append("preview")
+            if self.render_ms is not None:
+                parts.append(f"render {self.render_ms:.0f} ms")
+        text = "   ·   ".join(parts)
+        dpg.set_value("image_caption", text)
+        # Right-aligned by the gap before it: about 7 px a character in the default font.
+        spare = dpg.get_viewport_client_width() - 40 - dpg.get_item_rect_size("status")[0] - 7 * len(text)
+        dpg.configure_item("status_gap", width=max(16, int(spare)))
 
     def log_rects(self):
         """Where every control is on screen, so the tests can click it instead of guessing pixels."""
@@ -504,24 +533,32 @@ class App:
             except Exception as exc:
                 self.report_exception("callback", exc)
 
+    def step(self):
+        """One UI frame: queued callbacks, the app's own work, then dearpygui draws.
+        Returns the seconds spent before drawing (the app's share of the frame)."""
+        start = time.perf_counter()
+        dt, self.last_step = start - self.last_step, start
+        self.frame_times.append(dt)
+        self.run_callbacks()
+        try:
+            self.tick(dt)
+        except Exception as exc:
+            self.report_exception("frame", exc)
+        work = time.perf_counter() - start
+        self.dpg.render_dearpygui_frame()
+        self.frames_drawn += 1
+        if self.frames_drawn == 3:
+            self.read_gl_info()  # the GL context is current on this thread between frames
+        if self.texture.crisp_pending and self.frames_drawn >= 3:
+            self.texture.make_crisp()
+        if self.log and (self.frames_drawn == self.rects_due or (self.frames_drawn % 10 == 0 and self.layout_changed())):
+            self.log_rects()
+        return work
+
     def loop(self):
-        dpg = self.dpg
-        last = time.perf_counter()
-        while dpg.is_dearpygui_running():
-            self.run_callbacks()
-            now = time.perf_counter()
-            dt, last = now - last, now
-            self.frame_times.append(dt)
-            try:
-                self.tick(dt)
-            except Exception as exc:
-                self.report_exception("frame", exc)
-            dpg.render_dearpygui_frame()
-            self.frames_drawn += 1
-            if self.frames_drawn == 3:
-                self.read_gl_info()
-            if self.log and (self.frames_drawn == self.rects_due or (self.frames_drawn % 10 == 0 and self.layout_changed())):
-                self.log_rects()
+        self.last_step = time.perf_counter()
+        while self.dpg.is_dearpygui_running():
+            self.step()
 
     def layout_changed(self):
         key = (self.image_size, tuple(sorted((p.title, self.dpg.get_value(p.header)) for p in self.panels)),

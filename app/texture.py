@@ -44,6 +44,8 @@ class FrameTexture:
         self._buffers = []
         self._front = 0
         self.uploads = 0
+        self.foreign_gl_names = None  # GL textures that are not ours (found at the first scan)
+        self.crisp_pending = False
         self._allocate(width, height)
 
     def _allocate(self, width, height):
@@ -51,6 +53,7 @@ class FrameTexture:
         self._buffers = [np.zeros(width * height * 3, dtype=np.float32) for _ in range(2)]
         self._front = 0
         old = self.tag
+        self.crisp_pending = True  # its GL texture exists after the next drawn frame
         self.tag = self.dpg.add_raw_texture(
             width, height, default_value=self._buffers[0], format=self.dpg.mvFormat_Float_rgb,
             parent=self.registry)
@@ -70,6 +73,36 @@ class FrameTexture:
         self._front = 1 - self._front
         self.uploads += 1
         return old_tag
+
+    def make_crisp(self):
+        """Magnify with nearest-neighbour sampling, so an integer zoom shows whole pixels.
+
+        dearpygui creates textures with linear filtering and does not tell their GL names; ours
+        are the textures of our size, less those of other sizes seen at the first scan (the
+        font atlas). Needs the GL context, which is current on the main thread between frames.
+        Returns True once done (or when it cannot be done: the picture is then only softer).
+        """
+        self.crisp_pending = False
+        try:
+            from OpenGL import GL
+
+            first_scan = self.foreign_gl_names is None
+            if first_scan:
+                self.foreign_gl_names = set()
+            for name in range(1, 1024):
+                if name in self.foreign_gl_names or not GL.glIsTexture(name):
+                    continue
+                GL.glBindTexture(GL.GL_TEXTURE_2D, name)
+                size = (int(GL.glGetTexLevelParameteriv(GL.GL_TEXTURE_2D, 0, GL.GL_TEXTURE_WIDTH)),
+                        int(GL.glGetTexLevelParameteriv(GL.GL_TEXTURE_2D, 0, GL.GL_TEXTURE_HEIGHT)))
+                if size == (self.width, self.height):
+                    GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MAG_FILTER, GL.GL_NEAREST)
+                elif first_scan:
+                    self.foreign_gl_names.add(name)
+            GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
+        except Exception:  # no PyOpenGL or no context: linear filtering stays
+            return False
+        return True
 
     def shown_pixels(self):
         """The uint8 HxWx3 image currently in the texture (for tests and screenshots)."""

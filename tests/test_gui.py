@@ -78,8 +78,8 @@ def headless_render(request, workdir):
     return frame.image
 
 
-def assert_screen_shows(on_screen, image, tolerance=12.0):
-    """The widget is the frame at an integer zoom (linear filtering): block averages agree."""
+def assert_screen_shows(on_screen, image, tolerance=6.0):
+    """The widget is the frame at an integer zoom (nearest sampling): block averages agree."""
     assert on_screen.shape[0] >= image.shape[0] and on_screen.shape[0] % image.shape[0] <= 2, on_screen.shape
     small = downsample(on_screen, image.shape[0])
     error = np.abs(small - image.astype(np.float32)).mean()

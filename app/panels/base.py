@@ -40,7 +40,8 @@ class Panel:
 
     # --- helpers ----------------------------------------------------------------------------
     def build_header(self, parent):
-        self.header = dpg.add_collapsing_header(label=self.title, parent=parent, default_open=self.default_open)
+        self.header = dpg.add_collapsing_header(label=self.title, parent=parent, default_open=self.default_open,
+                                                tag=f"header_{type(self).__name__}")
         dpg.push_container_stack(self.header)
         try:
             self.build()
