@@ -38,28 +38,29 @@ def test_burst_renders_few_frames_and_shows_the_last(net_file):
 
 
 def test_stale_render_stops_at_the_next_block(net_file):
-    worker, loader, frames = make_worker(block_delay=0.05, resolution=256)  # 7 blocks
-    started = threading.Event()
+    worker, loader, frames = make_worker(block_delay=0.01, resolution=256)  # blocks b4 ... b256
+    reached, submitted = threading.Event(), threading.Event()
+
+    def hold_first_pass(*_):
+        if not reached.is_set():  # the first render waits inside b16 until the new submit landed
+            reached.set()
+            submitted.wait(10)
+
     with worker:
         first = RenderRequest(pkl=net_file, seeds=1)
-        worker.renderer.load(first)  # build the network now, so the pass below is the render
+        worker.renderer.load(first)  # build the network now, to hook it
         synthesis = loader.built[0].synthesis
-        original_forward = synthesis.forward
-
-        def forward_and_signal(*args, **kwargs):
-            started.set()
-            return original_forward(*args, **kwargs)
-
-        synthesis.forward = forward_and_signal
+        synthesis.b16.register_forward_pre_hook(hold_first_pass)
         worker.submit(first)
-        assert started.wait(timeout=10)
+        assert reached.wait(timeout=10)
         second = RenderRequest(pkl=net_file, seeds=2)
         worker.submit(second)
+        submitted.set()
         assert worker.busy  # submit returned while rendering goes on: it did not wait for it
         assert worker.wait_idle(timeout=30)
-    # the first pass stopped early (its layer recording too); only the second request shows
     assert [f.request for f in frames] == [second]
-    assert synthesis.blocks_run < 2 * len(synthesis.block_resolutions)
+    # first: b4, b8, b16, then stopped before b32; second: all 7 blocks
+    assert synthesis.blocks_run == 3 + 7
 
 
 def test_failing_request_leaves_the_worker_alive(net_file, tmp_path):
