@@ -1,11 +1,13 @@
 """Engine: the app's one door to the renderer (requests out, frames in), and readers for what a Frame carries."""
 
+import os
 import re
 
 from renderer.request import RenderRequest
 
 # A full frame slower than this makes the worker send a quick preview first (a slow device).
-SLOW_RENDER_MS = 120
+# STYLESCOPE_SLOW_RENDER_MS overrides it (the GUI tests set 0 to see previews on a tiny network).
+SLOW_RENDER_MS = float(os.environ.get("STYLESCOPE_SLOW_RENDER_MS", "120"))
 # Layers with a noise input, by architecture (the frame does not list them; names as NVIDIA's).
 NOISY_LAYER = {
     "stylegan2": re.compile(r"^b\d+\.conv[01]$"),
@@ -14,8 +16,8 @@ NOISY_LAYER = {
 
 
 def preview_resolution(img_resolution):
-    """The block a preview stops at: an eighth of the image, at least 64 px."""
-    return max(64, int(img_resolution or 0) // 8)
+    """The block a preview stops at: an eighth of the image side (1024 -> 128), at least 16 px."""
+    return max(16, int(img_resolution or 0) // 8)
 
 
 class Engine:

@@ -133,14 +133,14 @@ def send_close_request(display, title="StyleScope"):
 class AppUnderTest:
     """The explorer in a subprocess on a VirtualScreen, with its JSON-lines test log."""
 
-    def __init__(self, screen, workdir, pkl=None, extra_args=()):
+    def __init__(self, screen, workdir, pkl=None, extra_args=(), extra_env=None):
         self.screen = screen
         self.workdir = Path(workdir)
         self.log_path = self.workdir / "app_log.jsonl"
         self.stderr_path = self.workdir / "app_stderr.txt"
         env = {**screen.env(), "STYLESCOPE_TEST_LOG": str(self.log_path),
                "STYLESCOPE_CONFIG_DIR": str(self.workdir / "config"), "STYLESCOPE_SAVE_DIR": str(self.workdir),
-               "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+               "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **(extra_env or {})}
         # run_app.py is the user's command; app.main runs the same window when it is missing.
         if (ROOT / "run_app.py").exists():
             command = [sys.executable, str(ROOT / "run_app.py")]

@@ -29,7 +29,8 @@ def screen():
 def app(screen, fixtures_dir, tmp_path_factory):
     """One window for the whole module (starting torch and a network costs seconds on this machine)."""
     workdir = tmp_path_factory.mktemp("gui")
-    app = AppUnderTest(screen, workdir, pkl=fixtures_dir / "sg2ada_64.pkl")
+    # Every render counts as slow, so that this tiny network shows previews as a big one would on a CPU.
+    app = AppUnderTest(screen, workdir, pkl=fixtures_dir / "sg2ada_64.pkl", extra_env={"STYLESCOPE_SLOW_RENDER_MS": "0"})
     app.wait_for_frame(timeout=120)
     app.wait_for_rects(after_time=app.frames()[0]["time"])
     yield app
@@ -130,6 +131,34 @@ def test_dragging_the_layer_range_changes_the_image_like_headless(app, tmp_path)
     reference = headless_render(frame["request"], tmp_path)
     np.testing.assert_array_equal(shown_image(frame), reference)  # the texture holds exactly the headless frame
     assert_screen_shows(after, reference)
+
+
+def test_dragging_a_slider_shows_previews_then_the_full_frame(app):
+    rects = app.rects()
+    x0, y0, x1, y1 = screen_pos(rects, "truncation_psi")
+    count = len(app.frames())
+    y = (y0 + y1) / 2
+    app.screen.drag(x0 + (x1 - x0) * 0.5, y, x0 + (x1 - x0) * 0.15, y, steps=25, pause=0.08)
+    time.sleep(0.5)
+
+    def settled(events):
+        """The last frame once no frame came for 1.5 s, with the state logged after it."""
+        frames = [e for e in events if e["event"] == "frame"]
+        if time.time() - frames[-1]["time"] < 1.5:
+            return None
+        states = [e for e in events if e["event"] == "rects" and e["time"] > frames[-1]["time"]]
+        return (frames[-1], states[-1]["values"]) if states else None
+
+    last, values = app.wait_for(settled, 60, "the frames to settle")
+    assert values["truncation_psi"] < 0.5, "the drag moved psi down"
+    assert last["request"]["truncation_psi"] == values["truncation_psi"], "the last frame is of the final value"
+    assert not last["preview"], "the full frame follows the previews"
+    previews = [f for f in app.frames()[count:] if f["preview"]]
+    assert previews, "no preview frames while the slider moved"
+    assert previews[0]["shape"] == last["shape"], "a preview fills the same texture (upscaled)"
+    count = len(app.frames())
+    app.screen.key("ctrl+z")  # the whole drag is one undo step
+    app.wait_for_frame(count, lambda f: f["request"]["truncation_psi"] == 1.0, timeout=60)
 
 
 def test_broken_file_shows_error_and_keeps_the_image(app, tmp_path):
