@@ -5,11 +5,17 @@
     python -m training.train --resume runs/default/ckpt.pt --export-only --export assets/default_model.safetensors
 """
 
+import os
+
+# On a shared, oversubscribed CPU, OpenMP threads that spin while waiting for a descheduled
+# sibling burnt 6x the CPU per step here (measured); passive waiting fixes that. It has to be
+# set before torch starts its thread pool.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import copy
 import dataclasses
 import json
-import os
 import shlex
 import shutil
 import sys
@@ -33,9 +39,9 @@ class TrainConfig:
     z_dim: int = 128
     w_dim: int = 128
     mapping_layers: int = 4
-    g_channel_base: int = 2048
+    g_channel_base: int = 1024
     g_channel_max: int = 128
-    d_channel_base: int = 2048
+    d_channel_base: int = 1024
     d_channel_max: int = 128
     batch: int = 16
     g_lr: float = 0.0025
