@@ -15,6 +15,21 @@ from renderer.request import RenderRequest
 from renderer_standin import standin_loader
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """run_app sets all cores for headless work; tiny networks run far faster on one thread on a
+    busy shared machine, so the in-process commands here get one."""
+    import torch
+
+    before = torch.get_num_threads()
+    original = run_app.headless_threads
+    run_app.headless_threads = lambda: torch.set_num_threads(1)
+    torch.set_num_threads(1)
+    yield
+    run_app.headless_threads = original
+    torch.set_num_threads(before)
+
+
 def parse(*argv):
     return run_app.build_parser().parse_args(list(argv))
 

@@ -15,6 +15,15 @@ SG2_FIXTURES = ["sg2ada_64", "sg3_sg2_64", "tf_sg2_64"]
 ALL_FIXTURES = SG2_FIXTURES + ["sg3_t_64"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny networks: one thread is as fast, and far faster on a busy shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def small_sg2():
     """A 64 px StyleGAN2 (skip) with every parameter nudged off its init, so noise and biases matter."""
