@@ -36,16 +36,9 @@ def _prepared(module, make):
     return cached[1]
 
 
-def _separable_taps(f):
-    """1-D taps (tx, ty) whose outer product is the 2-D filter f, or None when f is not separable."""
-    if f.ndim == 1:
-        return f, f
-    ty = f.sum(dim=1)
-    tx = f.sum(dim=0)
-    total = f.sum()
-    if total == 0 or not torch.allclose(torch.outer(ty, tx) / total, f, atol=1e-7, rtol=1e-6):
-        return None
-    return tx / total.sqrt(), ty / total.sqrt()
+def _filter_2d(f):
+    """A prepared FIR filter as a 2-D kernel (separable 1-D taps become their outer product)."""
+    return torch.outer(f, f) if f.ndim == 1 else f
 
 
 def _layer_tables(layer):
@@ -54,7 +47,8 @@ def _layer_tables(layer):
     weight = layer.weight.detach().to(torch.float32)
     tables = {"weight_square_sums": weight.square().sum(dim=[2, 3])}
     if layer.up == 2:
-        tables["taps"] = _separable_taps(layer.resample_filter.to(torch.float32))
+        # upfirdn2d convolves (flips the filter); conv2d correlates, so flip it once here.
+        tables["fir"] = _filter_2d(layer.resample_filter.to(torch.float32)).flip([0, 1])
         # conv_transpose2d's layout [in, out, kh, kw], the FIR's gain of 4 included
         tables["weight_up"] = (weight * 4).transpose(0, 1).contiguous()
     else:
@@ -63,11 +57,12 @@ def _layer_tables(layer):
 
 
 def layer_usable(layer):
-    """Which SynthesisLayers the fast path covers: lrelu, 2x up or none, square odd kernels, separable filter."""
+    """Which SynthesisLayers the fast path covers: lrelu, 2x up or none, square odd kernels, square filter."""
     kernel = layer.weight.shape[-1]
     if layer.activation != "lrelu" or layer.up not in (1, 2) or kernel % 2 == 0 or layer.weight.shape[-2] != kernel:
         return False
-    return layer.up == 1 or _prepared(layer, _layer_tables)["taps"] is not None
+    fir = _filter_2d(layer.resample_filter)
+    return layer.up == 1 or fir.shape[0] == fir.shape[1]
 
 
 def synthesis_layer(layer, x, w, noise, gain=1):
@@ -93,9 +88,11 @@ def synthesis_layer(layer, x, w, noise, gain=1):
         if modulate_input:
             y = F.conv_transpose2d(x * styles.reshape(1, -1, 1, 1), tables["weight_up"], stride=2)
         else:
-            weight_up = tables["weight_up"] * styles.reshape(-1, 1, 1, 1)
+            # Modulation and demodulation both go into the transposed-conv weight [in, out, k, k].
+            weight_up = tables["weight_up"] * (styles.reshape(-1, 1, 1, 1) * out_scale.reshape(1, -1, 1, 1))
             y = F.conv_transpose2d(x, weight_up, stride=2)
-        y = _fir_up2(y, tables["taps"], kernel, pad, out_scale, bias)
+            out_scale = None
+        y = _fir_after_up2(y, tables["fir"], kernel, pad, out_scale, bias)
 
     if noise is not None:
         y.add_(noise * total_gain)
@@ -106,23 +103,22 @@ def synthesis_layer(layer, x, w, noise, gain=1):
     return y
 
 
-def _fir_up2(y, taps, kernel, pad, out_scale, bias):
-    """The FIR after a stride-2 transposed conv, as two depthwise 1-D passes; the second also applies
-    the per-channel output scale (demodulation) and the bias, since both commute with the filter."""
-    tx, ty = taps
-    fw = tx.numel()
+def _fir_after_up2(y, fir, kernel, pad, out_scale, bias):
+    """The 2x FIR after a stride-2 transposed conv: one channels-last depthwise pass (oneDNN's
+    fastest here), which also applies the per-channel output scale and the bias."""
+    fw = fir.shape[-1]
     # Padding as conv2d_resample computes it for up=2 with this kernel and filter size.
     p0 = pad + (fw + 1) // 2 - (kernel - 1)
     p1 = pad + (fw - 2) // 2 - (kernel - 2)
     channels = y.shape[1]
-    # upfirdn2d convolves (flips the filter); conv2d correlates, so the taps are flipped here.
-    fx = tx.flip(0).to(y.dtype).reshape(1, 1, 1, fw).expand(channels, 1, 1, fw).contiguous()
-    fy = ty.flip(0).to(y.dtype).reshape(1, 1, fw, 1) * out_scale.reshape(-1, 1, 1, 1)
+    taps = fir.to(y.dtype).reshape(1, 1, fw, fw)
+    if out_scale is not None:
+        taps = taps * out_scale.reshape(-1, 1, 1, 1)
+    taps = taps.expand(channels, 1, fw, fw).contiguous()
     if p0 != p1 or p0 < 0:
         y = F.pad(y, [p0, p1, p0, p1])
         p0 = 0
-    y = F.conv2d(y, fx, padding=(0, p0), groups=channels)
-    return F.conv2d(y, fy, bias=bias, padding=(p0, 0), groups=channels)
+    return F.conv2d(y, taps, bias=bias, padding=p0, groups=channels)
 
 
 def torgb(layer, x, w):

@@ -1,0 +1,365 @@
+"""Benchmark: CPU frame time of the reference and fast paths beside their convolutions alone (figures only).
+
+Builds full-size networks in-process with random weights (StyleGAN2 at 256/512/1024, StyleGAN3-T/-R
+at 1024), each in its own subprocess (so peak memory is its own) under a time limit, and prints a
+markdown table: reference and fast frame time, the convolutions-only time measured in the same
+run, GFLOP/s, max |fast - reference|, block-cache re-render times, preview latency, peak memory.
+    nice .venv/bin/python bench/speed.py                 # everything (a few minutes)
+    .venv/bin/python bench/speed.py --configs sg2-256    # one network
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# StyleGAN2 as NVIDIA's train.py builds it (conv_clamp 256, fp16 in the top 4 resolutions, 8 mapping
+# layers); 256/512 with channel base 16384 (stylegan2-ada's paper256/paper512), 1024 is config-f.
+CONFIGS = {
+    "sg2-256": dict(family="sg2", res=256, channel_base=16384),
+    "sg2-512": dict(family="sg2", res=512, channel_base=16384),
+    "sg2-1024": dict(family="sg2", res=1024, channel_base=32768),
+    "sg3t-1024": dict(family="sg3", cfg="t", res=1024),
+    "sg3r-1024": dict(family="sg3", cfg="r", res=1024),
+}
+
+
+def peak_rss_mb():
+    """Peak resident set size of this process (VmHWM), in MiB."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build(spec):
+    """A generator with random weights (seeded) for one configuration."""
+    import torch
+
+    torch.manual_seed(0)
+    if spec["family"] == "sg2":
+        from models.stylegan2 import Generator
+
+        G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=spec["res"], img_channels=3,
+                      mapping_kwargs=dict(num_layers=8),
+                      synthesis_kwargs=dict(channel_base=spec["channel_base"], channel_max=512, num_fp16_res=4,
+                                            conv_clamp=256))
+        with torch.no_grad():  # non-zero noise strengths and biases, as in a trained network
+            for name, param in G.named_parameters():
+                if name.endswith("noise_strength"):
+                    param.fill_(0.05)
+                elif name.endswith(".bias") and ".affine." not in name:
+                    param.normal_(0, 0.1)
+    else:
+        from models import stylegan3
+
+        sys.path.insert(0, str(ROOT / "bench"))
+        from sg3 import init_kwargs  # the StyleGAN3 engineer's train.py-like settings
+
+        G = stylegan3.build(init_kwargs(spec["cfg"], spec["res"]))
+    return G.eval().requires_grad_(False)
+
+
+def conv_specs(G, ws):
+    """(weight, input shape, kind) of every convolution one fast pass runs, found with forward hooks."""
+    import torch
+
+    specs = []
+    handles = []
+    for module in G.synthesis.modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, torch.nn.Parameter) and weight.ndim == 4:
+            def record(mod, inputs):
+                if G.architecture.startswith("stylegan3"):
+                    kind = "padded"  # NVIDIA's SG3: conv with padding k-1, before the filters
+                else:
+                    kind = "up" if getattr(mod, "up", 1) == 2 else "same"
+                specs.append((mod.weight, tuple(inputs[0].shape), kind))
+            handles.append(module.register_forward_pre_hook(record))
+    try:
+        G.synthesis(ws, noise_mode="const")
+    finally:
+        for handle in handles:
+            handle.remove()
+    return specs
+
+
+def conv_gflop(specs):
+    """Multiply-adds x 2 of the convolutions, in GFLOP."""
+    total = 0
+    for weight, shape, kind in specs:
+        out_channels, in_channels, kh, kw = weight.shape
+        height, width = shape[2], shape[3]
+        if kind == "padded":
+            pixels = (height + kh - 1) * (width + kw - 1)
+        else:
+            pixels = height * width  # 'up': each input pixel meets every tap once (stride-2 transposed)
+        total += 2 * out_channels * in_channels * kh * kw * pixels
+    return total / 1e9
+
+
+def make_convs_only(specs):
+    """A callable running just the convolutions NVIDIA's code runs (3x3 / stride-2 transposed / 1x1),
+    channels-last, on inputs made beforehand: the floor a frame's time is measured against."""
+    import torch
+    import torch.nn.functional as F
+
+    jobs = []
+    for weight, shape, kind in specs:
+        x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+        w = weight.detach().contiguous(memory_format=torch.channels_last)
+        if kind == "up":
+            wt = weight.detach().transpose(0, 1).contiguous()
+            jobs.append(lambda x=x, wt=wt: F.conv_transpose2d(x, wt, stride=2))
+        elif kind == "padded":
+            jobs.append(lambda x=x, w=w: F.conv2d(x, w, padding=w.shape[-1] - 1))
+        else:
+            jobs.append(lambda x=x, w=w: F.conv2d(x, w, padding=w.shape[-1] // 2))
+
+    def run():
+        for job in jobs:
+            job()
+
+    return run
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+class _StopAt(Exception):
+    pass
+
+
+def preview_seconds(G, ws, resolution):
+    """Time to the image accumulated up to block b{resolution} (the renderer's preview: stop there)."""
+    import torch
+
+    block = G.synthesis.get_submodule(f"b{resolution}")
+
+    def stop(_module, _inputs, _output):
+        raise _StopAt
+
+    handle = block.register_forward_hook(stop)
+    start = time.perf_counter()
+    try:
+        with torch.no_grad():
+            G.synthesis(ws, noise_mode="const")
+    except _StopAt:
+        pass
+    finally:
+        handle.remove()
+    return time.perf_counter() - start
+
+
+def run_sg2(name, spec, repeats, with_reference):
+    import torch
+
+    from models.block_cache import BlockCache
+
+    G = build(spec)
+    res = spec["res"]
+    result = dict(config=name, resolution=res, threads=torch.get_num_threads())
+    with torch.no_grad():
+        ws = G.mapping(torch.randn([1, 512]), None, truncation_psi=0.7)
+        other = G.mapping(torch.randn([1, 512]), None, truncation_psi=0.7)
+        G.set_reference(False)
+        specs = conv_specs(G, ws)
+        convs_only = make_convs_only(specs)
+
+        # Fast path first, alone: its peak memory is the figure a user sees.
+        fast = lambda: G.synthesis(ws, noise_mode="const")  # noqa: E731
+        fast()
+        result["peak_rss_mb_fast"] = round(peak_rss_mb())
+
+        times = {"fast": [], "convs": [], "reference": []}
+        images = {}
+        for _ in range(repeats + 1):  # interleaved, the first round is a warm-up
+            G.set_reference(False)
+            t, images["fast"] = timed(fast)
+            times["fast"].append(t)
+            times["convs"].append(timed(convs_only)[0])
+            if with_reference:
+                G.set_reference(True)
+                t, images["reference"] = timed(lambda: G.synthesis(ws, noise_mode="const"))
+                times["reference"].append(t)
+        G.set_reference(False)
+        for key, values in times.items():
+            if values:
+                result[f"{key}_s"] = min(values[1:])
+        if with_reference:
+            result["max_abs_diff"] = float((images["fast"] - images["reference"]).abs().max())
+        result["gflop"] = round(conv_gflop(specs), 1)
+
+        # Block cache: what dragging a fine control costs once the first frame is cached.
+        cache = BlockCache()
+        full_cached, base = timed(lambda: G.synthesis(ws, noise_mode="const", block_cache=cache))
+        result["cache_mb"] = round(cache.nbytes() / 2 ** 20)
+        rerender = {}
+        resolutions = [min(2 ** (i // 2 + 2), res) for i in range(G.num_ws)]  # the renderer's mix groups
+        exact = True
+        for group_res in [r for r in sorted(set(resolutions)) if r >= 64][::-1]:
+            # Mixing range [group_res, res] <- another seed: the drag step that adds this group.
+            mixed = ws.clone()
+            rows = [i for i, r in enumerate(resolutions) if r >= group_res]
+            mixed[:, rows] = other[:, rows]
+            G.synthesis(ws, noise_mode="const", block_cache=cache)  # back to the cached frame
+            t, img = timed(lambda: G.synthesis(mixed, noise_mode="const", block_cache=cache))
+            rerender[f"mix {group_res}+"] = t
+            exact &= torch.equal(img, G.synthesis(mixed, noise_mode="const"))
+        noisy = [key[: -len(".noise_strength")] for key in G.synthesis.state_dict() if key.endswith("noise_strength")]
+        for layer in [n for n in noisy if int(n.split(".")[0][1:]) >= 256]:
+            G.synthesis(ws, noise_mode="const", block_cache=cache)
+            t, img = timed(lambda: G.synthesis(ws, noise_mode="const", noise_strength={layer: 2.0},
+                                               block_cache=cache))
+            rerender[f"noise {layer}"] = t
+        result["rerender_s"] = rerender
+        result["rerender_exact"] = exact
+        result["full_with_cache_s"] = full_cached
+        result["unchanged_s"] = timed(lambda: G.synthesis(ws, noise_mode="const", block_cache=cache))[0]
+
+        # Preview: the skip image at a quarter and an eighth of the resolution.
+        result["preview_s"] = {f"b{r}": min(preview_seconds(G, ws, r) for _ in range(2))
+                               for r in (res // 4, res // 8)}
+    result["peak_rss_mb"] = round(peak_rss_mb())
+    return result
+
+
+def run_sg3(name, spec, repeats, with_reference):
+    import torch
+
+    G = build(spec)
+    result = dict(config=name, resolution=spec["res"], threads=torch.get_num_threads())
+    with torch.no_grad():
+        ws = G.mapping(torch.randn([1, G.z_dim]), None, truncation_psi=0.7)
+        specs = conv_specs(G, ws)
+        convs_only = make_convs_only(specs)
+        result["peak_rss_mb_fast"] = round(peak_rss_mb())
+        times = {"fast": [], "convs": []}
+        for _ in range(repeats):  # the hook pass above was the warm-up
+            t, fast_img = timed(lambda: G.synthesis(ws, noise_mode="const"))
+            times["fast"].append(t)
+            times["convs"].append(timed(convs_only)[0])
+        for key, values in times.items():
+            result[f"{key}_s"] = min(values)
+        result["gflop"] = round(conv_gflop(specs), 1)
+        result["peak_rss_mb_fast"] = round(peak_rss_mb())
+        if with_reference:
+            G.set_reference(True)
+            t, ref_img = timed(lambda: G.synthesis(ws, noise_mode="const"))
+            result["reference_s"] = t
+            result["max_abs_diff"] = float((fast_img - ref_img).abs().max())
+    result["peak_rss_mb"] = round(peak_rss_mb())
+    return result
+
+
+def run_one(name, repeats, with_reference, tune):
+    sys.path.insert(0, str(ROOT))
+    from models.runtime import tune_cpu
+
+    applied = tune_cpu() if tune else {}
+    spec = CONFIGS[name]
+    runner = run_sg2 if spec["family"] == "sg2" else run_sg3
+    result = runner(name, spec, repeats, with_reference)
+    result["tuned"] = bool(tune)
+    result["malloc"] = applied.get("malloc", {})
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+# ----------------------------------------------------------------------------
+
+
+def _fmt(value, digits=2):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def print_tables(results):
+    print()
+    print("| network | reference s | fast s | speed-up | convs only s | fast / convs | GFLOP | GFLOP/s fast "
+          "| max abs diff | preview s | peak MB fast (all) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        if "error" in r:
+            print(f"| {r['config']} | {r['error']} |" + " |" * 9)
+            continue
+        ref = r.get("reference_s")
+        ref_text = _fmt(ref) if ref is not None else r.get("reference_note", "-")
+        speedup = f"{ref / r['fast_s']:.2f}x" if ref else "-"
+        preview = ", ".join(f"{k} {v:.2f}" for k, v in r.get("preview_s", {}).items()) or "-"
+        diff = f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else "-"
+        print(f"| {r['config']} | {ref_text} | {r['fast_s']:.2f} | {speedup} | {r['convs_s']:.2f} "
+              f"| {r['fast_s'] / r['convs_s']:.2f} | {r['gflop']} | {r['gflop'] / r['fast_s']:.0f} | {diff} "
+              f"| {preview} | {r['peak_rss_mb_fast']} ({r['peak_rss_mb']}) |")
+    for r in results:
+        if "rerender_s" not in r:
+            continue
+        print()
+        print(f"Block cache, {r['config']} (full frame {r['fast_s']:.2f} s; unchanged {r['unchanged_s']:.3f} s; "
+              f"cache {r['cache_mb']} MB; re-render == uncached render: {r['rerender_exact']})")
+        print()
+        print("| change | re-render s | of a full frame |")
+        print("|---|---|---|")
+        for change, seconds in r["rerender_s"].items():
+            print(f"| {change} | {seconds:.2f} | {seconds / r['fast_s']:.0%} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ",".join(CONFIGS))
+    parser.add_argument("--repeats", type=int, default=2, help="timed frames per path (min is reported)")
+    parser.add_argument("--time-limit", type=int, default=300, help="seconds per network subprocess")
+    parser.add_argument("--sg3-reference", action="store_true",
+                        help="also time StyleGAN3's zero-stuffing reference path (NVIDIA-like: minutes, GBs)")
+    parser.add_argument("--no-tune", action="store_true", help="leave glibc malloc at its defaults")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--reference", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        run_one(args.one, args.repeats, bool(args.reference), not args.no_tune)
+        return
+
+    import torch
+
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, "
+          f"float32, batch 1, malloc {'default' if args.no_tune else 'tuned (models/runtime.py)'}")
+    results = []
+    for name in args.configs.split(","):
+        spec = CONFIGS[name]
+        with_reference = spec["family"] == "sg2" or args.sg3_reference
+        command = [sys.executable, __file__, "--one", name, "--repeats", str(args.repeats),
+                   "--reference", str(int(with_reference))] + (["--no-tune"] if args.no_tune else [])
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=args.time_limit)
+        except subprocess.TimeoutExpired:
+            results.append(dict(config=name, error=f"skipped (>{args.time_limit} s)"))
+            print(f"{name}: skipped (>{args.time_limit} s)", flush=True)
+            continue
+        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+        if done.returncode != 0 or not lines:
+            tail = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+            results.append(dict(config=name, error=f"failed: {tail}"))
+            print(f"{name}: failed: {tail}", flush=True)
+            continue
+        result = json.loads(lines[-1][len("RESULT "):])
+        if not with_reference:
+            result["reference_note"] = "not run (--sg3-reference)"
+        results.append(result)
+        print(f"{name}: done in {time.perf_counter() - start:.0f} s: " + json.dumps(result), flush=True)
+    print_tables(results)
+
+
+if __name__ == "__main__":
+    main()

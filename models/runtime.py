@@ -1,0 +1,79 @@
+"""tune_cpu(): process-wide CPU settings for rendering (glibc malloc, torch threads), in one place.
+
+A 1024 px StyleGAN2 frame allocates and frees tensors of 32-128 MB in every layer. glibc serves
+anything above its mmap threshold (at most 32 MiB) with a fresh mmap and returns it with munmap,
+so every frame faults in hundreds of MB of new zeroed pages (NVIDIA's CPU path spends most of its
+time in the kernel this way). Turning mmap off for malloc and raising the trim threshold keeps
+that memory in the heap between frames. One arena makes the render thread's big blocks come from
+the same heap (other arenas are capped at 64 MB mmap'd heaps).
+"""
+
+import ctypes
+import ctypes.util
+import os
+import platform
+
+import torch
+
+# glibc's mallopt parameter numbers (malloc.h)
+M_TRIM_THRESHOLD = -1
+M_TOP_PAD = -2
+M_MMAP_MAX = -4
+M_ARENA_MAX = -8
+
+_applied = {}
+
+
+def _glibc():
+    """glibc as a ctypes library, or None elsewhere (musl, macOS, Windows)."""
+    if platform.system() != "Linux":
+        return None
+    libc_name, _version = platform.libc_ver()
+    if libc_name != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def tune_malloc(keep_bytes=1 << 30):
+    """Keep freed memory (up to keep_bytes) in the heap instead of unmapping it; no-op off glibc.
+
+    Returns {setting: accepted} for what was tried, {} when nothing applies here.
+    """
+    libc = _glibc()
+    if libc is None:
+        return {}
+    keep = int(min(keep_bytes, 2 ** 31 - 1))
+    settings = {
+        "M_MMAP_MAX": (M_MMAP_MAX, 0),  # big blocks from the heap, not a fresh mmap each time
+        "M_TRIM_THRESHOLD": (M_TRIM_THRESHOLD, keep),  # do not give the top of the heap back per frame
+        "M_TOP_PAD": (M_TOP_PAD, 64 << 20),  # grow the heap in large steps
+        "M_ARENA_MAX": (M_ARENA_MAX, 1),  # the render thread's blocks come from that same heap
+    }
+    return {name: bool(libc.mallopt(param, value)) for name, (param, value) in settings.items()}
+
+
+def tune_cpu(num_threads=None, malloc=True):
+    """Process-wide CPU settings for rendering; safe to call more than once (later calls only set threads).
+
+    num_threads: torch intra-op threads for the calling thread (None leaves torch's choice; a
+    render worker thread should set its own, since OpenMP's count is per thread).
+    Returns what was applied, for logs and the benchmark.
+    """
+    if malloc and "malloc" not in _applied:
+        _applied["malloc"] = tune_malloc()
+    if "interop" not in _applied:
+        try:
+            # Inter-op parallelism buys nothing for one sequential network and costs a thread pool.
+            torch.set_num_interop_threads(1)
+            _applied["interop"] = 1
+        except RuntimeError:  # already set, or parallel work already ran: leave it
+            _applied["interop"] = torch.get_num_interop_threads()
+    if num_threads:
+        torch.set_num_threads(int(num_threads))
+    return dict(_applied, threads=torch.get_num_threads(), cpus=os.cpu_count())
