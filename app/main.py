@@ -134,11 +134,20 @@ class App:
             with dpg.group(horizontal=True):
                 with dpg.child_window(tag="image_area", width=-PANEL_W, height=-STATUS_H, border=False,
                                       no_scrollbar=True):
-                    dpg.add_image(self.texture.tag, tag="image", width=512, height=512, pos=(0, 0))
+                    dpg.add_image(self.texture.tag, tag="image", width=512, height=512, pos=(0, 0), show=False)
+                    with dpg.group(tag="welcome", pos=(60, 60)):
+                        dpg.add_text("StyleScope", color=(150, 190, 255))
+                        dpg.add_text("Open a network to start exploring: a StyleGAN, StyleGAN2(-ADA) or StyleGAN3\n"
+                                     "pickle from NVIDIA's repositories, or a StyleScope .safetensors file.",
+                                     color=(170, 170, 180))
+                        dpg.add_button(label="Open network...  (Ctrl+O)", tag="welcome_open",
+                                       callback=lambda: self.panel("Network").open_dialog())
+                        dpg.add_text("F1 lists the keyboard shortcuts.", color=(120, 120, 130))
                 with dpg.child_window(tag="panels", width=PANEL_W - 8, height=-STATUS_H):
                     self.panels = make_panels(self)
                     for panel in self.panels:
                         panel.build_header("panels")
+                        dpg.configure_item(panel.header, show=panel.visible_for({}))
             with dpg.group(horizontal=True):
                 dpg.add_text("Ready", tag="status")
                 dpg.add_spacer(tag="status_gap", width=16)
@@ -414,6 +423,9 @@ class App:
         if image is None:
             return
         old = self.texture.show(image)
+        if self.texture.uploads == 1:
+            self.dpg.configure_item("image", show=True)
+            self.dpg.configure_item("welcome", show=False)
         if old is not None:
             self.dpg.configure_item("image", texture_tag=self.texture.tag)
             self.dpg.delete_item(old)

@@ -70,9 +70,6 @@ class TruncationPanel(Panel):
         self.noise_layers = list(info.get("noise_layers") or [])
         self.rebuild_layer_sliders()
 
-    def visible_for(self, info):
-        return True
-
     def sync(self):
         super().sync()
         self.sync_cutoff()
