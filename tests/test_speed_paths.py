@@ -1,0 +1,249 @@
+"""The fast StyleGAN2 path gives the reference path's pixels; the block cache gives uncached pixels exactly."""
+
+import numpy as np
+import pytest
+import torch
+
+from models import fast_stylegan2, ops
+from models.block_cache import BlockCache
+from models.errors import RenderCancelled
+from models.loader import load_generator
+from models.runtime import tune_cpu
+from models.stylegan2 import Generator
+
+SG2_FIXTURES = ["sg2ada_64", "sg3_sg2_64", "tf_sg2_64"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small convolutions: one thread is fastest, and on a busy machine many threads crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _max_diff(a, b):
+    return float((a.double() - b.double()).abs().max())
+
+
+def _random_generator(resolution=128, architecture="skip", conv_clamp=256, channel_base=1024, seed=0):
+    """A full-depth StyleGAN2 of the given resolution with few channels and trained-looking weights."""
+    torch.manual_seed(seed)
+    G = Generator(z_dim=32, c_dim=0, w_dim=32, img_resolution=resolution, img_channels=3,
+                  mapping_kwargs=dict(num_layers=2),
+                  synthesis_kwargs=dict(channel_base=channel_base, channel_max=64, architecture=architecture,
+                                        conv_clamp=conv_clamp, num_fp16_res=4))
+    with torch.no_grad():
+        for name, param in G.named_parameters():
+            if name.endswith("noise_strength"):
+                param.fill_(0.3)
+            elif name.endswith(".bias") and ".affine." not in name:
+                param.normal_(0, 0.2)
+    return G.eval().requires_grad_(False)
+
+
+def _both_paths(G, ws, **kwargs):
+    G.set_reference(True)
+    reference = G.synthesis(ws, **kwargs)
+    G.set_reference(False)
+    fast = G.synthesis(ws, **kwargs)
+    return reference, fast
+
+
+# ----------------------------------------------------------------------------
+# Fast path == reference path.
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("name", SG2_FIXTURES)
+def test_load_generator_defaults_to_fast_path_with_reference_pixels(fixtures_dir, name):
+    fast_G = load_generator(fixtures_dir / f"{name}.pkl")
+    reference_G = load_generator(fixtures_dir / f"{name}.pkl", reference=True)
+    assert all(m.fast for m in fast_G.modules() if hasattr(m, "fast"))
+    assert not any(m.fast for m in reference_G.modules() if hasattr(m, "fast"))
+    ref = dict(np.load(fixtures_dir / f"{name}_ref.npz"))
+    for seed in ref["seeds"]:
+        ws = torch.from_numpy(ref[f"ws_seed{seed}_psi0p7"])
+        fast = fast_G.synthesis(ws, noise_mode="const")
+        assert _max_diff(fast, reference_G.synthesis(ws, noise_mode="const")) < 1e-4
+        # and against NVIDIA's own output
+        assert _max_diff(fast, torch.from_numpy(ref[f"img_seed{seed}_psi0p7_const"])) < 1e-4
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("architecture,conv_clamp,resolution", [
+    ("skip", 256, 256), ("orig", None, 128), ("resnet", 256, 64), ("skip", 0.5, 64)])
+def test_fast_path_matches_reference_on_random_networks(architecture, conv_clamp, resolution):
+    G = _random_generator(resolution, architecture, conv_clamp)
+    ws = G.mapping(torch.randn([1, G.z_dim]), None, truncation_psi=0.8)
+    ws = ws + 0.5 * torch.randn_like(ws)  # different w per layer, as style mixing gives
+    for kwargs in (dict(noise_mode="const"), dict(noise_mode="none"),
+                   dict(noise_mode="const", noise_strength={"b32.conv0": 3.0, "b64.conv1": 0.0})):
+        reference, fast = _both_paths(G, ws, **kwargs)
+        assert reference.std() > 0.1
+        assert _max_diff(reference, fast) < 1e-4, kwargs
+    if conv_clamp == 0.5:
+        assert float(fast.abs().max()) > 0  # the clamp is engaged at every layer here
+    generator = torch.Generator()
+    G.set_reference(True)
+    reference = G.synthesis(ws, noise_mode="random", noise_generator=generator.manual_seed(3))
+    G.set_reference(False)
+    fast = G.synthesis(ws, noise_mode="random", noise_generator=generator.manual_seed(3))
+    assert _max_diff(reference, fast) < 1e-4
+
+
+@torch.no_grad()
+def test_clamp_is_applied_on_the_fast_path():
+    G = _random_generator(64, conv_clamp=0.05)
+    G.set_reference(False)
+    outputs = {}
+    handle = G.synthesis.b32.conv1.register_forward_hook(lambda m, i, o: outputs.setdefault("x", o))
+    G.synthesis(G.mapping(torch.randn([1, G.z_dim]), None), noise_mode="const")
+    handle.remove()
+    assert float(outputs["x"].abs().max()) == pytest.approx(0.05)
+
+
+@torch.no_grad()
+def test_batches_and_autograd_take_the_reference_path():
+    G = _random_generator(64)
+    ws = G.mapping(torch.randn([3, G.z_dim]), None)
+    reference, fast = _both_paths(G, ws, noise_mode="const")
+    assert torch.equal(reference, fast)  # batch 3: the very same code ran
+    with torch.enable_grad():
+        ws1 = ws[:1].clone().requires_grad_(True)
+        G.set_reference(False)
+        G.synthesis(ws1, noise_mode="const").square().mean().backward()
+    assert ws1.grad is not None and float(ws1.grad.abs().sum()) > 0
+
+
+@torch.no_grad()
+def test_prepared_weights_follow_a_weight_change():
+    G = _random_generator(64)
+    other = _random_generator(64, seed=1)
+    ws = G.mapping(torch.randn([1, G.z_dim]), None)
+    G.set_reference(False)
+    before = G.synthesis(ws, noise_mode="const")
+    G.load_state_dict(other.state_dict())
+    after = G.synthesis(ws, noise_mode="const")
+    other.set_reference(True)
+    assert not torch.allclose(before, after)
+    assert _max_diff(after, other.synthesis(ws, noise_mode="const")) < 1e-4
+
+
+def test_image_upsampling_equals_upfirdn2d():
+    f = ops.setup_filter([1, 3, 3, 1])
+    img = torch.randn([1, 3, 16, 16])
+    assert _max_diff(fast_stylegan2.upsample_image(img, f), ops.upsample2d(img, f)) < 1e-5
+
+
+# ----------------------------------------------------------------------------
+# Block cache: exactly the uncached pixels, recomputing only from the first changed block.
+
+
+def _cached_and_plain(G, cache, ws, **kwargs):
+    cached = G.synthesis(ws, block_cache=cache, **kwargs)
+    plain = G.synthesis(ws, **{k: v for k, v in kwargs.items() if k != "noise_generator"},
+                        **({"noise_generator": kwargs["noise_generator"].manual_seed(9)}
+                           if "noise_generator" in kwargs else {}))
+    return cached, plain
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("reference", [False, True])
+def test_cached_rerender_equals_uncached_render(reference):
+    G = _random_generator(128).set_reference(reference)
+    cache = BlockCache()
+    ws = G.mapping(torch.randn([1, G.z_dim]), None)
+    other = G.mapping(torch.randn([1, G.z_dim]), None)
+    first = G.synthesis(ws, noise_mode="const", block_cache=cache)
+    assert cache.blocks_run == 6 and torch.equal(first, G.synthesis(ws, noise_mode="const"))
+
+    assert torch.equal(G.synthesis(ws, noise_mode="const", block_cache=cache), first)
+    assert cache.blocks_run == 0 and cache.images_run == 0
+
+    mixed = ws.clone()
+    mixed[:, 8:] = other[:, 8:]  # a fine mixing range: w8 is b64.conv1, so b64 and b128 rerun
+    img = G.synthesis(mixed, noise_mode="const", block_cache=cache)
+    assert cache.blocks_run == 2 and torch.equal(img, G.synthesis(mixed, noise_mode="const"))
+
+    last = mixed.clone()
+    last[:, -1] += 1  # the last ToRGB's w only: no convolution reruns
+    img = G.synthesis(last, noise_mode="const", block_cache=cache)
+    assert (cache.blocks_run, cache.images_run) == (0, 1)
+    assert torch.equal(img, G.synthesis(last, noise_mode="const"))
+
+    strength = {"b128.conv1": 2.5}
+    img = G.synthesis(last, noise_mode="const", noise_strength=strength, block_cache=cache)
+    assert cache.blocks_run == 1
+    assert torch.equal(img, G.synthesis(last, noise_mode="const", noise_strength=strength))
+
+    img = G.synthesis(last, noise_mode="none", block_cache=cache)
+    assert cache.blocks_run == 6 and torch.equal(img, G.synthesis(last, noise_mode="none"))
+
+
+@torch.no_grad()
+def test_cache_with_seeded_random_noise_replays_skipped_draws():
+    G = _random_generator(64).set_reference(False)
+    cache = BlockCache()
+    generator = torch.Generator()
+    ws = G.mapping(torch.randn([1, G.z_dim]), None)
+    G.synthesis(ws, noise_mode="random", noise_generator=generator.manual_seed(9), block_cache=cache)
+    strength = {"b64.conv1": 0.25}
+    img = G.synthesis(ws, noise_mode="random", noise_strength=strength, noise_generator=generator.manual_seed(9),
+                      block_cache=cache)
+    assert cache.blocks_run == 1
+    plain = G.synthesis(ws, noise_mode="random", noise_strength=strength, noise_generator=generator.manual_seed(9))
+    assert torch.equal(img, plain)
+    # another seed: everything reruns
+    G.synthesis(ws, noise_mode="random", noise_generator=generator.manual_seed(10), block_cache=cache)
+    assert cache.blocks_run == 5
+
+
+@torch.no_grad()
+def test_cancelled_pass_leaves_no_stale_entries():
+    G = _random_generator(128).set_reference(False)
+    cache = BlockCache()
+    a = G.mapping(torch.randn([1, G.z_dim]), None)
+    b = a.clone()
+    b[:, 3] += 1  # changes b8 onwards
+    G.synthesis(a, noise_mode="const", block_cache=cache)
+    calls = []
+
+    def stop_at_b32():
+        calls.append(1)
+        return len(calls) > 3  # b4, b8, b16 run, then stop
+    with pytest.raises(RenderCancelled):
+        G.synthesis(b, noise_mode="const", block_cache=cache, should_stop=stop_at_b32)
+    # b64/b128 entries from pass a must not be reused behind pass b's new b8..b16
+    img = G.synthesis(b, noise_mode="const", block_cache=cache)
+    assert torch.equal(img, G.synthesis(b, noise_mode="const"))
+    img = G.synthesis(a, noise_mode="const", block_cache=cache)
+    assert torch.equal(img, G.synthesis(a, noise_mode="const"))
+
+
+@torch.no_grad()
+def test_cache_returns_an_image_the_caller_may_change():
+    G = _random_generator(64).set_reference(False)
+    cache = BlockCache()
+    ws = G.mapping(torch.randn([1, G.z_dim]), None)
+    img = G.synthesis(ws, noise_mode="const", block_cache=cache)
+    expected = img.clone()
+    img.mul_(0)
+    assert torch.equal(G.synthesis(ws, noise_mode="const", block_cache=cache), expected)
+    assert cache.nbytes() > 0
+
+
+def test_cache_is_skipped_for_batches_and_unseeded_random_noise():
+    cache = BlockCache()
+    assert not cache.applies(torch.zeros([2, 4, 8]), "const", None)
+    assert not cache.applies(torch.zeros([1, 4, 8]), "random", None)
+    with torch.no_grad():
+        assert cache.applies(torch.zeros([1, 4, 8]), "const", None)
+
+
+def test_tune_cpu_is_safe_to_call_twice():
+    first = tune_cpu()
+    second = tune_cpu(num_threads=1)
+    assert second["threads"] == 1
+    assert first.get("malloc") == second.get("malloc")  # applied once
