@@ -6,8 +6,7 @@ import re
 from renderer.request import RenderRequest
 
 # A full frame slower than this makes the worker send a quick preview first (a slow device).
-# STYLESCOPE_SLOW_RENDER_MS overrides it (the GUI tests set 0 to see previews on a tiny network).
-SLOW_RENDER_MS = float(os.environ.get("STYLESCOPE_SLOW_RENDER_MS", "120"))
+SLOW_RENDER_MS = 120
 # Layers with a noise input, by architecture (the frame does not list them; names as NVIDIA's).
 NOISY_LAYER = {
     "stylegan2": re.compile(r"^b\d+\.conv[01]$"),
@@ -30,6 +29,9 @@ class Engine:
         self.default_model_path = DEFAULT_MODEL
         self.renderer = renderer or Renderer(device=getattr(args, "device", None) or "auto")
         self.device = self.renderer.device
+        delay = float(os.environ.get("STYLESCOPE_TEST_FULL_FRAME_DELAY", "0"))
+        if delay > 0:
+            self.renderer.render = slowed_full_frames(self.renderer.render, delay)
         self.worker = RenderWorker(self.renderer, preview=False)
         self.z_dim = None
         self.last_request = None
@@ -67,6 +69,28 @@ class Engine:
 
     def close(self):
         self.worker.close()
+
+
+def slowed_full_frames(render, delay):
+    """Test hook: full frames take `delay` seconds longer (previews do not), as on a slow device,
+    so that the GUI tests see previews on a tiny network. The wait stops when the render is stale."""
+    import time
+
+    from renderer.renderer import Frame
+
+    def slow_render(request, should_stop=None, preview_resolution=None):
+        if preview_resolution is None:
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline:
+                if should_stop is not None and should_stop():
+                    return Frame(request=request, cancelled=True)
+                time.sleep(0.01)
+        frame = render(request, should_stop=should_stop, preview_resolution=preview_resolution)
+        if preview_resolution is None and "synthesis" in frame.timings:
+            frame.timings["synthesis"] += delay  # it took that long, as far as the app can tell
+        return frame
+
+    return slow_render
 
 
 def frame_error(frame):

@@ -271,11 +271,11 @@ class App:
             return  # arrows and Home belong to the text field being edited
         elif key in (dpg.mvKey_Left, dpg.mvKey_Right):
             step = -1 if key == dpg.mvKey_Left else 1
-            self.edit("seed_x", float(round(self.state["seed_x"]) + step), coalesce=False)
+            self.edit("seed_x", float(max(0, round(self.state["seed_x"]) + step)), coalesce=False)
             self.sync_panels()
         elif key in (dpg.mvKey_Up, dpg.mvKey_Down):
             step = -1 if key == dpg.mvKey_Up else 1
-            self.edit("seed_y", float(round(self.state["seed_y"]) + step), coalesce=False)
+            self.edit("seed_y", float(max(0, round(self.state["seed_y"]) + step)), coalesce=False)
             self.sync_panels()
         elif key == dpg.mvKey_Home:
             self.reset_all()
@@ -378,8 +378,9 @@ class App:
             self.seed_drag = (pos, self.state["seed_x"], self.state["seed_y"])
         elif down and self.seed_drag:
             (x0, y0), sx, sy = self.seed_drag
-            x = round(sx + (pos[0] - x0) / SEED_PIXELS, 3)
-            y = round(sy + (pos[1] - y0) / SEED_PIXELS, 3)
+            # Seeds start at 0 (the seed field shows x + 100 y): the plane stops at its edges.
+            x = max(0.0, round(sx + (pos[0] - x0) / SEED_PIXELS, 3))
+            y = max(0.0, round(sy + (pos[1] - y0) / SEED_PIXELS, 3))
             if (x, y) != (self.state["seed_x"], self.state["seed_y"]):
                 self.edit_many({"seed_x": x, "seed_y": y})
                 self.panel("Latent").sync()

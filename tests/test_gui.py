@@ -29,8 +29,10 @@ def screen():
 def app(screen, fixtures_dir, tmp_path_factory):
     """One window for the whole module (starting torch and a network costs seconds on this machine)."""
     workdir = tmp_path_factory.mktemp("gui")
-    # Every render counts as slow, so that this tiny network shows previews as a big one would on a CPU.
-    app = AppUnderTest(screen, workdir, pkl=fixtures_dir / "sg2ada_64.pkl", extra_env={"STYLESCOPE_SLOW_RENDER_MS": "0"})
+    # A slow device, simulated: full frames take 0.3 s more (previews do not), so that this tiny
+    # network shows previews as a big one does on a CPU.
+    app = AppUnderTest(screen, workdir, pkl=fixtures_dir / "sg2ada_64.pkl",
+                       extra_env={"STYLESCOPE_TEST_FULL_FRAME_DELAY": "0.3"})
     app.wait_for_frame(timeout=120)
     app.wait_for_rects(after_time=app.frames()[0]["time"])
     yield app
