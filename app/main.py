@@ -15,6 +15,8 @@ VIEWPORT_W, VIEWPORT_H = 1440, 920
 PANEL_W = 430
 STATUS_H = 26
 SEED_PIXELS = 120  # dragging this many pixels on the image moves one seed
+IDLE_AFTER_SECONDS = 1.0  # no input for this long: the window is idle
+IDLE_FPS = 20  # frame rate of an idle window (it wakes on the next input, new frame or edit)
 SHORTCUTS = [
     ("Left / Right", "previous / next seed"),
     ("Up / Down", "seed row up / down (100 seeds)"),
@@ -72,6 +74,8 @@ class App:
         self.status_text = ""
         self.frames_drawn = 0
         self.last_step = time.perf_counter()
+        self.last_activity = None
+        self.last_active_at = time.perf_counter()
         self.frames_logged = 0
         self.rects_due = 5
         self.image_size = (0, 0)
@@ -571,7 +575,24 @@ class App:
     def loop(self):
         self.last_step = time.perf_counter()
         while self.dpg.is_dearpygui_running():
+            started = time.perf_counter()
             self.step()
+            if self.idle_for() > IDLE_AFTER_SECONDS:
+                # Nobody is touching the window: draw less often and leave the CPU to the renderer.
+                time.sleep(max(0.0, 1 / IDLE_FPS - (time.perf_counter() - started)))
+
+    def idle_for(self):
+        """Seconds since the last sign of life: mouse moved or held, a key, an edit, a new frame, animation."""
+        dpg = self.dpg
+        now = time.perf_counter()
+        mouse = tuple(dpg.get_mouse_pos(local=False))
+        activity = (mouse, self.state.version, self.texture.uploads, self.state["animate"])
+        if (activity != self.last_activity or dpg.is_mouse_button_down(dpg.mvMouseButton_Left)
+                or dpg.is_mouse_button_down(dpg.mvMouseButton_Right) or self.state["animate"]
+                or self.text_input_active()):  # typing: keep every keystroke prompt
+            self.last_activity = activity
+            self.last_active_at = now
+        return now - self.last_active_at
 
     def layout_changed(self):
         key = (self.image_size, tuple(sorted((p.title, self.dpg.get_value(p.header)) for p in self.panels)),
