@@ -133,7 +133,7 @@ def send_close_request(display, title="StyleScope"):
 class AppUnderTest:
     """The explorer in a subprocess on a VirtualScreen, with its JSON-lines test log."""
 
-    def __init__(self, screen, workdir, pkl=None, extra_args=(), extra_env=None):
+    def __init__(self, screen, workdir, pkl=None, extra_args=(), extra_env=None, window_only=False):
         self.screen = screen
         self.workdir = Path(workdir)
         self.log_path = self.workdir / "app_log.jsonl"
@@ -141,8 +141,8 @@ class AppUnderTest:
         env = {**screen.env(), "STYLESCOPE_TEST_LOG": str(self.log_path),
                "STYLESCOPE_CONFIG_DIR": str(self.workdir / "config"), "STYLESCOPE_SAVE_DIR": str(self.workdir),
                "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **(extra_env or {})}
-        # run_app.py is the user's command; app.main runs the same window when it is missing.
-        if (ROOT / "run_app.py").exists():
+        # run_app.py is the user's command; app.main runs the same window (and takes --session).
+        if (ROOT / "run_app.py").exists() and not window_only:
             command = [sys.executable, str(ROOT / "run_app.py")]
         else:
             command = [sys.executable, "-m", "app.main"]
@@ -234,14 +234,15 @@ def downsample(image, size):
     return np.asarray(Image.fromarray(image).resize((size, size), Image.BOX)).astype(np.float32)
 
 
-def take_screenshot(out, pkl, clicks=(), keys=(), settle=2.0):
+def take_screenshot(out, pkl, clicks=(), keys=(), settle=2.0, session=None):
     """Open the app on pkl in a private Xvfb, click the named items, press keys, save a screenshot
-    of the window: `python tests/gui_driver.py out.png network.pkl [item ...]`."""
+    of the window: `python tests/gui_driver.py out.png network.pkl [--session s.json] [item ...]`."""
     import tempfile
 
     screen = VirtualScreen()
     with tempfile.TemporaryDirectory() as workdir:
-        app = AppUnderTest(screen, workdir, pkl=pkl)
+        app = AppUnderTest(screen, workdir, pkl=pkl, extra_args=["--session", str(session)] if session else (),
+                           window_only=bool(session))
         try:
             app.wait_for_frame(timeout=120)
             for item in clicks:
@@ -265,4 +266,12 @@ def take_screenshot(out, pkl, clicks=(), keys=(), settle=2.0):
 
 
 if __name__ == "__main__":
-    take_screenshot(sys.argv[1], sys.argv[2], clicks=sys.argv[3:])
+    import argparse
+
+    parser = argparse.ArgumentParser(description="screenshot of the explorer under a private Xvfb")
+    parser.add_argument("out")
+    parser.add_argument("pkl")
+    parser.add_argument("clicks", nargs="*", help="item tags to click first (see the app's test log)")
+    parser.add_argument("--session", help="a session JSON to open")
+    cli = parser.parse_args()
+    take_screenshot(cli.out, cli.pkl, clicks=cli.clicks, session=cli.session)

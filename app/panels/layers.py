@@ -47,6 +47,22 @@ class LayersPanel(Panel):
                                     callback=self.on_widget)
         return self.bind(slider, name)
 
+    def on_widget(self, sender, value, user_data=None):
+        super().on_widget(sender, value, user_data)
+        last = self.last_base_channel()
+        if last is not None and self.app.state["channel"] > last:
+            # Part of the same edit: rgb needs three channels from the base.
+            self.app.state.values["channel"] = last
+        self.sync()  # the channel range depends on the view mode
+
+    def last_base_channel(self):
+        channels = self.current_channels()
+        if not channels:
+            return None
+        if self.app.state["channel_mode"] == "rgb" and channels >= 3:
+            return channels - 3
+        return channels - 1
+
     def item_for(self, name):
         for (layer, shape), item in zip(self.layers, self.items[1:]):
             if layer == name:
@@ -59,6 +75,7 @@ class LayersPanel(Panel):
             if label == item:
                 name = layer
         self.app.edit("layer", name, coalesce=False)
+        self.sync()
 
     def on_model(self, info):
         self.layers = [(name, tuple(shape)) for name, shape in info.get("layers") or []]
@@ -82,7 +99,7 @@ class LayersPanel(Panel):
         for tag in ("channel_mode", "channel", "grid_channels", "normalize"):
             dpg.configure_item(tag, enabled=on_layer)
         if channels:
-            dpg.configure_item("channel", max_value=max(0, channels - 1))
+            dpg.configure_item("channel", max_value=max(0, self.last_base_channel()))
             dpg.configure_item("grid_channels", max_value=max(1, channels))
 
     def on_frame(self, frame):
@@ -92,5 +109,9 @@ class LayersPanel(Panel):
         if not stats:
             dpg.set_value("layer_stats", "")
             return
-        dpg.set_value("layer_stats", "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                               for k, v in stats.items()))
+        lines = []
+        for prefix, what in (("", "all channels"), ("sel_", "shown")):
+            values = [f"{key} {stats[prefix + key]:.3g}" for key in ("mean", "std", "min", "max") if prefix + key in stats]
+            if values:
+                lines.append(f"{what}:\n  " + "   ".join(values))
+        dpg.set_value("layer_stats", "\n".join(lines))

@@ -24,6 +24,7 @@ class MixingPanel(Panel):
         super().__init__(app)
         self.resolutions = []
         self.drag_handle = None  # 0: low handle, 1: high handle, while the mouse holds one
+        self.anchor = 0  # the range end that stays put while a handle is dragged
         self.was_down = False
         self.boxes = []
 
