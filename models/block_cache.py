@@ -14,6 +14,8 @@ Usage (the caller owns one cache per loaded network):
 
 import torch
 
+from models.errors import RenderCancelled
+
 
 def _noise_signature(layer, noise_mode, noise_strength):
     """What of the noise settings decides one layer's output."""
@@ -32,11 +34,12 @@ def _conv_layers(block):
 class _Entry:
     """One block's inputs and outputs from the last pass that ran it."""
 
-    def __init__(self, conv_inputs, torgb_w, x, img):
-        self.conv_inputs = conv_inputs  # (ws rows of the conv layers, noise signatures, settings)
+    def __init__(self, conv_inputs, torgb_w, x, img, x_mid):
+        self.conv_inputs = conv_inputs  # per conv layer: (ws row, noise signature); then the settings
         self.torgb_w = torgb_w
         self.x = x
         self.img = img
+        self.x_mid = x_mid  # conv0's output, so a change that starts at conv1 reruns conv1 only
 
 
 def _same(a, b):
@@ -52,9 +55,13 @@ def _same(a, b):
 class BlockCache:
     """Per-block outputs of the last synthesis passes of one network (batch 1)."""
 
-    def __init__(self):
+    def __init__(self, keep_layer_outputs=True):
+        """keep_layer_outputs: also keep each block's conv0 output (about doubles the memory, 1024 px:
+        ~270 -> ~540 MB) so that a change starting at a conv1 layer reruns that layer, not the block."""
+        self.keep_layer_outputs = keep_layer_outputs
         self.entries = {}  # block resolution -> _Entry
         self.blocks_run = 0  # blocks recomputed in the last pass (for tests and benchmarks)
+        self.layers_run = 0  # blocks rerun from conv1 (conv0's output reused) in the last pass
         self.images_run = 0  # blocks whose image alone was recomputed in the last pass
         self._network = None
 
@@ -75,47 +82,66 @@ class BlockCache:
             self._network = synthesis
         settings = (noise_mode, bool(force_fp32), fused_modconv,
                     _generator_state(noise_generator) if noise_mode == "random" else None)
-        self.blocks_run = self.images_run = 0
+        layer_kwargs = dict(noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
+        self.blocks_run = self.images_run = self.layers_run = 0
         x = img = None
         reusing = True
         for res, cur_ws in zip(synthesis.block_resolutions, block_ws):
             if should_stop is not None and should_stop():
-                from models.errors import RenderCancelled
                 raise RenderCancelled("synthesis cancelled")
             block = getattr(synthesis, f"b{res}")
             layers = _conv_layers(block)
             has_torgb = block.is_last or block.architecture == "skip"
-            conv_ws = cur_ws[:, :len(layers)]
             torgb_w = cur_ws[:, len(layers)] if has_torgb else None
-            conv_inputs = (conv_ws, tuple(_noise_signature(layer, noise_mode, noise_strength) for layer in layers),
-                           settings, bool(getattr(block, "fast", False)))
-            entry = self.entries.get(res)
+            conv_inputs = tuple((cur_ws[:, i], _noise_signature(layer, noise_mode, noise_strength))
+                                for i, layer in enumerate(layers))
+            conv_inputs += ((settings, bool(getattr(block, "fast", False))),)
+            entry = self.entries.get(res) if reusing else None
+            fast = block.runs_fast(cur_ws, force_fp32)
+            fused = block._fused_modconv(fused_modconv, torch.float32, 1)
+            x_mid = None
 
-            if reusing and entry is not None and _same(entry.conv_inputs, conv_inputs):
-                if _same(entry.torgb_w, torgb_w):
-                    x, img = entry.x, entry.img
-                    _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator)
-                    continue
-                # Only the image changed: x stands, the image is recomputed from the previous one.
+            if entry is not None and _same(entry.conv_inputs, conv_inputs) and _same(entry.torgb_w, torgb_w):
+                x, img = entry.x, entry.img  # nothing that decides this block changed
                 _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator)
-                self._drop_from(res)
+                continue
+            if reusing:
+                self._drop_from(res)  # later entries were computed from what is about to change
                 reusing = False
-                x = entry.x
-                img = block.image_step(x, img, torgb_w, fused_modconv=block._fused_modconv(fused_modconv,
-                                                                                           torch.float32, 1),
-                                       fast=block.runs_fast(cur_ws, force_fp32))
+
+            if entry is not None and _same(entry.conv_inputs, conv_inputs):
+                # Only the ToRGB w changed: x stands, the image is recomputed from the previous one.
+                _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator)
+                x, x_mid = entry.x, entry.x_mid
+                img = block.image_step(x, img, torgb_w, fused_modconv=fused, fast=fast)
                 self.images_run += 1
+            elif (entry is not None and entry.x_mid is not None and len(layers) == 2
+                  and _same(entry.conv_inputs[0], conv_inputs[0]) and _same(entry.conv_inputs[2], conv_inputs[2])):
+                # conv0 unchanged (a mixing range or a noise strength that starts at conv1): rerun from conv1.
+                _skip_noise_draws(layers[:1], cur_ws, noise_mode, noise_strength, noise_generator)
+                x_mid = entry.x_mid
+                x = block.conv1(x_mid, cur_ws[:, 1], fused_modconv=fused, **layer_kwargs)
+                img = block.image_step(x, img, torgb_w, fused_modconv=fused, fast=fast)
+                self.layers_run += 1
             else:
-                if reusing:
-                    self._drop_from(res)
-                    reusing = False
-                x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
-                               noise_mode=noise_mode, noise_strength=noise_strength,
-                               noise_generator=noise_generator)
+                x_mid, x, img = self._run_block(block, x, img, cur_ws, force_fp32, fused_modconv, layer_kwargs)
                 self.blocks_run += 1
-            self.entries[res] = _Entry(_detached(conv_inputs), None if torgb_w is None else torgb_w.clone(), x, img)
+            self.entries[res] = _Entry(_detached(conv_inputs), None if torgb_w is None else torgb_w.clone(), x, img,
+                                       x_mid)
         # The caller may write into the image it gets; the kept one must stay as it was.
         return img.clone()
+
+    def _run_block(self, block, x, img, cur_ws, force_fp32, fused_modconv, layer_kwargs):
+        """A whole block, keeping conv0's output on the way where conv1 can be rerun from it alone."""
+        keep_mid = self.keep_layer_outputs and hasattr(block, "conv0") and block.architecture != "resnet"
+        captured = []
+        handle = block.conv0.register_forward_hook(lambda _m, _i, out: captured.append(out)) if keep_mid else None
+        try:
+            x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv, **layer_kwargs)
+        finally:
+            if handle is not None:
+                handle.remove()
+        return (captured[0] if captured else None), x, img
 
     def _drop_from(self, res):
         """Forget this block and every later one: they were computed from the upstream now replaced."""
@@ -126,7 +152,7 @@ class BlockCache:
         """Memory the kept outputs take."""
         total = 0
         for entry in self.entries.values():
-            for t in (entry.x, entry.img):
+            for t in (entry.x, entry.img, entry.x_mid):
                 if t is not None:
                     total += t.numel() * t.element_size()
         return total
@@ -134,8 +160,7 @@ class BlockCache:
 
 def _detached(conv_inputs):
     """A private copy of the ws rows (the caller may reuse its tensor)."""
-    conv_ws, noise, settings, fast = conv_inputs
-    return conv_ws.clone(), noise, settings, fast
+    return tuple((w.clone(), noise) for w, noise in conv_inputs[:-1]) + conv_inputs[-1:]
 
 
 def _generator_state(generator):

@@ -50,7 +50,7 @@ def _layer_tables(layer):
         # upfirdn2d convolves (flips the filter); conv2d correlates, so flip it once here.
         tables["fir"] = _filter_2d(layer.resample_filter.to(torch.float32)).flip([0, 1])
         # conv_transpose2d's layout [in, out, kh, kw], the FIR's gain of 4 included
-        tables["weight_up"] = (weight * 4).transpose(0, 1).contiguous()
+        tables["weight_up"] = (weight * 4).transpose(0, 1).contiguous(memory_format=torch.channels_last)
     else:
         tables["weight_cl"] = weight.contiguous(memory_format=torch.channels_last)
     return tables

@@ -305,13 +305,28 @@ class FullyConnectedLayer(torch.nn.Module):
         self.weight_gain = lr_multiplier / np.sqrt(in_features)
         self.bias_gain = lr_multiplier
 
-    def forward(self, x):
-        w = self.weight.to(x.dtype) * self.weight_gain
+    def _scaled(self, dtype):
+        """(weight * weight_gain, bias * bias_gain) in dtype; kept between calls at inference, where
+        recomputing them for every frame's affine layers is pure overhead."""
+        key = (self.weight._version, self.weight.data_ptr(), self.weight.device, dtype, self.weight_gain,
+               self.bias_gain, None if self.bias is None else (self.bias._version, self.bias.data_ptr()))
+        cached = self.__dict__.get("_scaled_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        w = self.weight.to(dtype) * self.weight_gain
         b = self.bias
         if b is not None:
-            b = b.to(x.dtype)
+            b = b.to(dtype)
             if self.bias_gain != 1:
                 b = b * self.bias_gain
+        if not torch.is_grad_enabled():
+            self.__dict__["_scaled_cache"] = (key, (w, b))
+        return w, b
+
+    def forward(self, x):
+        if torch.is_grad_enabled() and (self.weight.requires_grad or x.requires_grad):
+            self.__dict__.pop("_scaled_cache", None)
+        w, b = self._scaled(x.dtype)
         if self.activation == "linear" and b is not None:
             return torch.addmm(b.unsqueeze(0), x, w.t())
         x = x.matmul(w.t())

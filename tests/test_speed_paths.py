@@ -163,9 +163,15 @@ def test_cached_rerender_equals_uncached_render(reference):
     assert cache.blocks_run == 0 and cache.images_run == 0
 
     mixed = ws.clone()
-    mixed[:, 8:] = other[:, 8:]  # a fine mixing range: w8 is b64.conv1, so b64 and b128 rerun
+    mixed[:, 8:] = other[:, 8:]  # a fine mixing range: w8 is b64.conv1, so b64 from conv1, then b128
     img = G.synthesis(mixed, noise_mode="const", block_cache=cache)
-    assert cache.blocks_run == 2 and torch.equal(img, G.synthesis(mixed, noise_mode="const"))
+    assert (cache.blocks_run, cache.layers_run) == (1, 1)
+    assert torch.equal(img, G.synthesis(mixed, noise_mode="const"))
+
+    mixed[:, 7:] = other[:, 7:]  # now w7 too: b32's ToRGB and b64's conv0
+    img = G.synthesis(mixed, noise_mode="const", block_cache=cache)
+    assert (cache.images_run, cache.blocks_run, cache.layers_run) == (1, 2, 0)
+    assert torch.equal(img, G.synthesis(mixed, noise_mode="const"))
 
     last = mixed.clone()
     last[:, -1] += 1  # the last ToRGB's w only: no convolution reruns
@@ -175,7 +181,7 @@ def test_cached_rerender_equals_uncached_render(reference):
 
     strength = {"b128.conv1": 2.5}
     img = G.synthesis(last, noise_mode="const", noise_strength=strength, block_cache=cache)
-    assert cache.blocks_run == 1
+    assert (cache.blocks_run, cache.layers_run) == (0, 1)
     assert torch.equal(img, G.synthesis(last, noise_mode="const", noise_strength=strength))
 
     img = G.synthesis(last, noise_mode="none", block_cache=cache)
@@ -192,7 +198,7 @@ def test_cache_with_seeded_random_noise_replays_skipped_draws():
     strength = {"b64.conv1": 0.25}
     img = G.synthesis(ws, noise_mode="random", noise_strength=strength, noise_generator=generator.manual_seed(9),
                       block_cache=cache)
-    assert cache.blocks_run == 1
+    assert (cache.blocks_run, cache.layers_run) == (0, 1)
     plain = G.synthesis(ws, noise_mode="random", noise_strength=strength, noise_generator=generator.manual_seed(9))
     assert torch.equal(img, plain)
     # another seed: everything reruns
@@ -232,6 +238,9 @@ def test_cache_returns_an_image_the_caller_may_change():
     img.mul_(0)
     assert torch.equal(G.synthesis(ws, noise_mode="const", block_cache=cache), expected)
     assert cache.nbytes() > 0
+    lean = BlockCache(keep_layer_outputs=False)
+    assert torch.equal(G.synthesis(ws, noise_mode="const", block_cache=lean), expected)
+    assert lean.nbytes() < cache.nbytes()
 
 
 def test_cache_is_skipped_for_batches_and_unseeded_random_noise():
