@@ -29,6 +29,7 @@ class Engine:
         self.default_model_path = DEFAULT_MODEL
         self.renderer = renderer or Renderer(device=getattr(args, "device", None) or "auto")
         self.device = self.renderer.device
+        self.renderer.render = in_background_priority(self.renderer.render)
         delay = float(os.environ.get("STYLESCOPE_TEST_FULL_FRAME_DELAY", "0"))
         if delay > 0:
             self.renderer.render = slowed_full_frames(self.renderer.render, delay)
@@ -69,6 +70,31 @@ class Engine:
 
     def close(self):
         self.worker.close()
+
+
+# Niceness of the render thread: when the UI and a render compete for the CPU, the UI wins (on
+# Linux, where a thread's priority can be set on its own); an idle UI leaves the CPU to the render.
+RENDER_THREAD_NICENESS = 5
+
+
+def in_background_priority(render):
+    """render, lowering the priority of whichever thread first calls it (the worker's)."""
+    import sys
+    import threading
+
+    lowered = set()
+
+    def render_in_background(*args, **kwargs):
+        thread = threading.get_native_id()
+        if thread not in lowered and sys.platform.startswith("linux"):
+            lowered.add(thread)
+            try:
+                os.setpriority(os.PRIO_PROCESS, thread, RENDER_THREAD_NICENESS)
+            except OSError:
+                pass  # not allowed here: both threads keep the same priority
+        return render(*args, **kwargs)
+
+    return render_in_background
 
 
 def slowed_full_frames(render, delay):

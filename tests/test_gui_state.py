@@ -1,6 +1,9 @@
 """ExplorerState, the texture helpers and the renderer bridge, without a window."""
 
 import json
+import os
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -187,3 +190,23 @@ def test_model_info_lists_noise_layers_by_architecture():
     sg3 = model_info(None, FakeFrame({"architecture": "stylegan3-t"}, [("L0_36_32", (1, 8, 36, 36), 36)]))
     assert sg3["noise_layers"] == []
     assert model_info(None, FakeFrame({}, [])) is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is a Linux feature")
+def test_the_render_thread_runs_at_lower_priority_than_the_ui():
+    from app.bridge import RENDER_THREAD_NICENESS, in_background_priority
+
+    seen = {}
+
+    def render(request):
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        return request
+
+    ui_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    wrapped = in_background_priority(render)
+    worker = threading.Thread(target=lambda: seen.setdefault("result", wrapped("req")))
+    worker.start()
+    worker.join()
+    assert seen["result"] == "req"
+    assert seen["nice"] >= max(ui_nice, RENDER_THREAD_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ui_nice  # the UI thread kept its own

@@ -68,6 +68,7 @@ class LatentPanel(Panel):
         rows.append((combined_seed(self.app.state["seed_x"], self.app.state["seed_y"]) + len(rows) + 1, 0.5))
         self.app.edit("blend_seeds", rows, coalesce=False)
         self.rebuild_blend_rows()
+        self.show_position()
 
     def on_blend_edit(self, sender, value, index_and_field):
         index, field = index_and_field
