@@ -51,7 +51,7 @@ class TestLog:
 
 
 class App:
-    """Owns the state, the render worker, the texture and the panels; the main loop calls tick()."""
+    """Owns the state, the render engine, the texture and the panels; loop() calls step() per UI frame."""
 
     def __init__(self, args, dpg):
         self.dpg = dpg
@@ -65,7 +65,7 @@ class App:
         self.last_full_frame = None
         self.render_error_shown = False
         self.last_good_pkl = None
-        self.submitted = None  # (state version, preview) of the last request sent
+        self.submitted = None  # the state version of the last request sent
         self.frame_times = deque(maxlen=240)
         self.render_ms = None
         self.gl_info = ("?", "?")
@@ -79,7 +79,6 @@ class App:
         self.frames_logged = 0
         self.rects_due = 5
         self.image_size = (0, 0)
-        self.worker = None
         self.engine = None
 
     # --- edits --------------------------------------------------------------------------------
@@ -121,6 +120,7 @@ class App:
         message = f"{where}: {type(exc).__name__}: {exc}".splitlines()[0]
         self.set_status(message, error=True)
         self.log.write("exception", where=where, traceback=traceback.format_exc())
+        traceback.print_exc()  # a bug: the details go to the terminal too
 
     # --- building the window ------------------------------------------------------------------
     def build(self):
@@ -261,18 +261,18 @@ class App:
 
     def on_key(self, key, ctrl):
         dpg = self.dpg
-        if ctrl and key == dpg.mvKey_Z:
-            self.undo()
-        elif ctrl and key == dpg.mvKey_Y:
-            self.redo()
-        elif ctrl and key == dpg.mvKey_S:
+        if ctrl and key == dpg.mvKey_S:
             self.save_frame()
         elif ctrl and key == dpg.mvKey_O:
             self.panel("Network").open_dialog()
         elif key == dpg.mvKey_F1:
             dpg.configure_item("help", show=not dpg.is_item_shown("help"))
         elif self.text_input_active():
-            return  # arrows and Home belong to the text field being edited
+            return  # arrows, Home and Ctrl+Z/Y belong to the text field being edited
+        elif ctrl and key == dpg.mvKey_Z:
+            self.undo()
+        elif ctrl and key == dpg.mvKey_Y:
+            self.redo()
         elif key in (dpg.mvKey_Left, dpg.mvKey_Right):
             step = -1 if key == dpg.mvKey_Left else 1
             self.edit("seed_x", float(max(0, round(self.state["seed_x"]) + step)), coalesce=False)
