@@ -34,6 +34,7 @@ PARAMS = [
     Param("seed_y", 0.0, "Seed row", tooltip="Drag on the image to move through seed space"),
     Param("blend_seeds", (), "Blend", tooltip="Extra (seed, weight) pairs blended with the main seed"),
     Param("blend_space", "w", "Blend in", tooltip="Blend the seeds' z vectors or their w vectors"),
+    Param("class_idx", None, "Class", tooltip="Conditional networks: the class label (off: picked from the seed)"),
     Param("animate", False, "Animate", tooltip="Walk through seeds on its own"),
     Param("animate_speed", 0.25, "Speed", 0.0, 4.0, "Seeds per second while animating"),
     Param("mix_enabled", False, "Style mixing", tooltip="Take the chosen layers' styles from the mix seed"),
@@ -169,7 +170,7 @@ class ExplorerState:
             latent["seed_xy"] = (v["seed_x"], v["seed_y"])
         mixing = v["mix_enabled"] and v["mix_layers"]
         return RenderRequest(
-            pkl=v["pkl"], device=device, precision=precision, **latent,
+            pkl=v["pkl"], device=device, precision=precision, class_idx=v["class_idx"], **latent,
             truncation_psi=v["truncation_psi"], truncation_cutoff=v["truncation_cutoff"],
             mix_seed=v["mix_seed"] if mixing else None,
             mix_layers=layers_spec(v["mix_layers"]) if mixing else "",
@@ -227,7 +228,7 @@ class ExplorerState:
 # Values that a RenderRequest holds under the same name and meaning.
 REQUEST_SAME_NAMES = (
     "truncation_psi", "truncation_cutoff", "mix_strength", "noise_mode", "noise_seed", "noise_strength",
-    "layer", "channel_mode", "channel", "grid_channels", "gain_db", "fft",
+    "layer", "channel_mode", "channel", "grid_channels", "gain_db", "fft", "class_idx",
     "transform_rotate", "transform_scale",
 )
 

@@ -24,6 +24,10 @@ class LatentPanel(Panel):
                               callback=self.on_seed)
             self.app.text_inputs.append("seed")
             dpg.add_button(label="Random", tag="seed_random", callback=self.on_random)
+        with dpg.group(horizontal=True, tag="class_row", show=False):
+            dpg.add_checkbox(label="Class", tag="class_on", callback=self.on_class)
+            dpg.add_input_int(tag="class_idx", width=150, min_value=0, min_clamped=True, callback=self.on_class)
+            self.app.text_inputs.append("class_idx")
         dpg.add_text("", tag="seed_position", color=(150, 150, 150))
         dpg.add_text("Drag on the image to move through seed space.", color=(120, 120, 120))
 
@@ -46,6 +50,18 @@ class LatentPanel(Panel):
     def on_seed(self, sender, value):
         self.app.edit_many({"seed_x": float(max(0, value)), "seed_y": 0.0}, coalesce=False)
         self.show_position()
+
+    def on_class(self, sender=None, value=None):
+        """Conditional networks: a fixed class, or (off) the class NVIDIA's visualizer draws from the seed."""
+        on = dpg.get_value("class_on")
+        self.app.edit("class_idx", int(dpg.get_value("class_idx")) if on else None, coalesce=False)
+
+    def on_model(self, info):
+        c_dim = int(info.get("c_dim") or 0)
+        dpg.configure_item("class_row", show=c_dim > 0)
+        dpg.configure_item("class_idx", max_value=max(0, c_dim - 1), max_clamped=True)
+        if c_dim == 0 and self.app.state["class_idx"] is not None:
+            self.app.state.values["class_idx"] = None  # an unconditional network takes no label
 
     def on_random(self):
         self.app.edit_many({"seed_x": float(random.randrange(0, 1 << 24)), "seed_y": 0.0}, coalesce=False)
@@ -109,6 +125,10 @@ class LatentPanel(Panel):
     def sync(self):
         super().sync()
         dpg.set_value("seed", combined_seed(self.app.state["seed_x"], self.app.state["seed_y"]))
+        class_idx = self.app.state["class_idx"]
+        dpg.set_value("class_on", class_idx is not None)
+        if class_idx is not None:
+            dpg.set_value("class_idx", int(class_idx))
         if self.shown_rows != self.app.state["blend_seeds"]:
             self.rebuild_blend_rows()
         self.show_position()
