@@ -210,3 +210,18 @@ def test_the_render_thread_runs_at_lower_priority_than_the_ui():
     assert seen["result"] == "req"
     assert seen["nice"] >= max(ui_nice, RENDER_THREAD_NICENESS)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ui_nice  # the UI thread kept its own
+
+
+@pytest.mark.parametrize("name", ["sg2ada_64", "tf_sg2_64", "sg1_64", "sg3_t_64"])
+def test_noise_layers_offered_are_exactly_the_networks_noise_inputs(fixtures_dir, name):
+    """The per-layer noise sliders come from layer names; the renderer refuses any other name."""
+    import models
+    from renderer.renderer import Renderer
+
+    request = RenderRequest(pkl=str(fixtures_dir / f"{name}.pkl"), device="cpu")
+    frame = Renderer("cpu").render(request)
+    assert frame.error is None
+    info = model_info(None, frame)
+    G = models.load_generator(request.pkl)
+    noisy = [k[: -len(".noise_strength")] for k in G.synthesis.state_dict() if k.endswith(".noise_strength")]
+    assert info["noise_layers"] == noisy
