@@ -19,6 +19,8 @@ def build_parser():
     )
     parser.add_argument("--pkl", default=None, help="network file (default: the embedded default model)")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--session", default=None, metavar="FILE.json",
+                        help="window: start from a saved session (the JSON that 'frame --request' reads)")
     # Subcommands repeat --pkl/--device so they may come after the command name too.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--pkl", default=argparse.SUPPRESS, help="network file (default: the embedded default model)")

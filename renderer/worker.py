@@ -76,8 +76,11 @@ class RenderWorker:
                 self._cond.wait(remaining)
             return True
 
-    def close(self, timeout=10.0):
-        """Stop the thread: the render in flight is cancelled at its next block."""
+    def close(self, timeout=None):
+        """Stop the thread: the render in flight is cancelled at its next block.
+
+        Waits for it by default: a torch thread still running at interpreter exit aborts the
+        process, and one synthesis block of a large network on a slow CPU can take seconds."""
         with self._cond:
             self._closing = True
             self._pending = None

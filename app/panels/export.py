@@ -251,6 +251,13 @@ class ExportPanel(Panel):
         if self.job is not None and not self.job.finished:
             self.job.cancel()
 
+    def close(self):
+        """At exit: cancel a running export (its partial file is removed) and wait for its thread,
+        since a torch thread still running at interpreter exit aborts the process."""
+        self.cancel()
+        if self.job is not None:
+            self.job.wait()
+
     # --- once per UI frame ---------------------------------------------------------------------
     def tick(self):
         job = self.job
