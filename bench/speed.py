@@ -329,7 +329,7 @@ def print_tables(results):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ",".join(CONFIGS))
-    parser.add_argument("--repeats", type=int, default=2, help="timed frames per path (min is reported)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed frames per path (min is reported)")
     parser.add_argument("--time-limit", type=int, default=300, help="seconds per network subprocess")
     parser.add_argument("--sg3-reference", action="store_true",
                         help="also time StyleGAN3's zero-stuffing reference path (NVIDIA-like: minutes, GBs)")
