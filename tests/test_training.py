@@ -141,6 +141,6 @@ def test_grids_have_the_expected_layout():
     coarse, middle, fine = style_groups(G)
     assert (coarse, middle, fine) == ([0, 1, 2], [3, 4, 5, 6], [7, 8, 9])  # 4-8, 16-32, 64 px
     grid = mixing_grid(G, source_seeds=(1, 2), dest_seeds=(3,))
-    assert grid.shape == (2 * 64, 2 * 3 * 64 + 32, 3)
+    assert grid.shape == (2 * 64, 3 * 3 * 64 + 2 * 32, 3)
     # Left panel: the destination row keeps its fine styles, so its cells differ from the sources.
     assert not np.array_equal(grid[64:, 64:128], grid[:64, 64:128])

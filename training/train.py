@@ -230,9 +230,9 @@ def style_groups(G):
 
 @torch.no_grad()
 def mixing_grid(G, source_seeds=(1, 2, 3, 4, 5), dest_seeds=(6, 7, 8, 9), truncation_psi=0.8):
-    """Two style-mixing panels side by side, each with sources on top and destinations on the left:
-    left panel: every cell takes the COARSE styles from its column's source (pose, head shape);
-    right panel: every cell takes the FINE styles from its column's source (colours)."""
+    """Three style-mixing panels side by side (coarse, middle, fine), each with source faces on
+    top and destination faces on the left: a cell is its row's face with that panel's group of
+    styles taken from its column's source."""
     c = torch.zeros(1, G.c_dim)
 
     def ws_of(seed):
@@ -241,11 +241,11 @@ def mixing_grid(G, source_seeds=(1, 2, 3, 4, 5), dest_seeds=(6, 7, 8, 9), trunca
     def draw(ws):
         return _to_uint8(G.synthesis(ws, noise_mode="const"))[0]
 
-    coarse, _, fine = style_groups(G)
     res = G.img_resolution
     blank = np.full((res, res, 3), 255, np.uint8)
+    gap = np.full(((len(dest_seeds) + 1) * res, res // 2, 3), 255, np.uint8)
     panels = []
-    for layers in (coarse, fine):
+    for layers in style_groups(G):
         rows = [[blank] + [draw(ws_of(s)) for s in source_seeds]]
         for d in dest_seeds:
             ws_dest = ws_of(d)
@@ -255,9 +255,10 @@ def mixing_grid(G, source_seeds=(1, 2, 3, 4, 5), dest_seeds=(6, 7, 8, 9), trunca
                 mixed[:, layers] = ws_of(s)[:, layers]
                 row.append(draw(mixed))
             rows.append(row)
+        if panels:
+            panels.append(gap)
         panels.append(np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0))
-    gap = np.full((panels[0].shape[0], res // 2, 3), 255, np.uint8)
-    return np.concatenate([panels[0], gap, panels[1]], axis=1)
+    return np.concatenate(panels, axis=1)
 
 
 def save_png(array, path, scale=1):
@@ -294,12 +295,14 @@ def export_model(trainer, out_path):
         "exported_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "sample_grid": stem.name + "_grid.png",
         "mixing_grid": stem.name + "_mixing.png",
+        "dataset_grid": stem.name + "_dataset.png",
     }
     save_safetensors(G, out_path, extra_metadata={"manifest": json.dumps(manifest)})
     manifest["file_bytes"] = out_path.stat().st_size
     Path(str(stem) + ".json").write_text(json.dumps(manifest, indent=2) + "\n")
     save_png(sample_grid(G, 6, 8), str(stem) + "_grid.png", scale=2)
     save_png(mixing_grid(G), str(stem) + "_mixing.png", scale=2)
+    save_png(sample_grid_of_reals(trainer.dataset, 6, 8), str(stem) + "_dataset.png", scale=2)
     return manifest
 
 
