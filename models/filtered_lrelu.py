@@ -3,9 +3,9 @@
 import torch
 import torch.nn.functional as F
 
-# Largest number of elements one channel chunk may hold on the temporary (upsampled) grid.
-# Bounds the transient memory of the fast path (a few copies of 32 MB) whatever the resolution.
-CHUNK_ELEMENTS = 1 << 23
+# Values of the upsampled grid one band of output rows may hold in the fast path. Bounds its
+# transient memory (a few copies of 32 MB) whatever the resolution and channel count.
+BAND_ELEMENTS = 1 << 23
 
 
 def filter_size(f):
@@ -100,35 +100,45 @@ def polyphase_taps(f, up, pad0):
     return taps, first
 
 
+def polyphase_conv(x, taps, axis):
+    """Valid polyphase filtering of a channels-last [N, C, H, W] along axis 3 (W) or 2 (H).
+
+    Phase sample j of phase r is sum_t taps[r, t] * x[j + t]; the result interleaves the phases
+    (sample up*j + r), channels-last.
+    """
+    n, c = x.shape[:2]
+    up, num_taps = taps.shape
+    weight = taps.to(x.dtype).repeat(c, 1)  # [C*up, T]: output channel c*up + r = phase r of channel c
+    # Depthwise convolutions run several times faster on channels-last tensors (oneDNN), and the
+    # phase interleave is then one transposing copy of [.., C, up] blocks.
+    if axis == 3:
+        y = F.conv2d(x, weight.view(c * up, 1, 1, num_taps), groups=c)
+        h, phases = y.shape[2:]
+        y = y.permute(0, 2, 3, 1).reshape(n, h, phases, c, up).transpose(3, 4)
+        return y.reshape(n, h, phases * up, c).permute(0, 3, 1, 2)
+    y = F.conv2d(x, weight.view(c * up, 1, num_taps, 1), groups=c)
+    phases, w = y.shape[2:]
+    y = y.permute(0, 2, 3, 1).reshape(n, phases, w, c, up).permute(0, 1, 4, 2, 3)
+    return y.reshape(n, phases * up, w, c).permute(0, 3, 1, 2)
+
+
 def upsample_axis(x, f, up, pad0, pad1, gain, axis):
     """Upsample a channels-last [N, C, H, W] along axis 3 (W) or 2 (H) by `up` with the 1-D filter f.
 
     Returns, channels-last, at least the (n*up + pad0 + pad1 - len(f) + 1) samples NVIDIA's op keeps,
     starting at the same place; up to up-1 extra samples may follow (callers ignore them).
     """
-    n, c = x.shape[:2]
     size_in = x.shape[axis]
     if f is None:
         f = torch.ones([1], dtype=torch.float32, device=x.device)
     size_out = size_in * up + pad0 + pad1 - f.numel() + 1
     phases = -(-size_out // up)
     taps, first = polyphase_taps(f.to(torch.float32) * gain, up, pad0)
-    num_taps = taps.shape[1]
     # Zero-pad (or crop) so that phase sample j reads x[j + first .. j + first + num_taps - 1].
     lo = -first
-    hi = (phases - 1 + first + num_taps - 1) - (size_in - 1)
-    weight = taps.to(x.dtype).repeat(c, 1)  # [C*up, T]: output channel c*up + r = phase r of channel c
-    # Depthwise convolutions run several times faster on channels-last tensors (oneDNN), and the
-    # phase interleave is then one transposing copy of [.., C, up] blocks.
-    if axis == 3:
-        y = F.conv2d(F.pad(x, [lo, hi]), weight.view(c * up, 1, 1, num_taps), groups=c)
-        h = y.shape[2]
-        y = y.permute(0, 2, 3, 1).reshape(n, h, phases, c, up).transpose(3, 4)
-        return y.reshape(n, h, phases * up, c).permute(0, 3, 1, 2)
-    y = F.conv2d(F.pad(x, [0, 0, lo, hi]), weight.view(c * up, 1, num_taps, 1), groups=c)
-    w = y.shape[3]
-    y = y.permute(0, 2, 3, 1).reshape(n, phases, w, c, up).permute(0, 1, 4, 2, 3)
-    return y.reshape(n, phases * up, w, c).permute(0, 3, 1, 2)
+    hi = (phases - 1 + first + taps.shape[1] - 1) - (size_in - 1)
+    x = F.pad(x, [lo, hi] if axis == 3 else [0, 0, lo, hi])
+    return polyphase_conv(x, taps, axis)
 
 
 def downsample(x, f, down):
@@ -147,37 +157,82 @@ def downsample(x, f, down):
 
 
 def filtered_lrelu_fast(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 0),
-                        gain=2 ** 0.5, slope=0.2, clamp=None):
+                        gain=2 ** 0.5, slope=0.2, clamp=None, band_elements=None):
     """Same result as filtered_lrelu_reference, computing only the samples that are kept.
 
-    Works channels-last inside and returns a channels-last tensor. Callers bound memory by
-    giving it a few channels at a time (see channel_chunks).
+    Works channels-last, all channels together (so depthwise filters vectorise over channels),
+    one band of output rows at a time so that the upsampled grid of a band holds about
+    band_elements (default BAND_ELEMENTS) values. Returns a channels-last tensor.
     """
     n, c, in_h, in_w = x.shape
     out_w, out_h = output_size(in_w, in_h, fu, fd, up, down, padding)
-    px0, px1, py0, py1 = padding
-    y = torch.empty_like(x, memory_format=torch.channels_last)
-    if b is not None:
-        torch.add(x, b.to(x.dtype).view(1, -1, 1, 1), out=y)
-    else:
-        y.copy_(x)
+    if fu is not None and fu.ndim == 2:
+        # StyleGAN3 never upsamples with a 2-D filter; stay correct (not lean) if someone does.
+        y = x + b.to(x.dtype).view(1, -1, 1, 1) if b is not None else x.clone()
+        y = lrelu_clamp_(upfirdn2d_reference(y, fu, up=up, padding=padding, gain=up ** 2), gain, slope, clamp)
+        return downsample(y, fd, down)[:, :, :out_h, :out_w].contiguous(memory_format=torch.channels_last)
+    tmp_w, _ = temp_size(in_w, in_h, fu, up, padding)
+    fd_h = filter_size(fd)[1]
+    budget = BAND_ELEMENTS if band_elements is None else band_elements
+    tmp_rows = max(fd_h, budget // max(1, n * c * tmp_w))
+    band = max(1, (tmp_rows - fd_h) // down + 1)
+    if band >= out_h:
+        return filtered_band(x, 0, out_h, fu, fd, b, up, down, padding, gain, slope, clamp)[:, :, :, :out_w]
+    out = torch.empty([n, c, out_h, out_w], dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    for top in range(0, out_h, band):
+        bottom = min(top + band, out_h)
+        out[:, :, top:bottom] = filtered_band(x, top, bottom, fu, fd, b, up, down, padding, gain, slope,
+                                              clamp)[:, :, :, :out_w]
+    return out
+
+
+def filtered_band(x, top, bottom, fu, fd, b, up, down, padding, gain, slope, clamp):
+    """Output rows top..bottom-1 of filtered_lrelu (maybe a few extra columns), channels-last.
+
+    Reads only the input rows those outputs depend on. Along W the filters are depthwise
+    convolutions; along H they are one matrix product over whole channels-last rows (dense band
+    matrices waste some multiplies on zeros, yet beat depthwise convolutions several times on CPU).
+    """
+    px0, px1, py0, _ = padding
+    n, c, in_h, _ = x.shape
+    # The upsampled-grid rows [t0, t1) that the downsampling filter reads for these outputs.
+    t0 = top * down
+    t1 = (bottom - 1) * down + filter_size(fd)[1]
     if fu is None and up == 1:
-        y = F.pad(y, [px0, px1, py0, py1])
-    elif fu is not None and fu.ndim == 2:
-        # StyleGAN3 never upsamples with a 2-D filter; stay correct if someone does.
-        y = upfirdn2d_reference(y, fu, up=up, padding=padding, gain=up ** 2)
+        start, stop = t0 - py0, t1 - py0
+        lo = min(max(start, 0), in_h)
+        rows = x[:, :, lo: max(lo, min(stop, in_h))]
+        y = torch.empty_like(rows, memory_format=torch.channels_last)
+        torch.add(rows, b.to(x.dtype).view(1, -1, 1, 1), out=y) if b is not None else y.copy_(rows)
+        # Zero rows beyond the input come after the bias, as in upfirdn2d's padding.
+        y = F.pad(y, [px0, px1, max(0, min(stop, 0) - start), max(0, stop - max(start, in_h))])
     else:
-        # A separable filter carries the gain `up`**2 as `up` on each axis.
+        f = fu if fu is not None else torch.ones([1], device=x.device)
+        up_rows, s0 = upsample_matrix(f, up, py0, t0, t1, in_h)
+        if up_rows.shape[1] == 0:  # the band sees only padding: read one row, weigh it zero
+            up_rows, s0 = up_rows.new_zeros([t1 - t0, 1]), min(s0, in_h - 1)
+        rows = x[:, :, s0: s0 + up_rows.shape[1]]
+        y = torch.empty_like(rows, memory_format=torch.channels_last)
+        torch.add(rows, b.to(x.dtype).view(1, -1, 1, 1), out=y) if b is not None else y.copy_(rows)
         y = upsample_axis(y, fu, up, px0, px1, up, axis=3)
-        y = upsample_axis(y, fu, up, py0, py1, up, axis=2)
+        width = y.shape[3]
+        flat = y.permute(0, 2, 3, 1).reshape(n, y.shape[2], width * c)
+        # Leaky ReLU commutes with a positive gain: fold the gain into the matrix (one pass less).
+        y = torch.matmul((up_rows * gain).to(x.dtype), flat).view(n, t1 - t0, width, c).permute(0, 3, 1, 2)
+        gain = 1
     y = lrelu_clamp_(y, gain, slope, clamp)
-    y = downsample(y, fd, down)
-    return y[:, :, :out_h, :out_w]
+    if fd is None or fd.ndim == 2:
+        return downsample(y, fd, down)
+    k = fd.numel()
+    y = F.conv2d(y, fd.flip(0).to(x.dtype).view(1, 1, 1, k).repeat(c, 1, 1, 1), stride=(1, down), groups=c)
+    width = y.shape[3]
+    flat = y.permute(0, 2, 3, 1).reshape(n, y.shape[2], width * c)
+    down_rows = downsample_matrix(fd.flip(0).to(torch.float32), down, top, bottom).to(x.dtype)
+    return torch.matmul(down_rows, flat).view(n, bottom - top, width, c).permute(0, 3, 1, 2)
 
 
-def channel_chunks(num_channels, elements_per_channel, budget=None):
-    """Slices over channels so that each chunk holds at most ~budget elements per temporary."""
-    budget = CHUNK_ELEMENTS if budget is None else budget
+def channel_chunks(num_channels, elements_per_channel, budget):
+    """Slices over channels so that each chunk holds at most ~budget elements."""
     step = max(1, budget // max(1, elements_per_channel))
     return [slice(start, min(start + step, num_channels)) for start in range(0, num_channels, step)]
 
@@ -187,14 +242,103 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 
     """NVIDIA's filtered_lrelu; reference=True uses the zero-stuffing definition."""
     if reference:
         return filtered_lrelu_reference(x, fu, fd, b, up, down, padding, gain, slope, clamp)
-    n, c, in_h, in_w = x.shape
-    tmp_w, tmp_h = temp_size(in_w, in_h, fu, up, padding)
-    out_w, out_h = output_size(in_w, in_h, fu, fd, up, down, padding)
-    chunks = channel_chunks(c, n * tmp_w * tmp_h)
-    if len(chunks) == 1:
+    return filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp)
+
+
+# ---------------------------------------------------------------------------
+# Tiled matrix form: on CPU, small dense matrix products beat depthwise convolutions many times
+# over, even though the (banded) filter matrices are mostly zeros.
+
+# Output tile edge of the matrix form; larger tiles mean bigger products but more multiplied zeros.
+TILE = 32
+
+
+def upsample_matrix(f, up, pad0, t0, t1, size_in):
+    """Dense [t1-t0, s1-s0] matrix mapping inputs s0..s1-1 to upsampled samples t0..t1-1, and s0.
+
+    Upsampled sample t = sum_k g[k] * stuffed[t + k - pad0] with g the flipped filter and gain `up`;
+    input s sits at stuffed index up*s, so its coefficient is g[up*s + pad0 - t]. Inputs outside
+    the signal are zeros and simply left out.
+    """
+    k = f.numel()
+    s0 = max(0, -((pad0 - t0) // up))  # ceil((t0 - pad0) / up)
+    s1 = min(size_in, (t1 - 1 + k - 1 - pad0) // up + 1)
+    s1 = max(s1, s0)
+    t = torch.arange(t0, t1, device=f.device)[:, None]
+    s = torch.arange(s0, s1, device=f.device)[None, :]
+    index = up * s + pad0 - t
+    g = f.flip(0).to(torch.float32) * up
+    valid = (index >= 0) & (index < k)
+    return torch.where(valid, g[index.clamp(0, k - 1)], torch.zeros((), device=f.device)), s0
+
+
+def downsample_matrix(taps, down, o0, o1):
+    """Dense [o1-o0, span] matrix: output o = sum_k taps[k] * tmp[o*down + k], tmp from o0*down."""
+    k = taps.numel()
+    o = torch.arange(o0, o1, device=taps.device)[:, None]
+    t = torch.arange(o0 * down, (o1 - 1) * down + k, device=taps.device)[None, :]
+    index = t - o * down
+    valid = (index >= 0) & (index < k)
+    return torch.where(valid, taps[index.clamp(0, k - 1)], torch.zeros((), device=taps.device))
+
+
+def separable_factors(fd):
+    """The flipped (correlation) down filter as a sum of outer products: [(rows, cols), ...].
+
+    A 1-D filter is one product; a radial 2-D filter is exactly a few (its SVD; mirror symmetry
+    keeps the rank at or below half its size).
+    """
+    if fd.ndim == 1:
+        g = fd.flip(0).to(torch.float32)
+        return [(g, g)]
+    g = fd.flip([0, 1]).to(torch.float64)
+    u, s, vh = torch.linalg.svd(g)
+    keep = int((s > s[0] * 1e-10).sum())
+    return [((u[:, i] * s[i]).to(torch.float32), vh[i].to(torch.float32)) for i in range(keep)]
+
+
+def filtered_lrelu_tiled(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 0),
+                         gain=2 ** 0.5, slope=0.2, clamp=None, tile=None):
+    """Same result as filtered_lrelu_reference, tile by tile, every filter as a small matrix product.
+
+    Channels-last throughout: a tile's rows are contiguous [width * C] vectors, so filtering along
+    rows and along columns are both plain (batched) matrix products. Returns channels-last.
+    """
+    if fu is None or fd is None or fu.ndim != 1:
         return filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp)
-    out = torch.empty([n, c, out_h, out_w], dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
-    for part in chunks:
-        bias = None if b is None else b[part]
-        out[:, part] = filtered_lrelu_fast(x[:, part], fu, fd, bias, up, down, padding, gain, slope, clamp)
-    return out
+    n, c, in_h, in_w = x.shape
+    out_w, out_h = output_size(in_w, in_h, fu, fd, up, down, padding)
+    px0, _, py0, _ = padding
+    tile = TILE if tile is None else tile
+    pixels = x.permute(0, 2, 3, 1)  # [N, H, W, C] view of a channels-last tensor
+    if b is not None:
+        pixels = pixels + b.to(x.dtype)
+    pixels = pixels.contiguous()
+    factors = [(r.to(x.dtype), col.to(x.dtype)) for r, col in separable_factors(fd)]
+    k_h, k_w = factors[0][0].numel(), factors[0][1].numel()
+    out = x.new_empty([n, out_h, out_w, c])
+    for top in range(0, out_h, tile):
+        bottom = min(top + tile, out_h)
+        rows_t0, rows_t1 = top * down, (bottom - 1) * down + k_h
+        up_rows, s_top = upsample_matrix(fu, up, py0, rows_t0, rows_t1, in_h)
+        down_rows = torch.cat([downsample_matrix(r, down, top, bottom) for r, _ in factors], dim=1)
+        up_rows, down_rows = up_rows.to(x.dtype), down_rows.to(x.dtype)
+        for left in range(0, out_w, tile):
+            right = min(left + tile, out_w)
+            cols_t0, cols_t1 = left * down, (right - 1) * down + k_w
+            up_cols, s_left = upsample_matrix(fu, up, px0, cols_t0, cols_t1, in_w)
+            up_cols = up_cols.to(x.dtype)
+            down_cols = torch.stack([downsample_matrix(col, down, left, right) for _, col in factors])
+            patch = pixels[:, s_top: s_top + up_rows.shape[1], s_left: s_left + up_cols.shape[1]]
+            hs, ws = patch.shape[1:3]
+            if hs == 0 or ws == 0:  # the tile sees only padding: zeros stay zeros
+                out[:, top:bottom, left:right] = 0
+                continue
+            for i in range(n):
+                y = (up_rows @ patch[i].reshape(hs, ws * c)).view(-1, ws, c)  # upsample along H
+                y = torch.matmul(up_cols, y)  # along W: [tmp_h, tmp_w, C]
+                y = lrelu_clamp_(y, gain, slope, clamp)
+                y = torch.matmul(down_cols.unsqueeze(1).to(x.dtype), y.unsqueeze(0))  # [R, tmp_h, out_w, C]
+                y = down_rows @ y.reshape(-1, (right - left) * c)  # [out_h, out_w * C]
+                out[i, top:bottom, left:right] = y.view(bottom - top, right - left, c)
+    return out.permute(0, 3, 1, 2)

@@ -346,15 +346,14 @@ class SynthesisLayer(torch.nn.Module):
         return self._lean_forward(x, weights, bias, options)
 
     def _lean_forward(self, x, weights, bias, options):
-        """Channels-last; convolve a group of output channels, filter it a few channels at a time.
+        """Channels-last; convolve a group of output channels, then filter it a band of rows at a time.
 
         Never holds the whole convolution output: at 1024 px a group is capped at ~128 MB and a
-        filtering chunk at ~32 MB per temporary, whatever the channel count.
+        filtering band at ~32 MB per temporary, whatever the channel count.
         """
         batch, _, in_h, in_w = x.shape
         x = x.contiguous(memory_format=torch.channels_last)
         conv_h, conv_w = in_h + self.conv_kernel - 1, in_w + self.conv_kernel - 1
-        tmp_w, tmp_h = flrelu.temp_size(conv_w, conv_h, self.up_filter, self.up_factor, self.padding)
         out_w, out_h = flrelu.output_size(conv_w, conv_h, self.up_filter, self.down_filter,
                                           self.up_factor, self.down_factor, self.padding)
         if self.conv_kernel == 1:
@@ -370,10 +369,7 @@ class SynthesisLayer(torch.nn.Module):
                 conv = conv.reshape(batch, in_h, in_w, -1).permute(0, 3, 1, 2)
             else:
                 conv = conv_in_row_tiles(x, weights[:, group])
-            group_bias = bias[group]
-            for part in flrelu.channel_chunks(conv.shape[1], batch * max(tmp_h * tmp_w, conv_h * conv_w)):
-                target = slice(group.start + part.start, group.start + part.stop)
-                out[:, target] = flrelu.filtered_lrelu_fast(conv[:, part], b=group_bias[part], **options)
+            out[:, group] = flrelu.filtered_lrelu_fast(conv, b=bias[group], **options)
             del conv
         return out
 
