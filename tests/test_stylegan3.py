@@ -322,7 +322,7 @@ def test_fast_filtered_lrelu_equals_reference(up, down, fu_taps, fd_taps, paddin
         got = filtered_lrelu_fast(x, band_elements=band_elements, **args)
         assert got.shape == expected.shape
         # Outputs reach ~100 here; float32 summation order differs, so compare relatively.
-        assert max_diff(got, expected) < 1e-6 * (1 + float(expected.abs().max()))
+        assert max_diff(got, expected) < 1e-5 * (1 + float(expected.abs().max()))
 
 
 @torch.no_grad()
