@@ -80,8 +80,7 @@ class BlockCache:
         if self._network is not synthesis:
             self.entries.clear()
             self._network = synthesis
-        settings = (noise_mode, bool(force_fp32), fused_modconv,
-                    _generator_state(noise_generator) if noise_mode == "random" else None)
+        settings = _settings(force_fp32, fused_modconv, noise_mode, noise_generator)
         layer_kwargs = dict(noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
         self.blocks_run = self.images_run = self.layers_run = 0
         x = img = None
@@ -91,11 +90,7 @@ class BlockCache:
                 raise RenderCancelled("synthesis cancelled")
             block = getattr(synthesis, f"b{res}")
             layers = _conv_layers(block)
-            has_torgb = block.is_last or block.architecture == "skip"
-            torgb_w = cur_ws[:, len(layers)] if has_torgb else None
-            conv_inputs = tuple((cur_ws[:, i], _noise_signature(layer, noise_mode, noise_strength))
-                                for i, layer in enumerate(layers))
-            conv_inputs += ((settings, bool(getattr(block, "fast", False))),)
+            conv_inputs, torgb_w = _block_inputs(block, cur_ws, settings, noise_mode, noise_strength)
             entry = self.entries.get(res) if reusing else None
             fast = block.runs_fast(cur_ws, force_fp32)
             fused = block._fused_modconv(fused_modconv, torch.float32, 1)
@@ -131,6 +126,25 @@ class BlockCache:
         # The caller may write into the image it gets; the kept one must stay as it was.
         return img.clone()
 
+    def rerun_from(self, synthesis, ws, noise_mode="const", noise_strength=1.0, force_fp32=True,
+                   fused_modconv=None, noise_generator=None):
+        """The resolution of the first block a pass with these inputs would (partly) recompute, or
+        None when it would come entirely from the cache. Lets a renderer skip a low-resolution
+        preview when only fine layers changed (the cached re-render is then the quick frame)."""
+        if self._network is not synthesis or not self.applies(ws, noise_mode, noise_generator):
+            return synthesis.block_resolutions[0]
+        settings = _settings(force_fp32, fused_modconv, noise_mode, noise_generator)
+        w_idx = 0
+        for res in synthesis.block_resolutions:
+            block = getattr(synthesis, f"b{res}")
+            cur_ws = ws.to(torch.float32).narrow(1, w_idx, block.num_conv + block.num_torgb)
+            w_idx += block.num_conv
+            conv_inputs, torgb_w = _block_inputs(block, cur_ws, settings, noise_mode, noise_strength)
+            entry = self.entries.get(res)
+            if entry is None or not (_same(entry.conv_inputs, conv_inputs) and _same(entry.torgb_w, torgb_w)):
+                return res
+        return None
+
     def _run_block(self, block, x, img, cur_ws, force_fp32, fused_modconv, layer_kwargs):
         """A whole block, keeping conv0's output on the way where conv1 can be rerun from it alone."""
         keep_mid = self.keep_layer_outputs and hasattr(block, "conv0") and block.architecture != "resnet"
@@ -156,6 +170,23 @@ class BlockCache:
                 if t is not None:
                     total += t.numel() * t.element_size()
         return total
+
+
+def _settings(force_fp32, fused_modconv, noise_mode, noise_generator):
+    """What decides every block alike."""
+    return (noise_mode, bool(force_fp32), fused_modconv,
+            _generator_state(noise_generator) if noise_mode == "random" else None)
+
+
+def _block_inputs(block, cur_ws, settings, noise_mode, noise_strength):
+    """((ws row, noise signature) per conv layer + (settings, fast), ToRGB w or None) for one block."""
+    layers = _conv_layers(block)
+    has_torgb = block.is_last or block.architecture == "skip"
+    torgb_w = cur_ws[:, len(layers)] if has_torgb else None
+    conv_inputs = tuple((cur_ws[:, i], _noise_signature(layer, noise_mode, noise_strength))
+                        for i, layer in enumerate(layers))
+    conv_inputs += ((settings, bool(getattr(block, "fast", False))),)
+    return conv_inputs, torgb_w
 
 
 def _detached(conv_inputs):

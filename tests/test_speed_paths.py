@@ -164,6 +164,8 @@ def test_cached_rerender_equals_uncached_render(reference):
 
     mixed = ws.clone()
     mixed[:, 8:] = other[:, 8:]  # a fine mixing range: w8 is b64.conv1, so b64 from conv1, then b128
+    assert cache.rerun_from(G.synthesis, ws) is None
+    assert cache.rerun_from(G.synthesis, mixed) == 64
     img = G.synthesis(mixed, noise_mode="const", block_cache=cache)
     assert (cache.blocks_run, cache.layers_run) == (1, 1)
     assert torch.equal(img, G.synthesis(mixed, noise_mode="const"))
