@@ -157,12 +157,13 @@ def downsample(x, f, down):
 
 
 def filtered_lrelu_fast(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 0),
-                        gain=2 ** 0.5, slope=0.2, clamp=None, band_elements=None):
+                        gain=2 ** 0.5, slope=0.2, clamp=None, band_elements=None, out=None):
     """Same result as filtered_lrelu_reference, computing only the samples that are kept.
 
     Works channels-last, all channels together (so depthwise filters vectorise over channels),
     one band of output rows at a time so that the upsampled grid of a band holds about
-    band_elements (default BAND_ELEMENTS) values. Returns a channels-last tensor.
+    band_elements (default BAND_ELEMENTS) values. Writes into `out` when given (saves a copy of
+    the result), else returns a new channels-last tensor.
     """
     n, c, in_h, in_w = x.shape
     out_w, out_h = output_size(in_w, in_h, fu, fd, up, down, padding)
@@ -170,15 +171,17 @@ def filtered_lrelu_fast(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0
         # StyleGAN3 never upsamples with a 2-D filter; stay correct (not lean) if someone does.
         y = x + b.to(x.dtype).view(1, -1, 1, 1) if b is not None else x.clone()
         y = lrelu_clamp_(upfirdn2d_reference(y, fu, up=up, padding=padding, gain=up ** 2), gain, slope, clamp)
-        return downsample(y, fd, down)[:, :, :out_h, :out_w].contiguous(memory_format=torch.channels_last)
+        y = downsample(y, fd, down)[:, :, :out_h, :out_w].contiguous(memory_format=torch.channels_last)
+        return y if out is None else out.copy_(y)
     tmp_w, _ = temp_size(in_w, in_h, fu, up, padding)
     fd_h = filter_size(fd)[1]
     budget = BAND_ELEMENTS if band_elements is None else band_elements
     tmp_rows = max(fd_h, budget // max(1, n * c * tmp_w))
     band = max(1, (tmp_rows - fd_h) // down + 1)
-    if band >= out_h:
-        return filtered_band(x, 0, out_h, fu, fd, b, up, down, padding, gain, slope, clamp)[:, :, :, :out_w]
-    out = torch.empty([n, c, out_h, out_w], dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    if out is None:
+        if band >= out_h:
+            return filtered_band(x, 0, out_h, fu, fd, b, up, down, padding, gain, slope, clamp)[:, :, :, :out_w]
+        out = torch.empty([n, c, out_h, out_w], dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
     for top in range(0, out_h, band):
         bottom = min(top + band, out_h)
         out[:, :, top:bottom] = filtered_band(x, top, bottom, fu, fd, b, up, down, padding, gain, slope,

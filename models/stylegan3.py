@@ -10,7 +10,7 @@ from models.errors import LoadError, RenderCancelled
 # Elements of one row tile's input to a k x k convolution (see conv_in_row_tiles).
 CONV_TILE_ELEMENTS = 1 << 23
 # Elements of the convolution output held at once by the lean path (a group of output channels).
-CONV_GROUP_ELEMENTS = 1 << 25
+CONV_GROUP_ELEMENTS = 1 << 24
 
 # Keyword arguments each part of NVIDIA's Generator accepts (training-only ones included, ignored).
 MAPPING_OPTIONS = {"num_layers", "lr_multiplier", "w_avg_beta", "freeze_layers", "freeze_embed"}
@@ -348,7 +348,7 @@ class SynthesisLayer(torch.nn.Module):
     def _lean_forward(self, x, weights, bias, options):
         """Channels-last; convolve a group of output channels, then filter it a band of rows at a time.
 
-        Never holds the whole convolution output: at 1024 px a group is capped at ~128 MB and a
+        Never holds the whole convolution output: at 1024 px a group is capped at ~64 MB and a
         filtering band at ~32 MB per temporary, whatever the channel count.
         """
         batch, _, in_h, in_w = x.shape
@@ -369,7 +369,7 @@ class SynthesisLayer(torch.nn.Module):
                 conv = conv.reshape(batch, in_h, in_w, -1).permute(0, 3, 1, 2)
             else:
                 conv = conv_in_row_tiles(x, weights[:, group])
-            out[:, group] = flrelu.filtered_lrelu_fast(conv, b=bias[group], **options)
+            flrelu.filtered_lrelu_fast(conv, b=bias[group], out=out[:, group], **options)
             del conv
         return out
 
