@@ -189,6 +189,14 @@ def filtered_lrelu_fast(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0
     return out
 
 
+def biased(rows, b):
+    """A channels-last copy of rows with the per-channel bias added."""
+    y = torch.empty_like(rows, memory_format=torch.channels_last)
+    if b is None:
+        return y.copy_(rows)
+    return torch.add(rows, b.to(rows.dtype).view(1, -1, 1, 1), out=y)
+
+
 def filtered_band(x, top, bottom, fu, fd, b, up, down, padding, gain, slope, clamp):
     """Output rows top..bottom-1 of filtered_lrelu (maybe a few extra columns), channels-last.
 
@@ -205,8 +213,7 @@ def filtered_band(x, top, bottom, fu, fd, b, up, down, padding, gain, slope, cla
         start, stop = t0 - py0, t1 - py0
         lo = min(max(start, 0), in_h)
         rows = x[:, :, lo: max(lo, min(stop, in_h))]
-        y = torch.empty_like(rows, memory_format=torch.channels_last)
-        torch.add(rows, b.to(x.dtype).view(1, -1, 1, 1), out=y) if b is not None else y.copy_(rows)
+        y = biased(rows, b)
         # Zero rows beyond the input come after the bias, as in upfirdn2d's padding.
         y = F.pad(y, [px0, px1, max(0, min(stop, 0) - start), max(0, stop - max(start, in_h))])
     else:
@@ -215,8 +222,7 @@ def filtered_band(x, top, bottom, fu, fd, b, up, down, padding, gain, slope, cla
         if up_rows.shape[1] == 0:  # the band sees only padding: read one row, weigh it zero
             up_rows, s0 = up_rows.new_zeros([t1 - t0, 1]), min(s0, in_h - 1)
         rows = x[:, :, s0: s0 + up_rows.shape[1]]
-        y = torch.empty_like(rows, memory_format=torch.channels_last)
-        torch.add(rows, b.to(x.dtype).view(1, -1, 1, 1), out=y) if b is not None else y.copy_(rows)
+        y = biased(rows, b)
         y = upsample_axis(y, fu, up, px0, px1, up, axis=3)
         width = y.shape[3]
         flat = y.permute(0, 2, 3, 1).reshape(n, y.shape[2], width * c)
@@ -249,11 +255,7 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 
 
 
 # ---------------------------------------------------------------------------
-# Tiled matrix form: on CPU, small dense matrix products beat depthwise convolutions many times
-# over, even though the (banded) filter matrices are mostly zeros.
-
-# Output tile edge of the matrix form; larger tiles mean bigger products but more multiplied zeros.
-TILE = 32
+# Band matrices: filtering along H as one dense matrix product over whole channels-last rows.
 
 
 def upsample_matrix(f, up, pad0, t0, t1, size_in):
@@ -283,65 +285,3 @@ def downsample_matrix(taps, down, o0, o1):
     index = t - o * down
     valid = (index >= 0) & (index < k)
     return torch.where(valid, taps[index.clamp(0, k - 1)], torch.zeros((), device=taps.device))
-
-
-def separable_factors(fd):
-    """The flipped (correlation) down filter as a sum of outer products: [(rows, cols), ...].
-
-    A 1-D filter is one product; a radial 2-D filter is exactly a few (its SVD; mirror symmetry
-    keeps the rank at or below half its size).
-    """
-    if fd.ndim == 1:
-        g = fd.flip(0).to(torch.float32)
-        return [(g, g)]
-    g = fd.flip([0, 1]).to(torch.float64)
-    u, s, vh = torch.linalg.svd(g)
-    keep = int((s > s[0] * 1e-10).sum())
-    return [((u[:, i] * s[i]).to(torch.float32), vh[i].to(torch.float32)) for i in range(keep)]
-
-
-def filtered_lrelu_tiled(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 0),
-                         gain=2 ** 0.5, slope=0.2, clamp=None, tile=None):
-    """Same result as filtered_lrelu_reference, tile by tile, every filter as a small matrix product.
-
-    Channels-last throughout: a tile's rows are contiguous [width * C] vectors, so filtering along
-    rows and along columns are both plain (batched) matrix products. Returns channels-last.
-    """
-    if fu is None or fd is None or fu.ndim != 1:
-        return filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp)
-    n, c, in_h, in_w = x.shape
-    out_w, out_h = output_size(in_w, in_h, fu, fd, up, down, padding)
-    px0, _, py0, _ = padding
-    tile = TILE if tile is None else tile
-    pixels = x.permute(0, 2, 3, 1)  # [N, H, W, C] view of a channels-last tensor
-    if b is not None:
-        pixels = pixels + b.to(x.dtype)
-    pixels = pixels.contiguous()
-    factors = [(r.to(x.dtype), col.to(x.dtype)) for r, col in separable_factors(fd)]
-    k_h, k_w = factors[0][0].numel(), factors[0][1].numel()
-    out = x.new_empty([n, out_h, out_w, c])
-    for top in range(0, out_h, tile):
-        bottom = min(top + tile, out_h)
-        rows_t0, rows_t1 = top * down, (bottom - 1) * down + k_h
-        up_rows, s_top = upsample_matrix(fu, up, py0, rows_t0, rows_t1, in_h)
-        down_rows = torch.cat([downsample_matrix(r, down, top, bottom) for r, _ in factors], dim=1)
-        up_rows, down_rows = up_rows.to(x.dtype), down_rows.to(x.dtype)
-        for left in range(0, out_w, tile):
-            right = min(left + tile, out_w)
-            cols_t0, cols_t1 = left * down, (right - 1) * down + k_w
-            up_cols, s_left = upsample_matrix(fu, up, px0, cols_t0, cols_t1, in_w)
-            up_cols = up_cols.to(x.dtype)
-            down_cols = torch.stack([downsample_matrix(col, down, left, right) for _, col in factors])
-            patch = pixels[:, s_top: s_top + up_rows.shape[1], s_left: s_left + up_cols.shape[1]]
-            hs, ws = patch.shape[1:3]
-            if hs == 0 or ws == 0:  # the tile sees only padding: zeros stay zeros
-                out[:, top:bottom, left:right] = 0
-                continue
-            for i in range(n):
-                y = (up_rows @ patch[i].reshape(hs, ws * c)).view(-1, ws, c)  # upsample along H
-                y = torch.matmul(up_cols, y)  # along W: [tmp_h, tmp_w, C]
-                y = lrelu_clamp_(y, gain, slope, clamp)
-                y = torch.matmul(down_cols.unsqueeze(1).to(x.dtype), y.unsqueeze(0))  # [R, tmp_h, out_w, C]
-                y = down_rows @ y.reshape(-1, (right - left) * c)  # [out_h, out_w * C]
-                out[i, top:bottom, left:right] = y.view(bottom - top, right - left, c)
-    return out.permute(0, 3, 1, 2)

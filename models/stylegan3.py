@@ -571,11 +571,6 @@ def from_persistent(obj, reference=False):
     return G.eval().requires_grad_(False)
 
 
-def reference_mode(G):
-    """True when G's layers use the zero-stuffing reference path."""
-    return any(getattr(m, "reference", False) for m in G.modules() if isinstance(m, SynthesisLayer))
-
-
 __all__ = ["Generator", "SynthesisNetwork", "SynthesisLayer", "SynthesisInput", "MappingNetwork",
            "FullyConnectedLayer", "build", "from_persistent", "input_transform", "design_lowpass_filter",
            "layer_schedule"]
