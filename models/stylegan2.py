@@ -156,7 +156,7 @@ class SynthesisLayer(torch.nn.Module):
         if noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', not {noise_mode!r}")
         noise = self._noise(x, noise_mode, noise_strength, noise_generator)
-        if self.fast and fast_stylegan2.usable(x, w) and fast_stylegan2.layer_usable(self):
+        if self.fast and fast_stylegan2.usable(x, w, self) and fast_stylegan2.layer_usable(self):
             return fast_stylegan2.synthesis_layer(self, x, w, noise, gain=gain)
         styles = self.affine(w)
         flip_weight = self.up == 1  # correlation is the cheaper path when not upsampling
@@ -191,7 +191,7 @@ class ToRGBLayer(torch.nn.Module):
         self.weight_gain = 1 / np.sqrt(in_channels * (kernel_size ** 2))
 
     def forward(self, x, w, fused_modconv=True):
-        if self.fast and fast_stylegan2.usable(x, w):
+        if self.fast and fast_stylegan2.usable(x, w, self):
             return fast_stylegan2.torgb(self, x, w)
         styles = self.affine(w) * self.weight_gain
         x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
@@ -290,9 +290,9 @@ class SynthesisBlock(torch.nn.Module):
         return x, self.image_step(x, img, torgb_w, fused_modconv=fused_modconv, fast=fast)
 
     def runs_fast(self, ws, force_fp32):
-        """Whether this pass takes the fast path: enabled, float32, batch 1, no autograd."""
+        """Whether this pass takes the fast path: enabled, float32, batch 1 (layers check autograd themselves)."""
         use_half = self.use_fp16 and not force_fp32 and ws.device.type == "cuda"
-        return self.fast and not use_half and ws.shape[0] == 1 and not torch.is_grad_enabled()
+        return self.fast and not use_half and ws.shape[0] == 1
 
     def image_step(self, x, img, torgb_w, fused_modconv=True, fast=False):
         """The block's image output: the previous image upsampled, plus ToRGB of x where the block has one."""

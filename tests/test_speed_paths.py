@@ -115,6 +115,12 @@ def test_batches_and_autograd_take_the_reference_path():
         G.set_reference(False)
         G.synthesis(ws1, noise_mode="const").square().mean().backward()
     assert ws1.grad is not None and float(ws1.grad.abs().sum()) > 0
+    with torch.enable_grad():  # autograd on, nothing to differentiate (a script without no_grad): fast path
+        G.set_reference(True)
+        reference = G.synthesis(ws[:1], noise_mode="const")
+        G.set_reference(False)
+        fast = G.synthesis(ws[:1], noise_mode="const")
+    assert not torch.equal(reference, fast) and _max_diff(reference, fast) < 1e-4
 
 
 @torch.no_grad()
