@@ -246,7 +246,7 @@ def cmd_info(args):
         "img_channels": info["img_channels"],
         "z_dim": info["z_dim"], "w_dim": info["w_dim"], "c_dim": info["c_dim"], "num_ws": info["num_ws"],
         "ws_resolutions": info["ws_resolutions"],
-        "mix_groups": {name: _group_or_empty(name, info["mix_group_resolutions"]) for name in MIX_GROUPS},
+        "mix_groups": {name: _group_or_empty(name, info["ws_resolutions"]) for name in MIX_GROUPS},
         "default_truncation_psi": info.get("default_truncation_psi"),
         "default_truncation_cutoff": info.get("default_truncation_cutoff"),
         "layers": [{"name": name, "shape": list(shape), "resolution": res} for name, shape, res in frame.layers],

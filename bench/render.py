@@ -26,7 +26,8 @@ def full_size_sg2_1024():
     G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=1024, img_channels=3,
                   mapping_kwargs=dict(num_layers=8),
                   synthesis_kwargs=dict(channel_base=32768, channel_max=512, num_fp16_res=4, conv_clamp=256))
-    return G.eval().requires_grad_(False)
+    # Built directly, G is on the reference path; the fast path is what load_generator gives users.
+    return G.set_reference(False).eval().requires_grad_(False)
 
 
 class FrameWatch:

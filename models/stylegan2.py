@@ -328,7 +328,6 @@ class SynthesisNetwork(torch.nn.Module):
         fp16_resolution = max(2 ** (self.img_resolution_log2 + 1 - num_fp16_res), 8)
 
         self.num_ws = 0
-        self.ws_resolutions = []  # for each w index, the output resolution of the layer(s) it feeds
         for res in self.block_resolutions:
             in_channels = channels[res // 2] if res > 4 else 0
             is_last = res == img_resolution
@@ -336,11 +335,14 @@ class SynthesisNetwork(torch.nn.Module):
                                    img_channels=img_channels, is_last=is_last, use_fp16=res >= fp16_resolution,
                                    **block_kwargs)
             self.num_ws += block.num_conv
-            self.ws_resolutions += [res] * block.num_conv
             if is_last:
                 self.num_ws += block.num_torgb
-                self.ws_resolutions += [res] * block.num_torgb
             setattr(self, f"b{res}", block)
+        # The style group of each w index, as the StyleGAN paper counts it: two ws per resolution,
+        # w i -> 2**(i//2 + 2) (1024 px: coarse 4-8 px = w 0-3, middle 16-32 = w 4-7, fine = w 8-17).
+        # Not the layers' own resolutions: in this layout w 2k+1 feeds a torgb at one resolution and
+        # the next block's conv0, and the paper's grouping (which style mixing follows) counts the lower.
+        self.ws_resolutions = [min(2 ** (i // 2 + 2), img_resolution) for i in range(self.num_ws)]
 
     def forward(self, ws, noise_mode="const", force_fp32=True, noise_strength=1.0, noise_generator=None,
                 should_stop=None, fused_modconv=None, block_cache=None, **_ignored):

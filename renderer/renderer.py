@@ -3,6 +3,7 @@
 import collections
 import contextlib
 import math
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -12,7 +13,9 @@ import numpy as np
 import torch
 
 import models
+from models.block_cache import BlockCache
 from models.errors import RenderCancelled
+from models.runtime import tune_cpu
 from renderer.request import RenderRequest, mix_indices
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default_model.safetensors"
@@ -61,19 +64,6 @@ def seed_class(seed, z_dim, c_dim):
     return int(rnd.randint(c_dim))
 
 
-def mix_group_resolutions(G):
-    """Per w index, the resolution that decides its coarse/middle/fine group.
-
-    StyleGAN (v1) and StyleGAN2 follow the paper: two ws per resolution, w i -> 2**(i//2 + 2)
-    (1024 px: coarse 0-3, middle 4-7, fine 8-17). In NVIDIA's StyleGAN2 layout w 2k+1 feeds a
-    torgb at one resolution and the next block's conv0, so the lower one counts. Others
-    (StyleGAN3) use G.synthesis.ws_resolutions as given.
-    """
-    if getattr(G, "architecture", "") in ("stylegan2", "stylegan"):
-        return [min(2 ** (i // 2 + 2), G.img_resolution) for i in range(G.num_ws)]
-    return list(G.synthesis.ws_resolutions)
-
-
 def noise_layers(G):
     """Synthesis layers with a learned noise strength (names relative to G.synthesis)."""
     suffix = ".noise_strength"
@@ -89,12 +79,17 @@ class Renderer:
     """Renders requests; caches networks and mapping outputs. Use one per thread."""
 
     def __init__(self, device="auto", load=None):
+        tune_cpu()  # process-wide malloc settings: a 1024 px frame otherwise faults in fresh pages per layer
         self.device = resolve_device(device)
         self._load = load or models.load_generator  # tests pass a stand-in loader
         self._networks = collections.OrderedDict()  # (path, mtime, device, precision) -> G
         self._mapped = collections.OrderedDict()  # (net key, seed, psi, cutoff, class) -> ws
         self._layers = {}  # net key -> [(name, shape, resolution)]
         self._info = {}  # net key -> frame.info
+        self._block_caches = {}  # net key -> BlockCache of the last full frames (StyleGAN2 reuses blocks)
+        # A Renderer is meant for one thread; should two threads share one anyway, only one of them
+        # uses the block cache at a time (the other renders uncached) rather than corrupt it.
+        self._block_cache_lock = threading.Lock()
 
     # -- public --------------------------------------------------------------------------
 
@@ -137,6 +132,7 @@ class Renderer:
                 old_key, _ = self._networks.popitem(last=False)
                 self._layers.pop(old_key, None)
                 self._info.pop(old_key, None)
+                self._block_caches.pop(old_key, None)
         self._networks.move_to_end(key)
         return key, G
 
@@ -173,7 +169,8 @@ class Renderer:
             t1 = time.perf_counter()
             frame.timings["mapping"] = t1 - t0
             kwargs = self._synthesis_kwargs(G, request, should_stop)
-            if preview_resolution and request.layer is None and _preview_kind(G):
+            if preview_resolution and request.layer is None and _preview_kind(G) and \
+                    self._preview_helps(key, G, ws, kwargs, preview_resolution):
                 self._set_input_transform(G, request)
                 tensor = self._preview_image(G, ws, kwargs, preview_resolution)
                 frame.preview = True
@@ -184,8 +181,7 @@ class Renderer:
                 tensor = self._capture(G, ws, kwargs, request.layer, frame.layers)
             else:
                 self._set_input_transform(G, request)
-                with self._recording_layers(key, G):  # the layer list comes free with a full pass
-                    tensor = self._synthesize(G, ws, **kwargs)
+                tensor = self._full_frame(key, G, ws, kwargs)
                 frame.layers = self._layers[key]
             if tensor.is_cuda:
                 torch.cuda.synchronize(tensor.device)
@@ -199,8 +195,41 @@ class Renderer:
             frame.image = _output_scale(frame.image, request.output_scale)
 
     def _synthesize(self, G, ws, **kwargs):
-        """The one place the synthesis network runs (the speed work swaps this out)."""
+        """The one place the synthesis network runs."""
         return G.synthesis(ws, **kwargs)
+
+    def _full_frame(self, key, G, ws, kwargs):
+        """The plain full image, re-using the blocks whose inputs did not change since the last one.
+
+        Only here: hooks of re-used blocks do not fire, so capture, layer discovery and previews
+        run without the cache. Families without a block cache ignore the argument."""
+        if not self._block_cache_lock.acquire(blocking=False):
+            with self._recording_layers(key, G):
+                return self._synthesize(G, ws, **kwargs)
+        try:
+            cache = self._block_caches.setdefault(key, BlockCache())
+            if key not in self._layers:
+                cache.clear()  # every block must run, so that the recording hooks see every layer
+            with self._recording_layers(key, G):  # the layer list comes free with a full pass
+                return self._synthesize(G, ws, block_cache=cache, **kwargs)
+        finally:
+            self._block_cache_lock.release()
+
+    def _preview_helps(self, key, G, ws, kwargs, resolution):
+        """False when the cached full frame would recompute only blocks above the preview's
+        resolution (a fine-layer drag): that re-render is then itself the quick frame."""
+        cache = self._block_caches.get(key)
+        if cache is None or not cache.entries or getattr(G, "architecture", "") != "stylegan2":
+            return True
+        same = {name: kwargs[name] for name in ("noise_mode", "noise_strength", "force_fp32", "noise_generator")
+                if name in kwargs}
+        if not self._block_cache_lock.acquire(blocking=False):
+            return True
+        try:
+            start = cache.rerun_from(G.synthesis, ws, **same)
+        finally:
+            self._block_cache_lock.release()
+        return start is not None and start <= resolution
 
     def _synthesis_kwargs(self, G, request, should_stop):
         kwargs = {
@@ -255,7 +284,7 @@ class Renderer:
             ws = self._blend_seeds(key, G, request, request.seed_weights())
 
         if request.mixing:
-            indices = mix_indices(request.mix_layers, mix_group_resolutions(G))
+            indices = mix_indices(request.mix_layers, G.synthesis.ws_resolutions)
             if request.mix_w is not None:
                 source = _broadcast_ws(G, request.mix_w, "mix_w", device)
             else:
@@ -322,7 +351,8 @@ class Renderer:
     @contextlib.contextmanager
     def _recording_layers(self, key, G):
         """Hooks every synthesis submodule during the pass inside; stores the 4-D outputs
-        [(name, shape, resolution)] in call order, unless this network's list is known."""
+        [(name, shape, resolution)] in call order, unless this network's list is known. A pass
+        that stops early (cancelled, failed) stores nothing: its list would lack the later layers."""
         if key in self._layers:
             yield
             return
@@ -433,7 +463,6 @@ def _network_info(G):
         z_dim=G.z_dim, c_dim=G.c_dim, w_dim=G.w_dim, num_ws=G.num_ws,
         img_resolution=G.img_resolution, img_channels=G.img_channels,
         ws_resolutions=list(G.synthesis.ws_resolutions),
-        mix_group_resolutions=mix_group_resolutions(G),
         noise_layers=noise_layers(G),
     )
     return info

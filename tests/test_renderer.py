@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models.stylegan2 import Generator
-from renderer.renderer import Renderer, image_to_uint8, mix_group_resolutions
+from renderer.renderer import Renderer, image_to_uint8
 from renderer.request import RenderRequest, mix_indices
 from renderer_standin import standin_loader
 
@@ -177,7 +177,7 @@ def test_mixing_equals_ws_by_hand(small_sg2, net_file, layers):
         z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
         return G.mapping(z, None, truncation_psi=0.8)
 
-    idx = mix_indices(layers, mix_group_resolutions(G))
+    idx = mix_indices(layers, G.synthesis.ws_resolutions)
     assert idx
     for strength in (1.0, 0.4):
         ws = mapped(11)
@@ -189,17 +189,6 @@ def test_mixing_equals_ws_by_hand(small_sg2, net_file, layers):
         assert frame.error is None, frame.error
         assert np.abs(frame.image.astype(int) - expected.astype(int)).max() <= 1
         assert (frame.image != unmixed.image).any()
-
-
-@pytest.mark.parametrize("resolution, num_ws", [(256, 14), (512, 16), (1024, 18)])
-def test_named_groups_on_real_networks(resolution, num_ws):
-    G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=resolution, img_channels=3,
-                  synthesis_kwargs=dict(channel_base=4096, channel_max=2))
-    assert G.num_ws == num_ws
-    groups = mix_group_resolutions(G)
-    assert mix_indices("coarse", groups) == [0, 1, 2, 3]
-    assert mix_indices("middle", groups) == [4, 5, 6, 7]
-    assert mix_indices("fine", groups) == list(range(8, num_ws))
 
 
 def test_seed_blend_is_relative_to_w_avg(small_sg2, net_file):

@@ -176,7 +176,7 @@ def test_info_and_ws_resolutions(fixture):
     G, ref, _ = fixture
     assert G.architecture == "stylegan2" and G.info["variant"] == "skip"
     json.dumps(G.info)
-    assert G.synthesis.ws_resolutions == [4, 8, 8, 16, 16, 32, 32, 64, 64, 64]
+    assert G.synthesis.ws_resolutions == [4, 4, 8, 8, 16, 16, 32, 32, 64, 64]  # the paper's style groups
     assert len(G.synthesis.ws_resolutions) == G.num_ws == ref["ws_seed0_psi1p0"].shape[1]
 
 

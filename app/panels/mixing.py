@@ -3,18 +3,21 @@
 import dearpygui.dearpygui as dpg
 
 from app.panels.base import Panel
+from renderer.request import MIX_GROUPS, mix_indices
 
 RANGE_W, RANGE_H = 400, 58
 RANGE_PAD = 14
 TRACK_Y = 20
 BOXES_PER_ROW = 9
-# Karras et al. (StyleGAN): coarse styles 4-8 px, middle 16-32 px, fine 64 px and up.
-PRESETS = {"coarse": (0, 8), "middle": (16, 32), "fine": (64, 1 << 20)}
+PRESETS = tuple(MIX_GROUPS)  # the paper's coarse, middle and fine; one definition, in renderer.request
 
 
 def preset_layers(resolutions, preset):
-    low, high = PRESETS[preset]
-    return tuple(i for i, r in enumerate(resolutions) if low <= r <= high)
+    """The w indices of a named group for a network's ws_resolutions; () when it has none (StyleGAN3's coarse)."""
+    try:
+        return tuple(mix_indices(preset, resolutions))
+    except ValueError:
+        return ()
 
 
 class MixingPanel(Panel):
@@ -112,7 +115,7 @@ class MixingPanel(Panel):
             box = dpg.add_checkbox(label=f"{i:<2}", tag=f"mix_box_{i}", default_value=i in chosen, parent=row,
                                    callback=self.on_box, user_data=i)
             with dpg.tooltip(box):
-                dpg.add_text(f"ws[{i}] feeds the {res}x{res} layers")
+                dpg.add_text(f"ws[{i}]: style group {res} px (coarse 4-8, middle 16-32, fine 64+)")
             self.boxes.append(box)
 
     # --- edits -------------------------------------------------------------------------------
