@@ -139,7 +139,7 @@ def test_grids_have_the_expected_layout():
     G = Trainer(dataclasses.replace(TINY, resolution=64, g_channel_base=256)).G_ema
     assert sample_grid(G, 2, 3).shape == (128, 192, 3)
     coarse, middle, fine = style_groups(G)
-    assert (coarse, middle, fine) == ([0, 1, 2], [3, 4, 5, 6], [7, 8, 9])  # 4-8, 16-32, 64 px
+    assert (coarse, middle, fine) == ([0, 1, 2, 3], [4, 5, 6, 7], [8, 9])  # 4-8, 16-32, 64 px (the paper)
     grid = mixing_grid(G, source_seeds=(1, 2), dest_seeds=(3,))
     assert grid.shape == (2 * 64, 3 * 3 * 64 + 2 * 32, 3)
     # Left panel: the destination row keeps its fine styles, so its cells differ from the sources.
