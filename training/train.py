@@ -18,6 +18,7 @@ import dataclasses
 import json
 import shlex
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -344,11 +345,20 @@ def main(argv=None):
         print(json.dumps(export_model(trainer, args.export), indent=2))
         return 0
     trainer.commands.append(command)
-    train(trainer, args)
+    # `kill` (SIGTERM) stops as gracefully as Ctrl-C: the finally in train() saves a checkpoint.
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    try:
+        train(trainer, args)
+    except KeyboardInterrupt:
+        print(f"stopped at kimg {trainer.cur_nimg / 1000:.2f}; checkpoint saved in {args.out}", flush=True)
     if args.export:
         export_model(trainer, args.export)
         print(f"exported {args.export}", flush=True)
     return 0
+
+
+def _stop_on_signal(signum, frame):
+    raise KeyboardInterrupt
 
 
 def train(trainer, args):
