@@ -222,7 +222,7 @@ def style_groups(G):
     """w indices of the coarse (4-8 px), middle (16-32 px) and fine (64 px and up) layers."""
     resolutions = getattr(G.synthesis, "ws_resolutions", None)
     if resolutions is None:
-        resolutions = [4 * 2 ** ((i + 1) // 2) for i in range(G.num_ws)]
+        resolutions = [min(2 ** (i // 2 + 2), G.img_resolution) for i in range(G.num_ws)]  # the paper's grouping
     coarse = [i for i, r in enumerate(resolutions) if r <= 8]
     middle = [i for i, r in enumerate(resolutions) if 8 < r <= 32]
     fine = [i for i, r in enumerate(resolutions) if r > 32]
