@@ -1,6 +1,7 @@
 """Benchmark the renderer: full frame time, preview latency, and new-submit latency while a render is in flight."""
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import threading
@@ -107,6 +108,33 @@ def bench_network(label, make_renderer, pkl, device, repeats, preview_resolution
           f"{results[False] * 1000:13.1f} {results[True] * 1000:13.1f}  {'yes' if cancelled else 'NO'}")
 
 
+def bench_mix_drag(renderer, pkl, device, preview_resolution, threads, steps=7):
+    """A drag of the mixing range's low handle, one w at a time from the fine end, on a worker with
+    previews on: the block cache re-renders from where the change enters, and skips the preview
+    when that is above the preview's resolution."""
+    _, G = renderer.load(RenderRequest(pkl=pkl, device=device))
+    last = G.num_ws - 1
+    watch = FrameWatch()
+    print(f"mix range drag, worker with previews at {preview_resolution} px (times in ms from submit)")
+    print(f"  {'mix_layers':<10} {'enters at':<15} {'first frame':>11} {'kind':<8} {'full frame':>10}")
+    with RenderWorker(renderer, preview=True, preview_resolution=preview_resolution, num_threads=threads,
+                      on_frame=watch) as worker:
+        request = RenderRequest(pkl=pkl, device=device, seeds=5, mix_seed=6, mix_layers=f"{last}")
+        worker.submit(request)
+        worker.wait_idle()
+        for low in range(last - 1, max(last - 1 - steps, -1), -1):
+            request = dataclasses.replace(request, mix_layers=f"{low}-{last}")
+            start = time.perf_counter()
+            worker.submit(request)
+            first_stamp, first = watch.wait_for(lambda f: f.request == request)
+            full_stamp, _ = watch.wait_for(lambda f: f.request == request and not f.preview)
+            worker.wait_idle()
+            # NVIDIA's layout: w 2k feeds b{2**(k+2)}.conv1, w 2k+1 the next block's conv0 (and a torgb)
+            enters = f"b{2 ** (low // 2 + 2)}.conv1" if low % 2 == 0 else f"b{2 ** (low // 2 + 3)}.conv0"
+            print(f"  {request.mix_layers:<10} {enters:<15} {(first_stamp - start) * 1000:11.1f} "
+                  f"{'preview' if first.preview else 'full':<8} {(full_stamp - start) * 1000:10.1f}")
+
+
 class _halfway_signal:
     """Holds the old render at its middle synthesis child until the new request is submitted,
     so that the new submit really lands while the old render is in flight."""
@@ -160,8 +188,10 @@ def main():
     if not args.skip_1024:
         G = full_size_sg2_1024().to(device)
         # The request must name an existing file; the replaced loader ignores it and returns G.
-        bench_network("stylegan2-1024 random", lambda: Renderer(device, load=lambda path, device="cpu": G),
-                      str(Path(__file__)), device, args.repeats, args.preview_resolution, threads)
+        renderer = Renderer(device, load=lambda path, device="cpu": G)
+        bench_network("stylegan2-1024 random", lambda: renderer, str(Path(__file__)), device, args.repeats,
+                      args.preview_resolution, threads)
+        bench_mix_drag(renderer, str(Path(__file__)), device, args.preview_resolution, threads)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ class RenderWorker:
     older request stops at its next synthesis block. latest() returns the newest finished Frame
     (errors included, cancelled renders never). With preview=True each request first gives a
     quick low-resolution frame (frame.preview; block `preview_resolution`, see Renderer.render),
-    then the full one; networks without a cheap preview give the full frame straight away.
+    then the full one; networks without a cheap preview give the full frame straight away, and so
+    does a change the renderer's block cache re-renders from above the preview's resolution (a
+    fine-layer drag: that re-render is quicker than a preview).
     """
 
     def __init__(self, renderer, preview=False, preview_resolution=64, num_threads=None, on_frame=None):
