@@ -437,7 +437,10 @@ class App:
         self.last_frame = frame
         if not bridge.frame_is_preview(frame):
             self.last_full_frame = frame
-            self.render_ms = bridge.frame_render_ms(frame)
+            # Previews are decided by the cost of a whole pass: a cached fine-layer re-render is
+            # quick, but the next coarse change is not.
+            if not getattr(frame, "reused_blocks", 0):
+                self.render_ms = bridge.frame_render_ms(frame)
         info = bridge.model_info(self.engine, frame)
         if info and "layers" not in info and info.get("pkl") == self.model_info.get("pkl"):
             info["layers"] = self.model_info.get("layers", [])  # previews carry no layer list

@@ -37,6 +37,7 @@ class Frame:
     error_trace: str | None = None  # the traceback, for unexpected errors only
     preview: bool = False  # a quick low-resolution stand-in for the full frame
     cancelled: bool = False  # stopped because a newer request arrived; carries no image
+    reused_blocks: int = 0  # synthesis blocks taken from the block cache instead of recomputed
     tensor_shape: tuple | None = None  # shape of the shown tensor (image or captured layer)
     info: dict = field(default_factory=dict)  # the network: architecture, num_ws, resolution...
 
@@ -183,6 +184,9 @@ class Renderer:
                 self._set_input_transform(G, request)
                 tensor = self._full_frame(key, G, ws, kwargs)
                 frame.layers = self._layers[key]
+                cache = self._block_caches.get(key)
+                if cache is not None and cache.entries:
+                    frame.reused_blocks = max(len(cache.entries) - cache.blocks_run, 0)
             if tensor.is_cuda:
                 torch.cuda.synchronize(tensor.device)
             frame.timings["synthesis"] = time.perf_counter() - t1
