@@ -3,6 +3,7 @@
 import inspect
 import json
 import os
+import sys
 import time
 import traceback
 from collections import deque
@@ -636,7 +637,7 @@ def run_app(args) -> int:
     """Open the explorer window and run until it is closed. Returns the process exit code."""
     problem = display_problem()
     if problem:
-        print(f"stylescope: {problem}")
+        print(f"stylescope: {problem}", file=sys.stderr)
         return 2
     import dearpygui.dearpygui as dpg
 

@@ -164,3 +164,12 @@ def test_no_command_opens_the_window_with_the_args(monkeypatch):
     monkeypatch.setitem(sys.modules, "app.main", fake)
     assert run_app.main(["--pkl", "net.pkl", "--device", "cpu"]) == 0
     assert seen[0].pkl == "net.pkl" and seen[0].device == "cpu"
+
+
+def test_no_display_message_goes_to_stderr(monkeypatch, capsys):
+    import app.main
+
+    monkeypatch.setattr(app.main, "display_problem", lambda: "no display (DISPLAY is not set)")
+    assert app.main.run_app(run_app.build_parser().parse_args([])) == 2
+    captured = capsys.readouterr()
+    assert "no display" in captured.err and captured.out == ""
