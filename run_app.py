@@ -420,6 +420,11 @@ def cmd_convert(args):
 
     if not getattr(args, "pkl", None):
         raise ValueError("convert: give --pkl FILE (the network to convert)")
+    from models.atomic_write import WriteError, target_problem
+
+    problem = target_problem(args.out)  # before the (slow) load, not after
+    if problem:
+        raise WriteError(problem)
     # The plain reference modules: their state dict has NVIDIA's names, which the file keeps.
     G = load_generator(args.pkl, device="cpu", reference=True)
     save_safetensors(G, args.out, extra_metadata={"converted_from": Path(args.pkl).name})

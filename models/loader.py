@@ -2,11 +2,10 @@
 
 import importlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from models import stylegan2, tf_stylegan2
+from models.atomic_write import WriteError, atomic_output, os_error_from_text
 from models.errors import LoadError, UnsafeFileError
 from models.safe_pickle import PersistentObject, TFNetwork, read_pickle
 
@@ -119,6 +118,7 @@ def _load_safetensors(path):
 
 def save_safetensors(G, path, extra_metadata=None):
     """Write G as .safetensors (tensors + JSON config) atomically: a temp file in the same folder, then rename."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     family = ARCHITECTURE_FAMILIES.get(getattr(G, "architecture", None))
@@ -136,19 +136,13 @@ def save_safetensors(G, path, extra_metadata=None):
     # Own contiguous CPU copies: safetensors refuses tensors that share memory.
     tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in G.state_dict().items()}
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        umask = os.umask(0)  # mkstemp makes the file private (0600); give it the usual permissions
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    # A temporary file in the target's folder, renamed at the end: a failed or interrupted
+    # save leaves the old file (if any) and no partial one. Errors name the target, not the temp.
+    with atomic_output(path) as temp_name:
+        try:
+            save_file(tensors, temp_name, metadata=metadata)
+        except SafetensorError as error:  # its I/O errors are not OSErrors: "I/O error: ... (os error 28)"
+            raise os_error_from_text(error) or WriteError(f"cannot write {path}: {_one_line(error)}") from error
 
 
 # ----------------------------------------------------------------------------

@@ -1,16 +1,17 @@
 """Exports: PNG frames that carry their RenderRequest, latents, grids and videos, written atomically."""
 
-import contextlib
 import errno
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from models.atomic_write import atomic_output as _atomic_output
+from models.atomic_write import describe_os_error
 
 PNG_KEY_REQUEST = "stylescope.request"
 PNG_KEY_MODEL = "stylescope.model"
@@ -31,81 +32,13 @@ class ExportCancelled(Exception):
 # ---------------------------------------------------------------- atomic writing
 
 
-def describe_os_error(error, path):
-    """One clear line for a failed write (full disk, no permission, no such folder...)."""
-    folder = Path(path).parent
-    code = getattr(error, "errno", None)
-    if code == errno.ENOSPC:
-        return f"cannot write {path}: the disk is full (no space left on device)"
-    if code == errno.EDQUOT:
-        return f"cannot write {path}: disk quota exceeded"
-    if code in (errno.EACCES, errno.EPERM):
-        return f"cannot write {path}: permission denied in folder {folder}"
-    if code == errno.EROFS:
-        return f"cannot write {path}: folder {folder} is on a read-only file system"
-    if code == errno.ENOENT:
-        if folder.is_dir():
-            return f"cannot write {path}: files cannot be created in folder {folder}"
-        return f"cannot write {path}: folder {folder} does not exist"
-    if code == errno.ENOTDIR:
-        return f"cannot write {path}: {folder} is not a folder"
-    if code == errno.EISDIR:
-        return f"cannot write {path}: it is a folder"
-    reason = getattr(error, "strerror", None) or str(error)
-    return f"cannot write {path}: {reason}"
-
-
-def _umask():
-    # os.umask can only be read by setting it; done once, at import, before threads write.
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
-
-
-@contextlib.contextmanager
 def atomic_output(path):
     """Yield a temporary path in the target's folder; rename it onto `path` when the block ends.
 
-    The temporary file lives in the same folder (so the same file system, so os.replace is
-    atomic): readers see the old file or the whole new one, never half a file. An exception
-    inside the block, a cancel included, deletes the temporary file and propagates; an
-    OSError becomes an ExportError with a one-line message.
+    See models.atomic_write.atomic_output: readers see the old file or the whole new one; an
+    error deletes the temporary file; an OSError becomes an ExportError naming `path`.
     """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise ExportError(f"cannot write {path}: it is a folder")
-    if not folder.exists():
-        raise ExportError(f"cannot write {path}: folder {folder} does not exist")
-    if not folder.is_dir():
-        raise ExportError(f"cannot write {path}: {folder} is not a folder")
-    try:
-        handle, temp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=folder)
-        os.close(handle)
-    except OSError as error:
-        raise ExportError(describe_os_error(error, path)) from error
-    try:
-        yield temp_name
-        # mkstemp makes the file private (0600); give the result the usual permissions.
-        os.chmod(temp_name, 0o666 & ~_UMASK)
-        os.replace(temp_name, path)
-    except ExportError:
-        _remove_quietly(temp_name)
-        raise
-    except OSError as error:
-        _remove_quietly(temp_name)
-        raise ExportError(describe_os_error(error, path)) from error
-    except BaseException:
-        _remove_quietly(temp_name)
-        raise
-
-
-def _remove_quietly(name):
-    with contextlib.suppress(OSError):
-        os.remove(name)
+    return _atomic_output(path, error_type=ExportError)
 
 
 class _ProbeDone(Exception):

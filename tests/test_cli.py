@@ -173,3 +173,25 @@ def test_no_display_message_goes_to_stderr(monkeypatch, capsys):
     assert app.main.run_app(run_app.build_parser().parse_args([])) == 2
     captured = capsys.readouterr()
     assert "no display" in captured.err and captured.out == ""
+
+
+def test_convert_on_a_full_disk_is_one_line_naming_the_target(fixtures_dir, tmp_path, capsys):
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        out = mount_point / "c.safetensors"
+        code = run_app.main(["convert", "--pkl", str(fixtures_dir / "sg2ada_64.pkl"), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 1 and err.strip() == f"stylescope: cannot write {out}: the disk is full (no space left on device)"
+        assert list(mount_point.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_convert_onto_a_folder_names_the_target(fixtures_dir, tmp_path, capsys):
+    code = run_app.main(["convert", "--pkl", str(fixtures_dir / "sg2ada_64.pkl"), "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.strip() == f"stylescope: cannot write {tmp_path}: it is a folder"
