@@ -223,18 +223,32 @@ def parse_grid_shape(text):
     return rows, cols
 
 
+SEED_MAX = 2**32 - 1  # numpy's RandomState takes seeds in [0, 2**32 - 1]
+MAX_SEED_COUNT = 10000  # more cells or keyframes than anyone renders; stops a typo eating the memory
+
+
 def parse_seeds(text):
-    """'0,1,5-7' -> [0, 1, 5, 6, 7]."""
+    """'0,1,5-7' -> [0, 1, 5, 6, 7]; every seed in [0, 2**32-1], at most MAX_SEED_COUNT of them."""
     seeds = []
     for part in str(text).split(","):
         part = part.strip()
         if not part:
             continue
-        if "-" in part:
-            first, last = part.split("-", 1)
-            seeds.extend(range(int(first), int(last) + 1))
-        else:
-            seeds.append(int(part))
+        first, is_range, last = part.partition("-")
+        try:
+            low = int(first)
+            high = int(last) if is_range else low
+        except ValueError:
+            raise ValueError(f"seeds: {part!r} is not a seed or a range like 3-7 (seeds are 0 to {SEED_MAX})") from None
+        for value in (low, high):
+            if not 0 <= value <= SEED_MAX:
+                raise ValueError(f"seeds: {value} is outside 0-{SEED_MAX}")
+        if high < low:
+            raise ValueError(f"seeds: range {part!r} is empty (the end is below the start)")
+        # Check the count before range() makes the list: 0-100000000000 must fail at once.
+        if len(seeds) + (high - low + 1) > MAX_SEED_COUNT:
+            raise ValueError(f"seeds: {text!r} gives more than {MAX_SEED_COUNT} seeds")
+        seeds.extend(range(low, high + 1))
     if not seeds:
         raise ValueError(f"no seeds in {text!r}")
     return seeds

@@ -163,6 +163,29 @@ def test_parsers():
         export.parse_grid_shape("2by3")
 
 
+@pytest.mark.parametrize("text,words", [
+    ("0-100000000000", "outside 0-4294967295"),
+    ("5-4294967296", "outside"),
+    ("0-20000", "more than 10000 seeds"),
+    ("0-9999,10000", "more than 10000 seeds"),
+    ("7-3", "empty"),
+    ("-1", "not a seed"),
+    ("a-b", "not a seed"),
+])
+def test_parse_seeds_refuses_huge_negative_and_empty_ranges_at_once(text, words):
+    with pytest.raises(ValueError, match=words):
+        export.parse_seeds(text)
+    assert export.parse_seeds("4294967290-4294967295")[-1] == 2**32 - 1
+    assert len(export.parse_seeds("0-9999")) == 10000
+
+
+def test_cli_grid_with_a_huge_seed_range_is_one_line(tmp_path, capsys):
+    assert run_cli("grid", "--seeds", "0-100000000000", "--out", tmp_path / "g.png") == 1
+    err = capsys.readouterr().err
+    assert "outside 0-4294967295" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---------------------------------------------------------------- through the real renderer
 
 
