@@ -347,6 +347,11 @@ def cmd_video(args):
     from renderer import export, interpolate
     from renderer.renderer import Renderer
 
+    from renderer.video import check_video_settings, video_format
+
+    # Settings the writer would refuse, refused before the first frame is rendered, not after.
+    check_video_settings(args.fps, args.quality)
+    video_format(args.out)
     base = _base_request(args)
     headless_threads()
     renderer = Renderer()

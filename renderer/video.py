@@ -1,5 +1,6 @@
 """Video writers: MP4 (H.264 through imageio-ffmpeg) and GIF (pillow), fed one RGB frame at a time."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,24 @@ def video_format(path):
     raise ValueError(f"{path}: unknown video type {suffix!r}; use .mp4 or .gif")
 
 
+def check_video_settings(fps, quality):
+    """(fps, quality) as floats, or ValueError naming the field: fps a finite number > 0,
+    quality a finite number in 0-10 (imageio's scale; 10 is lossless H.264)."""
+    try:
+        fps_value = float(fps)
+    except (TypeError, ValueError):
+        raise ValueError(f"fps: {fps!r} is not a number") from None
+    if not math.isfinite(fps_value) or fps_value <= 0:
+        raise ValueError(f"fps: must be a number above 0, got {fps!r}")
+    try:
+        quality_value = float(quality)
+    except (TypeError, ValueError):
+        raise ValueError(f"quality: {quality!r} is not a number") from None
+    if not math.isfinite(quality_value) or not 0 <= quality_value <= 10:
+        raise ValueError(f"quality: must be a number from 0 to 10, got {quality!r}")
+    return fps_value, quality_value
+
+
 def pad_to_even(image):
     """Repeat the last row/column where a size is odd: H.264 in yuv420p needs even sizes
     (yuv444p does not).
@@ -42,16 +61,13 @@ class VideoWriter:
 
     def __init__(self, path, fps=30, quality=8, fmt=None, pixel_format="yuv444p"):
         self.path = str(path)
-        self.fps = float(fps)
-        self.quality = quality
+        self.fps, self.quality = check_video_settings(fps, quality)
         if pixel_format not in PIXEL_FORMATS:
             raise ValueError(f"pixel format {pixel_format!r}: use one of {', '.join(PIXEL_FORMATS)}")
         self.pixel_format = pixel_format
         self.format = fmt or video_format(path)
         if self.format not in VIDEO_FORMATS:
             raise ValueError(f"unknown video format {self.format!r}")
-        if self.fps <= 0:
-            raise ValueError("fps must be positive")
         self.frames_written = 0
         self._size = None
         self._ffmpeg = None

@@ -180,3 +180,29 @@ def test_writer_refuses_mixed_sizes_and_bad_types(tmp_path):
     writer.abort()
     with pytest.raises(ValueError, match="unknown video type"):
         video_format("clip.avi")
+
+
+@pytest.mark.parametrize("fps,quality,field", [
+    (float("nan"), 8, "fps"), (0, 8, "fps"), (-5, 8, "fps"), (float("inf"), 8, "fps"), ("fast", 8, "fps"),
+    (30, float("nan"), "quality"), (30, -3, "quality"), (30, 99, "quality"), (30, None, "quality"),
+])
+def test_writer_refuses_bad_fps_and_quality_naming_the_field(tmp_path, fps, quality, field):
+    with pytest.raises(ValueError, match=f"^{field}: "):
+        VideoWriter(tmp_path / "x.mp4", fps=fps, quality=quality)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_video_refuses_bad_fps_and_quality_before_rendering(tmp_path, capsys, monkeypatch):
+    import run_app
+    from renderer import export
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("rendered before checking the video settings")
+
+    monkeypatch.setattr(export, "keyframe_request", no_rendering)
+    monkeypatch.setattr(export, "sweep_requests", no_rendering)
+    for flags, field in ((["--fps", "nan"], "fps"), (["--quality", "99"], "quality"), (["--quality", "nan"], "quality")):
+        code = run_app.main(["video", "--seeds", "1,2", *flags, "--out", str(tmp_path / "v.mp4")])
+        err = capsys.readouterr().err
+        assert code == 1 and f"stylescope: {field}: " in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
