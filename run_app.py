@@ -391,6 +391,7 @@ def cmd_grid(args):
     from renderer import export
     from renderer.renderer import Renderer
 
+    export.check_padding(args.padding)
     base = _base_request(args)
     headless_threads()
     renderer = Renderer()

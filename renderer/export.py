@@ -178,8 +178,15 @@ def _image_of(frame):
 # ---------------------------------------------------------------- grids
 
 
+def check_padding(padding):
+    """ValueError unless padding (pixels between grid cells) is a whole number >= 0."""
+    if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
+        raise ValueError(f"padding: must be a whole number of pixels >= 0, got {padding!r}")
+
+
 def tile_images(images, rows, cols, padding=0, background=0):
     """Tile equally sized uint8 [H, W, 3] images row by row into one picture; None leaves a cell blank."""
+    check_padding(padding)
     images = list(images)
     if len(images) > rows * cols:
         raise ValueError(f"{len(images)} images do not fit a {rows}x{cols} grid")
@@ -638,6 +645,7 @@ def render_grid(renderer, cells, rows, cols, padding=0, progress=None, cancel=No
 
 def export_grid(renderer, cells, rows, cols, path, base, kind, padding=0, progress=None, cancel=None):
     """Render and write a grid PNG; its text chunks hold base's request and every cell's."""
+    check_padding(padding)
     _fail_early_if_unwritable(path)
     image = render_grid(renderer, cells, rows, cols, padding, progress, cancel)
     if not isinstance(cells, dict):

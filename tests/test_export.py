@@ -179,6 +179,17 @@ def test_parse_seeds_refuses_huge_negative_and_empty_ranges_at_once(text, words)
     assert len(export.parse_seeds("0-9999")) == 10000
 
 
+def test_negative_padding_is_refused_before_rendering(tmp_path, capsys):
+    with pytest.raises(ValueError, match="padding"):
+        export.tile_images([np.zeros((2, 2, 3), np.uint8)] * 2, 1, 2, padding=-5)
+    with pytest.raises(ValueError, match="padding"):
+        export.export_grid(None, [RenderRequest()], 1, 1, tmp_path / "g.png", RenderRequest(), "seeds", padding=-5)
+    assert run_cli("grid", "--seeds", "0-1", "--padding", "-5", "--out", tmp_path / "g.png") == 1
+    err = capsys.readouterr().err
+    assert "padding" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_grid_with_a_huge_seed_range_is_one_line(tmp_path, capsys):
     assert run_cli("grid", "--seeds", "0-100000000000", "--out", tmp_path / "g.png") == 1
     err = capsys.readouterr().err
