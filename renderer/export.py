@@ -1,7 +1,9 @@
 """Exports: PNG frames that carry their RenderRequest, latents, grids and videos, written atomically."""
 
+import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
 import threading
@@ -109,6 +111,13 @@ def save_png(frame, request, path, model_path=None, model_name=None, model_sha25
     directly by `model_name` / `model_sha256` (e.g. for the embedded default model).
     extra_text: more PNG text chunks, e.g. a grid's layout.
     """
+    with atomic_output(path) as temp_name:
+        _write_png_file(frame, request, temp_name, model_path, model_name, model_sha256, extra_text)
+    return Path(path)
+
+
+def _write_png_file(frame, request, filename, model_path=None, model_name=None, model_sha256=None, extra_text=None):
+    """save_png's work, straight into `filename` (the caller makes it atomic)."""
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
@@ -123,9 +132,7 @@ def save_png(frame, request, path, model_path=None, model_name=None, model_sha25
     info.add_text("Software", "StyleScope")
     for key, value in (extra_text or {}).items():
         info.add_text(key, value if isinstance(value, str) else json.dumps(value))
-    with atomic_output(path) as temp_name:
-        Image.fromarray(image).save(temp_name, format="PNG", pnginfo=info)
-    return Path(path)
+    Image.fromarray(image).save(filename, format="PNG", pnginfo=info)
 
 
 def read_png_metadata(path):
@@ -157,9 +164,17 @@ def read_png_image(path):
 def save_array(array, path):
     """Write one numpy array as .npy atomically (the current z or w)."""
     with atomic_output(path) as temp_name:
-        with open(temp_name, "wb") as handle:
-            np.save(handle, np.asarray(array))
+        _write_npy_file(array, temp_name)
     return Path(path)
+
+
+def _write_npy_file(array, filename):
+    # Through bytes and a plain write: np.save into a file reports a full disk as
+    # "N requested and M written" with no errno, which would hide the reason.
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array))
+    with open(filename, "wb") as handle:
+        handle.write(buffer.getbuffer())
 
 
 def _image_of(frame):
@@ -347,19 +362,27 @@ def render_image(renderer, request, cancel=None):
 def export_frame(renderer, request, path, save_latents=False, image=None):
     """Render a request to a PNG that remembers it; with save_latents also <stem>_w.npy and
     <stem>_z.npy (z only when the request has one: a single seed or an explicit z).
-    image: the request's picture when it is already rendered. Returns the paths written."""
+    image: the request's picture when it is already rendered. Returns the paths written.
+
+    The set is written whole or not at all: every file goes to a temporary name first, and
+    the names are swapped in only once all are written, so a full disk at the last file
+    leaves none of the new set and any older files of the same names as they were.
+    """
     if image is None:
         image = render_image(renderer, request)
     model = model_path_of(request)
-    written = [save_png(image, request, path, model_path=model if model.is_file() else None)]
+    path = Path(path)
+    writes = [(path, lambda name: _write_png_file(image, request, name, model_path=model if model.is_file() else None))]
     if save_latents:
-        path = Path(path)
         ws = renderer.compute_ws(request).detach().cpu().numpy()
-        written.append(save_array(ws, path.with_name(f"{path.stem}_w.npy")))
+        writes.append((path.with_name(f"{path.stem}_w.npy"), lambda name: _write_npy_file(ws, name)))
         z = request_z(request, _z_dim(renderer, request))
         if z is not None:
-            written.append(save_array(z, path.with_name(f"{path.stem}_z.npy")))
-    return written
+            writes.append((path.with_name(f"{path.stem}_z.npy"), lambda name: _write_npy_file(z, name)))
+    with contextlib.ExitStack() as renames_at_the_end:
+        for target, write in writes:
+            write(renames_at_the_end.enter_context(atomic_output(target)))
+    return [target for target, _ in writes]
 
 
 def request_z(request, z_dim=None):

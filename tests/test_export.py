@@ -103,6 +103,53 @@ def test_real_full_disk_during_a_video_leaves_nothing(tiny_tmpfs):
     assert leftovers(tiny_tmpfs) == []
 
 
+class LatentStub:
+    """Just what export_frame asks of a renderer when the picture is given: ws and z_dim."""
+
+    def __init__(self, ws_floats):
+        import torch
+
+        self.ws = torch.ones(1, 1, ws_floats)
+
+    def compute_ws(self, request):
+        return self.ws
+
+    def load(self, request):
+        return None, type("G", (), {"z_dim": 8})()
+
+
+def test_frame_with_latents_on_a_full_disk_leaves_none_of_the_set(tiny_tmpfs):
+    out = tiny_tmpfs / "x.png"
+    picture = np.zeros((8, 8, 3), np.uint8)
+    # The PNG and the z fit; the 128 KiB w does not: nothing of the set may stay.
+    with pytest.raises(ExportError, match="disk is full") as err:
+        export.export_frame(LatentStub(32 * 1024), RenderRequest(seeds=3), out, save_latents=True, image=picture)
+    assert "x_w.npy" in str(err.value)
+    assert leftovers(tiny_tmpfs) == []
+    # A set that fits is written whole.
+    written = export.export_frame(LatentStub(16), RenderRequest(seeds=3), out, save_latents=True, image=picture)
+    assert sorted(p.name for p in written) == sorted(p.name for p in tiny_tmpfs.iterdir()) == ["x.png", "x_w.npy", "x_z.npy"]
+
+
+def test_failed_latent_write_keeps_the_older_set_untouched(tmp_path, monkeypatch):
+    out = tmp_path / "x.png"
+    for name in ("x.png", "x_w.npy", "x_z.npy"):
+        (tmp_path / name).write_bytes(b"older " + name.encode())
+    real_write = export._write_npy_file
+
+    def fail_on_z(array, filename):
+        if np.asarray(array).shape == (1, 8):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(array, filename)
+
+    monkeypatch.setattr(export, "_write_npy_file", fail_on_z)
+    with pytest.raises(ExportError, match="x_z.npy: the disk is full"):
+        export.export_frame(LatentStub(16), RenderRequest(seeds=3), out, save_latents=True,
+                            image=np.zeros((8, 8, 3), np.uint8))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {
+        name: b"older " + name.encode() for name in ("x.png", "x_w.npy", "x_z.npy")}
+
+
 def test_unwritable_folder_gives_one_clear_line(read_only_folder):
     with pytest.raises(ExportError, match="read-only|permission denied") as caught:
         export.save_png(np.zeros((8, 8, 3), np.uint8), RenderRequest(), read_only_folder / "x.png")
