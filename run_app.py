@@ -145,7 +145,11 @@ def _latent_changes(args):
 def _load_w(path):
     import numpy as np
 
-    data = np.load(path)
+    try:
+        data = np.load(path)  # allow_pickle stays off: a latent file must not run code
+    except (OSError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"--w: {path}: not a readable numpy array file ({first_line})") from None
     if hasattr(data, "files"):  # .npz
         if "w" not in data.files:
             raise ValueError(f"--w: {path} has no array named 'w' (found {', '.join(data.files)})")
@@ -225,6 +229,18 @@ def write_png_atomic(image, path):
         raise
 
 
+def warn_if_transform_ignored(renderer, request):
+    """--rotate/--translate/--scale only move StyleGAN3's input: say so when the network has none."""
+    moved = (tuple(request.transform_translate) != (0.0, 0.0) or request.transform_rotate != 0.0
+             or request.transform_scale != 1.0)
+    if not moved:
+        return
+    _, G = renderer.load(request)
+    if not str(G.architecture).startswith("stylegan3"):
+        print(f"stylescope: warning: --rotate/--translate/--scale apply to StyleGAN3 networks only; "
+              f"ignored for this {G.architecture} network", file=sys.stderr)
+
+
 def cmd_info(args):
     """Print the network's format, sizes and synthesis layers as JSON."""
     from renderer.renderer import Renderer
@@ -270,6 +286,7 @@ def cmd_frame(args):
 
     from renderer import export
 
+    export.check_png_name(args.out)  # before rendering, not after
     if getattr(args, "from_png", None):
         headless_threads()
         _, warning = export.rebuild_from_png(Renderer(), args.from_png, args.out, pkl=getattr(args, "pkl", None))
@@ -281,6 +298,7 @@ def cmd_frame(args):
     headless_threads()
     renderer = Renderer()
     frame = render_or_fail(renderer, request)
+    warn_if_transform_ignored(renderer, request)
     # The PNG carries its request and the model's sha256, so `--from-png` rebuilds it exactly.
     written = export.export_frame(renderer, request, args.out, save_latents=getattr(args, "save_latents", False),
                                   image=frame.image)
@@ -355,6 +373,8 @@ def cmd_video(args):
     base = _base_request(args)
     headless_threads()
     renderer = Renderer()
+    export.check_mixing(renderer, [base])  # slerp-z frames take base's mixing: check it before frame 1
+    warn_if_transform_ignored(renderer, base)
     cols = 1
     if args.sweep:
         sequences = [export.sweep_requests(renderer, base, args.sweep, args.frames, args.sweep_from,
@@ -392,6 +412,7 @@ def cmd_grid(args):
     from renderer.renderer import Renderer
 
     export.check_padding(args.padding)
+    export.check_png_name(args.out)
     base = _base_request(args)
     headless_threads()
     renderer = Renderer()
@@ -409,6 +430,8 @@ def cmd_grid(args):
         if len(seeds) > rows * cols:
             raise ValueError(f"--grid: {len(seeds)} seeds do not fit {rows}x{cols}")
         cells, kind = export.seed_grid_requests(base, seeds), "seeds"
+    export.check_mixing(renderer, cells.values() if isinstance(cells, dict) else cells)
+    warn_if_transform_ignored(renderer, base)
     bar, progress = _tqdm_progress(len(cells), "cell")
     try:
         image = export.export_grid(renderer, cells, rows, cols, args.out, base, kind, padding=args.padding,

@@ -103,6 +103,14 @@ class PngMetadata:
         return RenderRequest.from_json(self.request_json)
 
 
+def check_png_name(path):
+    """ExportError unless `path` ends in .png: exports are PNG, the one format that carries the
+    request they were made from (a .jpg name holding PNG bytes would mislead every viewer)."""
+    if Path(path).suffix.lower() != ".png":
+        raise ExportError(f"cannot write {path}: pictures are exported as PNG (it keeps the request "
+                          f"that rebuilds them; JPEG would not); use a .png name")
+
+
 def save_png(frame, request, path, model_path=None, model_name=None, model_sha256=None, extra_text=None):
     """Write a frame's image as PNG carrying its RenderRequest and the model's name and sha256.
 
@@ -111,6 +119,7 @@ def save_png(frame, request, path, model_path=None, model_name=None, model_sha25
     directly by `model_name` / `model_sha256` (e.g. for the embedded default model).
     extra_text: more PNG text chunks, e.g. a grid's layout.
     """
+    check_png_name(path)
     with atomic_output(path) as temp_name:
         _write_png_file(frame, request, temp_name, model_path, model_name, model_sha256, extra_text)
     return Path(path)
@@ -368,6 +377,7 @@ def export_frame(renderer, request, path, save_latents=False, image=None):
     the names are swapped in only once all are written, so a full disk at the last file
     leaves none of the new set and any older files of the same names as they were.
     """
+    check_png_name(path)
     if image is None:
         image = render_image(renderer, request)
     model = model_path_of(request)
@@ -408,6 +418,7 @@ def rebuild_from_png(renderer, png_path, out_path, pkl=None):
     """
     import dataclasses
 
+    check_png_name(out_path)
     meta = read_png_metadata(png_path)
     request = meta.request()
     if pkl is not None:
@@ -651,10 +662,25 @@ def style_mix_requests(base, row_seeds, col_seeds, layers="coarse"):
     return cells
 
 
+def check_mixing(renderer, requests):
+    """ValueError before anything is rendered when a request's mix_layers do not fit its network
+    (e.g. 99-100 on a 10-w network), rather than after the first cells or frames."""
+    from renderer.request import mix_indices
+
+    checked = set()
+    for request in requests:
+        if not request.mixing or (request.pkl, request.mix_layers) in checked:
+            continue
+        checked.add((request.pkl, request.mix_layers))
+        _, G = renderer.load(request)
+        mix_indices(request.mix_layers, G.synthesis.ws_resolutions)
+
+
 def render_grid(renderer, cells, rows, cols, padding=0, progress=None, cancel=None):
     """Render {(row, col): request} (or a row-major list) into one tiled picture."""
     if not isinstance(cells, dict):
         cells = {divmod(index, cols): request for index, request in enumerate(cells)}
+    check_mixing(renderer, cells.values())
     images = [None] * (rows * cols)
     total = len(cells)
     for done, ((row, col), request) in enumerate(sorted(cells.items()), start=1):
@@ -668,6 +694,7 @@ def render_grid(renderer, cells, rows, cols, padding=0, progress=None, cancel=No
 
 def export_grid(renderer, cells, rows, cols, path, base, kind, padding=0, progress=None, cancel=None):
     """Render and write a grid PNG; its text chunks hold base's request and every cell's."""
+    check_png_name(path)
     check_padding(padding)
     _fail_early_if_unwritable(path)
     image = render_grid(renderer, cells, rows, cols, padding, progress, cancel)

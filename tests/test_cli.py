@@ -195,3 +195,30 @@ def test_convert_onto_a_folder_names_the_target(fixtures_dir, tmp_path, capsys):
     code = run_app.main(["convert", "--pkl", str(fixtures_dir / "sg2ada_64.pkl"), "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 1 and err.strip() == f"stylescope: cannot write {tmp_path}: it is a folder"
+
+
+def test_transform_on_a_network_without_one_warns_and_still_writes(standin_models, tmp_path, capsys):
+    out = tmp_path / "x.png"
+    assert run_app.main(["frame", "--pkl", standin_models, "--rotate", "30", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "StyleGAN3" in err and len(err.strip().splitlines()) == 1
+    assert out.is_file()
+    assert run_app.main(["frame", "--pkl", standin_models, "--out", str(out)]) == 0
+    assert capsys.readouterr().err == ""  # no transform asked for: no warning
+
+
+def test_frame_refuses_a_non_png_name_before_rendering(standin_models, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(run_app, "render_or_fail", lambda *a: pytest.fail("rendered before checking --out"))
+    code = run_app.main(["frame", "--pkl", standin_models, "--out", str(tmp_path / "x.jpg")])
+    err = capsys.readouterr().err
+    assert code == 1 and "x.jpg" in err and ".png" in err and len(err.strip().splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["standin.pkl"]
+
+
+def test_w_file_that_needs_pickle_names_the_file(tmp_path, capsys):
+    bad = tmp_path / "objects.npy"
+    np.save(bad, np.array([{"w": 1}], dtype=object), allow_pickle=True)
+    code = run_app.main(["frame", "--w", str(bad), "--out", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert code == 1 and str(bad) in err and len(err.strip().splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["objects.npy"]

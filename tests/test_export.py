@@ -503,3 +503,29 @@ def test_feature_map_video_shows_the_layer(net, tmp_path):
     expected = export.render_image(renderer, layer_view)
     assert len(frames) == 2 and frames[1].shape == expected.shape == (16, 16, 3)
     assert psnr(frames[1], expected) >= 35
+
+
+def test_bad_mix_layers_fail_before_the_first_cell_or_frame(net, tmp_path, capsys, monkeypatch):
+    pkl, renderer = net
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("rendered before checking mix_layers")
+
+    monkeypatch.setattr(export, "render_image", no_rendering)
+    cells = export.seed_grid_requests(RenderRequest(pkl=pkl, device="cpu", mix_seed=9, mix_layers="99-100"), [0, 1])
+    with pytest.raises(ValueError, match="mix_layers: '99-100' is outside 0-9"):
+        export.render_grid(renderer, cells, 1, 2)
+    for argv in (["grid", "--seeds", "0-3"], ["video", "--seeds", "0,1", "--frames-per-transition", "2"]):
+        code = run_cli(*argv, "--pkl", pkl, "--mix-seed", "9", "--mix-layers", "99-100", "--out",
+                       tmp_path / ("x.png" if argv[0] == "grid" else "x.mp4"))
+        err = capsys.readouterr().err
+        assert code == 1 and "99-100" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_exports_refuse_names_that_are_not_png(tmp_path):
+    with pytest.raises(ExportError, match=r"x\.jpg: pictures are exported as PNG"):
+        export.save_png(np.zeros((4, 4, 3), np.uint8), RenderRequest(), tmp_path / "x.jpg")
+    with pytest.raises(ExportError, match="use a .png name"):
+        export.export_frame(None, RenderRequest(), tmp_path / "x.jpeg")
+    assert export.save_png(np.zeros((4, 4, 3), np.uint8), RenderRequest(), tmp_path / "x.PNG").is_file()
