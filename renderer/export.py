@@ -559,6 +559,11 @@ def _z_dim(renderer, request):
     return G.z_dim
 
 
+def _num_ws(renderer, request):
+    _, G = renderer.load(request)
+    return G.num_ws
+
+
 SWEEP_CONTROLS = ("psi", "mix_strength", "mix_layers", "noise_seed")
 
 
@@ -588,7 +593,7 @@ def sweep_requests(renderer, base, control, frames, start=None, stop=None, width
     elif control == "mix_strength":
         lo = 0.0 if start is None else start
         hi = 1.0 if stop is None else stop
-        layers = base.mix_layers or "0-1000"
+        layers = base.mix_layers or f"0-{_num_ws(renderer, base) - 1}"  # every w (mix_indices refuses past the end)
         for t in positions:
             requests.append(dataclasses.replace(base, mix_strength=round(lo + (hi - lo) * t, 6), mix_layers=layers))
     elif control == "mix_layers":

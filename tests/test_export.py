@@ -523,6 +523,15 @@ def test_bad_mix_layers_fail_before_the_first_cell_or_frame(net, tmp_path, capsy
     assert list(tmp_path.iterdir()) == []
 
 
+def test_mix_strength_sweep_without_layers_mixes_every_w(net):
+    pkl, renderer = net
+    base = RenderRequest(pkl=pkl, device="cpu", mix_seed=4)
+    requests = export.sweep_requests(renderer, base, "mix_strength", 2)
+    assert requests[-1].mix_layers == "0-9"
+    mixed = export.render_image(renderer, requests[-1])
+    np.testing.assert_array_equal(mixed, export.render_image(renderer, RenderRequest(pkl=pkl, device="cpu", seeds=4)))
+
+
 def test_exports_refuse_names_that_are_not_png(tmp_path):
     with pytest.raises(ExportError, match=r"x\.jpg: pictures are exported as PNG"):
         export.save_png(np.zeros((4, 4, 3), np.uint8), RenderRequest(), tmp_path / "x.jpg")
