@@ -210,25 +210,6 @@ def render_or_fail(renderer, request):
     return frame
 
 
-def write_png_atomic(image, path):
-    """Write a uint8 image as PNG through a temp file in the target folder, then rename."""
-    import tempfile
-
-    from PIL import Image
-
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            Image.fromarray(image).save(file, format="PNG")
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
-
-
 def warn_if_transform_ignored(renderer, request):
     """--rotate/--translate/--scale only move StyleGAN3's input: say so when the network has none."""
     moved = (tuple(request.transform_translate) != (0.0, 0.0) or request.transform_rotate != 0.0
@@ -449,9 +430,9 @@ def cmd_convert(args):
 
     if not getattr(args, "pkl", None):
         raise ValueError("convert: give --pkl FILE (the network to convert)")
-    from models.atomic_write import WriteError, target_problem
+    from models.atomic_write import WriteError, write_problem
 
-    problem = target_problem(args.out)  # before the (slow) load, not after
+    problem = write_problem(args.out)  # before the (slow) load, not after
     if problem:
         raise WriteError(problem)
     # The plain reference modules: their state dict has NVIDIA's names, which the file keeps.

@@ -59,6 +59,23 @@ def target_problem(path):
     return None
 
 
+class _ProbeDone(Exception):
+    """Ends a write probe: the temporary file was created, and is removed again."""
+
+
+def write_problem(path):
+    """None if a file can be created at `path`, else the one-line reason: checked before an
+    hour of rendering or a slow load, not after. Creates and removes a temporary file."""
+    try:
+        with atomic_output(path) as temp_name:
+            Path(temp_name).write_bytes(b"")
+            raise _ProbeDone()
+    except _ProbeDone:
+        return None
+    except WriteError as error:
+        return str(error)
+
+
 def _umask():
     # os.umask can only be read by setting it; done once, at import, before threads write.
     mask = os.umask(0)

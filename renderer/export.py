@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from models.atomic_write import atomic_output as _atomic_output
-from models.atomic_write import describe_os_error
+from models.atomic_write import describe_os_error, write_problem
 
 PNG_KEY_REQUEST = "stylescope.request"
 PNG_KEY_MODEL = "stylescope.model"
@@ -43,21 +43,10 @@ def atomic_output(path):
     return _atomic_output(path, error_type=ExportError)
 
 
-class _ProbeDone(Exception):
-    """Ends a write probe: the temporary file was created, and is removed again."""
-
-
 def writable_or_error(path):
     """None if a file can be created at `path`, else the one-line reason (checked before an
     hour of rendering, not after)."""
-    try:
-        with atomic_output(path) as temp_name:
-            Path(temp_name).write_bytes(b"")
-            raise _ProbeDone()
-    except _ProbeDone:
-        return None
-    except ExportError as error:
-        return str(error)
+    return write_problem(path)
 
 
 # ---------------------------------------------------------------- model identity

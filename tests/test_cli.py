@@ -222,3 +222,19 @@ def test_w_file_that_needs_pickle_names_the_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and str(bad) in err and len(err.strip().splitlines()) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["objects.npy"]
+
+
+def test_convert_into_a_read_only_folder_fails_before_loading(tmp_path, capsys, monkeypatch):
+    mount_point = tmp_path / "ro"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount_point)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        monkeypatch.setattr(models, "load_generator", lambda *a, **k: pytest.fail("loaded before checking --out"))
+        out = mount_point / "c.safetensors"
+        assert run_app.main(["convert", "--pkl", "net.pkl", "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.strip() == f"stylescope: cannot write {out}: folder {mount_point} is on a read-only file system"
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
