@@ -1,6 +1,7 @@
 """Shared pytest fixtures: where the reference networks live."""
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,3 +17,35 @@ def fixtures_dir():
     if not FIXTURES.is_dir():
         pytest.skip(f"fixtures not found at {FIXTURES}")
     return FIXTURES
+
+
+def _mount_tmpfs(mount_point, options):
+    """Mount a small tmpfs; False where mounting is not allowed (not root, no mount)."""
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)], capture_output=True)
+    return result.returncode == 0
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 64 KiB tmpfs (a disk that fills up), or skip where mounting is not allowed."""
+    mount_point = tmp_path / "tiny"
+    if not _mount_tmpfs(mount_point, "size=64k"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=False)
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A read-only folder: root ignores chmod, so as root a read-only mounted tmpfs."""
+    mount_point = tmp_path / "ro"
+    if not _mount_tmpfs(mount_point, "ro,size=64k"):
+        if os.geteuid() != 0:
+            mount_point.chmod(0o500)  # not root: plain permissions do the job
+            yield mount_point
+            mount_point.chmod(0o700)
+            return
+        pytest.skip("cannot mount a read-only tmpfs here")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=False)

@@ -175,20 +175,12 @@ def test_no_display_message_goes_to_stderr(monkeypatch, capsys):
     assert "no display" in captured.err and captured.out == ""
 
 
-def test_convert_on_a_full_disk_is_one_line_naming_the_target(fixtures_dir, tmp_path, capsys):
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        out = mount_point / "c.safetensors"
-        code = run_app.main(["convert", "--pkl", str(fixtures_dir / "sg2ada_64.pkl"), "--out", str(out)])
-        err = capsys.readouterr().err
-        assert code == 1 and err.strip() == f"stylescope: cannot write {out}: the disk is full (no space left on device)"
-        assert list(mount_point.iterdir()) == []
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=False)
+def test_convert_on_a_full_disk_is_one_line_naming_the_target(fixtures_dir, tiny_tmpfs, capsys):
+    out = tiny_tmpfs / "c.safetensors"
+    code = run_app.main(["convert", "--pkl", str(fixtures_dir / "sg2ada_64.pkl"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.strip() == f"stylescope: cannot write {out}: the disk is full (no space left on device)"
+    assert list(tiny_tmpfs.iterdir()) == []
 
 
 def test_convert_onto_a_folder_names_the_target(fixtures_dir, tmp_path, capsys):
@@ -224,17 +216,9 @@ def test_w_file_that_needs_pickle_names_the_file(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["objects.npy"]
 
 
-def test_convert_into_a_read_only_folder_fails_before_loading(tmp_path, capsys, monkeypatch):
-    mount_point = tmp_path / "ro"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount_point)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a read-only tmpfs here")
-    try:
-        monkeypatch.setattr(models, "load_generator", lambda *a, **k: pytest.fail("loaded before checking --out"))
-        out = mount_point / "c.safetensors"
-        assert run_app.main(["convert", "--pkl", "net.pkl", "--out", str(out)]) == 1
-        err = capsys.readouterr().err
-        assert err.strip() == f"stylescope: cannot write {out}: folder {mount_point} is on a read-only file system"
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=False)
+def test_convert_into_a_read_only_folder_fails_before_loading(read_only_folder, capsys, monkeypatch):
+    monkeypatch.setattr(models, "load_generator", lambda *a, **k: pytest.fail("loaded before checking --out"))
+    out = read_only_folder / "c.safetensors"
+    assert run_app.main(["convert", "--pkl", "net.pkl", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"stylescope: cannot write {out}: folder {read_only_folder} is on a read-only file system"

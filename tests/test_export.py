@@ -3,8 +3,6 @@
 import errno
 import hashlib
 import json
-import os
-import subprocess
 import threading
 from pathlib import Path
 
@@ -22,35 +20,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def leftovers(folder):
     """Everything in a folder (partial files are hidden dot-files, so list them all)."""
     return sorted(p.name for p in Path(folder).iterdir())
-
-
-@pytest.fixture
-def tiny_tmpfs(tmp_path):
-    """A 64 KiB tmpfs (a disk that fills up), or skip where mounting is not allowed."""
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True)
-    if result.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield mount_point
-    subprocess.run(["umount", str(mount_point)], check=False)
-
-
-@pytest.fixture
-def read_only_folder(tmp_path):
-    """A read-only mounted folder: root ignores chmod, but not a read-only file system."""
-    mount_point = tmp_path / "ro"
-    mount_point.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount_point)], capture_output=True)
-    if result.returncode != 0:
-        if os.geteuid() != 0:
-            mount_point.chmod(0o500)  # not root: plain permissions do the job
-            yield mount_point
-            mount_point.chmod(0o700)
-            return
-        pytest.skip("cannot mount a read-only tmpfs here")
-    yield mount_point
-    subprocess.run(["umount", str(mount_point)], check=False)
 
 
 # ---------------------------------------------------------------- atomic writing

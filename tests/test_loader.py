@@ -263,33 +263,6 @@ def test_pickle_with_unsupported_architecture_says_so(fixtures_dir, tmp_path):
 # Saving where the disk or the folder says no: one line naming the target, nothing left behind.
 
 
-@pytest.fixture
-def tiny_tmpfs(tmp_path):
-    """A 64 KiB tmpfs (a disk that fills up), or skip where mounting is not allowed."""
-    import subprocess
-
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True)
-    if result.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield mount_point
-    subprocess.run(["umount", str(mount_point)], check=False)
-
-
-@pytest.fixture
-def read_only_tmpfs(tmp_path):
-    import subprocess
-
-    mount_point = tmp_path / "ro"
-    mount_point.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount_point)], capture_output=True)
-    if result.returncode != 0:
-        pytest.skip("cannot mount a read-only tmpfs here")
-    yield mount_point
-    subprocess.run(["umount", str(mount_point)], check=False)
-
-
 def test_save_on_a_full_disk_is_one_line_naming_the_target(fixtures_dir, tiny_tmpfs):
     G = load_generator(fixtures_dir / "sg2ada_64.pkl", reference=True)
     out = tiny_tmpfs / "G.safetensors"
@@ -300,8 +273,8 @@ def test_save_on_a_full_disk_is_one_line_naming_the_target(fixtures_dir, tiny_tm
     assert list(tiny_tmpfs.iterdir()) == []
 
 
-def test_save_into_a_read_only_folder_names_the_target(small_G, read_only_tmpfs):
-    out = read_only_tmpfs / "G.safetensors"
+def test_save_into_a_read_only_folder_names_the_target(small_G, read_only_folder):
+    out = read_only_folder / "G.safetensors"
     with pytest.raises(OSError) as err:
         save_safetensors(small_G, out)
     _assert_one_line_naming(err, out)
