@@ -1,5 +1,6 @@
 """Shared generator math in plain PyTorch: FIR resampling, bias+activation, modulated conv, FC layers."""
 
+import copy
 import math
 
 import numpy as np
@@ -370,3 +371,16 @@ class Conv2dLayer(torch.nn.Module):
     def extra_repr(self):
         return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
                 f"activation={self.activation}, up={self.up}, down={self.down}")
+
+
+def plain_values(value):
+    """A deep copy of init kwargs with numpy scalars/arrays and tuples turned into JSON types."""
+    if isinstance(value, dict):
+        return {str(k): plain_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_values(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return copy.deepcopy(value)

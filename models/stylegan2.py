@@ -379,19 +379,6 @@ class SynthesisNetwork(torch.nn.Module):
 # ----------------------------------------------------------------------------
 
 
-def _jsonable(value):
-    """A deep copy of init kwargs with numpy scalars/arrays and tuples turned into JSON types."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return copy.deepcopy(value)
-
-
 class Generator(torch.nn.Module):
     """StyleGAN2 generator: mapping + synthesis, constructible from either NVIDIA repo's init kwargs."""
 
@@ -435,7 +422,7 @@ class Generator(torch.nn.Module):
             "architecture": self.architecture,
             "variant": synthesis_kwargs.get("architecture", "skip"),
             "flavour": flavour,
-            "init_kwargs": _jsonable(init_kwargs),
+            "init_kwargs": ops.plain_values(init_kwargs),
         }
 
     def set_reference(self, reference=True):
@@ -527,3 +514,83 @@ def load_state_dict_checked(G, state_dict):
         tensors[key] = value.to(own[key].dtype)
     G.load_state_dict(tensors, strict=True)
 
+
+
+# ----------------------------------------------------------------------------
+# A reduced pass for previews (orig/resnet networks have no early image to show).
+
+
+def reduced_synthesis(synthesis, ws, resolution, noise_mode="const", noise_strength=1.0, noise_generator=None,
+                      should_stop=None, **_ignored):
+    """A quick stand-in image at `resolution` (< img_resolution) from all of the network's weights.
+
+    Blocks up to `resolution` run as usual; every later block runs at that resolution without its
+    2x upsampling (conv0 and the resnet skip as plain convolutions, noise averaged down to the
+    smaller grid), and the last block's ToRGB gives the image. Not NVIDIA's image: a preview that
+    looks like the full frame downscaled, at a fraction of its cost. Batch 1 or more, float32.
+    """
+    if ws.ndim != 3 or ws.shape[1] != synthesis.num_ws or ws.shape[2] != synthesis.w_dim:
+        raise ValueError(f"ws must have shape [N, {synthesis.num_ws}, {synthesis.w_dim}], got {list(ws.shape)}")
+    resolution = max(min(int(resolution), synthesis.img_resolution), 4)
+    ws = ws.to(torch.float32)
+    x = img = None
+    w_idx = 0
+    for res in synthesis.block_resolutions:
+        _check_stop(should_stop)
+        block = getattr(synthesis, f"b{res}")
+        cur_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
+        w_idx += block.num_conv
+        if res <= resolution:
+            x, img = block(x, img, cur_ws, force_fp32=True, noise_mode=noise_mode, noise_strength=noise_strength,
+                           noise_generator=noise_generator)
+            continue
+        x = x.to(torch.float32)
+        noise_args = (noise_mode, noise_strength, noise_generator)
+        if block.architecture == "resnet":
+            y = _reduced_skip(block.skip, x, gain=np.sqrt(0.5))
+            x = _reduced_layer(block.conv0, x, cur_ws[:, 0], *noise_args, flip_weight=False)
+            x = _reduced_layer(block.conv1, x, cur_ws[:, 1], *noise_args, gain=np.sqrt(0.5))
+            x = y.add_(x)
+        else:
+            x = _reduced_layer(block.conv0, x, cur_ws[:, 0], *noise_args, flip_weight=False)
+            x = _reduced_layer(block.conv1, x, cur_ws[:, 1], *noise_args)
+        if block.is_last or block.architecture == "skip":
+            y = block.torgb(x, cur_ws[:, 2]).to(torch.float32, memory_format=torch.contiguous_format)
+            img = y if img is None else img.add_(y)  # a skip image stays on this grid: no upsampling
+    return img
+
+
+def _reduced_noise(layer, x, noise_mode, noise_strength, noise_generator):
+    """The layer's noise drawn at its own resolution, then averaged down to x's grid."""
+    if not layer.use_noise or noise_mode == "none":
+        return None
+    multiplier = _noise_multiplier(noise_strength, layer.layer_name)
+    if multiplier == 0:
+        return None
+    if noise_mode == "const":
+        noise = layer.noise_const.reshape(1, 1, layer.resolution, layer.resolution)
+    elif noise_generator is not None:  # the same draw as the full pass makes
+        noise = torch.randn([x.shape[0], 1, layer.resolution, layer.resolution], generator=noise_generator,
+                            device=noise_generator.device).to(x.device)
+    else:
+        noise = torch.randn([x.shape[0], 1, layer.resolution, layer.resolution], device=x.device)
+    noise = torch.nn.functional.adaptive_avg_pool2d(noise, x.shape[-2:])
+    return noise * (layer.noise_strength * multiplier)
+
+
+def _reduced_layer(layer, x, w, noise_mode, noise_strength, noise_generator, gain=1, flip_weight=True):
+    """A SynthesisLayer without its upsampling, on x's grid. flip_weight=False for a conv0: its
+    transposed convolution applies the kernel flipped, which a plain convolution must copy."""
+    noise = _reduced_noise(layer, x, noise_mode, noise_strength, noise_generator)
+    styles = layer.affine(w)
+    x = ops.modulated_conv2d(x.contiguous(), layer.weight, styles, noise=noise, padding=layer.padding,
+                             flip_weight=flip_weight, fused_modconv=True)
+    clamp = layer.conv_clamp * gain if layer.conv_clamp is not None else None
+    return ops.bias_act(x, layer.bias, act=layer.activation, gain=layer.act_gain * gain, clamp=clamp)
+
+
+def _reduced_skip(skip, x, gain):
+    """The resnet skip's 1x1 convolution without its upsampling."""
+    x = torch.nn.functional.conv2d(x.contiguous(), skip.weight * skip.weight_gain)
+    clamp = skip.conv_clamp * gain if skip.conv_clamp is not None else None
+    return ops.bias_act(x, skip.bias, act=skip.activation, gain=skip.act_gain * gain, clamp=clamp)

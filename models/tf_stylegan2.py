@@ -5,7 +5,7 @@ import re
 import numpy as np
 import torch
 
-from models import stylegan2
+from models import ops, stylegan2
 from models.errors import LoadError
 
 # TF synthesis build functions whose variables follow the StyleGAN2 naming.
@@ -213,6 +213,6 @@ def from_tf(gs):
         value = TRANSFORMS[transform](tf_vars[tf_name])
         state[key] = torch.from_numpy(np.array(value, dtype=np.float32, order="C"))
     stylegan2.load_state_dict_checked(G, state)
-    G.info["tf_static_kwargs"] = stylegan2._jsonable(
+    G.info["tf_static_kwargs"] = ops.plain_values(
         {k: v for k, v in gs.static_kwargs.items() if isinstance(v, (int, float, str, bool, list, type(None)))})
     return G

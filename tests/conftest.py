@@ -12,6 +12,17 @@ sys.path.insert(0, str(ROOT))
 FIXTURES = Path(os.environ.get("STYLESCOPE_FIXTURES", ROOT.parent / "shared" / "fixtures"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The test networks are tiny: one thread is as fast, and far faster on a busy shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir():
     if not FIXTURES.is_dir():

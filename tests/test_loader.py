@@ -11,15 +11,6 @@ from models.errors import LoadError
 from models.loader import load_generator, save_safetensors
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small convolutions: one thread is fastest, and on a busy machine many threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _z(seed, z_dim):
     return torch.from_numpy(np.random.RandomState(seed).randn(1, z_dim).astype(np.float32))
 

@@ -12,14 +12,6 @@ from renderer.renderer import Renderer
 from renderer.request import RenderRequest
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def fast_sg2():
     """A 64 px StyleGAN2 on the fast path (as load_generator gives it), parameters off their init."""

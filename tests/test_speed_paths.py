@@ -14,15 +14,6 @@ from models.stylegan2 import Generator
 SG2_FIXTURES = ["sg2ada_64", "sg3_sg2_64", "tf_sg2_64"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small convolutions: one thread is fastest, and on a busy machine many threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _max_diff(a, b):
     return float((a.double() - b.double()).abs().max())
 

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import run_app
@@ -17,14 +16,6 @@ from renderer.request import RenderRequest, mix_indices
 
 # Karras et al. 2019, section 3.1: two ws per resolution; coarse 4-8 px, middle 16-32 px, fine 64 px and up.
 PAPER_GROUPS = {"coarse": [0, 1, 2, 3], "middle": [4, 5, 6, 7]}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def assert_paper_groups(ws_resolutions, num_ws):

@@ -16,15 +16,6 @@ PSI_SETTINGS = {"psi1p0": dict(), "psi0p7": dict(truncation_psi=0.7),
 _cache = {}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small convolutions: one thread is fastest, and on a busy machine many threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _pkl(fixtures_dir, name):
     return fixtures_dir / f"{name}.pkl"
 

@@ -14,15 +14,6 @@ WS_ATOL = 1e-5
 IMG_ATOL = 1e-4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small convolutions: one thread is fastest, and on a busy machine many threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def ref(fixtures_dir):
     return np.load(fixtures_dir / "sg3_t_64_ref.npz")

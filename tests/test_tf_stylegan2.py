@@ -10,14 +10,6 @@ from models.stylegan2 import Generator
 from models.tf_stylegan2 import from_tf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _random_generator(architecture, resolution=32, c_dim=0, w_dim=32, layer_features=48, seed=0):
     """A PyTorch generator with every tensor randomised (so no conversion mistake can hide behind init values)."""
     torch.manual_seed(seed)
