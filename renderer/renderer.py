@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 import models
+from models import stylegan2, stylegan3
 from models.block_cache import BlockCache
 from models.errors import RenderCancelled
 from models.runtime import tune_cpu
@@ -98,9 +99,10 @@ class Renderer:
         """Render `request` into a Frame; never raises (errors come back in frame.error).
 
         should_stop: callable checked between synthesis blocks; True cancels the render.
-        preview_resolution: stop at block b{preview_resolution} and show the network's own
-        low-resolution image there (skip StyleGAN2, StyleGAN v1), upscaled to full size and
-        marked frame.preview; other architectures render in full (frame.preview False).
+        preview_resolution: a quick low-resolution frame instead, upscaled to full size and marked
+        frame.preview: the network's own image at block b{preview_resolution} (skip StyleGAN2,
+        StyleGAN v1), else a reduced render at that resolution (orig/resnet StyleGAN2, StyleGAN3;
+        at most half the image's). Networks without either render in full (frame.preview False).
         """
         start = time.perf_counter()
         frame = Frame(request=request)
@@ -405,7 +407,9 @@ class Renderer:
     def _preview_image(self, G, ws, kwargs, resolution):
         """The network's own low-resolution image at block b{resolution}, then stop: for skip
         StyleGAN2 the image accumulated so far, for StyleGAN (v1) that level's progressive-growing
-        ToRGB applied to the block's output."""
+        ToRGB applied to the block's output. Other kinds: a reduced render (_reduced_image)."""
+        if _preview_kind(G) == "reduced":
+            return self._reduced_image(G, ws, kwargs, resolution)
         blocks = [int(n[1:]) for n, _ in G.synthesis.named_children() if n[:1] == "b" and n[1:].isdigit()]
         usable = [r for r in blocks if r <= resolution and r < G.img_resolution] or blocks[:1]
         block = G.synthesis.get_submodule(f"b{max(usable)}")
@@ -425,6 +429,17 @@ class Renderer:
         if _preview_kind(G) == "skip":
             return captured[0][1]  # a skip block returns (features, image so far)
         return block.torgb(captured[0])
+
+    def _reduced_image(self, G, ws, kwargs, resolution):
+        """All of the network at `resolution` px (at most half the image's) by its family's cheap
+        pass: StyleGAN2 runs its top blocks without upsampling, StyleGAN3 skips the alias-free
+        filters and caps every layer's sampling rate. Looks like the full frame downscaled."""
+        resolution = min(int(resolution), G.img_resolution // 2)
+        reduced = stylegan3.reduced_synthesis if G.architecture.startswith("stylegan3") else \
+            stylegan2.reduced_synthesis
+        options = {name: kwargs[name] for name in ("noise_mode", "noise_strength", "noise_generator", "should_stop")
+                   if name in kwargs}
+        return reduced(G.synthesis, ws, resolution, **options)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -449,11 +464,17 @@ def _first_tensor(output):
 
 def _preview_kind(G):
     """'skip' (StyleGAN2 skip: images accumulate block by block), 'torgb' (StyleGAN v1 with a
-    ToRGB per level), or None: no cheap low-resolution image, previews render in full."""
+    ToRGB per level), 'reduced' (orig/resnet StyleGAN2 and StyleGAN3: a cheaper pass of the whole
+    network at low resolution), or None: no preview, previews render in full."""
     architecture = getattr(G, "architecture", "")
     info = getattr(G, "info", {}) or {}
     if architecture == "stylegan2" and info.get("variant") == "skip":
         return "skip"
+    if architecture == "stylegan2" and info.get("variant") in ("orig", "resnet") and \
+            isinstance(G.synthesis, stylegan2.SynthesisNetwork):
+        return "reduced"
+    if architecture in ("stylegan3-t", "stylegan3-r") and isinstance(G.synthesis, stylegan3.SynthesisNetwork):
+        return "reduced"
     if architecture == "stylegan" and hasattr(getattr(G.synthesis, "b4", None), "torgb"):
         return "torgb"
     return None
