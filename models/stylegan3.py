@@ -641,8 +641,7 @@ def _resample_linear(x, position, dim):
     position = position.clamp(0, length - 1)
     lower = position.floor().long().clamp(max=length - 1)
     upper = (lower + 1).clamp(max=length - 1)
-    if torch.equal(position, lower.to(position.dtype)) and lower.numel() == length and \
-            torch.equal(lower, torch.arange(length)):
+    if position.numel() == length and torch.equal(position, torch.arange(length, dtype=position.dtype)):
         return x  # the identity grid (a ToRGB on the image grid)
     shape = [1] * x.ndim
     shape[dim] = -1
