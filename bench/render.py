@@ -1,4 +1,5 @@
-"""Benchmark the renderer: full frame time, preview latency, and new-submit latency while a render is in flight."""
+"""Benchmark the renderer: full frame time, preview latency, new-submit latency while a render is in flight,
+and the reduced-render previews (orig/resnet StyleGAN2, StyleGAN3) against the full frame."""
 
 import argparse
 import dataclasses
@@ -11,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from renderer.renderer import Renderer  # noqa: E402
@@ -29,6 +31,75 @@ def full_size_sg2_1024():
                   synthesis_kwargs=dict(channel_base=32768, channel_max=512, num_fp16_res=4, conv_clamp=256))
     # Built directly, G is on the reference path; the fast path is what load_generator gives users.
     return G.set_reference(False).eval().requires_grad_(False)
+
+
+def random_sg2(resolution, architecture):
+    """StyleGAN2 config-f shape at any resolution and architecture, random weights, fast path."""
+    from models.stylegan2 import Generator
+
+    G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
+                  mapping_kwargs=dict(num_layers=8),
+                  synthesis_kwargs=dict(channel_base=32768, channel_max=512, num_fp16_res=4, conv_clamp=256,
+                                        architecture=architecture))
+    return G.set_reference(False).eval().requires_grad_(False)
+
+
+def random_sg3_t(resolution):
+    """StyleGAN3-T (train.py's cbase 32768, cmax 512) with random weights, on its lean path."""
+    from models.stylegan3 import Generator
+
+    G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3)
+    return G.eval().requires_grad_(False)
+
+
+def psnr_against_downscaled(preview, full, size):
+    """PSNR (dB, 8-bit) of a nearest-upscaled preview against the full frame area-averaged to its size."""
+    factor = full.shape[0] // size
+    small_full = full.astype(np.float64).reshape(size, factor, size, factor, -1).mean(axis=(1, 3))
+    small_preview = preview.astype(np.float64)[::factor, ::factor]
+    mse = np.mean((small_preview - small_full) ** 2)
+    return 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))
+
+
+def bench_reduced_previews(device, repeats, threads, fixtures):
+    """Reduced-render previews (no early image in these networks) against the full frame: time and likeness."""
+    sg3_64 = Path(fixtures) / "sg3_t_64.pkl"
+    cases = [(f"stylegan2-{res} orig", lambda res=res: random_sg2(res, "orig"), (res // 4, res // 8, res // 16), repeats)
+             for res in (256, 512, 1024)]
+    cases.append(("stylegan2-1024 resnet", lambda: random_sg2(1024, "resnet"), (256, 128, 64), repeats))
+    cases.append(("stylegan3-t-256", lambda: random_sg3_t(256), (128, 64, 32), 1))
+    if sg3_64.is_file():
+        cases.insert(0, ("sg3_t_64 (fixture)", None, (32, 16), repeats))
+    if threads:
+        torch.set_num_threads(threads)
+    print("reduced-render previews, Renderer.render on this thread (times in ms, median over new seeds;")
+    print("  PSNR in dB of the preview against the full frame averaged down to the preview's size, mean)")
+    print(f"  {'network':<22} {'full':>9}   {'preview px':>12} {'preview':>11} {'speed-up':>6} {'PSNR':>5}")
+    for label, make, resolutions, count in cases:
+        if make is None:
+            renderer, pkl = Renderer(device), str(sg3_64)
+        else:
+            G = make().to(device)
+            renderer, pkl = Renderer(device, load=lambda path, device="cpu", G=G: G), str(Path(__file__))
+        renderer.render(RenderRequest(pkl=pkl, device=device, seeds=0))  # load, layer list, warm-up
+        fulls, previews, psnrs = [], {r: [] for r in resolutions}, {r: [] for r in resolutions}
+        for seed in range(1, count + 1):
+            request = RenderRequest(pkl=pkl, device=device, seeds=seed)
+            frames = {}
+            for res in resolutions:  # before the full frame: a cached full frame of this seed skips previews
+                frame = renderer.render(request, preview_resolution=res)
+                assert frame.preview and frame.error is None, (label, res, frame.error)
+                previews[res].append(frame.timings["total"])
+                frames[res] = frame
+            full = renderer.render(request)
+            fulls.append(full.timings["total"])
+            for res in resolutions:
+                psnrs[res].append(psnr_against_downscaled(frames[res].image, full.image, frames[res].tensor_shape[-1]))
+        full_ms = statistics.median(fulls) * 1000
+        for index, res in enumerate(resolutions):
+            preview_ms = statistics.median(previews[res]) * 1000
+            head = f"  {label:<22} {full_ms:9.1f}" if index == 0 else f"  {'':<22} {'':>9}"
+            print(f"{head}   {res:>12} {preview_ms:8.1f} ms {full_ms / preview_ms:5.1f}x {np.mean(psnrs[res]):5.1f}")
 
 
 class FrameWatch:
@@ -170,12 +241,16 @@ def main():
     parser.add_argument("--fixtures", default=str(ROOT.parent / "shared" / "fixtures"))
     parser.add_argument("--skip-1024", action="store_true", help="only the fixtures")
     parser.add_argument("--threads", type=int, default=None, help="worker torch threads (default: cores - 1)")
+    parser.add_argument("--reduced-only", action="store_true", help="only the reduced-render preview table")
     args = parser.parse_args()
     threads = args.threads if args.threads is not None else ui_threads()
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     if device == "auto":
         device = "cpu"
     print(f"device {device}, worker torch threads {threads}, median of {args.repeats}; times in ms")
+    if args.reduced_only:
+        bench_reduced_previews(device, args.repeats, threads, args.fixtures)
+        return
     print(f"{'network':<22} {'res':>5} {'full':>9} {'preview':>8} {'new submit':>13} {'new (preview)':>13}  old stopped")
     print("  full: one frame, new seed; preview: submit to first (preview) frame ('none': no cheap preview);")
     print("  new submit: submit while an old render is half way through synthesis, to the new request's")
@@ -192,6 +267,7 @@ def main():
         bench_network("stylegan2-1024 random", lambda: renderer, str(Path(__file__)), device, args.repeats,
                       args.preview_resolution, threads)
         bench_mix_drag(renderer, str(Path(__file__)), device, args.preview_resolution, threads)
+    bench_reduced_previews(device, args.repeats, threads, args.fixtures)
 
 
 if __name__ == "__main__":
