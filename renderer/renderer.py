@@ -387,10 +387,17 @@ class Renderer:
             valid = [n for n, _, _ in layers]
             sample = ", ".join(valid[:3] + valid[-3:]) if len(valid) > 6 else ", ".join(valid)
             raise ValueError(f"layer: no layer named {layer_name!r} in this network (e.g. {sample})") from None
+        output = _first_tensor(self._run_until(module, G, ws, kwargs))
+        if output is None:
+            raise ValueError(f"layer: {layer_name!r} produced no tensor output")
+        return output
+
+    def _run_until(self, module, G, ws, kwargs):
+        """Run synthesis until `module` has produced its output, stop the pass there, return it."""
         captured = []
 
         def grab(_module, _inputs, output):
-            captured.append(_first_tensor(output))
+            captured.append(output)
             raise _CaptureDone
 
         handle = module.register_forward_hook(grab)
@@ -400,9 +407,7 @@ class Renderer:
             pass
         finally:
             handle.remove()
-        if not captured or captured[0] is None:
-            raise ValueError(f"layer: {layer_name!r} produced no tensor output")
-        return captured[0]
+        return captured[0] if captured else None
 
     def _preview_image(self, G, ws, kwargs, resolution):
         """The network's own low-resolution image at block b{resolution}, then stop: for skip
@@ -413,22 +418,10 @@ class Renderer:
         blocks = [int(n[1:]) for n, _ in G.synthesis.named_children() if n[:1] == "b" and n[1:].isdigit()]
         usable = [r for r in blocks if r <= resolution and r < G.img_resolution] or blocks[:1]
         block = G.synthesis.get_submodule(f"b{max(usable)}")
-        captured = []
-
-        def grab(_module, _inputs, output):
-            captured.append(output)
-            raise _CaptureDone
-
-        handle = block.register_forward_hook(grab)
-        try:
-            self._synthesize(G, ws, **kwargs)
-        except _CaptureDone:
-            pass
-        finally:
-            handle.remove()
+        output = self._run_until(block, G, ws, kwargs)
         if _preview_kind(G) == "skip":
-            return captured[0][1]  # a skip block returns (features, image so far)
-        return block.torgb(captured[0])
+            return output[1]  # a skip block returns (features, image so far)
+        return block.torgb(output)
 
     def _reduced_image(self, G, ws, kwargs, resolution):
         """All of the network at `resolution` px (at most half the image's) by its family's cheap
