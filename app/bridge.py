@@ -15,7 +15,7 @@ NOISY_LAYER = {
 
 
 def preview_resolution(img_resolution):
-    """The block a preview stops at: an eighth of the image side (1024 -> 128), at least 16 px."""
+    """The preview's resolution: an eighth of the image side (1024 -> 128), at least 16 px."""
     return max(16, int(img_resolution or 0) // 8)
 
 
