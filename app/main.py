@@ -452,7 +452,7 @@ class App:
             for panel in self.panels:
                 panel.on_model(info)
                 self.dpg.configure_item(panel.header, show=panel.visible_for(info))
-            self.set_status(f"loaded {info.get('pkl')}")
+            self.set_status(f"loaded {info.get('pkl') or 'the embedded default model'}")
         if self.render_error_shown and not bridge.frame_is_preview(frame):
             self.render_error_shown = False  # the picture is good again: the old error no longer applies
             self.set_status(f"rendered in {self.render_ms:.0f} ms" if self.render_ms else "ready")
