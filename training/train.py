@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from training.dataset import FaceDataset, default_params
+from training.dataset import FaceDataset
 from training.discriminator import Discriminator
 from training.loss import StyleGAN2Loss
 
