@@ -191,7 +191,8 @@ class Trainer:
 
 def load_trainer(path):
     """A Trainer restored from a checkpoint (the checkpoint's config wins)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)  # our own checkpoints hold only tensors and plain data: nothing to execute
+    # Our own checkpoints hold only tensors and plain data: nothing in them needs code to load.
+    state = torch.load(path, map_location="cpu", weights_only=True)
     trainer = Trainer(TrainConfig(**state["config"]))
     trainer.load_state_dict(state)
     return trainer
