@@ -142,3 +142,17 @@ def standin_loader(**generator_kwargs):
 
     load.built = built
     return load
+
+
+def nudged_stylegan2(seed):
+    """A real 64 px StyleGAN2 (skip) with every parameter nudged off its init, so noise and biases matter."""
+    from models.stylegan2 import Generator
+
+    torch.manual_seed(seed)
+    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=64, img_channels=3,
+                  synthesis_kwargs=dict(channel_base=512, channel_max=16))
+    with torch.no_grad():
+        for param in G.parameters():
+            param.add_(torch.randn_like(param) * 0.1)
+        G.mapping.w_avg.normal_(0, 0.3)
+    return G.eval().requires_grad_(False)

@@ -10,7 +10,7 @@ import torch
 from models.stylegan2 import Generator
 from renderer.renderer import Renderer, image_to_uint8
 from renderer.request import RenderRequest, mix_indices
-from renderer_standin import standin_loader
+from renderer_standin import nudged_stylegan2, standin_loader
 
 SG2_FIXTURES = ["sg2ada_64", "sg3_sg2_64", "tf_sg2_64"]
 ALL_FIXTURES = SG2_FIXTURES + ["sg3_t_64"]
@@ -18,15 +18,7 @@ ALL_FIXTURES = SG2_FIXTURES + ["sg3_t_64"]
 
 @pytest.fixture(scope="module")
 def small_sg2():
-    """A 64 px StyleGAN2 (skip) with every parameter nudged off its init, so noise and biases matter."""
-    torch.manual_seed(3)
-    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=64, img_channels=3,
-                  synthesis_kwargs=dict(channel_base=512, channel_max=16))
-    with torch.no_grad():
-        for param in G.parameters():
-            param.add_(torch.randn_like(param) * 0.1)
-        G.mapping.w_avg.normal_(0, 0.3)
-    return G.eval().requires_grad_(False)
+    return nudged_stylegan2(seed=3)
 
 
 @pytest.fixture
