@@ -25,15 +25,6 @@ CONFIGS = {
 }
 
 
-def init_kwargs(cfg, res):
-    kwargs = dict(z_dim=512, w_dim=512, c_dim=0, img_resolution=res, img_channels=3,
-                  mapping_kwargs=dict(num_layers=2), channel_base=32768, channel_max=512,
-                  magnitude_ema_beta=0.5 ** (32 / (20 * 1e3)))
-    if cfg == "r":
-        kwargs.update(conv_kernel=1, channel_base=65536, channel_max=1024, use_radial_filters=True)
-    return kwargs
-
-
 def peak_rss_mb():
     """Peak resident set size of this process (VmHWM), in MiB."""
     with open("/proc/self/status") as status:
@@ -52,7 +43,7 @@ def run_one(name, repeats, reference):
 
     torch.manual_seed(0)
     spec = CONFIGS[name]
-    G = stylegan3.build(init_kwargs(spec["cfg"], spec["res"]), reference=reference)
+    G = stylegan3.build(stylegan3.train_defaults(spec["cfg"], spec["res"]), reference=reference)
     num_params = sum(p.numel() for p in G.parameters())
     rss_built = peak_rss_mb()
     times = []

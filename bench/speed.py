@@ -63,10 +63,7 @@ def build(spec):
     else:
         from models import stylegan3
 
-        sys.path.insert(0, str(ROOT / "bench"))
-        from sg3 import init_kwargs  # the StyleGAN3 engineer's train.py-like settings
-
-        G = stylegan3.build(init_kwargs(spec["cfg"], spec["res"]))
+        G = stylegan3.build(stylegan3.train_defaults(spec["cfg"], spec["res"]))
     return G.eval().requires_grad_(False)
 
 

@@ -502,6 +502,17 @@ class Generator(torch.nn.Module):
 # Helpers for callers
 
 
+def train_defaults(cfg, res=1024):
+    """Init kwargs of the generator NVIDIA's train.py builds for config 't' or 'r' at `res` px
+    (z = w = 512, 2 mapping layers; R doubles channel_base/max and uses 1x1 convs, radial filters)."""
+    kwargs = dict(z_dim=512, w_dim=512, c_dim=0, img_resolution=res, img_channels=3,
+                  mapping_kwargs=dict(num_layers=2), channel_base=32768, channel_max=512,
+                  magnitude_ema_beta=0.5 ** (32 / (20 * 1e3)))
+    if cfg == "r":
+        kwargs.update(conv_kernel=1, channel_base=65536, channel_max=1024, use_radial_filters=True)
+    return kwargs
+
+
 def input_transform(translate=(0.0, 0.0), rotate_deg=0.0, scale=1.0):
     """The 3x3 matrix to write into G.synthesis.input.transform, as NVIDIA's gen_images.py does.
 

@@ -60,3 +60,11 @@ def read_only_folder(tmp_path):
         pytest.skip("cannot mount a read-only tmpfs here")
     yield mount_point
     subprocess.run(["umount", str(mount_point)], check=False)
+
+
+@pytest.fixture
+def net_file(tmp_path):
+    """A file path for tests whose Renderer loads an in-process network (the contents are ignored)."""
+    path = tmp_path / "net.pkl"
+    path.write_bytes(b"in-process network")
+    return str(path)

@@ -10,7 +10,7 @@ import torch
 from models.stylegan2 import Generator
 from renderer.renderer import Renderer, image_to_uint8
 from renderer.request import RenderRequest, mix_indices
-from renderer_standin import nudged_stylegan2, standin_loader
+from renderer_standin import nudged_stylegan2, renderer_for, standin_loader
 
 SG2_FIXTURES = ["sg2ada_64", "sg3_sg2_64", "tf_sg2_64"]
 ALL_FIXTURES = SG2_FIXTURES + ["sg3_t_64"]
@@ -19,17 +19,6 @@ ALL_FIXTURES = SG2_FIXTURES + ["sg3_t_64"]
 @pytest.fixture(scope="module")
 def small_sg2():
     return nudged_stylegan2(seed=3)
-
-
-@pytest.fixture
-def net_file(tmp_path):
-    path = tmp_path / "net.pkl"
-    path.write_bytes(b"in-process network")
-    return str(path)
-
-
-def renderer_for(G):
-    return Renderer("cpu", load=lambda path, device="cpu": G)
 
 
 def reference(fixtures_dir, name):

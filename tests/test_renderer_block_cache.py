@@ -6,26 +6,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from renderer.renderer import Renderer
 from renderer.request import RenderRequest
-from renderer_standin import nudged_stylegan2
+from renderer_standin import nudged_stylegan2, renderer_for
 
 
 @pytest.fixture(scope="module")
 def fast_sg2():
     """The 64 px StyleGAN2 on the fast path, as load_generator gives it."""
     return nudged_stylegan2(seed=5).set_reference(False)
-
-
-@pytest.fixture
-def net_file(tmp_path):
-    path = tmp_path / "net.pkl"
-    path.write_bytes(b"in-process network")
-    return str(path)
-
-
-def renderer_for(G):
-    return Renderer("cpu", load=lambda path, device="cpu": G)
 
 
 def block_cache(renderer):

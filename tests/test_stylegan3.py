@@ -231,29 +231,20 @@ R1024_SUMMARY = [
 R1024_AFFINE_PARAMS = [525312] * 8 + [330885, 208278, 131328, 82593, 52326, 32832, 32832]
 
 
-def train_py_kwargs(cfg, res=1024):
-    kwargs = dict(z_dim=512, w_dim=512, c_dim=0, img_resolution=res, img_channels=3,
-                  mapping_kwargs=dict(num_layers=2), channel_base=32768, channel_max=512,
-                  magnitude_ema_beta=0.5 ** (32 / (20 * 1e3)))
-    if cfg == "r":
-        kwargs.update(conv_kernel=1, channel_base=65536, channel_max=1024, use_radial_filters=True)
-    return kwargs
-
-
 def own_counts(module):
     return (sum(p.numel() for p in module.parameters(recurse=False)),
             sum(b.numel() for b in module.buffers(recurse=False)))
 
 
 def test_t1024_layer_names():
-    G = stylegan3.build(train_py_kwargs("t"))
+    G = stylegan3.build(stylegan3.train_defaults("t"))
     assert G.synthesis.layer_names == T1024_LAYERS
     assert G.architecture == "stylegan3-t"
     assert all(getattr(G.synthesis, n).weight.shape[2:] == (3, 3) for n in T1024_LAYERS[:-1])
 
 
 def test_r1024_matches_nvidia_module_summary():
-    G = stylegan3.build(train_py_kwargs("r"))
+    G = stylegan3.build(stylegan3.train_defaults("r"))
     assert G.architecture == "stylegan3-r" == G.info["architecture"]
     modules = dict(G.named_modules())
     # The summary counts each module's own tensors; a layer's buffers are magnitude_ema, the up
@@ -271,7 +262,7 @@ def test_r1024_matches_nvidia_module_summary():
     # NVIDIA's summary shows float16 from L5 on (sampling rate * 2**4 > 1024).
     assert [modules[n].use_fp16 for n, _, _ in R1024_SUMMARY[5:]] == [False] * 5 + [True] * 10
     # The state dict holds what NVIDIA's R would: same names as T, 1x1 weights, 2-D radial filters.
-    t_keys = list(stylegan3.build(train_py_kwargs("t")).state_dict())
+    t_keys = list(stylegan3.build(stylegan3.train_defaults("t")).state_dict())
     r_keys = list(G.state_dict())
     assert [k.split(".")[-1] for k in r_keys] == [k.split(".")[-1] for k in t_keys]
     assert G.state_dict()["synthesis.L0_36_1024.down_filter"].shape == (12, 12)
