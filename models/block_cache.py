@@ -124,7 +124,7 @@ class BlockCache:
             self.entries[res] = _Entry(_detached(conv_inputs), None if torgb_w is None else torgb_w.clone(), x, img,
                                        x_mid)
         # The caller may write into the image it gets; the kept one must stay as it was.
-        return img.clone()
+        return img.clone(memory_format=torch.contiguous_format)
 
     def rerun_from(self, synthesis, ws, noise_mode="const", noise_strength=1.0, force_fp32=True,
                    fused_modconv=None, noise_generator=None):

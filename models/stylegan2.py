@@ -302,7 +302,8 @@ class SynthesisBlock(torch.nn.Module):
             img = ops.upsample2d(img, self.resample_filter)
         if torgb_w is not None:
             y = self.torgb(x, torgb_w, fused_modconv=fused_modconv)
-            y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
+            # The fast path keeps the image channels-last like x (SynthesisNetwork makes it contiguous at the end).
+            y = y.to(dtype=torch.float32, memory_format=torch.preserve_format if fast else torch.contiguous_format)
             img = img.add_(y) if img is not None else y
         return img
 
@@ -369,7 +370,7 @@ class SynthesisNetwork(torch.nn.Module):
             block = getattr(self, f"b{res}")
             x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
                            noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
-        return img
+        return img.contiguous()  # the fast path's image is channels-last until here
 
     def extra_repr(self):
         return (f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, "

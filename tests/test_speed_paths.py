@@ -128,6 +128,36 @@ def test_prepared_weights_follow_a_weight_change():
     assert _max_diff(after, other.synthesis(ws, noise_mode="const")) < 1e-4
 
 
+@torch.no_grad()
+def test_packed_weights_banded_epilogue_and_plain_convs_give_the_same_pixels(monkeypatch):
+    G = _random_generator(128)
+    ws = G.mapping(torch.randn([1, G.z_dim]), None, truncation_psi=0.8)
+    reference, fast = _both_paths(G, ws, noise_mode="const")
+    packed = [table for m in G.modules() for table in [getattr(m.__dict__.get("_fast_prepared"), "values", None)]
+              if table and table["packed"]]
+    assert packed  # low-resolution layers modulate their input and use packed weights (oneDNN here)
+    assert fast.is_contiguous() and _max_diff(reference, fast) < 1e-4
+    monkeypatch.setattr(fast_stylegan2, "_BAND_BYTES", 64)  # a band of one row on every layer
+    banded = G.synthesis(ws, noise_mode="const")
+    monkeypatch.setattr(fast_stylegan2, "_pack", lambda *args: None)  # where oneDNN is not to be had
+    G.load_state_dict(G.state_dict())  # drops the prepared tables
+    plain = G.synthesis(ws, noise_mode="const")
+    assert torch.equal(banded, fast)  # the same arithmetic in bands
+    assert _max_diff(plain, fast) < 1e-4
+
+
+@torch.no_grad()
+def test_a_generator_that_ran_the_fast_path_can_be_copied():
+    import copy
+
+    G = _random_generator(64)
+    ws = G.mapping(torch.randn([1, G.z_dim]), None)
+    G.set_reference(False)
+    image = G.synthesis(ws, noise_mode="const")
+    twin = copy.deepcopy(G)  # training copies G to G_ema; packed oneDNN weights cannot be deep-copied
+    assert torch.equal(twin.synthesis(ws, noise_mode="const"), image)
+
+
 def test_image_upsampling_equals_upfirdn2d():
     f = ops.setup_filter([1, 3, 3, 1])
     img = torch.randn([1, 3, 16, 16])
