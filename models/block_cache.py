@@ -7,6 +7,10 @@ dropping every later entry, so that nothing kept was computed from an upstream t
 A block whose convolution inputs are unchanged but whose ToRGB w changed (NVIDIA's layout shares
 that w with the next block's conv0) recomputes only its image.
 
+The layer a pass starts recomputing at also leaves its convolution output before noise behind
+(one layer's worth, the fast path only): a noise-strength change there, the next step of the same
+drag, then skips that layer's convolution and redoes only its noise, lrelu and clamp.
+
 Usage (the caller owns one cache per loaded network):
     cache = BlockCache()
     img = G.synthesis(ws, noise_mode="const", block_cache=cache)   # same pixels as without it
@@ -14,6 +18,7 @@ Usage (the caller owns one cache per loaded network):
 
 import torch
 
+from models import fast_stylegan2
 from models.errors import RenderCancelled
 
 
@@ -42,6 +47,22 @@ class _Entry:
         self.x_mid = x_mid  # conv0's output, so a change that starts at conv1 reruns conv1 only
 
 
+class _PreNoise:
+    """One layer's convolution output before noise, with what decided it: the layer's w row and its
+    input tensor (held, so that identity means the very same upstream values)."""
+
+    def __init__(self, res, layer_index, w, source, y):
+        self.res = res
+        self.layer_index = layer_index  # 0: conv0, 1: conv1
+        self.w = w
+        self.source = source
+        self.y = y
+
+    def fits(self, res, layer_index, w, source):
+        return (self.res == res and self.layer_index == layer_index and self.source is source
+                and _same(self.w, w))
+
+
 def _same(a, b):
     """Exact equality of nested tuples holding tensors and plain values."""
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
@@ -57,17 +78,21 @@ class BlockCache:
 
     def __init__(self, keep_layer_outputs=True):
         """keep_layer_outputs: also keep each block's conv0 output (about doubles the memory, 1024 px:
-        ~270 -> ~540 MB) so that a change starting at a conv1 layer reruns that layer, not the block."""
+        ~270 -> ~540 MB) so that a change starting at a conv1 layer reruns that layer, not the block,
+        and the pre-noise output of the layer the last pass started at (up to 134 MB more)."""
         self.keep_layer_outputs = keep_layer_outputs
         self.entries = {}  # block resolution -> _Entry
+        self.pre_noise = None  # _PreNoise of the layer the last pass started recomputing at
         self.blocks_run = 0  # blocks recomputed in the last pass (for tests and benchmarks)
         self.layers_run = 0  # blocks rerun from conv1 (conv0's output reused) in the last pass
         self.images_run = 0  # blocks whose image alone was recomputed in the last pass
+        self.convs_skipped = 0  # layers whose convolution came from pre_noise in the last pass
         self._network = None
 
     def clear(self):
         """Forget everything (the caller changed weights, say)."""
         self.entries.clear()
+        self.pre_noise = None
 
     def applies(self, ws, noise_mode, noise_generator):
         """Batch 1 only, and random noise only when it comes from a generator (reproducible)."""
@@ -78,11 +103,11 @@ class BlockCache:
             noise_strength=1.0, noise_generator=None):
         """The synthesis pass with reuse: the same image as synthesis(ws) without a cache."""
         if self._network is not synthesis:
-            self.entries.clear()
+            self.clear()
             self._network = synthesis
         settings = _settings(force_fp32, fused_modconv, noise_mode, noise_generator)
         layer_kwargs = dict(noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
-        self.blocks_run = self.images_run = self.layers_run = 0
+        self.blocks_run = self.images_run = self.layers_run = self.convs_skipped = 0
         x = img = None
         reusing = True
         for res, cur_ws in zip(synthesis.block_resolutions, block_ws):
@@ -115,9 +140,18 @@ class BlockCache:
                 # conv0 unchanged (a mixing range or a noise strength that starts at conv1): rerun from conv1.
                 _skip_noise_draws(layers[:1], cur_ws, noise_mode, noise_strength, noise_generator)
                 x_mid = entry.x_mid
-                x = block.conv1(x_mid, cur_ws[:, 1], fused_modconv=fused, **layer_kwargs)
+                x = self._starting_layer(res, 1, block.conv1, x_mid, cur_ws[:, 1], fused, layer_kwargs)
                 img = block.image_step(x, img, torgb_w, fused_modconv=fused, fast=fast)
                 self.layers_run += 1
+            elif (entry is not None and len(layers) == 2 and block.architecture != "resnet"
+                  and _same(entry.conv_inputs[2], conv_inputs[2])):
+                # The block's input stands and conv0 changed: conv0 is the layer this pass starts at.
+                x_mid = self._starting_layer(res, 0, block.conv0, block.layer_input(x, cur_ws, force_fp32),
+                                             cur_ws[:, 0], fused, layer_kwargs, source=x)
+                x = block.conv1(x_mid, cur_ws[:, 1], fused_modconv=fused, **layer_kwargs)
+                img = block.image_step(x, img, torgb_w, fused_modconv=fused, fast=fast)
+                x_mid = x_mid if self.keep_layer_outputs else None
+                self.blocks_run += 1
             else:
                 x_mid, x, img = self._run_block(block, x, img, cur_ws, force_fp32, fused_modconv, layer_kwargs)
                 self.blocks_run += 1
@@ -145,6 +179,26 @@ class BlockCache:
                 return res
         return None
 
+    def _starting_layer(self, res, layer_index, layer, x, w, fused, layer_kwargs, source=None):
+        """The first layer a pass recomputes: from the kept pre-noise output when only its noise
+        changed since, else in full, keeping its pre-noise output for the next step (fast path only)."""
+        source = x if source is None else source
+        fast = (self.keep_layer_outputs and layer.fast and fast_stylegan2.usable(x, w, layer)
+                and fast_stylegan2.layer_usable(layer))
+        if not fast:
+            return layer(x, w, fused_modconv=fused, **layer_kwargs)
+        noise = layer._noise(x, layer_kwargs["noise_mode"], layer_kwargs["noise_strength"],
+                             layer_kwargs["noise_generator"])
+        kept = self.pre_noise
+        if kept is not None and kept.fits(res, layer_index, w, source):
+            self.convs_skipped += 1
+        else:
+            self.pre_noise = None  # free the old one before the new one is made
+            kept = _PreNoise(res, layer_index, w.clone(), source, fast_stylegan2.layer_before_noise(layer, x, w))
+            self.pre_noise = kept
+        # The same arithmetic as the layer's forward, into a new tensor: the kept one stays as it is.
+        return fast_stylegan2.layer_epilogue(layer, kept.y, noise, keep_input=True)
+
     def _run_block(self, block, x, img, cur_ws, force_fp32, fused_modconv, layer_kwargs):
         """A whole block, keeping conv0's output on the way where conv1 can be rerun from it alone."""
         keep_mid = self.keep_layer_outputs and hasattr(block, "conv0") and block.architecture != "resnet"
@@ -164,12 +218,9 @@ class BlockCache:
 
     def nbytes(self):
         """Memory the kept outputs take."""
-        total = 0
-        for entry in self.entries.values():
-            for t in (entry.x, entry.img, entry.x_mid):
-                if t is not None:
-                    total += t.numel() * t.element_size()
-        return total
+        tensors = [t for entry in self.entries.values() for t in (entry.x, entry.img, entry.x_mid)]
+        tensors += [self.pre_noise.y] if self.pre_noise is not None else []
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
 def _settings(force_fp32, fused_modconv, noise_mode, noise_generator):

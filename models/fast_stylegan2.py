@@ -128,24 +128,28 @@ def layer_before_noise(layer, x, w, gain=1):
     return y
 
 
-def layer_epilogue(layer, y, noise, gain=1):
-    """Noise, lrelu and clamp on a layer's convolution output (layer_before_noise), in place."""
+def layer_epilogue(layer, y, noise, gain=1, keep_input=False):
+    """Noise, lrelu and clamp on a layer's convolution output (layer_before_noise), in place;
+    keep_input: into a new tensor, leaving y as it was (the block cache keeps it)."""
     total_gain = float(layer.act_gain * gain)
     limit = float(layer.conv_clamp * gain) if layer.conv_clamp is not None else None
     noise = noise * total_gain if noise is not None else None
+    out = torch.empty_like(y) if keep_input else y
     # Three passes over a tensor of up to 134 MB (1024 px) cost three trips to memory; band by
     # band (about 1 MB each) the second and third pass find their band still in cache.
     rows = y.shape[2]
     row_bytes = y[0, :, 0].numel() * y.element_size()
     band = rows if not y.is_contiguous(memory_format=torch.channels_last) else max(1, _BAND_BYTES // row_bytes)
     for top in range(0, rows, band):
-        part = y[:, :, top:top + band] if band < rows else y
+        part = out[:, :, top:top + band] if band < rows else out
+        if keep_input:
+            part.copy_(y[:, :, top:top + band] if band < rows else y)
         if noise is not None:
             part.add_(noise[..., top:top + band, :] if band < rows else noise)
         F.leaky_relu_(part, 0.2)
         if limit is not None:
             part.clamp_(-limit, limit)
-    return y
+    return out
 
 
 _BAND_BYTES = 1 << 20  # one band of the epilogue: well inside a core's L2 cache

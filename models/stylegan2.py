@@ -259,21 +259,10 @@ class SynthesisBlock(torch.nn.Module):
     def forward(self, x, img, ws, force_fp32=True, fused_modconv=None, noise_mode="const", noise_strength=1.0,
                 noise_generator=None, **_ignored):
         w_iter = iter(ws.unbind(dim=1))
-        # fp16 only on CUDA: CPU half convolutions are slow and not what NVIDIA's CPU references use.
-        use_half = self.use_fp16 and not force_fp32 and ws.device.type == "cuda"
-        dtype = torch.float16 if use_half else torch.float32
-        memory_format = torch.channels_last if self.channels_last and use_half else torch.contiguous_format
         fast = self.runs_fast(ws, force_fp32)
-        if fast:
-            memory_format = torch.channels_last
-        fused_modconv = self._fused_modconv(fused_modconv, dtype, ws.shape[0])
+        x = self.layer_input(x, ws, force_fp32)
+        fused_modconv = self._fused_modconv(fused_modconv, x.dtype, ws.shape[0])
         layer_kwargs = dict(noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
-
-        if self.in_channels == 0:
-            x = self.const.to(dtype=dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
-            x = x.contiguous(memory_format=memory_format)  # channels-last needs the 4-D tensor
-        else:
-            x = x.to(dtype=dtype, memory_format=memory_format)
 
         if self.in_channels == 0:
             x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
@@ -288,6 +277,19 @@ class SynthesisBlock(torch.nn.Module):
 
         torgb_w = next(w_iter) if self.is_last or self.architecture == "skip" else None
         return x, self.image_step(x, img, torgb_w, fused_modconv=fused_modconv, fast=fast)
+
+    def layer_input(self, x, ws, force_fp32=True):
+        """The block's input as its first layer takes it: dtype and memory layout of this pass (the const for b4)."""
+        # fp16 only on CUDA: CPU half convolutions are slow and not what NVIDIA's CPU references use.
+        use_half = self.use_fp16 and not force_fp32 and ws.device.type == "cuda"
+        dtype = torch.float16 if use_half else torch.float32
+        memory_format = torch.channels_last if self.channels_last and use_half else torch.contiguous_format
+        if self.runs_fast(ws, force_fp32):
+            memory_format = torch.channels_last
+        if self.in_channels == 0:
+            x = self.const.to(dtype=dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            return x.contiguous(memory_format=memory_format)  # channels-last needs the 4-D tensor
+        return x.to(dtype=dtype, memory_format=memory_format)
 
     def runs_fast(self, ws, force_fp32):
         """Whether this pass takes the fast path: enabled, float32, batch 1 (layers check autograd themselves)."""

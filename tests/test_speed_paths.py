@@ -236,6 +236,35 @@ def test_cache_with_seeded_random_noise_replays_skipped_draws():
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("layer", ["b64.conv0", "b64.conv1", "b128.conv0"])
+@pytest.mark.parametrize("noise_mode", ["const", "random"])
+def test_noise_drag_skips_the_dragged_layers_convolution_from_its_second_step(layer, noise_mode):
+    G = _random_generator(128).set_reference(False)
+    cache = BlockCache()
+    ws = G.mapping(torch.randn([1, G.z_dim]), None)
+    generator = torch.Generator()
+
+    def render(strength, cached=True):
+        kwargs = dict(noise_mode=noise_mode, noise_strength={layer: strength})
+        if noise_mode == "random":
+            kwargs["noise_generator"] = generator.manual_seed(5)
+        return G.synthesis(ws, block_cache=cache if cached else None, **kwargs)
+
+    render(1.0)
+    for step, strength in enumerate([1.5, 2.0, 0.0, 2.0]):  # a drag, then back to a value seen before
+        img = render(strength)
+        assert cache.convs_skipped == (0 if step == 0 else 1), step
+        assert torch.equal(img, render(strength, cached=False)), step
+    assert cache.pre_noise is not None and cache.nbytes() > 0
+    mixed = ws.clone()
+    mixed[:, 2] += 1  # an upstream change: the kept pre-noise output no longer applies
+    img = G.synthesis(mixed, noise_mode="const", block_cache=cache)
+    assert cache.convs_skipped == 0 and torch.equal(img, G.synthesis(mixed, noise_mode="const"))
+    cache.clear()
+    assert cache.pre_noise is None
+
+
+@torch.no_grad()
 def test_cancelled_pass_leaves_no_stale_entries():
     G = _random_generator(128).set_reference(False)
     cache = BlockCache()
