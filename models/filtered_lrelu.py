@@ -3,9 +3,13 @@
 import torch
 import torch.nn.functional as F
 
-# Values of the upsampled grid one band of output rows may hold in the fast path. Bounds its
-# transient memory (a few copies of 32 MB) whatever the resolution and channel count.
-BAND_ELEMENTS = 1 << 23
+# Values of the upsampled grid one tile of the fast path holds (all its channels): small enough
+# that the passes over it (upsample along H, leaky ReLU, clamp, downsample along H) find it in
+# the CPU's caches, large enough that the filters' overlap between tiles stays a small extra.
+TILE_ELEMENTS = 1 << 20
+# Upsampled / output rows per block of the row-filter matrix products (see up_block_matrix).
+UP_BLOCK = 2
+DOWN_BLOCK = 4
 
 
 def filter_size(f):
@@ -79,165 +83,196 @@ def filtered_lrelu_reference(x, fu=None, fd=None, b=None, up=1, down=1, padding=
 
 
 # ---------------------------------------------------------------------------
-# Fast: polyphase upsampling and strided downsampling, never touching a stuffed zero.
-
-
-def polyphase_taps(f, up, pad0):
-    """Split a 1-D upsampling filter into its `up` phases.
-
-    Output sample n = up*j + r of (zero-stuff by `up`, pad by pad0, convolve with f) equals
-    sum_t taps[r, t] * x[j + first + t]. Returns (taps [up, T], first).
-    """
-    k = f.numel()
-    g = f.flip(0)  # upfirdn2d convolves, i.e. correlates with the flipped filter
-    first = -(pad0 // up)
-    last = (k - 1 + up - 1 - pad0) // up
-    t = torch.arange(last - first + 1, device=f.device)
-    r = torch.arange(up, device=f.device)
-    index = up * (first + t)[None, :] + pad0 - r[:, None]
-    valid = (index >= 0) & (index < k)
-    taps = torch.where(valid, g[index.clamp(0, k - 1)], torch.zeros((), dtype=g.dtype, device=g.device))
-    return taps, first
-
-
-def polyphase_conv(x, taps, axis):
-    """Valid polyphase filtering of a channels-last [N, C, H, W] along axis 3 (W) or 2 (H).
-
-    Phase sample j of phase r is sum_t taps[r, t] * x[j + t]; the result interleaves the phases
-    (sample up*j + r), channels-last.
-    """
-    n, c = x.shape[:2]
-    up, num_taps = taps.shape
-    weight = taps.to(x.dtype).repeat(c, 1)  # [C*up, T]: output channel c*up + r = phase r of channel c
-    # Depthwise convolutions run several times faster on channels-last tensors (oneDNN), and the
-    # phase interleave is then one transposing copy of [.., C, up] blocks.
-    if axis == 3:
-        y = F.conv2d(x, weight.view(c * up, 1, 1, num_taps), groups=c)
-        h, phases = y.shape[2:]
-        y = y.permute(0, 2, 3, 1).reshape(n, h, phases, c, up).transpose(3, 4)
-        return y.reshape(n, h, phases * up, c).permute(0, 3, 1, 2)
-    y = F.conv2d(x, weight.view(c * up, 1, num_taps, 1), groups=c)
-    phases, w = y.shape[2:]
-    y = y.permute(0, 2, 3, 1).reshape(n, phases, w, c, up).permute(0, 1, 4, 2, 3)
-    return y.reshape(n, phases * up, w, c).permute(0, 3, 1, 2)
-
-
-def upsample_axis(x, f, up, pad0, pad1, gain, axis):
-    """Upsample a channels-last [N, C, H, W] along axis 3 (W) or 2 (H) by `up` with the 1-D filter f.
-
-    Returns, channels-last, at least the (n*up + pad0 + pad1 - len(f) + 1) samples NVIDIA's op keeps,
-    starting at the same place; up to up-1 extra samples may follow (callers ignore them).
-    """
-    size_in = x.shape[axis]
-    if f is None:
-        f = torch.ones([1], dtype=torch.float32, device=x.device)
-    size_out = size_in * up + pad0 + pad1 - f.numel() + 1
-    phases = -(-size_out // up)
-    taps, first = polyphase_taps(f.to(torch.float32) * gain, up, pad0)
-    # Zero-pad (or crop) so that phase sample j reads x[j + first .. j + first + num_taps - 1].
-    lo = -first
-    hi = (phases - 1 + first + taps.shape[1] - 1) - (size_in - 1)
-    x = F.pad(x, [lo, hi] if axis == 3 else [0, 0, lo, hi])
-    return polyphase_conv(x, taps, axis)
-
-
-def downsample(x, f, down):
-    """FIR filter (1-D separable or 2-D) computing only every down-th output sample."""
-    if f is None:
-        return x[:, :, ::down, ::down] if down > 1 else x
-    c = x.shape[1]
-    f = f.to(x.dtype)
-    if f.ndim == 1:
-        k = f.numel()
-        g = f.flip(0)
-        x = F.conv2d(x, g.view(1, 1, 1, k).repeat(c, 1, 1, 1), stride=(1, down), groups=c)
-        return F.conv2d(x, g.view(1, 1, k, 1).repeat(c, 1, 1, 1), stride=(down, 1), groups=c)
-    g = f.flip([0, 1])
-    return F.conv2d(x, g[None, None].repeat(c, 1, 1, 1), stride=down, groups=c)
+# Fast: tiles of the output, polyphase filters, never touching a stuffed zero.
+#
+# For each output tile: add the bias to the input samples it depends on, upsample along W (one
+# depthwise transposed convolution: it computes only the polyphase sums), upsample along H (a
+# matrix product over whole channels-last rows), leaky ReLU and clamp in place, downsample along
+# H (matrix product) and along W (depthwise strided convolution), or with a 2-D filter both at
+# once. The upsampled tile stays in cache between these passes; only the input and the output
+# travel through memory.
 
 
 def filtered_lrelu_fast(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 0),
-                        gain=2 ** 0.5, slope=0.2, clamp=None, band_elements=None, out=None):
+                        gain=2 ** 0.5, slope=0.2, clamp=None, tile_elements=None, out=None):
     """Same result as filtered_lrelu_reference, computing only the samples that are kept.
 
-    Works channels-last, all channels together (so depthwise filters vectorise over channels),
-    one band of output rows at a time so that the upsampled grid of a band holds about
-    band_elements (default BAND_ELEMENTS) values. Writes into `out` when given (saves a copy of
-    the result), else returns a new channels-last tensor.
+    Channels-last, one output tile at a time (its upsampled grid holds about tile_elements values,
+    default TILE_ELEMENTS). Writes into `out` when given (any view of the right shape, e.g. a
+    channel slice of a larger channels-last tensor), else returns a new channels-last tensor.
     """
     n, c, in_h, in_w = x.shape
     out_w, out_h = output_size(in_w, in_h, fu, fd, up, down, padding)
+    if out is None:
+        out = torch.empty([n, c, out_h, out_w], dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
     if fu is not None and fu.ndim == 2:
         # StyleGAN3 never upsamples with a 2-D filter; stay correct (not lean) if someone does.
         y = x + b.to(x.dtype).view(1, -1, 1, 1) if b is not None else x.clone()
         y = lrelu_clamp_(upfirdn2d_reference(y, fu, up=up, padding=padding, gain=up ** 2), gain, slope, clamp)
-        y = downsample(y, fd, down)[:, :, :out_h, :out_w].contiguous(memory_format=torch.channels_last)
-        return y if out is None else out.copy_(y)
-    tmp_w, _ = temp_size(in_w, in_h, fu, up, padding)
-    fd_h = filter_size(fd)[1]
-    budget = BAND_ELEMENTS if band_elements is None else band_elements
-    tmp_rows = max(fd_h, budget // max(1, n * c * tmp_w))
-    band = max(1, (tmp_rows - fd_h) // down + 1)
-    if out is None:
-        if band >= out_h:
-            return filtered_band(x, 0, out_h, fu, fd, b, up, down, padding, gain, slope, clamp)[:, :, :, :out_w]
-        out = torch.empty([n, c, out_h, out_w], dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
-    for top in range(0, out_h, band):
-        bottom = min(top + band, out_h)
-        out[:, :, top:bottom] = filtered_band(x, top, bottom, fu, fd, b, up, down, padding, gain, slope,
-                                              clamp)[:, :, :, :out_w]
+        return out.copy_(upfirdn2d_reference(y, fd, down=down))
+    if fu is None and fd is None and up == 1 and down == 1 and not any(padding):
+        # ToRGB: bias, activation, clamp, nothing to filter.
+        y = out.copy_(x) if b is None else torch.add(x, b.to(x.dtype).view(1, -1, 1, 1), out=out)
+        return lrelu_clamp_(y, gain, slope, clamp)
+    plan = TilePlan(x, fu, fd, up, down, padding, gain, tile_elements or TILE_ELEMENTS)
+    bias = None if b is None else b.to(x.dtype).view(1, -1, 1, 1)
+    for rows in plan.row_tiles:
+        for cols in plan.col_tiles:
+            out[:, :, rows.o0:rows.o1, cols.o0:cols.o1] = plan.tile(x, bias, rows, cols, slope, clamp)
     return out
 
 
-def biased(rows, b):
-    """A channels-last copy of rows with the per-channel bias added."""
-    y = torch.empty_like(rows, memory_format=torch.channels_last)
-    if b is None:
-        return y.copy_(rows)
-    return torch.add(rows, b.to(rows.dtype).view(1, -1, 1, 1), out=y)
+class RowTile:
+    """Output rows o0..o1-1 and how to get them: input rows i0..i1-1 (unclipped: outside is zero),
+    the block matrices of the H-upsampling (up_matrix, up_blocks) and H-downsampling (down_blocks)."""
+
+    def __init__(self, o0, o1, i0, i1, up_matrix, up_blocks, tmp_rows, down_blocks):
+        self.o0, self.o1, self.i0, self.i1 = o0, o1, i0, i1
+        self.up_matrix, self.up_blocks, self.tmp_rows, self.down_blocks = up_matrix, up_blocks, tmp_rows, down_blocks
 
 
-def filtered_band(x, top, bottom, fu, fd, b, up, down, padding, gain, slope, clamp):
-    """Output rows top..bottom-1 of filtered_lrelu (maybe a few extra columns), channels-last.
+class ColTile:
+    """Output columns o0..o1-1: input columns i0..i1-1 (unclipped), the symmetric crop `crop` of the
+    transposed convolution and the number of leading outputs `skip` of the W-downsampling to drop."""
 
-    Reads only the input rows those outputs depend on. Along W the filters are depthwise
-    convolutions; along H they are one matrix product over whole channels-last rows (dense band
-    matrices waste some multiplies on zeros, yet beat depthwise convolutions several times on CPU).
-    """
-    px0, px1, py0, _ = padding
-    n, c, in_h, _ = x.shape
-    # The upsampled-grid rows [t0, t1) that the downsampling filter reads for these outputs.
-    t0 = top * down
-    t1 = (bottom - 1) * down + filter_size(fd)[1]
-    if fu is None and up == 1:
-        start, stop = t0 - py0, t1 - py0
-        lo = min(max(start, 0), in_h)
-        rows = x[:, :, lo: max(lo, min(stop, in_h))]
-        y = biased(rows, b)
-        # Zero rows beyond the input come after the bias, as in upfirdn2d's padding.
-        y = F.pad(y, [px0, px1, max(0, min(stop, 0) - start), max(0, stop - max(start, in_h))])
-    else:
-        f = fu if fu is not None else torch.ones([1], device=x.device)
-        up_rows, s0 = upsample_matrix(f, up, py0, t0, t1, in_h)
-        if up_rows.shape[1] == 0:  # the band sees only padding: read one row, weigh it zero
-            up_rows, s0 = up_rows.new_zeros([t1 - t0, 1]), min(s0, in_h - 1)
-        rows = x[:, :, s0: s0 + up_rows.shape[1]]
-        y = biased(rows, b)
-        y = upsample_axis(y, fu, up, px0, px1, up, axis=3)
+    def __init__(self, o0, o1, i0, i1, crop, skip):
+        self.o0, self.o1, self.i0, self.i1, self.crop, self.skip = o0, o1, i0, i1, crop, skip
+
+
+class TilePlan:
+    """Filters as per-channel weights and block matrices, and the tiling of one filtered_lrelu call."""
+
+    def __init__(self, x, fu, fd, up, down, padding, gain, tile_elements):
+        n, c, in_h, in_w = x.shape
+        px0, _, py0, _ = padding
+        dtype, device = x.dtype, x.device
+        self.c, self.up, self.down = c, up, down
+        out_w, out_h = output_size(in_w, in_h, fu, fd, up, down, padding)
+        # A missing filter is a single tap; the reference's separable gain is `up` per axis.
+        fu = torch.ones([1], device=device) if fu is None else fu
+        fu = fu.to(device, torch.float32) * up
+        self.radial = fd is not None and fd.ndim == 2
+        fd = torch.ones([1], device=device) if fd is None else fd.to(device, torch.float32)
+        self.fd_size = int(fd.shape[-1])
+        self.up_taps = fu.numel()
+        # Leaky ReLU commutes with a positive gain: it rides in the H-upsampling matrices.
+        self.fu_h = fu * gain
+        self.py0 = py0
+        self.up_w_weight = fu.to(dtype).view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+        if self.radial:
+            self.down_weight = fd.flip([0, 1]).to(dtype)[None, None].repeat(c, 1, 1, 1)
+        else:
+            g = fd.flip(0)  # upfirdn2d convolves: correlate with the flipped filter
+            self.down_matrix = down_block_matrix(g, down, DOWN_BLOCK).to(dtype)
+            self.down_weight = g.to(dtype).view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+        # Square tiles on the upsampled grid, sized to tile_elements, as even as the image allows.
+        side = max(1, int((tile_elements / max(1, n * c)) ** 0.5))
+        per_tile = max(1, (side - self.fd_size) // down + 1)
+        self.row_tiles = [self.row_tile(o0, o1, in_h) for o0, o1 in even_splits(out_h, per_tile)]
+        self.col_tiles = [col_tile(o0, o1, fu.numel(), up, px0, self.fd_size, down)
+                          for o0, o1 in even_splits(out_w, per_tile)]
+
+    def row_tile(self, o0, o1, in_h):
+        down, up = self.down, self.up
+        if self.radial:
+            down_blocks = None
+            tmp_rows = (o1 - o0 - 1) * down + self.fd_size
+        else:
+            down_blocks = -(-(o1 - o0) // DOWN_BLOCK)
+            tmp_rows = (down_blocks * DOWN_BLOCK - 1) * down + self.fd_size
+        up_matrix, i0 = up_block_matrix(self.fu_h, up, self.py0, o0 * down, UP_BLOCK)
+        up_blocks = -(-tmp_rows // (up * UP_BLOCK))
+        i1 = i0 + (up_blocks - 1) * UP_BLOCK + up_matrix.shape[1]
+        return RowTile(o0, o1, i0, i1, up_matrix.to(self.up_w_weight.dtype), up_blocks, tmp_rows, down_blocks)
+
+    def tile(self, x, bias, rows, cols, slope, clamp):
+        """The output tile rows x cols, channels-last (a few extra columns at both ends may be left
+        over from the strided W-downsampling; the caller's slice drops them)."""
+        n, c, in_h, in_w = x.shape
+        up, down = self.up, self.down
+        # Input samples with the bias; zeros (not bias) beyond the input, as upfirdn2d pads.
+        y = x[:, :, max(rows.i0, 0):min(rows.i1, in_h), max(cols.i0, 0):min(cols.i1, in_w)]
+        y = y + bias if bias is not None else y.contiguous(memory_format=torch.channels_last)
+        if rows.i0 < 0 or rows.i1 > in_h or cols.i0 < 0 or cols.i1 > in_w:
+            y = F.pad(y, [max(0, -cols.i0), max(0, cols.i1 - in_w), max(0, -rows.i0), max(0, rows.i1 - in_h)])
+        y = F.conv_transpose2d(y.contiguous(memory_format=torch.channels_last), self.up_w_weight,
+                               stride=(1, up), padding=(0, cols.crop), groups=c)
         width = y.shape[3]
+        # Rows as [n, rows, width * c]: a matrix product per block of upsampled rows, the blocks
+        # read as overlapping windows of the same rows (no copy).
         flat = y.permute(0, 2, 3, 1).reshape(n, y.shape[2], width * c)
-        # Leaky ReLU commutes with a positive gain: fold the gain into the matrix (one pass less).
-        y = torch.matmul((up_rows * gain).to(x.dtype), flat).view(n, t1 - t0, width, c).permute(0, 3, 1, 2)
-        gain = 1
-    y = lrelu_clamp_(y, gain, slope, clamp)
-    if fd is None or fd.ndim == 2:
-        return downsample(y, fd, down)
-    k = fd.numel()
-    y = F.conv2d(y, fd.flip(0).to(x.dtype).view(1, 1, 1, k).repeat(c, 1, 1, 1), stride=(1, down), groups=c)
-    width = y.shape[3]
-    flat = y.permute(0, 2, 3, 1).reshape(n, y.shape[2], width * c)
-    down_rows = downsample_matrix(fd.flip(0).to(torch.float32), down, top, bottom).to(x.dtype)
-    return torch.matmul(down_rows, flat).view(n, bottom - top, width, c).permute(0, 3, 1, 2)
+        window = rows.up_matrix.shape[1]
+        blocks = flat.as_strided((n, rows.up_blocks, window, width * c),
+                                 (flat.stride(0), UP_BLOCK * width * c, width * c, 1))
+        tmp = torch.matmul(rows.up_matrix, blocks).view(n, -1, width * c)[:, :rows.tmp_rows]
+        if slope != 1:
+            F.leaky_relu_(tmp, slope)
+        if clamp is not None:
+            tmp.clamp_(-clamp, clamp)
+        if self.radial:
+            tmp = tmp.view(n, rows.tmp_rows, width, c).permute(0, 3, 1, 2)
+            z = F.conv2d(tmp, self.down_weight, stride=down, groups=c)
+        else:
+            span = self.down_matrix.shape[1]
+            blocks = tmp.as_strided((n, rows.down_blocks, span, width * c),
+                                    (tmp.stride(0), DOWN_BLOCK * down * width * c, width * c, 1))
+            z = torch.matmul(self.down_matrix, blocks).view(n, -1, width, c).permute(0, 3, 1, 2)
+            z = F.conv2d(z, self.down_weight, stride=(1, down), groups=c)
+        return z[:, :, :rows.o1 - rows.o0, cols.skip:cols.skip + cols.o1 - cols.o0]
+
+
+def even_splits(length, most):
+    """[start, stop) pieces covering range(length), at most `most` long, as equal as possible."""
+    count = -(-length // most)
+    bounds = [length * i // count for i in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def col_tile(o0, o1, up_taps, up, pad0, fd_size, down):
+    """Where output columns o0..o1-1 come from along W (see ColTile).
+
+    Upsampled column s (0 = the first NVIDIA's op keeps) is sum_k fu[k] * stuffed[s + K-1-pad0-k],
+    input i sitting at stuffed index up*i. A transposed convolution of inputs i0..i1-1 gives, at
+    its full output index m, upsampled column s = m - (K-1-pad0) + up*i0.
+    """
+    s0, s1 = o0 * down, (o1 - 1) * down + fd_size  # upsampled columns the outputs read
+    i0 = -((pad0 - s0) // up)  # the first input any of them sees: ceil((s0 - pad0) / up)
+    i1 = (s1 - 1 + up_taps - 1 - pad0) // up + 1
+    first = s0 + up_taps - 1 - pad0 - up * i0  # full-output index of column s0
+    while True:
+        tail = (i1 - i0 - 1) * up + up_taps - first - (s1 - s0)
+        # Crop as much as both ends allow, keeping column s0 on the downsampling's stride.
+        crop = first - down * -(-(first - min(first, tail)) // down)
+        if crop >= 0:
+            return ColTile(o0, o1, i0, i1, crop, (first - crop) // down)
+        i1 += 1  # one more (zero) input at the end widens the tail
+
+
+def up_block_matrix(f, up, pad0, t0, block):
+    """Upsampled rows t0..t0+up*block-1 from a window of input rows: (matrix [up*block, window], first row).
+
+    Upsampled row t = sum_k f[k] * stuffed[t + K-1-pad0-k] with input i at stuffed index up*i, so
+    input i weighs f[t + K-1-pad0 - up*i]. The next block of up*block rows reads the window `block`
+    input rows further with the same matrix.
+    """
+    k = f.numel()
+    first = -((pad0 - t0) // up)  # ceil((t0 - pad0) / up)
+    last = (t0 + up * block - 1 + k - 1 - pad0) // up
+    t = torch.arange(t0, t0 + up * block, device=f.device)[:, None]
+    i = torch.arange(first, last + 1, device=f.device)[None, :]
+    index = t + k - 1 - pad0 - up * i
+    valid = (index >= 0) & (index < k)
+    return torch.where(valid, f[index.clamp(0, k - 1)], torch.zeros((), device=f.device)), first
+
+
+def down_block_matrix(taps, down, block):
+    """[block, span] matrix: output o = sum_k taps[k] * tmp[o*down + k] for o in 0..block-1."""
+    k = taps.numel()
+    o = torch.arange(block, device=taps.device)[:, None]
+    t = torch.arange((block - 1) * down + k, device=taps.device)[None, :]
+    index = t - o * down
+    valid = (index >= 0) & (index < k)
+    return torch.where(valid, taps[index.clamp(0, k - 1)], torch.zeros((), device=taps.device))
 
 
 def channel_chunks(num_channels, elements_per_channel, budget):
@@ -252,36 +287,3 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 
     if reference:
         return filtered_lrelu_reference(x, fu, fd, b, up, down, padding, gain, slope, clamp)
     return filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp)
-
-
-# ---------------------------------------------------------------------------
-# Band matrices: filtering along H as one dense matrix product over whole channels-last rows.
-
-
-def upsample_matrix(f, up, pad0, t0, t1, size_in):
-    """Dense [t1-t0, s1-s0] matrix mapping inputs s0..s1-1 to upsampled samples t0..t1-1, and s0.
-
-    Upsampled sample t = sum_k g[k] * stuffed[t + k - pad0] with g the flipped filter and gain `up`;
-    input s sits at stuffed index up*s, so its coefficient is g[up*s + pad0 - t]. Inputs outside
-    the signal are zeros and simply left out.
-    """
-    k = f.numel()
-    s0 = max(0, -((pad0 - t0) // up))  # ceil((t0 - pad0) / up)
-    s1 = min(size_in, (t1 - 1 + k - 1 - pad0) // up + 1)
-    s1 = max(s1, s0)
-    t = torch.arange(t0, t1, device=f.device)[:, None]
-    s = torch.arange(s0, s1, device=f.device)[None, :]
-    index = up * s + pad0 - t
-    g = f.flip(0).to(torch.float32) * up
-    valid = (index >= 0) & (index < k)
-    return torch.where(valid, g[index.clamp(0, k - 1)], torch.zeros((), device=f.device)), s0
-
-
-def downsample_matrix(taps, down, o0, o1):
-    """Dense [o1-o0, span] matrix: output o = sum_k taps[k] * tmp[o*down + k], tmp from o0*down."""
-    k = taps.numel()
-    o = torch.arange(o0, o1, device=taps.device)[:, None]
-    t = torch.arange(o0 * down, (o1 - 1) * down + k, device=taps.device)[None, :]
-    index = t - o * down
-    valid = (index >= 0) & (index < k)
-    return torch.where(valid, taps[index.clamp(0, k - 1)], torch.zeros((), device=taps.device))

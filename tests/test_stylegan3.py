@@ -300,8 +300,8 @@ def test_fast_filtered_lrelu_equals_reference(up, down, fu_taps, fd_taps, paddin
         fd = torch.rand([fd_taps, fd_taps] if radial else [fd_taps], generator=gen)
     args = dict(fu=fu, fd=fd, b=b, up=up, down=down, padding=padding, gain=2 ** 0.5, slope=0.2, clamp=4.0)
     expected = filtered_lrelu_reference(x, **args)
-    for band_elements in (None, 1, 300):  # whole image, one output row per band, a few rows
-        got = filtered_lrelu_fast(x, band_elements=band_elements, **args)
+    for tile_elements in (None, 1, 300):  # whole image, one output sample per tile, a few
+        got = filtered_lrelu_fast(x, tile_elements=tile_elements, **args)
         assert got.shape == expected.shape
         # Outputs reach ~100 here; float32 summation order differs, so compare relatively.
         assert max_diff(got, expected) < 1e-5 * (1 + float(expected.abs().max()))
@@ -314,7 +314,7 @@ def test_in_process_network_fast_equals_reference(cfg, small_pieces, monkeypatch
     if small_pieces:  # what 1024 px does: bands of rows, groups of channels, tiles of conv rows
         from models import filtered_lrelu
 
-        monkeypatch.setattr(filtered_lrelu, "BAND_ELEMENTS", 5000)
+        monkeypatch.setattr(filtered_lrelu, "TILE_ELEMENTS", 5000)
         monkeypatch.setattr(stylegan3, "CONV_TILE_ELEMENTS", 3000)
         monkeypatch.setattr(stylegan3, "CONV_GROUP_ELEMENTS", 4000)
     torch.manual_seed(1)
@@ -343,7 +343,7 @@ def test_small_chunks_give_the_same_image(G, ref, monkeypatch):
     # At 1024 px the lean path splits channels and conv rows; force that on the small fixture.
     from models import filtered_lrelu
 
-    monkeypatch.setattr(filtered_lrelu, "BAND_ELEMENTS", 3000)
+    monkeypatch.setattr(filtered_lrelu, "TILE_ELEMENTS", 3000)
     monkeypatch.setattr(stylegan3, "CONV_TILE_ELEMENTS", 2000)
     monkeypatch.setattr(stylegan3, "CONV_GROUP_ELEMENTS", 9000)
     img = G.synthesis(torch.from_numpy(ref["ws_seed1_psi0p7"]))
