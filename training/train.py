@@ -42,6 +42,7 @@ class TrainConfig:
     mapping_layers: int = 4
     g_channel_base: int = 1024
     g_channel_max: int = 128
+    g_architecture: str = "skip"
     d_channel_base: int = 1024
     d_channel_max: int = 128
     batch: int = 16
@@ -61,7 +62,7 @@ class TrainConfig:
             z_dim=self.z_dim, c_dim=0, w_dim=self.w_dim, img_resolution=self.resolution, img_channels=3,
             mapping_kwargs=dict(num_layers=self.mapping_layers),
             synthesis_kwargs=dict(channel_base=self.g_channel_base, channel_max=self.g_channel_max,
-                                  num_fp16_res=0, conv_clamp=None, architecture="skip"),
+                                  num_fp16_res=0, conv_clamp=None, architecture=self.g_architecture),
         )
 
 
@@ -283,7 +284,7 @@ def export_model(trainer, out_path):
     G = copy.deepcopy(trainer.G_ema).eval().requires_grad_(False)
     manifest = {
         "name": "StyleScope default model: procedural stylised faces",
-        "architecture": "stylegan2 (skip generator, residual discriminator)",
+        "architecture": f"stylegan2 ({trainer.cfg.g_architecture} generator, residual discriminator)",
         "generator_kwargs": trainer.cfg.generator_kwargs(),
         "train_config": dataclasses.asdict(trainer.cfg),
         "dataset": {"module": "training.dataset", "seed": trainer.cfg.seed, "params": trainer.dataset.params},
