@@ -133,7 +133,6 @@ def layer_epilogue(layer, y, noise, gain=1, keep_input=False):
     keep_input: into a new tensor, leaving y as it was (the block cache keeps it)."""
     total_gain = float(layer.act_gain * gain)
     limit = float(layer.conv_clamp * gain) if layer.conv_clamp is not None else None
-    noise = noise * total_gain if noise is not None else None
     out = torch.empty_like(y) if keep_input else y
     # Three passes over a tensor of up to 134 MB (1024 px) cost three trips to memory; band by
     # band (about 1 MB each) the second and third pass find their band still in cache.
@@ -144,8 +143,8 @@ def layer_epilogue(layer, y, noise, gain=1, keep_input=False):
         part = out[:, :, top:top + band] if band < rows else out
         if keep_input:
             part.copy_(y[:, :, top:top + band] if band < rows else y)
-        if noise is not None:
-            part.add_(noise[..., top:top + band, :] if band < rows else noise)
+        if noise is not None:  # the gain rides in the add (no scaled copy of the noise image)
+            part.add_(noise[..., top:top + band, :] if band < rows else noise, alpha=total_gain)
         F.leaky_relu_(part, 0.2)
         if limit is not None:
             part.clamp_(-limit, limit)
