@@ -194,8 +194,9 @@ def _pack(tables, x, pad, transposed):
             got = torch.ops.mkldnn._convolution_pointwise(x, packed, None, [pad, pad], [1, 1], [1, 1], 1, "none", [], "")
     except (AttributeError, RuntimeError, NotImplementedError):
         return None
-    # These are torch's private oneDNN entry points: use them only where they give the plain conv's result.
-    if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-4, atol=1e-4):
+    # These are torch's private oneDNN entry points: use them only where they give the plain conv's
+    # result (within float rounding of sums over thousands of terms, relative to the output's scale).
+    if got.shape != expected.shape or float((got - expected).abs().max()) > 1e-5 * float(expected.abs().max()) + 1e-6:
         return None
     return packed
 
