@@ -264,6 +264,47 @@ def mixing_grid(G, source_seeds=(1, 2, 3, 4, 5), dest_seeds=(6, 7, 8, 9), trunca
     return np.concatenate(panels, axis=1)
 
 
+@torch.no_grad()
+def style_mixing_shares(G, pairs=24, seed=5):
+    """How much of the difference between two faces each style group carries over, per group.
+
+    For `pairs` destination/source pairs, the destination takes one group's styles (coarse,
+    middle, fine) from the source. Returns {group: {"pixels", "colour", "silhouette"}}: the
+    mixed image's change from the destination as a fraction of the source's own difference,
+    averaged over the pairs (1 = the group carries everything, 0 = nothing). "colour" compares
+    whole-image mean colours; "silhouette" compares foreground masks (pixels far from the
+    colour of the top corners, i.e. from the background), so it follows head and hair shape.
+    """
+    ws = G.mapping(fixed_latents(2 * pairs, G.z_dim, seed), torch.zeros(2 * pairs, G.c_dim))
+    dest, src = ws[:pairs], ws[pairs:]
+
+    def draw(w):
+        return G.synthesis(w, noise_mode="const").clamp(-1, 1)
+
+    def foreground(img):
+        corners = torch.cat([img[:, :, :6, :6].flatten(2), img[:, :, :6, -6:].flatten(2)], 2).mean(2)
+        return ((img - corners[:, :, None, None]).norm(dim=1) > 0.35).float()
+
+    def mask_change(a, b):  # 1 - intersection over union
+        return 1 - (a * b).sum([1, 2]) / ((a + b - a * b).sum([1, 2]) + 1e-6)
+
+    def differences(a, b):
+        return {"pixels": (a - b).abs().mean([1, 2, 3]),
+                "colour": (a.mean([2, 3]) - b.mean([2, 3])).norm(dim=1),
+                "silhouette": mask_change(foreground(a), foreground(b))}
+
+    img_dest, img_src = draw(dest), draw(src)
+    full = differences(img_src, img_dest)
+    shares = {}
+    for name, layers in zip(("coarse", "middle", "fine"), style_groups(G)):
+        mixed = dest.clone()
+        mixed[:, layers] = src[:, layers]
+        moved = differences(draw(mixed), img_dest)
+        # Ratios of means: pairs whose faces barely differ do not blow the figure up.
+        shares[name] = {k: round((moved[k].mean() / full[k].mean().clamp_min(1e-8)).item(), 3) for k in full}
+    return shares
+
+
 def save_png(array, path, scale=1):
     image = Image.fromarray(array)
     if scale != 1:
@@ -299,6 +340,7 @@ def export_model(trainer, out_path):
         "sample_grid": stem.name + "_grid.png",
         "mixing_grid": stem.name + "_mixing.png",
         "dataset_grid": stem.name + "_dataset.png",
+        "style_mixing_shares": style_mixing_shares(G),
     }
     save_safetensors(G, out_path, extra_metadata={"manifest": json.dumps(manifest)})
     manifest["file_bytes"] = out_path.stat().st_size
