@@ -114,11 +114,9 @@ def filtered_lrelu_fast(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0
         # ToRGB: bias, activation, clamp, nothing to filter.
         y = out.copy_(x) if b is None else torch.add(x, b.to(x.dtype).view(1, -1, 1, 1), out=out)
         return lrelu_clamp_(y, gain, slope, clamp)
-    plan = TilePlan(x, fu, fd, up, down, padding, gain, tile_elements or TILE_ELEMENTS)
-    bias = None if b is None else b.to(x.dtype).view(1, -1, 1, 1)
+    plan = TilePlan(x.shape, x.dtype, x.device, fu, fd, up, down, padding, gain, tile_elements)
     for rows in plan.row_tiles:
-        for cols in plan.col_tiles:
-            out[:, :, rows.o0:rows.o1, cols.o0:cols.o1] = plan.tile(x, bias, rows, cols, slope, clamp)
+        plan.fill_rows(out, x, b, rows, slope, clamp)
     return out
 
 
@@ -142,11 +140,11 @@ class ColTile:
 class TilePlan:
     """Filters as per-channel weights and block matrices, and the tiling of one filtered_lrelu call."""
 
-    def __init__(self, x, fu, fd, up, down, padding, gain, tile_elements):
-        n, c, in_h, in_w = x.shape
+    def __init__(self, shape, dtype, device, fu, fd, up, down, padding, gain, tile_elements=None):
+        n, c, in_h, in_w = shape
         px0, _, py0, _ = padding
-        dtype, device = x.dtype, x.device
-        self.c, self.up, self.down = c, up, down
+        tile_elements = tile_elements or TILE_ELEMENTS
+        self.c, self.up, self.down, self.in_h, self.in_w = c, up, down, in_h, in_w
         out_w, out_h = output_size(in_w, in_h, fu, fd, up, down, padding)
         # A missing filter is a single tap; the reference's separable gain is `up` per axis.
         fu = torch.ones([1], device=device) if fu is None else fu
@@ -185,30 +183,39 @@ class TilePlan:
         i1 = i0 + (up_blocks - 1) * UP_BLOCK + up_matrix.shape[1]
         return RowTile(o0, o1, i0, i1, up_matrix.to(self.up_w_weight.dtype), up_blocks, tmp_rows, down_blocks)
 
-    def tile(self, x, bias, rows, cols, slope, clamp):
+    def input_rows(self, rows):
+        """The input rows [start, stop) that output rows `rows` read (clipped to the input)."""
+        return max(rows.i0, 0), max(min(rows.i1, self.in_h), max(rows.i0, 0))
+
+    def fill_rows(self, out, x, b, rows, slope, clamp, x_top=0):
+        """Write output rows `rows` (a RowTile of this plan) into `out`, all column tiles.
+
+        x holds full-width input rows from x_top on (the whole input when x_top is 0), at least
+        the rows rows.i0..rows.i1-1 that exist; of its channels, the first out.shape[1] are kept.
+        """
+        bias = None if b is None else b.to(x.dtype).view(1, -1, 1, 1)
+        channels = out.shape[1]  # x may carry extra (zero) channels that `out` leaves out
+        for cols in self.col_tiles:
+            tile = self.tile(x, bias, rows, cols, slope, clamp, x_top)
+            out[:, :, rows.o0:rows.o1, cols.o0:cols.o1] = tile[:, :channels]
+
+    def tile(self, x, bias, rows, cols, slope, clamp, x_top=0):
         """The output tile rows x cols, channels-last (a few extra columns at both ends may be left
         over from the strided W-downsampling; the caller's slice drops them)."""
-        n, c, in_h, in_w = x.shape
+        n, c = x.shape[:2]
+        in_h, in_w = self.in_h, self.in_w
         up, down = self.up, self.down
         # Input samples with the bias; zeros (not bias) beyond the input, as upfirdn2d pads.
-        y = x[:, :, max(rows.i0, 0):min(rows.i1, in_h), max(cols.i0, 0):min(cols.i1, in_w)]
+        y = x[:, :, max(rows.i0, 0) - x_top:min(rows.i1, in_h) - x_top, max(cols.i0, 0):min(cols.i1, in_w)]
         y = y + bias if bias is not None else y.contiguous(memory_format=torch.channels_last)
         if rows.i0 < 0 or rows.i1 > in_h or cols.i0 < 0 or cols.i1 > in_w:
             y = F.pad(y, [max(0, -cols.i0), max(0, cols.i1 - in_w), max(0, -rows.i0), max(0, rows.i1 - in_h)])
         y = F.conv_transpose2d(y.contiguous(memory_format=torch.channels_last), self.up_w_weight,
                                stride=(1, up), padding=(0, cols.crop), groups=c)
         width = y.shape[3]
-        # Rows as [n, rows, width * c]: a matrix product per block of upsampled rows, the blocks
-        # read as overlapping windows of the same rows (no copy).
+        # Whole channels-last rows [n, rows, width * c]: filtering along H is a matrix product.
         flat = y.permute(0, 2, 3, 1).reshape(n, y.shape[2], width * c)
-        window = rows.up_matrix.shape[1]
-        blocks = flat.as_strided((n, rows.up_blocks, window, width * c),
-                                 (flat.stride(0), UP_BLOCK * width * c, width * c, 1))
-        tmp = torch.matmul(rows.up_matrix, blocks).view(n, -1, width * c)[:, :rows.tmp_rows]
-        if slope != 1:
-            F.leaky_relu_(tmp, slope)
-        if clamp is not None:
-            tmp.clamp_(-clamp, clamp)
+        tmp = self.upsampled_rows(flat, rows, slope, clamp)
         if self.radial:
             tmp = tmp.view(n, rows.tmp_rows, width, c).permute(0, 3, 1, 2)
             z = F.conv2d(tmp, self.down_weight, stride=down, groups=c)
@@ -219,6 +226,22 @@ class TilePlan:
             z = torch.matmul(self.down_matrix, blocks).view(n, -1, width, c).permute(0, 3, 1, 2)
             z = F.conv2d(z, self.down_weight, stride=(1, down), groups=c)
         return z[:, :, :rows.o1 - rows.o0, cols.skip:cols.skip + cols.o1 - cols.o0]
+
+    def upsampled_rows(self, flat, rows, slope, clamp):
+        """Rows [n, rows, width * c] upsampled along H, leaky ReLU'd and clamped: [n, tmp_rows, width * c].
+
+        One matrix product per block of upsampled rows, the blocks reading overlapping windows of
+        the same input rows (a strided view, no copy).
+        """
+        n, _, size = flat.shape
+        window = rows.up_matrix.shape[1]
+        blocks = flat.as_strided((n, rows.up_blocks, window, size), (flat.stride(0), UP_BLOCK * size, size, 1))
+        tmp = torch.matmul(rows.up_matrix, blocks).view(n, -1, size)[:, :rows.tmp_rows]
+        if slope != 1:
+            F.leaky_relu_(tmp, slope)
+        if clamp is not None:
+            tmp.clamp_(-clamp, clamp)
+        return tmp
 
 
 def even_splits(length, most):

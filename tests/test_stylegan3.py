@@ -315,8 +315,6 @@ def test_in_process_network_fast_equals_reference(cfg, small_pieces, monkeypatch
         from models import filtered_lrelu
 
         monkeypatch.setattr(filtered_lrelu, "TILE_ELEMENTS", 5000)
-        monkeypatch.setattr(stylegan3, "CONV_TILE_ELEMENTS", 3000)
-        monkeypatch.setattr(stylegan3, "CONV_GROUP_ELEMENTS", 4000)
     torch.manual_seed(1)
     G = perturbed(stylegan3.build(tiny_kwargs(cfg)))
     assert G.architecture == f"stylegan3-{cfg}"
@@ -344,8 +342,6 @@ def test_small_chunks_give_the_same_image(G, ref, monkeypatch):
     from models import filtered_lrelu
 
     monkeypatch.setattr(filtered_lrelu, "TILE_ELEMENTS", 3000)
-    monkeypatch.setattr(stylegan3, "CONV_TILE_ELEMENTS", 2000)
-    monkeypatch.setattr(stylegan3, "CONV_GROUP_ELEMENTS", 9000)
     img = G.synthesis(torch.from_numpy(ref["ws_seed1_psi0p7"]))
     assert max_diff(img, ref["img_seed1_psi0p7_const"]) < IMG_ATOL
 
