@@ -135,10 +135,12 @@ def layer_epilogue(layer, y, noise, gain=1, keep_input=False):
     limit = float(layer.conv_clamp * gain) if layer.conv_clamp is not None else None
     out = torch.empty_like(y) if keep_input else y
     # Three passes over a tensor of up to 134 MB (1024 px) cost three trips to memory; band by
-    # band (about 1 MB each) the second and third pass find their band still in cache.
+    # band (about 1 MB each) the second and third pass find their band still in a CPU core's
+    # cache. (A GPU would only pay more kernel launches: whole tensors there.)
     rows = y.shape[2]
     row_bytes = y[0, :, 0].numel() * y.element_size()
-    band = rows if not y.is_contiguous(memory_format=torch.channels_last) else max(1, _BAND_BYTES // row_bytes)
+    banded = y.device.type == "cpu" and y.is_contiguous(memory_format=torch.channels_last)
+    band = max(1, _BAND_BYTES // row_bytes) if banded else rows
     for top in range(0, rows, band):
         part = out[:, :, top:top + band] if band < rows else out
         if keep_input:

@@ -158,6 +158,33 @@ def test_a_generator_that_ran_the_fast_path_can_be_copied():
     assert torch.equal(twin.synthesis(ws, noise_mode="const"), image)
 
 
+@torch.no_grad()
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_fast_path_and_block_cache_on_cuda(monkeypatch):
+    # float32 as on the CPU: cuDNN's default TF32 convolutions round both paths to 10-bit
+    # mantissas (they then differ by ~1e-2 from float32 and from each other).
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    # cuDNN may pick different algorithms from call to call (the plain path itself then varies by
+    # ~2e-6): the cache's exact equality holds with deterministic algorithms.
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    G = _random_generator(128).cuda()
+    ws = G.mapping(torch.randn([1, G.z_dim], device="cuda"), None, truncation_psi=0.8)
+    ws = ws + 0.5 * torch.randn_like(ws)
+    for kwargs in (dict(noise_mode="const"), dict(noise_mode="none"), dict(force_fp32=False)):
+        reference, fast = _both_paths(G, ws, **kwargs)
+        assert fast.is_cuda and fast.is_contiguous() and reference.std() > 0.1
+        # fp16 blocks run the reference code on both paths; their half-precision rounding
+        # amplifies the fp32 blocks' 1e-6 differences to ~1e-2.
+        assert _max_diff(reference, fast) < (5e-2 if "force_fp32" in kwargs else 1e-4), kwargs
+    G.set_reference(False)
+    cache = BlockCache()
+    G.synthesis(ws, noise_mode="const", block_cache=cache)
+    for strength in (2.0, 0.5):  # a noise drag: the second step skips b128.conv0's convolution
+        img = G.synthesis(ws, noise_mode="const", noise_strength={"b128.conv0": strength}, block_cache=cache)
+        assert torch.equal(img, G.synthesis(ws, noise_mode="const", noise_strength={"b128.conv0": strength}))
+    assert cache.convs_skipped == 1
+
+
 def test_image_upsampling_equals_upfirdn2d():
     f = ops.setup_filter([1, 3, 3, 1])
     img = torch.randn([1, 3, 16, 16])
