@@ -307,6 +307,64 @@ def test_fast_filtered_lrelu_equals_reference(up, down, fu_taps, fd_taps, paddin
         assert max_diff(got, expected) < 1e-5 * (1 + float(expected.abs().max()))
 
 
+def random_filtered_lrelu_case(seed):
+    """Random shapes, up/down factors 1/2/4, paddings (negative too), 1-D or 2-D down filters or none."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def pick(lo, hi):
+        return int(torch.randint(lo, hi + 1, [], generator=gen))
+
+    up, down = (1, 2, 4)[seed % 3], (1, 2, 4)[(seed // 3) % 3]
+    fu = None if up == 1 and seed % 4 == 0 else torch.rand([pick(1, 6) * up], generator=gen)
+    fd_taps = pick(1, 6) * down
+    fd = None if down == 1 and seed % 4 == 1 else \
+        torch.rand([fd_taps, fd_taps] if seed % 2 else [fd_taps], generator=gen)
+    x = torch.randn([pick(1, 2), pick(1, 20), pick(3, 23), pick(3, 23)], generator=gen) * 3
+    fu_size, fd_size = (1 if f is None else f.shape[-1] for f in (fu, fd))
+    while True:  # paddings that leave a non-empty output
+        padding = [pick(-4, fu_size + fd_size) for _ in range(4)]
+        axes = ((x.shape[3], *padding[:2]), (x.shape[2], *padding[2:]))
+        if all(n * up + p0 + p1 - fu_size + 1 >= fd_size and min(n * up + p0, n * up + p1) > 0
+               for n, p0, p1 in axes):
+            break
+    args = dict(fu=fu, fd=fd, b=torch.randn([x.shape[1]], generator=gen), up=up, down=down, padding=padding,
+                gain=(1.0, 2 ** 0.5)[seed % 2], slope=(0.2, 1.0)[seed % 5 == 4], clamp=(4.0, None)[seed % 3 == 2])
+    return x, args, pick(1, 400)
+
+
+@pytest.mark.parametrize("seed", range(36))
+def test_tiled_filtered_lrelu_equals_reference_on_random_cases(seed):
+    x, args, tile_elements = random_filtered_lrelu_case(seed)
+    expected = filtered_lrelu_reference(x, **args)
+    scale = 1e-5 * (1 + float(expected.abs().max()))
+    for elements in (None, tile_elements):
+        got = filtered_lrelu_fast(x.contiguous(memory_format=torch.channels_last), tile_elements=elements, **args)
+        assert got.shape == expected.shape
+        assert max_diff(got, expected) < scale
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_tile_plan_from_bands_of_input_rows(seed):
+    # What the lean StyleGAN3 layer does: feed each row tile only the input rows it reads, and
+    # carry extra zero channels that the output leaves out.
+    from models.filtered_lrelu import TilePlan
+
+    x, args, tile_elements = random_filtered_lrelu_case(seed)
+    if args["fu"] is None and args["fd"] is None and args["up"] == args["down"] == 1:
+        return  # the pure activation case never reaches the tile plan
+    expected = filtered_lrelu_reference(x, **args)
+    padded = torch.cat([x, torch.zeros([x.shape[0], 3, *x.shape[2:]])], dim=1)
+    padded = padded.contiguous(memory_format=torch.channels_last)
+    bias = torch.cat([args["b"], torch.zeros(3)])
+    plan = TilePlan(padded.shape, x.dtype, x.device, args["fu"], args["fd"], args["up"], args["down"],
+                    args["padding"], args["gain"], tile_elements)
+    out = torch.full_like(expected, float("nan"))
+    for rows in plan.row_tiles:
+        top, bottom = plan.input_rows(rows)
+        plan.fill_rows(out, padded[:, :, top:bottom].clone(), bias, rows, args["slope"], args["clamp"], x_top=top)
+    assert max_diff(out, expected) < 1e-5 * (1 + float(expected.abs().max()))
+
+
 @torch.no_grad()
 @pytest.mark.parametrize("cfg", ["t", "r"])
 @pytest.mark.parametrize("small_pieces", [False, True])
