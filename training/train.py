@@ -264,16 +264,41 @@ def mixing_grid(G, source_seeds=(1, 2, 3, 4, 5), dest_seeds=(6, 7, 8, 9), trunca
     return np.concatenate(panels, axis=1)
 
 
+def colour_palette(img, bins=4):
+    """Each image's share of pixels in each of bins**3 RGB cells: its colours, wherever they are."""
+    cells = ((img.clamp(-1, 1) + 1) / 2 * bins).floor().clamp(0, bins - 1).long()
+    index = (cells[:, 0] * bins + cells[:, 1]) * bins + cells[:, 2]
+    return torch.stack([torch.bincount(i.flatten(), minlength=bins ** 3).float() / i.numel() for i in index])
+
+
+def edge_map(img):
+    """Each image's colour-gradient magnitudes, centred and scaled to unit norm: where its edges are."""
+    dx = (img[:, :, :-1, 1:] - img[:, :, :-1, :-1]).norm(dim=1)
+    dy = (img[:, :, 1:, :-1] - img[:, :, :-1, :-1]).norm(dim=1)
+    edges = (dx + dy).flatten(1)
+    edges = edges - edges.mean(1, keepdim=True)
+    return edges / edges.norm(dim=1, keepdim=True).clamp_min(1e-8)
+
+
+def colour_distance(a, b):
+    """L1 distance of the colour palettes: 0 for the same colours, whatever the shapes."""
+    return (colour_palette(a) - colour_palette(b)).abs().sum(1)
+
+
+def shape_distance(a, b):
+    """1 - correlation of the edge maps: 0 for edges in the same places, whatever their colours."""
+    return 1 - (edge_map(a) * edge_map(b)).sum(1)
+
+
 @torch.no_grad()
 def style_mixing_shares(G, pairs=24, seed=5):
-    """How much of the difference between two faces each style group carries over, per group.
+    """What each style group (coarse, middle, fine) carries from a source face to a destination.
 
-    For `pairs` destination/source pairs, the destination takes one group's styles (coarse,
-    middle, fine) from the source. Returns {group: {"pixels", "colour", "silhouette"}}: the
-    mixed image's change from the destination as a fraction of the source's own difference,
-    averaged over the pairs (1 = the group carries everything, 0 = nothing). "colour" compares
-    whole-image mean colours; "silhouette" compares foreground masks (pixels far from the
-    colour of the top corners, i.e. from the background), so it follows head and hair shape.
+    For `pairs` destination/source pairs, the destination takes one group's styles from the
+    source. Per group and per measure ("colour": colour palettes; "shape": edge maps):
+    "share" is the mixed face's distance from the destination as a fraction of the source's own
+    (1 = the group carries all of it, 0 = none), and "closer_to_source" is the fraction of pairs
+    whose mixed face is nearer the source than the destination.
     """
     ws = G.mapping(fixed_latents(2 * pairs, G.z_dim, seed), torch.zeros(2 * pairs, G.c_dim))
     dest, src = ws[:pairs], ws[pairs:]
@@ -281,27 +306,18 @@ def style_mixing_shares(G, pairs=24, seed=5):
     def draw(w):
         return G.synthesis(w, noise_mode="const").clamp(-1, 1)
 
-    def foreground(img):
-        corners = torch.cat([img[:, :, :6, :6].flatten(2), img[:, :, :6, -6:].flatten(2)], 2).mean(2)
-        return ((img - corners[:, :, None, None]).norm(dim=1) > 0.35).float()
-
-    def mask_change(a, b):  # 1 - intersection over union
-        return 1 - (a * b).sum([1, 2]) / ((a + b - a * b).sum([1, 2]) + 1e-6)
-
-    def differences(a, b):
-        return {"pixels": (a - b).abs().mean([1, 2, 3]),
-                "colour": (a.mean([2, 3]) - b.mean([2, 3])).norm(dim=1),
-                "silhouette": mask_change(foreground(a), foreground(b))}
-
     img_dest, img_src = draw(dest), draw(src)
-    full = differences(img_src, img_dest)
     shares = {}
     for name, layers in zip(("coarse", "middle", "fine"), style_groups(G)):
         mixed = dest.clone()
         mixed[:, layers] = src[:, layers]
-        moved = differences(draw(mixed), img_dest)
-        # Ratios of means: pairs whose faces barely differ do not blow the figure up.
-        shares[name] = {k: round((moved[k].mean() / full[k].mean().clamp_min(1e-8)).item(), 3) for k in full}
+        img_mixed = draw(mixed)
+        shares[name] = {}
+        for measure, distance in (("colour", colour_distance), ("shape", shape_distance)):
+            # A ratio of means: pairs whose faces barely differ do not blow the figure up.
+            share = distance(img_mixed, img_dest).mean() / distance(img_src, img_dest).mean().clamp_min(1e-8)
+            closer = (distance(img_mixed, img_src) < distance(img_mixed, img_dest)).float().mean()
+            shares[name][measure] = {"share": round(share.item(), 3), "closer_to_source": round(closer.item(), 3)}
     return shares
 
 
