@@ -143,3 +143,18 @@ def test_grids_have_the_expected_layout():
     assert grid.shape == (2 * 64, 3 * 3 * 64 + 2 * 32, 3)
     # Left panel: the destination row keeps its fine styles, so its cells differ from the sources.
     assert not np.array_equal(grid[64:, 64:128], grid[:64, 64:128])
+
+
+def test_mixing_measures_tell_colour_from_shape_on_the_dataset():
+    # The measures style_mixing_shares uses, on data whose factors we swap by hand: new fine
+    # factors bring the other face's colours and keep the shapes; new coarse factors bring its pose.
+    from training.train import colour_distance, shape_distance
+
+    base, other = sample_factors(32, 1), sample_factors(32, 2)
+    img_base, img_other = render(base, 64), render(other, 64)
+    recoloured = render(_with(base, other, ds.FINE_FACTORS), 64)
+    assert (colour_distance(recoloured, img_other) < colour_distance(recoloured, img_base)).float().mean() > 0.8
+    assert (shape_distance(recoloured, img_base) < shape_distance(recoloured, img_other)).all()
+    moved = render(_with(base, other, ds.COARSE_FACTORS), 64)
+    assert (shape_distance(moved, img_other) < shape_distance(moved, img_base)).float().mean() > 0.8
+    assert (colour_distance(moved, img_base) < colour_distance(moved, img_other)).float().mean() > 0.8
