@@ -88,8 +88,8 @@ def filtered_lrelu_reference(x, fu=None, fd=None, b=None, up=1, down=1, padding=
 # For each output tile: add the bias to the input samples it depends on, upsample along W (one
 # depthwise transposed convolution: it computes only the polyphase sums), upsample along H (a
 # matrix product over whole channels-last rows), leaky ReLU and clamp in place, downsample along
-# H (matrix product) and along W (depthwise strided convolution), or with a 2-D filter both at
-# once. The upsampled tile stays in cache between these passes; only the input and the output
+# W (depthwise strided convolution) and along H (matrix product), or with a 2-D filter both at
+# once (depthwise strided convolution). The upsampled tile stays in cache between these passes; only the input and the output
 # travel through memory.
 
 
@@ -220,11 +220,16 @@ class TilePlan:
             tmp = tmp.view(n, rows.tmp_rows, width, c).permute(0, 3, 1, 2)
             z = F.conv2d(tmp, self.down_weight, stride=down, groups=c)
         else:
+            # Along W first (a strided depthwise convolution halves the width), then along H on the
+            # narrower rows: fewer multiplies in the matrix product than the other order.
+            z = F.conv2d(tmp.view(n, rows.tmp_rows, width, c).permute(0, 3, 1, 2), self.down_weight,
+                         stride=(1, down), groups=c)
+            width = z.shape[3]
+            flat = z.permute(0, 2, 3, 1).reshape(n, rows.tmp_rows, width * c)
             span = self.down_matrix.shape[1]
-            blocks = tmp.as_strided((n, rows.down_blocks, span, width * c),
-                                    (tmp.stride(0), DOWN_BLOCK * down * width * c, width * c, 1))
+            blocks = flat.as_strided((n, rows.down_blocks, span, width * c),
+                                     (flat.stride(0), DOWN_BLOCK * down * width * c, width * c, 1))
             z = torch.matmul(self.down_matrix, blocks).view(n, -1, width, c).permute(0, 3, 1, 2)
-            z = F.conv2d(z, self.down_weight, stride=(1, down), groups=c)
         return z[:, :, :rows.o1 - rows.o0, cols.skip:cols.skip + cols.o1 - cols.o0]
 
     def upsampled_rows(self, flat, rows, slope, clamp):
