@@ -198,7 +198,8 @@ def _pack(tables, x, pad, transposed):
         return None
     # These are torch's private oneDNN entry points: use them only where they give the plain conv's
     # result (within float rounding of sums over thousands of terms, relative to the output's scale).
-    if got.shape != expected.shape or float((got - expected).abs().max()) > 1e-5 * float(expected.abs().max()) + 1e-6:
+    scale = float(expected.abs().max())
+    if got.shape != expected.shape or float((got - expected).abs().max()) > 1e-5 * scale + 1e-6:
         return None
     return packed
 
