@@ -1,7 +1,7 @@
 """Benchmark: StyleGAN3-T/-R frame time and peak resident memory on CPU (figures only, no asserts).
 
 Each configuration runs in a fresh subprocess so that its peak memory (VmHWM) is its own.
-    .venv/bin/python bench/sg3.py                  # T and R at 256 and 1024, lean path
+    .venv/bin/python bench/sg3.py --threads 1      # T and R at 256 and 1024, lean path, one thread
     .venv/bin/python bench/sg3.py --configs t256 --reference   # NVIDIA-style zero-stuffing path
 """
 
@@ -35,11 +35,16 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(name, repeats, reference):
+def run_one(name, repeats, reference, threads):
     """Build one configuration with random weights, render batch-1 frames, print one JSON line."""
     sys.path.insert(0, str(ROOT))
     import torch
     from models import stylegan3
+    from models.runtime import tune_cpu
+
+    tune_cpu(num_threads=threads or None)  # what the renderer does (glibc malloc kept warm)
+    if threads:
+        torch.set_num_threads(threads)
 
     torch.manual_seed(0)
     spec = CONFIGS[name]
@@ -67,13 +72,15 @@ def main():
     parser.add_argument("--configs", default="t256,r256,t1024,r1024", help="comma-separated: " + ",".join(CONFIGS))
     parser.add_argument("--repeats", type=int, default=2, help="frames timed per configuration")
     parser.add_argument("--reference", action="store_true", help="time the zero-stuffing reference path")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, all cores)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        run_one(args.one, args.repeats, args.reference)
+        run_one(args.one, args.repeats, args.reference, args.threads)
         return
     for name in args.configs.split(","):
-        command = [sys.executable, __file__, "--one", name, "--repeats", str(args.repeats)]
+        command = [sys.executable, __file__, "--one", name, "--repeats", str(args.repeats),
+                   "--threads", str(args.threads)]
         if args.reference:
             command.append("--reference")
         done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ))

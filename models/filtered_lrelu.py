@@ -89,8 +89,8 @@ def filtered_lrelu_reference(x, fu=None, fd=None, b=None, up=1, down=1, padding=
 # depthwise transposed convolution: it computes only the polyphase sums), upsample along H (a
 # matrix product over whole channels-last rows), leaky ReLU and clamp in place, downsample along
 # W (depthwise strided convolution) and along H (matrix product), or with a 2-D filter both at
-# once (depthwise strided convolution). The upsampled tile stays in cache between these passes; only the input and the output
-# travel through memory.
+# once (depthwise strided convolution). The upsampled tile stays in the CPU's caches between
+# these passes; only the input and the output travel through memory.
 
 
 def filtered_lrelu_fast(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 0),
@@ -152,7 +152,6 @@ class TilePlan:
         self.radial = fd is not None and fd.ndim == 2
         fd = torch.ones([1], device=device) if fd is None else fd.to(device, torch.float32)
         self.fd_size = int(fd.shape[-1])
-        self.up_taps = fu.numel()
         # Leaky ReLU commutes with a positive gain: it rides in the H-upsampling matrices.
         self.fu_h = fu * gain
         self.py0 = py0
@@ -166,11 +165,12 @@ class TilePlan:
         # Square tiles on the upsampled grid, sized to tile_elements, as even as the image allows.
         side = max(1, int((tile_elements / max(1, n * c)) ** 0.5))
         per_tile = max(1, (side - self.fd_size) // down + 1)
-        self.row_tiles = [self.row_tile(o0, o1, in_h) for o0, o1 in even_splits(out_h, per_tile)]
+        self.row_tiles = [self.row_tile(o0, o1) for o0, o1 in even_splits(out_h, per_tile)]
         self.col_tiles = [col_tile(o0, o1, fu.numel(), up, px0, self.fd_size, down)
                           for o0, o1 in even_splits(out_w, per_tile)]
 
-    def row_tile(self, o0, o1, in_h):
+    def row_tile(self, o0, o1):
+        """Output rows o0..o1-1: the upsampled rows they read, in whole blocks, and their input rows."""
         down, up = self.down, self.up
         if self.radial:
             down_blocks = None
