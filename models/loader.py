@@ -4,9 +4,12 @@ import importlib
 import json
 from pathlib import Path
 
+import torch
+
 from models import stylegan2, tf_stylegan2
 from models.atomic_write import WriteError, atomic_output, os_error_from_text
 from models.errors import LoadError, UnsafeFileError
+from models.runtime import faithful_cuda
 from models.safe_pickle import PersistentObject, TFNetwork, read_pickle
 
 # Our safe format: safetensors tensors + this metadata key holding
@@ -174,4 +177,6 @@ def load_generator(path, device="cpu", reference=False, key=None):
     G.info["format"] = file_format
     if hasattr(G, "set_reference"):  # families without a fast path have only the reference one
         G.set_reference(bool(reference))
+    if torch.device(device).type == "cuda":
+        faithful_cuda()
     return G.eval().requires_grad_(False).to(device)

@@ -341,3 +341,19 @@ def test_tune_cpu_is_safe_to_call_twice():
     second = tune_cpu(num_threads=1)
     assert second["threads"] == 1
     assert first.get("malloc") == second.get("malloc")  # applied once
+
+
+def test_faithful_cuda_turns_tf32_off_only_where_cuda_is(monkeypatch):
+    from models.runtime import faithful_cuda
+
+    conv = torch.backends.cudnn.conv
+    before = conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert faithful_cuda() is False
+    assert (conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision) == before
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    try:
+        assert faithful_cuda() is True
+        assert conv.fp32_precision == "ieee" and torch.backends.cuda.matmul.fp32_precision == "ieee"
+    finally:
+        conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision = before
