@@ -384,3 +384,24 @@ def plain_values(value):
     if isinstance(value, np.generic):
         return value.item()
     return copy.deepcopy(value)
+
+
+class GeneratorBase(torch.nn.Module):
+    """NVIDIA's Generator shell, shared by the StyleGAN2 and StyleGAN3 families: a synthesis network
+    (built first, so parameters keep NVIDIA's order) and a mapping network that feeds all its ws."""
+
+    def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, synthesis, mapping_class, mapping_kwargs):
+        super().__init__()
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.synthesis = synthesis
+        self.num_ws = synthesis.num_ws
+        self.mapping = mapping_class(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
+
+    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                          update_emas=update_emas)
+        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)

@@ -382,7 +382,7 @@ class SynthesisNetwork(torch.nn.Module):
 # ----------------------------------------------------------------------------
 
 
-class Generator(torch.nn.Module):
+class Generator(ops.GeneratorBase):
     """StyleGAN2 generator: mapping + synthesis, constructible from either NVIDIA repo's init kwargs."""
 
     architecture = "stylegan2"
@@ -394,7 +394,6 @@ class Generator(torch.nn.Module):
         `flavour` ('stylegan2-ada' or 'stylegan3') picks the defaults of that code base; when None it
         follows from where the synthesis kwargs sit.
         """
-        super().__init__()
         if flavour is None:
             flavour = "stylegan2-ada" if synthesis_kwargs is not None else "stylegan3"
         if flavour not in FLAVOURS:
@@ -406,16 +405,10 @@ class Generator(torch.nn.Module):
         synthesis_kwargs.setdefault("num_fp16_res", defaults["num_fp16_res"])
         synthesis_kwargs.setdefault("conv_clamp", defaults["conv_clamp"])
 
+        synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
+                                     **synthesis_kwargs)
+        super().__init__(z_dim, c_dim, w_dim, img_resolution, img_channels, synthesis, MappingNetwork, mapping_kwargs)
         self.flavour = flavour
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-                                          **synthesis_kwargs)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
 
         init_kwargs = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
                            img_channels=img_channels, mapping_kwargs=mapping_kwargs,
@@ -434,12 +427,6 @@ class Generator(torch.nn.Module):
             if isinstance(module, (SynthesisLayer, ToRGBLayer, SynthesisBlock)):
                 module.fast = not reference
         return self
-
-    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False, noise_mode="const",
-                **synthesis_kwargs):
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                          update_emas=update_emas)
-        return self.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)
 
 
 # ----------------------------------------------------------------------------

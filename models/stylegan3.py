@@ -74,43 +74,6 @@ def design_lowpass_filter(numtaps, cutoff, width, fs, radial=False):
 # Layers
 
 
-class FullyConnectedLayer(torch.nn.Module):
-    """Dense layer with equalized learning rate (StyleGAN3 flavour: addmm when linear with bias)."""
-
-    def __init__(self, in_features, out_features, activation="linear", bias=True, lr_multiplier=1.0,
-                 weight_init=1.0, bias_init=0.0):
-        super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
-        self.activation = activation
-        self.weight_gain = lr_multiplier / np.sqrt(in_features)
-        self.bias_gain = lr_multiplier
-        self.weight = torch.nn.Parameter(torch.randn([out_features, in_features]) * (weight_init / lr_multiplier))
-        bias_init = np.broadcast_to(np.asarray(bias_init, dtype=np.float32), [out_features])
-        self.bias = torch.nn.Parameter(torch.from_numpy(bias_init / lr_multiplier)) if bias else None
-
-    def forward(self, x):
-        w = self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias
-        if b is not None:
-            b = b.to(x.dtype)
-            if self.bias_gain != 1:
-                b = b * self.bias_gain
-        if self.activation == "linear" and b is not None:
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        x = x.matmul(w.t())
-        if b is not None:
-            x = x + b
-        if self.activation == "lrelu":
-            x = F.leaky_relu(x, 0.2) * np.sqrt(2)
-        elif self.activation != "linear":
-            raise ValueError(f"unsupported activation {self.activation!r}")
-        return x
-
-    def extra_repr(self):
-        return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"
-
-
 def normalize_2nd_moment(x, eps=1e-8):
     return x * (x.square().mean(1, keepdim=True) + eps).rsqrt()
 
@@ -127,10 +90,10 @@ class MappingNetwork(torch.nn.Module):
         self.num_ws = num_ws
         self.num_layers = num_layers
         self.w_avg_beta = w_avg_beta
-        self.embed = FullyConnectedLayer(c_dim, w_dim) if c_dim > 0 else None
+        self.embed = ops.FullyConnectedLayer(c_dim, w_dim) if c_dim > 0 else None
         features = [z_dim + (w_dim if c_dim > 0 else 0)] + [w_dim] * num_layers
         for idx in range(num_layers):
-            layer = FullyConnectedLayer(features[idx], features[idx + 1], activation="lrelu",
+            layer = ops.FullyConnectedLayer(features[idx], features[idx + 1], activation="lrelu",
                                         lr_multiplier=lr_multiplier)
             setattr(self, f"fc{idx}", layer)
         self.register_buffer("w_avg", torch.zeros([w_dim]))
@@ -169,7 +132,7 @@ class SynthesisInput(torch.nn.Module):
         freqs *= bandwidth
         phases = torch.rand([channels]) - 0.5
         self.weight = torch.nn.Parameter(torch.randn([channels, channels]))
-        self.affine = FullyConnectedLayer(w_dim, 4, weight_init=0, bias_init=[1, 0, 0, 0])
+        self.affine = ops.FullyConnectedLayer(w_dim, 4, weight_init=0, bias_init=[1, 0, 0, 0])
         # The inverse of the user's transform of the output image (gen_images.py writes it).
         self.register_buffer("transform", torch.eye(3, 3))
         self.register_buffer("freqs", freqs)
@@ -272,7 +235,7 @@ class SynthesisLayer(torch.nn.Module):
         self.magnitude_ema_beta = magnitude_ema_beta
         self.reference = False  # True: zero-stuffing filtered_lrelu, one plain convolution (always on GPUs)
 
-        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.affine = ops.FullyConnectedLayer(w_dim, in_channels, bias_init=1)
         self.weight = torch.nn.Parameter(torch.randn([out_channels, in_channels, self.conv_kernel, self.conv_kernel]))
         self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
         self.register_buffer("magnitude_ema", torch.ones([]))
@@ -467,31 +430,19 @@ class SynthesisNetwork(torch.nn.Module):
         return x.to(torch.float32).contiguous()
 
 
-class Generator(torch.nn.Module):
+class Generator(ops.GeneratorBase):
     """NVIDIA's StyleGAN3 Generator: mapping + synthesis, same names, same numbers."""
 
     def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs=None, **synthesis_kwargs):
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-                                          **synthesis_kwargs)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
-                                      **(mapping_kwargs or {}))
+        synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
+                                     **synthesis_kwargs)
+        super().__init__(z_dim, c_dim, w_dim, img_resolution, img_channels, synthesis, MappingNetwork,
+                         dict(mapping_kwargs or {}))
         radial = bool(synthesis_kwargs.get("use_radial_filters", False))
         one_by_one = synthesis_kwargs.get("conv_kernel", 3) == 1
         self.architecture = "stylegan3-r" if (radial or one_by_one) else "stylegan3-t"
         self.info = {"format": "stylegan3", "architecture": self.architecture,
                      "variant": self.architecture[-1], "init_kwargs": {}}
-
-    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                          update_emas=update_emas)
-        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
 
     def set_reference(self, reference=True):
         """Switch every layer between the lean path and the zero-stuffing reference."""
@@ -574,7 +525,7 @@ def from_persistent(obj, reference=False):
 
 
 __all__ = ["Generator", "SynthesisNetwork", "SynthesisLayer", "SynthesisInput", "MappingNetwork",
-           "FullyConnectedLayer", "build", "from_persistent", "input_transform", "design_lowpass_filter",
+           "build", "from_persistent", "input_transform", "design_lowpass_filter",
            "layer_schedule"]
 
 
