@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from models import filtered_lrelu as flrelu
-from models import ops
+from models import ops, stylegan2
 from models.errors import LoadError, RenderCancelled
 
 # Channels per vector register of the CPU's widest float32 vectors (AVX-512); see _lean_forward.
@@ -74,45 +74,13 @@ def design_lowpass_filter(numtaps, cutoff, width, fs, radial=False):
 # Layers
 
 
-def normalize_2nd_moment(x, eps=1e-8):
-    return x * (x.square().mean(1, keepdim=True) + eps).rsqrt()
-
-
-class MappingNetwork(torch.nn.Module):
-    """z (and c) -> w, broadcast to num_ws, with truncation towards w_avg."""
+class MappingNetwork(stylegan2.MappingNetwork):
+    """StyleGAN3's mapping: StyleGAN2's (same parameter names, same math) with two layers by default."""
 
     def __init__(self, z_dim, c_dim, w_dim, num_ws, num_layers=2, lr_multiplier=0.01, w_avg_beta=0.998,
                  **training_only):
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.num_ws = num_ws
-        self.num_layers = num_layers
-        self.w_avg_beta = w_avg_beta
-        self.embed = ops.FullyConnectedLayer(c_dim, w_dim) if c_dim > 0 else None
-        features = [z_dim + (w_dim if c_dim > 0 else 0)] + [w_dim] * num_layers
-        for idx in range(num_layers):
-            layer = ops.FullyConnectedLayer(features[idx], features[idx + 1], activation="lrelu",
-                                        lr_multiplier=lr_multiplier)
-            setattr(self, f"fc{idx}", layer)
-        self.register_buffer("w_avg", torch.zeros([w_dim]))
-
-    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False):
-        if truncation_cutoff is None:
-            truncation_cutoff = self.num_ws
-        x = normalize_2nd_moment(z.to(torch.float32))
-        if self.c_dim > 0:
-            y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
-            x = torch.cat([x, y], dim=1)
-        for idx in range(self.num_layers):
-            x = getattr(self, f"fc{idx}")(x)
-        if update_emas:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-        x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-        if truncation_psi != 1:
-            x[:, :truncation_cutoff] = self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
-        return x
+        super().__init__(z_dim, c_dim, w_dim, num_ws, num_layers=num_layers, lr_multiplier=lr_multiplier,
+                         w_avg_beta=w_avg_beta)
 
 
 class SynthesisInput(torch.nn.Module):
