@@ -89,6 +89,20 @@ def test_shipped_weights_are_trained_not_initial(shipped):
     assert trained_gap < 0.5 * untrained_gap, (trained_gap, untrained_gap)
 
 
+def test_style_mixing_coarse_takes_shape_fine_takes_colour(shipped):
+    # Issue 7: mixing in a source face's coarse styles brings its pose and shape, its fine styles
+    # its colours. The measures (colour palettes, edge maps) are checked on the dataset itself in
+    # tests/test_training.py; shares are fractions of the source's own distance from the face.
+    from training.train import style_mixing_shares
+
+    shares = style_mixing_shares(shipped)
+    coarse, fine = shares["coarse"], shares["fine"]
+    assert coarse["shape"]["share"] >= 0.6 and coarse["shape"]["closer_to_source"] >= 0.5, shares
+    assert coarse["colour"]["share"] <= coarse["shape"]["share"] - 0.3, shares  # the shape, not a repaint
+    assert fine["colour"]["share"] >= 0.5, shares
+    assert fine["shape"]["share"] <= 0.2 and fine["shape"]["closer_to_source"] <= 0.1, shares  # the shape stays
+
+
 def test_convert_turns_a_pickle_into_an_equivalent_safe_file(fixtures_dir, tmp_path):
     from models import load_generator
 
