@@ -158,3 +158,13 @@ def test_mixing_measures_tell_colour_from_shape_on_the_dataset():
     moved = render(_with(base, other, ds.COARSE_FACTORS), 64)
     assert (shape_distance(moved, img_other) < shape_distance(moved, img_base)).float().mean() > 0.8
     assert (colour_distance(moved, img_base) < colour_distance(moved, img_other)).float().mean() > 0.8
+
+
+def test_checkpoints_from_before_the_architecture_setting_resume_as_skip():
+    from training.train import checkpoint_config
+
+    old = dataclasses.asdict(TINY)
+    del old["g_architecture"]
+    assert checkpoint_config({"config": old}).g_architecture == "skip"
+    assert checkpoint_config({"config": dataclasses.asdict(TINY)}).g_architecture == TINY.g_architecture
+    assert TrainConfig().g_architecture == "orig"  # the shipped model's setting is the default

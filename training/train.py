@@ -40,9 +40,11 @@ class TrainConfig:
     z_dim: int = 128
     w_dim: int = 128
     mapping_layers: int = 4
-    g_channel_base: int = 1024
-    g_channel_max: int = 128
-    g_architecture: str = "skip"
+    # The shipped model's generator: orig (one ToRGB, at the end) with 32 channels everywhere, so that
+    # colour reaches the image through the fine styles (docs/default_model.md, "Style mixing").
+    g_channel_base: int = 8192
+    g_channel_max: int = 32
+    g_architecture: str = "orig"
     d_channel_base: int = 1024
     d_channel_max: int = 128
     batch: int = 16
@@ -165,7 +167,7 @@ class Trainer:
 
     def load_state_dict(self, state):
         # The checkpoint's config and data stream win (network shapes must already match).
-        self.cfg = TrainConfig(**state["config"])
+        self.cfg = checkpoint_config(state)
         self.dataset = FaceDataset(self.cfg.resolution, seed=self.cfg.seed, params=state["dataset_params"])
         self.loss.r1_gamma = self.cfg.r1_gamma
         self.loss.style_mixing_prob = self.cfg.style_mixing_prob
@@ -190,11 +192,16 @@ class Trainer:
         os.replace(tmp, path)  # never leave a half-written checkpoint behind
 
 
+def checkpoint_config(state):
+    """The TrainConfig a checkpoint was made with; checkpoints from before g_architecture were skip."""
+    return TrainConfig(**{"g_architecture": "skip", **state["config"]})
+
+
 def load_trainer(path):
     """A Trainer restored from a checkpoint (the checkpoint's config wins)."""
     # Our own checkpoints hold only tensors and plain data: nothing in them needs code to load.
     state = torch.load(path, map_location="cpu", weights_only=True)
-    trainer = Trainer(TrainConfig(**state["config"]))
+    trainer = Trainer(checkpoint_config(state))
     trainer.load_state_dict(state)
     return trainer
 
