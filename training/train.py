@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from models.atomic_write import atomic_output
 from training.dataset import FaceDataset
 from training.discriminator import Discriminator
 from training.loss import StyleGAN2Loss
@@ -187,9 +188,8 @@ class Trainer:
     def save_checkpoint(self, path):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)  # never leave a half-written checkpoint behind
+        with atomic_output(path) as temp_name:  # never leave a half-written checkpoint behind
+            torch.save(self.state_dict(), temp_name)
 
 
 def checkpoint_config(state):
@@ -229,9 +229,7 @@ def sample_grid(G, rows=8, cols=8, seed=0, truncation_psi=1.0):
 
 def style_groups(G):
     """w indices of the coarse (4-8 px), middle (16-32 px) and fine (64 px and up) layers."""
-    resolutions = getattr(G.synthesis, "ws_resolutions", None)
-    if resolutions is None:
-        resolutions = [min(2 ** (i // 2 + 2), G.img_resolution) for i in range(G.num_ws)]  # the paper's grouping
+    resolutions = G.synthesis.ws_resolutions  # the paper's grouping, as the explorer's controls use it
     coarse = [i for i, r in enumerate(resolutions) if r <= 8]
     middle = [i for i, r in enumerate(resolutions) if 8 < r <= 32]
     fine = [i for i, r in enumerate(resolutions) if r > 32]
@@ -452,8 +450,8 @@ def train(trainer, args):
         trainer.save_checkpoint(out / "ckpt.pt")
         if args.backup_dir:
             Path(args.backup_dir).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(out / "ckpt.pt", Path(args.backup_dir) / "ckpt.tmp")
-            os.replace(Path(args.backup_dir) / "ckpt.tmp", Path(args.backup_dir) / "ckpt.pt")
+            with atomic_output(Path(args.backup_dir) / "ckpt.pt") as temp_name:
+                shutil.copyfile(out / "ckpt.pt", temp_name)
 
     if trainer.step_count == 0:
         save_png(sample_grid(trainer.G_ema), out / "fakes_init.png", scale=2)
