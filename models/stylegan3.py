@@ -5,11 +5,17 @@ import torch
 import torch.nn.functional as F
 
 from models import filtered_lrelu as flrelu
+from models import flrelu_kernel
 from models import ops, stylegan2
 from models.errors import LoadError, RenderCancelled
 
 # Channels per vector register of the CPU's widest float32 vectors (AVX-512); see _lean_forward.
 CHANNEL_VECTOR = 16
+# Attribute of a lean layer's output view naming its channel-padded buffer (see _lean_forward).
+PADDED_ATTRIBUTE = "channel_padded"
+# Values of convolution output per band of rows that the fused filter takes at once: large bands
+# keep the convolutions efficient and the filter's overlap between bands small (~4%), at ~32 MB.
+FUSED_BAND_VALUES = 1 << 23
 
 # Keyword arguments each part of NVIDIA's Generator accepts (training-only ones included, ignored).
 MAPPING_OPTIONS = {"num_layers", "lr_multiplier", "w_avg_beta", "freeze_layers", "freeze_embed"}
@@ -261,35 +267,88 @@ class SynthesisLayer(torch.nn.Module):
         Never holds the whole convolution output, only the rows of one tile (~tens of MB at 1024 px).
         """
         batch, _, in_h, in_w = x.shape
+        padded = getattr(x, PADDED_ATTRIBUTE, None)
+        if padded is not None and padded.shape[2:] == x.shape[2:]:
+            # The previous lean layer's output with its zero channels up to a whole vector: convolve
+            # that (zero weights for the extra channels) instead of copying the narrower view.
+            weights = F.pad(weights, [0, 0, 0, 0, 0, padded.shape[1] - x.shape[1]])
+            x = padded
         x = x.contiguous(memory_format=torch.channels_last)
         conv_h, conv_w = in_h + self.conv_kernel - 1, in_w + self.conv_kernel - 1
         out_w, out_h = flrelu.output_size(conv_w, conv_h, self.up_filter, self.down_filter,
                                           self.up_factor, self.down_factor, self.padding)
-        out = torch.empty([batch, self.out_channels, out_h, out_w], dtype=x.dtype, device=x.device,
-                          memory_format=torch.channels_last)
         if self.is_torgb:
-            return flrelu.filtered_lrelu_fast(self._conv_rows(x, weights, 0, conv_h), b=bias, out=out, **options)
-        # Whole vectors of channels: oneDNN's convolutions (and the filters' depthwise ones) run up to
-        # 1.4x faster on 16k channels than on 16k+1, so compute zero channels up to that and drop them.
-        channels = -(-self.out_channels // CHANNEL_VECTOR) * CHANNEL_VECTOR
+            return flrelu.filtered_lrelu_fast(self._conv_rows(x, weights, 0, conv_h), b=bias, **options)
+        fused = batch == 1 and x.dtype == torch.float32 and flrelu_kernel.supports(
+            options["fu"], options["up"], options["down"])
+        channels = self.out_channels
+        if not fused:
+            # Whole vectors of channels: oneDNN's depthwise convolutions in the tiled filter run up
+            # to 1.4x faster on 16k channels than on 16k+1, so compute zero channels up to that; the
+            # tiles are then copied into `out` as whole pixels, not as 51 of every 64 values (3x
+            # slower). The fused kernel's loops do not care, and the convolutions skip the zeros.
+            channels = -(-self.out_channels // CHANNEL_VECTOR) * CHANNEL_VECTOR
+        out = torch.empty([batch, channels, out_h, out_w], dtype=x.dtype, device=x.device,
+                          memory_format=torch.channels_last)
         if channels != self.out_channels:
             weights = F.pad(weights, [0, 0, 0, 0, 0, 0, 0, channels - self.out_channels])
             bias = F.pad(bias, [0, channels - self.out_channels])
+        if fused:
+            self._fused_filter(x, weights, bias, out, options)
+        else:
+            self._tiled_filter(x, weights, bias, out, options)
+        if channels == self.out_channels:
+            return out
+        # Callers (hooks, the layer view) see out_channels; the next lean layer takes the whole
+        # buffer, whose extra channels are exactly zero (zero weights and bias, lrelu(0) = 0).
+        result = out[:, :self.out_channels]
+        setattr(result, PADDED_ATTRIBUTE, out)
+        return result
+
+    def _fused_filter(self, x, weights, bias, out, options):
+        """The convolution in bands of rows, each filtered by the fused kernel straight into `out`."""
+        conv_h, conv_w = x.shape[2] + self.conv_kernel - 1, x.shape[3] + self.conv_kernel - 1
+        plans = self.__dict__.setdefault("_kernel_plans", {})
+        plan = plans.get((conv_h, conv_w))
+        if plan is None:
+            plan = flrelu_kernel.Plan(conv_h, conv_w, options["fu"].cpu().numpy(), options["fd"].cpu().numpy(),
+                                      options["up"], options["down"], options["padding"], options["gain"])
+            plans[(conv_h, conv_w)] = plan
+        channels = out.shape[1]
+        out_rows = out[0].permute(1, 2, 0).numpy()  # [H, W, C] view of the channels-last output
+        bias = bias.detach().contiguous().numpy()
+        band = max(16, FUSED_BAND_VALUES // max(1, conv_w * channels * plan.up // plan.down))
+        kept, kept_top = None, 0
+        for o0, o1 in flrelu.even_splits(plan.out_h, band):
+            top, bottom = plan.input_rows(o0, o1)
+            fresh = self._conv_band(x, weights, top, bottom, kept, kept_top)
+            plan.run(fresh[0].permute(1, 2, 0).numpy(), bias, out_rows, o0, o1, top,
+                     options["slope"], options["clamp"])
+            kept, kept_top = fresh, top
+
+    def _conv_band(self, x, weights, top, bottom, kept, kept_top):
+        """Convolution rows top..bottom-1 (channels-last), reusing the rows of `kept` (from kept_top)."""
+        done = max(kept_top + kept.shape[2] if kept is not None else top, top)
+        if kept is not None and done >= bottom:
+            return kept[:, :, top - kept_top:bottom - kept_top]
+        fresh = self._conv_rows(x, weights, done, bottom)
+        if kept is not None and done > top:
+            fresh = torch.cat([kept[:, :, top - kept_top:done - kept_top], fresh], dim=2)
+        return fresh.contiguous(memory_format=torch.channels_last)
+
+    def _tiled_filter(self, x, weights, bias, out, options):
+        """The torch path (no numba, or half precision): row tiles of TilePlan, convolving the rows each reads."""
+        batch, _, in_h, in_w = x.shape
+        channels = out.shape[1]
+        conv_h, conv_w = in_h + self.conv_kernel - 1, in_w + self.conv_kernel - 1
         plan = flrelu.TilePlan([batch, channels, conv_h, conv_w], x.dtype, x.device, options["fu"],
                                options["fd"], options["up"], options["down"], options["padding"], options["gain"])
         kept, kept_top = None, 0  # convolution rows kept_top.. of the previous tile
         for rows in plan.row_tiles:
             top, bottom = plan.input_rows(rows)
-            done = max(kept_top + kept.shape[2] if kept is not None else top, top)
-            if kept is not None and done >= bottom:
-                fresh = kept[:, :, top - kept_top:bottom - kept_top]
-            else:
-                fresh = self._conv_rows(x, weights, done, bottom)
-                if kept is not None and done > top:
-                    fresh = torch.cat([kept[:, :, top - kept_top:done - kept_top], fresh], dim=2)
+            fresh = self._conv_band(x, weights, top, bottom, kept, kept_top)
             plan.fill_rows(out, fresh, bias, rows, options["slope"], options["clamp"], x_top=top)
             kept, kept_top = fresh, top
-        return out
 
     def _conv_rows(self, x, weights, top, bottom):
         """Rows top..bottom-1 of the padded (k-1) convolution's output, all channels, channels-last."""
@@ -298,8 +357,9 @@ class SynthesisLayer(torch.nn.Module):
         weights = weights.to(x.dtype)
         if self.conv_kernel == 1:
             # A 1x1 convolution is a matrix product over the channels-last pixels (no copy of the input).
-            pixels = x[:, :, top:bottom].permute(0, 2, 3, 1).reshape(batch, (bottom - top) * in_w, self.in_channels)
-            y = torch.matmul(pixels, weights.reshape(batch, -1, self.in_channels).transpose(1, 2))
+            in_channels = x.shape[1]  # may include zero padding channels (see _lean_forward)
+            pixels = x[:, :, top:bottom].permute(0, 2, 3, 1).reshape(batch, (bottom - top) * in_w, in_channels)
+            y = torch.matmul(pixels, weights.reshape(batch, -1, in_channels).transpose(1, 2))
             return y.view(batch, bottom - top, in_w, -1).permute(0, 3, 1, 2)
         pad = self.conv_kernel - 1
         band = x[:, :, max(top - pad, 0): min(bottom, in_h)]
