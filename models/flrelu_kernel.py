@@ -136,38 +136,61 @@ def _kernel(fn):
 
 @_kernel
 def _mac(dst, d0, src, offsets, weights, count, n, add):
-    """dst[d0 + e] (+)= sum_p weights[p] * src[offsets[p] + e] for e < n, six taps per pass."""
+    """dst[d0 + e] (+)= sum_p weights[p] * src[offsets[p] + e] for e < n: twelve, six or one taps a pass."""
     d0 = np.uint64(d0)
     n = np.uint64(n)
     p = 0
     while p < count:
-        if count - p >= 6:
+        accumulate = add or p > 0
+        if count - p >= 12:
+            w0, w1, w2, w3 = weights[p], weights[p + 1], weights[p + 2], weights[p + 3]
+            w4, w5, w6, w7 = weights[p + 4], weights[p + 5], weights[p + 6], weights[p + 7]
+            w8, w9, w10, w11 = weights[p + 8], weights[p + 9], weights[p + 10], weights[p + 11]
+            s0, s1, s2 = np.uint64(offsets[p]), np.uint64(offsets[p + 1]), np.uint64(offsets[p + 2])
+            s3, s4, s5 = np.uint64(offsets[p + 3]), np.uint64(offsets[p + 4]), np.uint64(offsets[p + 5])
+            s6, s7, s8 = np.uint64(offsets[p + 6]), np.uint64(offsets[p + 7]), np.uint64(offsets[p + 8])
+            s9, s10, s11 = np.uint64(offsets[p + 9]), np.uint64(offsets[p + 10]), np.uint64(offsets[p + 11])
+            for e in range(n):
+                v = (w0 * src[s0 + e] + w1 * src[s1 + e] + w2 * src[s2 + e] + w3 * src[s3 + e]
+                     + w4 * src[s4 + e] + w5 * src[s5 + e] + w6 * src[s6 + e] + w7 * src[s7 + e]
+                     + w8 * src[s8 + e] + w9 * src[s9 + e] + w10 * src[s10 + e] + w11 * src[s11 + e])
+                dst[d0 + e] = dst[d0 + e] + v if accumulate else v
+            p += 12
+        elif count - p >= 6:
             w0, w1, w2 = weights[p], weights[p + 1], weights[p + 2]
             w3, w4, w5 = weights[p + 3], weights[p + 4], weights[p + 5]
             s0, s1, s2 = np.uint64(offsets[p]), np.uint64(offsets[p + 1]), np.uint64(offsets[p + 2])
             s3, s4, s5 = np.uint64(offsets[p + 3]), np.uint64(offsets[p + 4]), np.uint64(offsets[p + 5])
-            if add or p > 0:
-                for e in range(n):
-                    dst[d0 + e] += (w0 * src[s0 + e] + w1 * src[s1 + e] + w2 * src[s2 + e]
-                                    + w3 * src[s3 + e] + w4 * src[s4 + e] + w5 * src[s5 + e])
-            else:
-                for e in range(n):
-                    dst[d0 + e] = (w0 * src[s0 + e] + w1 * src[s1 + e] + w2 * src[s2 + e]
-                                   + w3 * src[s3 + e] + w4 * src[s4 + e] + w5 * src[s5 + e])
+            for e in range(n):
+                v = (w0 * src[s0 + e] + w1 * src[s1 + e] + w2 * src[s2 + e]
+                     + w3 * src[s3 + e] + w4 * src[s4 + e] + w5 * src[s5 + e])
+                dst[d0 + e] = dst[d0 + e] + v if accumulate else v
             p += 6
         else:
             w0 = weights[p]
             s0 = np.uint64(offsets[p])
-            if add or p > 0:
-                for e in range(n):
-                    dst[d0 + e] += w0 * src[s0 + e]
-            else:
-                for e in range(n):
-                    dst[d0 + e] = w0 * src[s0 + e]
+            for e in range(n):
+                v = w0 * src[s0 + e]
+                dst[d0 + e] = dst[d0 + e] + v if accumulate else v
             p += 1
     if count == 0 and not add:
         for e in range(n):
             dst[d0 + e] = 0.0
+
+
+@_kernel
+def _mac6_lrelu(dst, src, offsets, weights, n, slope, clamp):
+    """dst[e] = clamp(lrelu(sum of six taps)): the vertical upsampling and the activation in one pass."""
+    n = np.uint64(n)
+    w0, w1, w2 = weights[0], weights[1], weights[2]
+    w3, w4, w5 = weights[3], weights[4], weights[5]
+    s0, s1, s2 = np.uint64(offsets[0]), np.uint64(offsets[1]), np.uint64(offsets[2])
+    s3, s4, s5 = np.uint64(offsets[3]), np.uint64(offsets[4]), np.uint64(offsets[5])
+    for e in range(n):
+        v = (w0 * src[s0 + e] + w1 * src[s1 + e] + w2 * src[s2 + e]
+             + w3 * src[s3 + e] + w4 * src[s4 + e] + w5 * src[s5 + e])
+        v = v * slope if v < 0.0 else v
+        dst[e] = min(max(v, -clamp), clamp)
 
 
 @_kernel
@@ -237,12 +260,14 @@ def _filtered_lrelu_rows(x, bias, out, channels, in_h, in_w, o0, o1, x_top, up, 
                     offsets[p] = slot * row_len
                     weights[p] = h_weight[a_t, p]
                 # Upsample along H; leaky ReLU (its gain is in the weights) and clamp.
-                _mac(tmp, 0, rings, offsets, weights, taps, row_len, False)
-                for e in range(np.uint64(row_len)):
-                    v = tmp[e]
-                    if v < 0.0:
-                        v = v * slope
-                    tmp[e] = min(max(v, -clamp), clamp)
+                if taps == 6:
+                    _mac6_lrelu(tmp, rings, offsets, weights, row_len, slope, clamp)
+                else:
+                    _mac(tmp, 0, rings, offsets, weights, taps, row_len, False)
+                    for e in range(np.uint64(row_len)):
+                        v = tmp[e]
+                        v = v * slope if v < 0.0 else v
+                        tmp[e] = min(max(v, -clamp), clamp)
                 # Downsample along W into output plane b: q = q0 + ratio*n + b reads s = down*q + k,
                 # i.e. phase (down*b + k) % up, m = n + (down*b + k) // up.
                 slot = t % fd

@@ -279,7 +279,8 @@ class SynthesisLayer(torch.nn.Module):
                                           self.up_factor, self.down_factor, self.padding)
         if self.is_torgb:
             return flrelu.filtered_lrelu_fast(self._conv_rows(x, weights, 0, conv_h), b=bias, **options)
-        fused = batch == 1 and x.dtype == torch.float32 and flrelu_kernel.supports(
+        # The fused kernel works on numpy views: no autograd through it.
+        fused = x.dtype == torch.float32 and not torch.is_grad_enabled() and flrelu_kernel.supports(
             options["fu"], options["up"], options["down"])
         channels = self.out_channels
         if not fused:
@@ -315,15 +316,16 @@ class SynthesisLayer(torch.nn.Module):
                                       options["up"], options["down"], options["padding"], options["gain"])
             plans[(conv_h, conv_w)] = plan
         channels = out.shape[1]
-        out_rows = out[0].permute(1, 2, 0).numpy()  # [H, W, C] view of the channels-last output
+        out_rows = out.permute(0, 2, 3, 1).numpy()  # [N, H, W, C] view of the channels-last output
         bias = bias.detach().contiguous().numpy()
         band = max(16, FUSED_BAND_VALUES // max(1, conv_w * channels * plan.up // plan.down))
         kept, kept_top = None, 0
         for o0, o1 in flrelu.even_splits(plan.out_h, band):
             top, bottom = plan.input_rows(o0, o1)
             fresh = self._conv_band(x, weights, top, bottom, kept, kept_top)
-            plan.run(fresh[0].permute(1, 2, 0).numpy(), bias, out_rows, o0, o1, top,
-                     options["slope"], options["clamp"])
+            rows = fresh.permute(0, 2, 3, 1).numpy()
+            for n in range(out.shape[0]):
+                plan.run(rows[n], bias, out_rows[n], o0, o1, top, options["slope"], options["clamp"])
             kept, kept_top = fresh, top
 
     def _conv_band(self, x, weights, top, bottom, kept, kept_top):
@@ -337,7 +339,7 @@ class SynthesisLayer(torch.nn.Module):
         return fresh.contiguous(memory_format=torch.channels_last)
 
     def _tiled_filter(self, x, weights, bias, out, options):
-        """The torch path (no numba, or half precision): row tiles of TilePlan, convolving the rows each reads."""
+        """The torch path (no numba, half precision, or resampling the kernel does not take): row tiles of TilePlan, convolving the rows each reads."""
         batch, _, in_h, in_w = x.shape
         channels = out.shape[1]
         conv_h, conv_w = in_h + self.conv_kernel - 1, in_w + self.conv_kernel - 1

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import stylegan3
+from models import filtered_lrelu, stylegan3
 from models.errors import RenderCancelled
 from models.filtered_lrelu import filtered_lrelu_fast, filtered_lrelu_reference
 
@@ -365,14 +365,75 @@ def test_tile_plan_from_bands_of_input_rows(seed):
     assert max_diff(out, expected) < 1e-5 * (1 + float(expected.abs().max()))
 
 
+def fused(x, args, bands=1):
+    """filtered_lrelu through the fused kernel, per sample, in `bands` bands of output rows each
+    given only the input rows it reads (as the lean layer does)."""
+    from models import flrelu_kernel
+
+    fd = None if args["fd"] is None else args["fd"].numpy()
+    plan = flrelu_kernel.Plan(x.shape[2], x.shape[3], None if args["fu"] is None else args["fu"].numpy(), fd,
+                              args["up"], args["down"], args["padding"], args["gain"])
+    out = np.full([x.shape[0], plan.out_h, plan.out_w, x.shape[1]], np.nan, np.float32)
+    rows = x.permute(0, 2, 3, 1).contiguous().numpy()
+    for n in range(x.shape[0]):
+        for o0, o1 in filtered_lrelu.even_splits(plan.out_h, -(-plan.out_h // bands)):
+            top, bottom = plan.input_rows(o0, o1)
+            plan.run(rows[n, top:bottom].copy(), args["b"].numpy(), out[n], o0, o1, top, args["slope"], args["clamp"])
+    return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("seed", range(36))
+def test_fused_kernel_equals_reference_on_random_cases(seed, monkeypatch):
+    from models import flrelu_kernel
+
+    x, args, tile_elements = random_filtered_lrelu_case(seed)
+    if not flrelu_kernel.supports(args["fu"], args["up"], args["down"]):
+        assert args["up"] % args["down"]  # the only shapes it leaves to the torch path
+        return
+    expected = filtered_lrelu_reference(x, **args)
+    scale = 1e-5 * (1 + float(expected.abs().max()))
+    for tile_values, bands in ((flrelu_kernel.TILE_VALUES, 1), (tile_elements // 8 + 1, 3)):
+        monkeypatch.setattr(flrelu_kernel, "TILE_VALUES", tile_values)  # one column tile, or many
+        got = fused(x, args, bands)
+        assert got.shape == expected.shape
+        assert max_diff(got, expected) < scale
+
+
+def test_radial_filter_splits_into_few_separable_terms():
+    from models import flrelu_kernel
+
+    G = stylegan3.build(stylegan3.train_defaults("r", 256))
+    for name in G.synthesis.layer_names:
+        fd = getattr(G.synthesis, name).down_filter
+        if fd is None or fd.ndim != 2:
+            continue
+        along_w, along_h = flrelu_kernel.down_terms(fd.numpy())
+        assert 2 <= len(along_w) <= 6  # 144 taps become at most 6 x (12 + 12)
+        rebuilt = np.einsum("rh,rw->hw", along_h.astype(np.float64), along_w.astype(np.float64))
+        flipped = fd.numpy()[::-1, ::-1]
+        assert np.abs(rebuilt - flipped).sum() < 1e-6 * np.abs(flipped).sum()
+    # A filter with no structure keeps all its terms and is still exact.
+    random = np.random.default_rng(0).random([5, 5])
+    along_w, along_h = flrelu_kernel.down_terms(random)
+    assert len(along_w) == 5
+    assert np.allclose(np.einsum("rh,rw->hw", along_h, along_w), random[::-1, ::-1], atol=1e-6)
+
+
 @torch.no_grad()
 @pytest.mark.parametrize("cfg", ["t", "r"])
 @pytest.mark.parametrize("small_pieces", [False, True])
-def test_in_process_network_fast_equals_reference(cfg, small_pieces, monkeypatch):
+@pytest.mark.parametrize("path", ["fused", "tiled"])
+def test_in_process_network_fast_equals_reference(cfg, small_pieces, path, monkeypatch):
+    from models import flrelu_kernel
+
+    if path == "tiled":  # what runs without numba, and for shapes the kernel does not take
+        monkeypatch.setattr(flrelu_kernel, "supports", lambda *args: False)
     if small_pieces:  # what 1024 px does: bands of rows, groups of channels, tiles of conv rows
         from models import filtered_lrelu
 
         monkeypatch.setattr(filtered_lrelu, "TILE_ELEMENTS", 5000)
+        monkeypatch.setattr(stylegan3, "FUSED_BAND_VALUES", 2000)
+        monkeypatch.setattr(flrelu_kernel, "TILE_VALUES", 64)
     torch.manual_seed(1)
     G = perturbed(stylegan3.build(tiny_kwargs(cfg)))
     assert G.architecture == f"stylegan3-{cfg}"
@@ -388,10 +449,12 @@ def test_in_process_network_fast_equals_reference(cfg, small_pieces, monkeypatch
     z = torch.randn([2, G.z_dim], generator=torch.Generator().manual_seed(5))
     ws = G.mapping(z, None, truncation_psi=0.8)
     fast = G.synthesis(ws)
+    single = G.synthesis(ws[1:])
     slow = G.set_reference(True).synthesis(ws)
     assert fast.shape == (2, 3, 32, 32)
     assert float(fast.std()) > 1e-3
     assert max_diff(fast, slow) < 1e-4
+    assert max_diff(single, slow[1:]) < 1e-4
 
 
 @torch.no_grad()
