@@ -1,5 +1,7 @@
 """StyleGAN3 (Alias-Free GAN, configs T and R) generator with NVIDIA's parameter names, lean on CPU."""
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -234,7 +236,9 @@ class SynthesisLayer(torch.nn.Module):
         pad_hi = pad_total - pad_lo
         self.padding = [int(pad_lo[0]), int(pad_hi[0]), int(pad_lo[1]), int(pad_hi[1])]
 
-    def forward(self, x, w, noise_mode="const", force_fp32=True, update_emas=False, **ignored):
+    def forward(self, x, w, noise_mode="const", force_fp32=True, update_emas=False, allocate=None, **ignored):
+        """allocate: optional callable(shape) -> channels-last float32 tensor for the lean path's output
+        (SynthesisNetwork hands out memory kept between frames)."""
         if update_emas:
             magnitude = x.detach().to(torch.float32).square().mean()
             self.magnitude_ema.copy_(magnitude.lerp(self.magnitude_ema, self.magnitude_ema_beta))
@@ -258,9 +262,9 @@ class SynthesisLayer(torch.nn.Module):
         if self.reference or x.device.type != "cpu":
             x = grouped_conv(x, weights, self.conv_kernel - 1)
             return flrelu.filtered_lrelu(x, b=bias, reference=True, **options)
-        return self._lean_forward(x, weights, bias, options)
+        return self._lean_forward(x, weights, bias, options, allocate)
 
-    def _lean_forward(self, x, weights, bias, options):
+    def _lean_forward(self, x, weights, bias, options, allocate=None):
         """Channels-last, all output channels together: one row tile of the filtered output at a time,
         convolving just the rows it reads (rows shared with the previous tile are kept, not redone).
 
@@ -289,8 +293,11 @@ class SynthesisLayer(torch.nn.Module):
             # tiles are then copied into `out` as whole pixels, not as 51 of every 64 values (3x
             # slower). The fused kernel's loops do not care, and the convolutions skip the zeros.
             channels = -(-self.out_channels // CHANNEL_VECTOR) * CHANNEL_VECTOR
-        out = torch.empty([batch, channels, out_h, out_w], dtype=x.dtype, device=x.device,
-                          memory_format=torch.channels_last)
+        if allocate is not None and x.dtype == torch.float32:
+            out = allocate([batch, channels, out_h, out_w])
+        else:
+            out = torch.empty([batch, channels, out_h, out_w], dtype=x.dtype, device=x.device,
+                              memory_format=torch.channels_last)
         if channels != self.out_channels:
             weights = F.pad(weights, [0, 0, 0, 0, 0, 0, 0, channels - self.out_channels])
             bias = F.pad(bias, [0, channels - self.out_channels])
@@ -451,13 +458,61 @@ class SynthesisNetwork(torch.nn.Module):
         if should_stop is not None and should_stop():
             raise RenderCancelled("synthesis stopped before the input layer")
         x = self.input(ws[0]) if input_transform is None else self.input(ws[0], input_transform)
-        for name, w in zip(self.layer_names, ws[1:]):
+        if x.device.type == "cpu":
+            self._reserve_kept(x.shape[0], x.device)
+        for index, (name, w) in enumerate(zip(self.layer_names, ws[1:])):
             if should_stop is not None and should_stop():
                 raise RenderCancelled(f"synthesis stopped before {name}")
-            x = getattr(self, name)(x, w, force_fp32=force_fp32, update_emas=update_emas)
+            layer = getattr(self, name)
+            allocate = None
+            if x.device.type == "cpu" and not layer.is_torgb:
+                allocate = functools.partial(self._kept_buffer, index % 2, x.device)
+            x = layer(x, w, force_fp32=force_fp32, update_emas=update_emas, allocate=allocate)
         if self.output_scale != 1:
             x = x * self.output_scale
         return x.to(torch.float32).contiguous()
+
+
+    def _reserve_kept(self, batch, device):
+        """Make both kept buffers as large as their layers need before the first layer runs: grown
+        layer by layer instead, the outgrown ones would be left behind as holes in the heap."""
+        kept = self.__dict__.setdefault("_kept", [None, None])
+        for slot in (0, 1):
+            layers = [getattr(self, name) for name in self.layer_names[slot::2]]
+            numel = max([batch * -(-layer.out_channels // CHANNEL_VECTOR) * CHANNEL_VECTOR
+                         * int(layer.out_size[0]) * int(layer.out_size[1]) for layer in layers if not layer.is_torgb]
+                        or [0])
+            buffer = kept[slot]
+            if buffer is None or buffer.numel() < numel or buffer.device != device:
+                kept[slot] = None  # freed before the new one is made
+                kept[slot] = torch.empty(numel, dtype=torch.float32, device=device)
+
+    def _kept_buffer(self, slot, device, shape):
+        """A channels-last float32 [N, C, H, W] tensor in one of two buffers kept between frames.
+
+        Layer outputs at 1024 px are 0.2-0.7 GB each. Fresh ones every frame fragment the heap
+        (R-1024 grew from 2.0 to 3.1 GB of resident memory) or, if mmap'd, fault in their pages
+        anew. Layers alternate between the two buffers, each as large as its largest layer: the
+        frame needs exactly that. A buffer anyone else still holds a view of (a hook that kept a
+        layer's output, the layer view) is left to them and replaced by a new one.
+        """
+        kept = self.__dict__.setdefault("_kept", [None, None])
+        numel = int(np.prod(shape))
+        buffer = kept[slot]
+        if buffer is None or buffer.numel() < numel or buffer.device != device or _storage_shared(buffer):
+            buffer = torch.empty(numel, dtype=torch.float32, device=device)
+            kept[slot] = buffer
+        n, c, h, w = shape
+        return buffer[:numel].view(n, h, w, c).permute(0, 3, 1, 2)
+
+
+def _storage_shared(tensor):
+    """Whether any tensor besides `tensor` uses its memory (views, numpy arrays, detached copies)."""
+    try:
+        # One count for `tensor` itself, one for the storage object made by this call.
+        return torch._C._storage_Use_Count(tensor.untyped_storage()._cdata) > 2
+    except AttributeError:  # not in this torch: never reuse
+        return True
 
 
 class Generator(ops.GeneratorBase):

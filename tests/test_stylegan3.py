@@ -458,6 +458,36 @@ def test_in_process_network_fast_equals_reference(cfg, small_pieces, path, monke
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("path", ["fused", "tiled"])
+def test_kept_layer_buffers_never_overwrite_what_someone_holds(path, monkeypatch):
+    # Layers write into two buffers kept between frames; a layer output a hook kept (the layer
+    # view does) and the images handed out must survive the next frames unchanged.
+    from models import flrelu_kernel
+
+    if path == "tiled":
+        monkeypatch.setattr(flrelu_kernel, "supports", lambda *args: False)
+    torch.manual_seed(2)
+    G = perturbed(stylegan3.build(tiny_kwargs("t")))
+    ws = [G.mapping(torch.randn([1, G.z_dim]), None) for _ in range(3)]
+    fresh = [G.synthesis(w) for w in ws]  # reference images, and the buffers now exist
+    name = G.synthesis.layer_names[3]
+    held = {}
+    handle = getattr(G.synthesis, name).register_forward_hook(lambda m, a, out: held.setdefault("out", out))
+    first = G.synthesis(ws[0])
+    handle.remove()
+    copy = held["out"].clone()
+    second = G.synthesis(ws[1])
+    third = G.synthesis(ws[2])
+    assert torch.equal(held["out"], copy)  # not overwritten by the frames after it
+    assert torch.equal(first, fresh[0]) and torch.equal(second, fresh[1]) and torch.equal(third, fresh[2])
+    assert max_diff(first, second) > 1e-3
+    # With nothing held, the frames reuse the two buffers: no new memory per frame.
+    kept = [b.data_ptr() for b in G.synthesis._kept]
+    G.synthesis(ws[0])
+    assert [b.data_ptr() for b in G.synthesis._kept] == kept
+
+
+@torch.no_grad()
 def test_small_chunks_give_the_same_image(G, ref, monkeypatch):
     # At 1024 px the lean path splits channels and conv rows; force that on the small fixture.
     from models import filtered_lrelu
