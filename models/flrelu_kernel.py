@@ -110,16 +110,23 @@ class Plan:
         first, stop = max(first, 0), min(last + 1, self.in_h)
         return first, max(stop, first)
 
-    def run(self, x, bias, out, o0, o1, x_top, slope, clamp):
+    def run(self, x, bias, out, o0, o1, x_top, slope, clamp, more=None, more_top=None):
         """Output rows o0..o1-1 into out [out_h, out_w, C] from x [rows, in_w, C] holding input rows
-        x_top.. (at least input_rows(o0, o1)); float32, C-contiguous numpy arrays (channels last)."""
-        if not (x.flags.c_contiguous and out.flags.c_contiguous):
+        x_top.. (at least input_rows(o0, o1)); float32, C-contiguous numpy arrays (channels last).
+
+        The rows may come in two pieces: x for rows x_top..more_top-1, `more` from more_top on (the
+        caller's previous band and its new rows, without copying them into one array).
+        """
+        if more is None:
+            more, more_top = x, x_top + x.shape[0]
+        if not (x.flags.c_contiguous and more.flags.c_contiguous and out.flags.c_contiguous):
             raise ValueError("the fused kernel needs C-contiguous (channels-last) rows")
         channels = x.shape[2]
         ratio = self.up // self.down
         tile = max(ratio, (TILE_VALUES // max(channels, 1)) // ratio * ratio)
-        _filtered_lrelu_rows(x.reshape(x.shape[0], -1), bias, out.reshape(out.shape[0], -1), channels,
-                             self.in_h, self.in_w, o0, o1, x_top, self.up, self.down, tile,
+        _filtered_lrelu_rows(x.reshape(x.shape[0], -1), more.reshape(more.shape[0], -1), bias,
+                             out.reshape(out.shape[0], -1), channels,
+                             self.in_h, self.in_w, o0, o1, x_top, more_top, self.up, self.down, tile,
                              self.w_base, self.w_weight, self.h_base, self.h_weight, self.down_w, self.down_h,
                              np.float32(slope), np.float32(math.inf if clamp is None else clamp),
                              *self.scratch(channels, tile))
@@ -220,14 +227,45 @@ def _mac6_lrelu(dst, src, offsets, weights, n, slope, clamp):
 
 
 @_kernel
-def _filtered_lrelu_rows(x, bias, out, channels, in_h, in_w, o0, o1, x_top, up, down, tile,
+def _bias_row(biased, src, bias, j_lo, j_count, in_w, c):
+    """biased[j*c + ch] = src[(j_lo + j)*c + ch] + bias[ch]; zero for columns outside 0..in_w-1."""
+    c = np.uint64(c)
+    for j in range(j_count):
+        col = j_lo + j
+        at = np.uint64(j) * c
+        if 0 <= col < in_w:
+            frm = np.uint64(col) * c
+            for ch in range(c):
+                biased[at + ch] = src[frm + ch] + bias[ch]
+        else:
+            for ch in range(c):
+                biased[at + ch] = 0.0
+
+
+@_kernel
+def _interleave(dst, plane, q0, q1, ratio, planes_n, c):
+    """Output columns q0..q1-1 of dst from the planes: q = q0 + ratio*n + b is plane b's n-th pixel."""
+    c = np.uint64(c)
+    for b in range(ratio):
+        for n in range(planes_n):
+            q = q0 + ratio * n + b
+            if q < q1:
+                at = np.uint64(q) * c
+                frm = np.uint64(b * planes_n + n) * c
+                for ch in range(c):
+                    dst[at + ch] = plane[frm + ch]
+
+
+@_kernel
+def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top, more_top, up, down, tile,
                          w_base, w_weight, h_base, h_weight, down_w, down_h, slope, clamp,
                          biased, rings, ring_row, tmp, downs, plane, offsets, weights, w_offsets, w_weights):
     """Per column tile, stream output rows o0..o1-1, keeping the few upsampled input rows and
     filtered rows they need in ring buffers (each computed once per tile); the buffers come from
     Plan.scratch, sized for the widest tile.
 
-    x [rows, in_w * channels] (input rows x_top..), out [out_h, out_w * channels]: rows of
+    x [rows, in_w * channels] (input rows x_top..more_top-1), more (input rows more_top..), out
+    [out_h, out_w * channels]: rows of
     channels-last pixels. tile: output columns per tile, a multiple of up // down.
     """
     c = channels
@@ -263,15 +301,8 @@ def _filtered_lrelu_rows(x, bias, out, channels, in_h, in_w, o0, o1, x_top, up, 
                     slot = i % up_ring
                     if ring_row[slot] != i:
                         # Input row i plus bias, zero beyond the image, upsampled along W.
-                        src = x[i - x_top]
-                        for j in range(j_count):
-                            col = j_lo + j
-                            if 0 <= col < in_w:
-                                for ch in range(c):
-                                    biased[j * c + ch] = src[col * c + ch] + bias[ch]
-                            else:
-                                for ch in range(c):
-                                    biased[j * c + ch] = 0.0
+                        src = x[i - x_top] if i < more_top else more[i - more_top]
+                        _bias_row(biased, src, bias, j_lo, j_count, in_w, c)
                         for a in range(up):
                             for k in range(taps):
                                 w_offsets[k] = (s0 // up + w_base[a] + k - j_lo) * c
@@ -309,11 +340,8 @@ def _filtered_lrelu_rows(x, bias, out, channels, in_h, in_w, o0, o1, x_top, up, 
                     offsets[count] = (r * fd + (down * o + k) % fd) * down_len
                     weights[count] = down_h[r, k]
                     count += 1
-            _mac(plane, 0, downs, offsets, weights, count, down_len, False)
-            dst = out[o]
-            for b in range(ratio):
-                for n in range(planes_n):
-                    q = q0 + ratio * n + b
-                    if q < q1:
-                        for ch in range(c):
-                            dst[q * c + ch] = plane[(b * planes_n + n) * c + ch]
+            if ratio == 1:  # one plane: already the output's layout
+                _mac(out[o], q0 * c, downs, offsets, weights, count, (q1 - q0) * c, False)
+            else:
+                _mac(plane, 0, downs, offsets, weights, count, down_len, False)
+                _interleave(out[o], plane, q0, q1, ratio, planes_n, c)

@@ -326,14 +326,26 @@ class SynthesisLayer(torch.nn.Module):
         out_rows = out.permute(0, 2, 3, 1).numpy()  # [N, H, W, C] view of the channels-last output
         bias = bias.detach().contiguous().numpy()
         band = max(16, FUSED_BAND_VALUES // max(1, conv_w * channels * plan.up // plan.down))
-        kept, kept_top = None, 0
+        kept, kept_top = None, 0  # the previous band's new convolution rows, from row kept_top
         for o0, o1 in flrelu.even_splits(plan.out_h, band):
             top, bottom = plan.input_rows(o0, o1)
-            fresh = self._conv_band(x, weights, top, bottom, kept, kept_top)
-            rows = fresh.permute(0, 2, 3, 1).numpy()
+            if kept is None or top < kept_top:
+                fresh_top, fresh = top, self._conv_rows(x, weights, top, bottom)
+                pieces = [(fresh, fresh_top)]
+            else:
+                # Rows the previous band convolved are read from there, not convolved or copied again.
+                fresh_top = kept_top + kept.shape[2]
+                fresh = self._conv_rows(x, weights, fresh_top, bottom) if bottom > fresh_top else None
+                pieces = [(kept, kept_top)] + ([(fresh, fresh_top)] if fresh is not None else [])
+            arrays = [(piece.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).numpy(), row)
+                      for piece, row in pieces]
             for n in range(out.shape[0]):
-                plan.run(rows[n], bias, out_rows[n], o0, o1, top, options["slope"], options["clamp"])
-            kept, kept_top = fresh, top
+                first, first_top = arrays[0][0][n], arrays[0][1]
+                more, more_top = (arrays[1][0][n], arrays[1][1]) if len(arrays) > 1 else (None, None)
+                plan.run(first, bias, out_rows[n], o0, o1, first_top, options["slope"], options["clamp"],
+                         more, more_top)
+            if fresh is not None:
+                kept, kept_top = fresh, fresh_top
 
     def _conv_band(self, x, weights, top, bottom, kept, kept_top):
         """Convolution rows top..bottom-1 (channels-last), reusing the rows of `kept` (from kept_top)."""
