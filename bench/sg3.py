@@ -3,6 +3,7 @@
 Each configuration runs in a fresh subprocess so that its peak memory (VmHWM) is its own.
     .venv/bin/python bench/sg3.py --threads 1      # T and R at 256 and 1024, lean path, one thread
     .venv/bin/python bench/sg3.py --configs t256 --reference   # NVIDIA-style zero-stuffing path
+    .venv/bin/python bench/sg3.py --configs r1024 --check-layers   # each lean layer vs the reference
 """
 
 import argparse
@@ -67,14 +68,53 @@ def run_one(name, repeats, reference, threads):
     print(json.dumps(result), flush=True)
 
 
+def check_layers(name, threads):
+    """Run each layer of one lean frame again through the zero-stuffing reference, on the same input
+    (what fits in memory where a whole reference frame does not), and print the max abs differences."""
+    sys.path.insert(0, str(ROOT))
+    import torch
+    from models import stylegan3
+    from models.runtime import tune_cpu
+
+    tune_cpu(num_threads=threads or None)
+    torch.manual_seed(0)
+    spec = CONFIGS[name]
+    G = stylegan3.build(stylegan3.train_defaults(spec["cfg"], spec["res"]))
+    seen = {}
+    layers = [getattr(G.synthesis, n) for n in G.synthesis.layer_names]
+    handles = [layer.register_forward_hook(lambda m, args, out: seen.__setitem__(m, (args[0], out)))
+               for layer in layers]
+    with torch.no_grad():
+        ws = G.mapping(torch.randn([1, G.z_dim]), None, truncation_psi=0.7)
+        G.synthesis(ws, noise_mode="const")
+        for handle in handles:
+            handle.remove()
+        diffs = {}
+        for index, layer in enumerate(layers):
+            x, out = seen.pop(layer)
+            layer.reference = True
+            expected = layer(x, ws[:, index + 1])
+            layer.reference = False
+            diffs[G.synthesis.layer_names[index]] = (float((out - expected).abs().max()), float(expected.abs().max()))
+            del x, out, expected
+    print(json.dumps(dict(config=name, max_abs_diff_per_layer={k: f"{d:.1e} (of {m:.1f})" for k, (d, m) in diffs.items()})),
+          flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="t256,r256,t1024,r1024", help="comma-separated: " + ",".join(CONFIGS))
     parser.add_argument("--repeats", type=int, default=2, help="frames timed per configuration")
     parser.add_argument("--reference", action="store_true", help="time the zero-stuffing reference path")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, all cores)")
+    parser.add_argument("--check-layers", action="store_true",
+                        help="instead of timing: each lean layer against the zero-stuffing reference")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.check_layers:
+        for name in args.configs.split(","):
+            check_layers(name, args.threads)
+        return
     if args.one:
         run_one(args.one, args.repeats, args.reference, args.threads)
         return
