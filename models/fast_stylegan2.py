@@ -17,10 +17,12 @@ Anything the fast path does not cover (batch > 1, half precision, odd filters) g
 reference code, so results never depend on which path ran beyond float rounding.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-from models import ops
+from models import cpu_kernels, ops
 
 
 def usable(x, w, module):
@@ -75,6 +77,7 @@ def _layer_tables(layer):
     if layer.up == 2:
         # upfirdn2d convolves (flips the filter); conv2d correlates, so flip it once here.
         tables["fir"] = _filter_2d(layer.resample_filter.to(torch.float32)).flip([0, 1])
+        tables["fir_plans"] = {}  # (p0, p1) -> cpu_kernels.FirPlan
         # conv_transpose2d's layout [in, out, kh, kw], the FIR's gain of 4 included
         tables["weight_up"] = (weight * 4).transpose(0, 1).contiguous(memory_format=torch.channels_last)
     else:
@@ -124,7 +127,7 @@ def layer_before_noise(layer, x, w, gain=1):
             weight_up = tables["weight_up"] * (styles.reshape(-1, 1, 1, 1) * out_scale.reshape(1, -1, 1, 1))
             y = F.conv_transpose2d(x, weight_up, stride=2)
             out_scale = None
-        y = _fir_after_up2(y, tables["fir"], kernel, pad, out_scale, bias)
+        y = _fir_after_up2(y, tables, kernel, pad, out_scale, bias)
     return y
 
 
@@ -137,6 +140,14 @@ def layer_epilogue(layer, y, noise, gain=1, keep_input=False):
     # Three passes over a tensor of up to 134 MB (1024 px) cost three trips to memory; band by
     # band (about 1 MB each) the second and third pass find their band still in a CPU core's
     # cache. (A GPU would only pay more kernel launches: whole tensors there.)
+    if _fused_cpu(y) and noise is not None and noise.numel() == y.shape[2] * y.shape[3]:
+        # One pass (numba): noise add, lrelu, clamp per value while it is in a register.
+        if keep_input:
+            out.copy_(y)
+        noise_rows = noise.detach().reshape(y.shape[2], y.shape[3]).to(torch.float32).contiguous().numpy()
+        cpu_kernels.noise_lrelu_clamp(out[0].permute(1, 2, 0).reshape(y.shape[2], -1).numpy(), noise_rows,
+                                      total_gain, 0.2, math.inf if limit is None else limit)
+        return out
     rows = y.shape[2]
     row_bytes = y[0, :, 0].numel() * y.element_size()
     banded = y.device.type == "cpu" and y.is_contiguous(memory_format=torch.channels_last)
@@ -204,14 +215,32 @@ def _pack(tables, x, pad, transposed):
     return packed
 
 
-def _fir_after_up2(y, fir, kernel, pad, out_scale, bias):
-    """The 2x FIR after a stride-2 transposed conv: one channels-last depthwise pass (oneDNN's
-    fastest here), which also applies the per-channel output scale and the bias."""
+def _fused_cpu(y):
+    """Whether the numba loops can take this tensor: batch 1, float32, channels-last on a CPU."""
+    return (cpu_kernels.available() and y.device.type == "cpu" and y.dtype == torch.float32 and y.shape[0] == 1
+            and y.is_contiguous(memory_format=torch.channels_last) and not torch.is_grad_enabled())
+
+
+def _fir_after_up2(y, tables, kernel, pad, out_scale, bias):
+    """The 2x FIR after a stride-2 transposed conv, with the per-channel output scale and the bias:
+    on a CPU one numba pass of separable taps (4 + 4 per value instead of 16), else one
+    channels-last depthwise convolution."""
+    fir = tables["fir"]
     fw = fir.shape[-1]
     # Padding as conv2d_resample computes it for up=2 with this kernel and filter size.
     p0 = pad + (fw + 1) // 2 - (kernel - 1)
     p1 = pad + (fw - 2) // 2 - (kernel - 2)
     channels = y.shape[1]
+    if _fused_cpu(y) and p0 >= 0 and p1 >= 0 and fir.shape[0] == fw:
+        plan = tables["fir_plans"].get((p0, p1))
+        if plan is None:
+            plan = tables["fir_plans"][(p0, p1)] = cpu_kernels.FirPlan(fir.flip([0, 1]).cpu().numpy(), p0, p1)
+        out_h, out_w = y.shape[2] + p0 + p1 - fw + 1, y.shape[3] + p0 + p1 - fw + 1
+        out = torch.empty([1, channels, out_h, out_w], memory_format=torch.channels_last)
+        scale = torch.ones(channels) if out_scale is None else out_scale.detach().to(torch.float32)
+        plan.run(y[0].permute(1, 2, 0).numpy(), out[0].permute(1, 2, 0).numpy(),
+                 scale.contiguous().numpy(), bias.detach().to(torch.float32).contiguous().numpy())
+        return out
     taps = fir.to(y.dtype).reshape(1, 1, fw, fw)
     if out_scale is not None:
         taps = taps * out_scale.reshape(-1, 1, 1, 1)

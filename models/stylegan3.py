@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from models import filtered_lrelu as flrelu
-from models import flrelu_kernel
+from models import cpu_kernels
 from models import ops, stylegan2
 from models.errors import LoadError, RenderCancelled
 
@@ -284,7 +284,7 @@ class SynthesisLayer(torch.nn.Module):
         if self.is_torgb:
             return flrelu.filtered_lrelu_fast(self._conv_rows(x, weights, 0, conv_h), b=bias, **options)
         # The fused kernel works on numpy views: no autograd through it.
-        fused = x.dtype == torch.float32 and not torch.is_grad_enabled() and flrelu_kernel.supports(
+        fused = x.dtype == torch.float32 and not torch.is_grad_enabled() and cpu_kernels.supports(
             options["fu"], options["up"], options["down"])
         channels = self.out_channels
         if not fused:
@@ -319,7 +319,7 @@ class SynthesisLayer(torch.nn.Module):
         plans = self.__dict__.setdefault("_kernel_plans", {})
         plan = plans.get((conv_h, conv_w))
         if plan is None:
-            plan = flrelu_kernel.Plan(conv_h, conv_w, options["fu"].cpu().numpy(), options["fd"].cpu().numpy(),
+            plan = cpu_kernels.Plan(conv_h, conv_w, options["fu"].cpu().numpy(), options["fd"].cpu().numpy(),
                                       options["up"], options["down"], options["padding"], options["gain"])
             plans[(conv_h, conv_w)] = plan
         channels = out.shape[1]

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from models import fast_stylegan2, ops
 from models.block_cache import BlockCache
@@ -183,6 +184,53 @@ def test_fast_path_and_block_cache_on_cuda(monkeypatch):
         img = G.synthesis(ws, noise_mode="const", noise_strength={"b128.conv0": strength}, block_cache=cache)
         assert torch.equal(img, G.synthesis(ws, noise_mode="const", noise_strength={"b128.conv0": strength}))
     assert cache.convs_skipped == 1
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("fir,p0,p1", [([1, 3, 3, 1], 1, 1), ([1, 3, 3, 1], 2, 1), ([1, 2, 5, 3, 1], 0, 3)])
+@pytest.mark.parametrize("channels", [3, 32, 51])
+def test_fused_fir_equals_a_depthwise_convolution(fir, p0, p1, channels):
+    from models import cpu_kernels
+
+    f = ops.setup_filter(fir)  # 2-D, as NVIDIA's setup_filter makes it for short filters
+    f = f * torch.rand(f.shape)  # and one that no sum of separable terms makes (full rank)
+    y = torch.randn([1, channels, 21, 17]).contiguous(memory_format=torch.channels_last)
+    scale, bias = torch.rand(channels) + 0.5, torch.randn(channels)
+    taps = (f.flip([0, 1]) * scale.reshape(-1, 1, 1)).unsqueeze(1)
+    expected = F.conv2d(F.pad(y, [p0, p1, p0, p1]), taps, bias=bias, groups=channels)
+    out = torch.full(expected.shape, float("nan")).contiguous(memory_format=torch.channels_last)
+    cpu_kernels.FirPlan(f.numpy(), p0, p1).run(y[0].permute(1, 2, 0).numpy(), out[0].permute(1, 2, 0).numpy(),
+                                               scale.numpy(), bias.numpy())
+    assert _max_diff(out, expected) < 1e-5
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("clamp", [None, 0.5])
+def test_fused_epilogue_equals_noise_lrelu_clamp(clamp):
+    from models import cpu_kernels
+
+    y = torch.randn([1, 40, 9, 13]).contiguous(memory_format=torch.channels_last)
+    noise = torch.randn([9, 13])
+    expected = F.leaky_relu(y + noise * 1.7, 0.2)
+    if clamp is not None:
+        expected = expected.clamp(-clamp, clamp)
+    rows = y[0].permute(1, 2, 0).reshape(9, -1).numpy()
+    assert np.shares_memory(rows, y.numpy())  # in place, through a view
+    cpu_kernels.noise_lrelu_clamp(rows, noise.numpy(), 1.7, 0.2, float("inf") if clamp is None else clamp)
+    assert _max_diff(y, expected) < 1e-6
+
+
+@torch.no_grad()
+def test_fast_path_without_numba_gives_the_same_pixels(monkeypatch):
+    from models import cpu_kernels
+
+    G = _random_generator(64)
+    ws = G.mapping(torch.randn([1, G.z_dim]), None)
+    fused = G.synthesis(ws, noise_mode="const")
+    monkeypatch.setattr(cpu_kernels, "numba", None)  # as where numba cannot be installed
+    plain = G.synthesis(ws, noise_mode="const")
+    reference = G.set_reference(True).synthesis(ws, noise_mode="const")
+    assert _max_diff(fused, plain) < 1e-5 and _max_diff(fused, reference) < 1e-4
 
 
 def test_image_upsampling_equals_upfirdn2d():

@@ -368,10 +368,10 @@ def test_tile_plan_from_bands_of_input_rows(seed):
 def fused(x, args, bands=1):
     """filtered_lrelu through the fused kernel, per sample, in `bands` bands of output rows each
     given only the input rows it reads (as the lean layer does)."""
-    from models import flrelu_kernel
+    from models import cpu_kernels
 
     fd = None if args["fd"] is None else args["fd"].numpy()
-    plan = flrelu_kernel.Plan(x.shape[2], x.shape[3], None if args["fu"] is None else args["fu"].numpy(), fd,
+    plan = cpu_kernels.Plan(x.shape[2], x.shape[3], None if args["fu"] is None else args["fu"].numpy(), fd,
                               args["up"], args["down"], args["padding"], args["gain"])
     out = np.full([x.shape[0], plan.out_h, plan.out_w, x.shape[1]], np.nan, np.float32)
     rows = x.permute(0, 2, 3, 1).contiguous().numpy()
@@ -384,37 +384,37 @@ def fused(x, args, bands=1):
 
 @pytest.mark.parametrize("seed", range(36))
 def test_fused_kernel_equals_reference_on_random_cases(seed, monkeypatch):
-    from models import flrelu_kernel
+    from models import cpu_kernels
 
     x, args, tile_elements = random_filtered_lrelu_case(seed)
-    if not flrelu_kernel.supports(args["fu"], args["up"], args["down"]):
+    if not cpu_kernels.supports(args["fu"], args["up"], args["down"]):
         assert args["up"] % args["down"]  # the only shapes it leaves to the torch path
         return
     expected = filtered_lrelu_reference(x, **args)
     scale = 1e-5 * (1 + float(expected.abs().max()))
-    for tile_values, bands in ((flrelu_kernel.TILE_VALUES, 1), (tile_elements // 8 + 1, 3)):
-        monkeypatch.setattr(flrelu_kernel, "TILE_VALUES", tile_values)  # one column tile, or many
+    for tile_values, bands in ((cpu_kernels.TILE_VALUES, 1), (tile_elements // 8 + 1, 3)):
+        monkeypatch.setattr(cpu_kernels, "TILE_VALUES", tile_values)  # one column tile, or many
         got = fused(x, args, bands)
         assert got.shape == expected.shape
         assert max_diff(got, expected) < scale
 
 
 def test_radial_filter_splits_into_few_separable_terms():
-    from models import flrelu_kernel
+    from models import cpu_kernels
 
     G = stylegan3.build(stylegan3.train_defaults("r", 256))
     for name in G.synthesis.layer_names:
         fd = getattr(G.synthesis, name).down_filter
         if fd is None or fd.ndim != 2:
             continue
-        along_w, along_h = flrelu_kernel.down_terms(fd.numpy())
+        along_w, along_h = cpu_kernels.down_terms(fd.numpy())
         assert 2 <= len(along_w) <= 6  # 144 taps become at most 6 x (12 + 12)
         rebuilt = np.einsum("rh,rw->hw", along_h.astype(np.float64), along_w.astype(np.float64))
         flipped = fd.numpy()[::-1, ::-1]
         assert np.abs(rebuilt - flipped).sum() < 1e-6 * np.abs(flipped).sum()
     # A filter with no structure keeps all its terms and is still exact.
     random = np.random.default_rng(0).random([5, 5])
-    along_w, along_h = flrelu_kernel.down_terms(random)
+    along_w, along_h = cpu_kernels.down_terms(random)
     assert len(along_w) == 5
     assert np.allclose(np.einsum("rh,rw->hw", along_h, along_w), random[::-1, ::-1], atol=1e-6)
 
@@ -424,16 +424,16 @@ def test_radial_filter_splits_into_few_separable_terms():
 @pytest.mark.parametrize("small_pieces", [False, True])
 @pytest.mark.parametrize("path", ["fused", "tiled"])
 def test_in_process_network_fast_equals_reference(cfg, small_pieces, path, monkeypatch):
-    from models import flrelu_kernel
+    from models import cpu_kernels
 
     if path == "tiled":  # what runs without numba, and for shapes the kernel does not take
-        monkeypatch.setattr(flrelu_kernel, "supports", lambda *args: False)
+        monkeypatch.setattr(cpu_kernels, "supports", lambda *args: False)
     if small_pieces:  # what 1024 px does: bands of rows, groups of channels, tiles of conv rows
         from models import filtered_lrelu
 
         monkeypatch.setattr(filtered_lrelu, "TILE_ELEMENTS", 5000)
         monkeypatch.setattr(stylegan3, "FUSED_BAND_VALUES", 2000)
-        monkeypatch.setattr(flrelu_kernel, "TILE_VALUES", 64)
+        monkeypatch.setattr(cpu_kernels, "TILE_VALUES", 64)
     torch.manual_seed(1)
     G = perturbed(stylegan3.build(tiny_kwargs(cfg)))
     assert G.architecture == f"stylegan3-{cfg}"
@@ -462,10 +462,10 @@ def test_in_process_network_fast_equals_reference(cfg, small_pieces, path, monke
 def test_kept_layer_buffers_never_overwrite_what_someone_holds(path, monkeypatch):
     # Layers write into two buffers kept between frames; a layer output a hook kept (the layer
     # view does) and the images handed out must survive the next frames unchanged.
-    from models import flrelu_kernel
+    from models import cpu_kernels
 
     if path == "tiled":
-        monkeypatch.setattr(flrelu_kernel, "supports", lambda *args: False)
+        monkeypatch.setattr(cpu_kernels, "supports", lambda *args: False)
     torch.manual_seed(2)
     G = perturbed(stylegan3.build(tiny_kwargs("t")))
     ws = [G.mapping(torch.randn([1, G.z_dim]), None) for _ in range(3)]

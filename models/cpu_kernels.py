@@ -1,8 +1,8 @@
-"""StyleGAN3's filtered leaky ReLU in one fused pass (numba): polyphase up, lrelu, clamp, down.
+"""Fused CPU loops compiled by numba: StyleGAN3's filtered leaky ReLU, StyleGAN2's FIR and epilogue.
 
-The torch path in filtered_lrelu runs each step as a separate operation over a tile; this runs
-them row by row over a column tile, so the intermediate rows never leave the core's cache.
-Rows are kept phase-planar: upsampled column s = s0 + up*m + a is element (a, m) of its row, so
+Filtered leaky ReLU (polyphase up, lrelu, clamp, down): the torch path in filtered_lrelu runs
+each step as a separate operation over a tile; this runs them row by row over a column tile, so
+the intermediate rows never leave the core's cache. Rows are kept phase-planar: upsampled column s = s0 + up*m + a is element (a, m) of its row, so
 that every filter tap, along W as along H, is one long multiply-add over contiguous memory (what
 the compiler vectorises), never a short loop over one pixel's channels.
 """
@@ -345,3 +345,101 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
             else:
                 _mac(plane, 0, downs, offsets, weights, count, down_len, False)
                 _interleave(out[o], plane, q0, q1, ratio, planes_n, c)
+
+
+# ---------------------------------------------------------------------------
+# StyleGAN2: the FIR after a stride-2 transposed convolution, and the noise / lrelu / clamp epilogue.
+
+
+class FirPlan:
+    """A 2-D FIR (convolution, zero padding p0/p1 on both axes) as separable terms, for fir_rows."""
+
+    def __init__(self, fir, p0, p1):
+        # down_terms splits the correlation form of a filter; FIR convolution flips it.
+        self.along_w, self.along_h = down_terms(np.asarray(fir, np.float64))
+        self.p0, self.p1, self.taps = p0, p1, self.along_w.shape[1]
+        self._scratch_key = None
+
+    def run(self, y, out, scale, bias):
+        """out [H, W, C] = scale[c] * FIR(y [H1, W1, C]) + bias[c]; C-contiguous float32 arrays."""
+        if not (y.flags.c_contiguous and out.flags.c_contiguous):
+            raise ValueError("the FIR kernel needs C-contiguous (channels-last) rows")
+        c = y.shape[2]
+        key = (y.shape[1], c)
+        if self._scratch_key != key:
+            row = (y.shape[1] + self.p0 + self.p1) * c
+            self._scratch = (np.zeros(row, np.float32),  # one input row, zero-padded
+                             np.zeros(len(self.along_w) * (self.taps + 1) * out.shape[1] * c, np.float32),
+                             np.zeros(out.shape[1] * c, np.float32), np.zeros(self.taps * len(self.along_w), np.int64),
+                             np.zeros(self.taps * len(self.along_w), np.float32))
+            self._scratch_key = key
+        _fir_rows(y.reshape(y.shape[0], -1), out.reshape(out.shape[0], -1), c, self.p0, self.along_w, self.along_h,
+                  scale, bias, *self._scratch)
+
+
+@_kernel
+def _fir_rows(y, out, c, p0, along_w, along_h, scale, bias, padded, filtered, row, offsets, weights):
+    """Row by row: each input row zero-padded, filtered along W (one ring row per term and input row),
+    then the output row is the H-filtered sum of the ring rows, times scale, plus bias."""
+    terms, taps = along_w.shape
+    in_h = y.shape[0]
+    in_w = y.shape[1] // c
+    out_h = out.shape[0]
+    out_w = out.shape[1] // c
+    ring = taps + 1
+    row_len = out_w * c
+    done = -1  # the last input row filtered into the ring
+    uc = np.uint64(c)
+    for o in range(out_h):
+        # Output row o reads padded rows o..o+taps-1, i.e. input rows o - p0 + k.
+        last = min(o - p0 + taps - 1, in_h - 1)
+        while done < last:
+            done += 1
+            if done < 0:
+                continue
+            src = y[done]
+            for e in range(np.uint64(p0) * uc):
+                padded[e] = 0.0
+            start = np.uint64(p0) * uc
+            for e in range(np.uint64(in_w) * uc):
+                padded[start + e] = src[e]
+            end = start + np.uint64(in_w) * uc
+            for e in range(np.uint64(len(padded)) - end):
+                padded[end + e] = 0.0
+            for r in range(terms):
+                for k in range(taps):
+                    offsets[k] = k * c
+                    weights[k] = along_w[r, k]
+                _mac(filtered, (r * ring + done % ring) * row_len, padded, offsets, weights, taps, row_len, False)
+        count = 0
+        for r in range(terms):
+            for k in range(taps):
+                i = o - p0 + k
+                if 0 <= i < in_h:
+                    offsets[count] = (r * ring + i % ring) * row_len
+                    weights[count] = along_h[r, k]
+                    count += 1
+        _mac(row, 0, filtered, offsets, weights, count, row_len, False)
+        dst = out[o]
+        for q in range(out_w):
+            at = np.uint64(q) * uc
+            for ch in range(uc):
+                dst[at + ch] = row[at + ch] * scale[ch] + bias[ch]
+
+
+@_kernel
+def noise_lrelu_clamp(y, noise, gain, slope, clamp):
+    """In place on y [H, W*C] (channels-last rows): add noise [H, W] * gain, leaky ReLU, clamp: one pass."""
+    h_count = y.shape[0]
+    w_count = noise.shape[1]
+    c = np.uint64(y.shape[1] // w_count)
+    for h in range(h_count):
+        row = y[h]
+        nrow = noise[h]
+        for q in range(w_count):
+            add = nrow[q] * gain
+            at = np.uint64(q) * c
+            for ch in range(c):
+                v = row[at + ch] + add
+                v = v * slope if v < 0.0 else v
+                row[at + ch] = min(max(v, -clamp), clamp)
