@@ -265,10 +265,11 @@ class SynthesisLayer(torch.nn.Module):
         return self._lean_forward(x, weights, bias, options, allocate)
 
     def _lean_forward(self, x, weights, bias, options, allocate=None):
-        """Channels-last, all output channels together: one row tile of the filtered output at a time,
-        convolving just the rows it reads (rows shared with the previous tile are kept, not redone).
+        """Channels-last, all output channels together: the convolution in bands of rows, each band
+        filtered by the fused kernel (or the torch tiled path) as soon as it exists; rows shared
+        with the previous band are kept, not redone.
 
-        Never holds the whole convolution output, only the rows of one tile (~tens of MB at 1024 px).
+        Never holds the whole convolution output, only one band's rows (~tens of MB at 1024 px).
         """
         batch, _, in_h, in_w = x.shape
         padded = getattr(x, PADDED_ATTRIBUTE, None)
@@ -319,8 +320,9 @@ class SynthesisLayer(torch.nn.Module):
         plans = self.__dict__.setdefault("_kernel_plans", {})
         plan = plans.get((conv_h, conv_w))
         if plan is None:
-            plan = cpu_kernels.Plan(conv_h, conv_w, options["fu"].cpu().numpy(), options["fd"].cpu().numpy(),
-                                      options["up"], options["down"], options["padding"], options["gain"])
+            fu, fd = (None if f is None else f.cpu().numpy() for f in (options["fu"], options["fd"]))
+            plan = cpu_kernels.Plan(conv_h, conv_w, fu, fd, options["up"], options["down"], options["padding"],
+                                    options["gain"])
             plans[(conv_h, conv_w)] = plan
         channels = out.shape[1]
         out_rows = out.permute(0, 2, 3, 1).numpy()  # [N, H, W, C] view of the channels-last output
@@ -358,7 +360,8 @@ class SynthesisLayer(torch.nn.Module):
         return fresh.contiguous(memory_format=torch.channels_last)
 
     def _tiled_filter(self, x, weights, bias, out, options):
-        """The torch path (no numba, half precision, or resampling the kernel does not take): row tiles of TilePlan, convolving the rows each reads."""
+        """The torch path (no numba, autograd, half precision, or resampling the kernel does not take):
+        row tiles of TilePlan, convolving the rows each reads."""
         batch, _, in_h, in_w = x.shape
         channels = out.shape[1]
         conv_h, conv_w = in_h + self.conv_kernel - 1, in_w + self.conv_kernel - 1
