@@ -157,10 +157,14 @@ class Plan:
 
 
 def _kernel(fn):
-    """numba.njit with FMA contraction allowed (only that: no reordering of sums), cached on disk."""
+    """numba.njit with FMA contraction allowed (only that: no reordering of sums), cached on disk
+    (beside this file, else in the user's cache directory); nogil, so the UI thread runs meanwhile."""
     if numba is None:
         return fn
-    return numba.njit(cache=True, nogil=True, fastmath={"contract"})(fn)
+    try:
+        return numba.njit(cache=True, nogil=True, fastmath={"contract"})(fn)
+    except RuntimeError:  # no writable cache location (read-only install, no home): compile per process
+        return numba.njit(nogil=True, fastmath={"contract"})(fn)
 
 
 # Indices in the loops below are unsigned: numba wraps negative (signed) indices around, and that
