@@ -386,9 +386,14 @@ class SynthesisLayer(torch.nn.Module):
             y = torch.matmul(pixels, weights.reshape(batch, -1, in_channels).transpose(1, 2))
             return y.view(batch, bottom - top, in_w, -1).permute(0, 3, 1, 2)
         pad = self.conv_kernel - 1
-        band = x[:, :, max(top - pad, 0): min(bottom, in_h)]
-        band = F.pad(band, [0, 0, max(0, pad - top), max(0, bottom - in_h)])
-        rows = [F.conv2d(band[n:n + 1], weights[n].contiguous(memory_format=torch.channels_last), padding=(0, pad))
+        first_in, stop_in = max(top - pad, 0), min(bottom, in_h)
+        # Rows at the image's top or bottom edge read zeros: let the convolution pad both ends then
+        # (and drop the rows it computes at the other end) rather than copying the band padded.
+        pad_h = pad if top < pad or bottom > in_h else 0
+        first = top - first_in - (pad - pad_h)  # output row of conv row `top`
+        band = x[:, :, first_in:stop_in]
+        rows = [F.conv2d(band[n:n + 1], weights[n].contiguous(memory_format=torch.channels_last),
+                         padding=(pad_h, pad))[:, :, first:first + bottom - top]
                 for n in range(batch)]
         return rows[0] if batch == 1 else torch.cat(rows)
 
