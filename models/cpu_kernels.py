@@ -147,10 +147,11 @@ class Plan:
             self._scratch = (np.zeros(j_count * c, np.float32),  # biased input row
                              np.zeros((taps + 5) * row_len, np.float32),  # ring of upsampled rows + a zero row
                              np.zeros(taps + 4, np.int64),  # which input row each ring slot holds
-                             np.zeros(row_len, np.float32),  # the filtered row
+                             np.zeros(row_len, np.float32), np.zeros(row_len, np.float32),  # filtered rows
                              np.zeros(terms * fd * down_len, np.float32),  # ring of W-downsampled rows
                              np.zeros(down_len, np.float32),  # the output row, phase-planar
-                             np.zeros(max(taps, terms * fd), np.int64), np.zeros(max(taps, terms * fd), np.float32),
+                             np.zeros(max(taps + 1, terms * fd), np.int64),
+                             np.zeros(max(taps + 1, terms * fd), np.float32), np.zeros(taps + 1, np.float32),
                              np.zeros(taps, np.int64), np.zeros(taps, np.float32))
             self._scratch_key = key
         return self._scratch
@@ -231,6 +232,27 @@ def _mac6_lrelu(dst, src, offsets, weights, n, slope, clamp):
 
 
 @_kernel
+def _mac7x2_lrelu(dst, dst2, src, offsets, weights, weights2, n, slope, clamp):
+    """Two rows from the same seven source rows: dst = clamp(lrelu(sum weights * src)), dst2 likewise."""
+    n = np.uint64(n)
+    s0, s1, s2 = np.uint64(offsets[0]), np.uint64(offsets[1]), np.uint64(offsets[2])
+    s3, s4, s5, s6 = np.uint64(offsets[3]), np.uint64(offsets[4]), np.uint64(offsets[5]), np.uint64(offsets[6])
+    a0, a1, a2, a3, a4, a5, a6 = (weights[0], weights[1], weights[2], weights[3], weights[4], weights[5],
+                                  weights[6])
+    b0, b1, b2, b3, b4, b5, b6 = (weights2[0], weights2[1], weights2[2], weights2[3], weights2[4], weights2[5],
+                                  weights2[6])
+    for e in range(n):
+        x0, x1, x2, x3 = src[s0 + e], src[s1 + e], src[s2 + e], src[s3 + e]
+        x4, x5, x6 = src[s4 + e], src[s5 + e], src[s6 + e]
+        v = a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3 + a4 * x4 + a5 * x5 + a6 * x6
+        v = v * slope if v < 0.0 else v
+        dst[e] = min(max(v, -clamp), clamp)
+        v = b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3 + b4 * x4 + b5 * x5 + b6 * x6
+        v = v * slope if v < 0.0 else v
+        dst2[e] = min(max(v, -clamp), clamp)
+
+
+@_kernel
 def _bias_row(biased, src, bias, j_lo, j_count, in_w, c):
     """biased[j*c + ch] = src[(j_lo + j)*c + ch] + bias[ch]; zero for columns outside 0..in_w-1."""
     c = np.uint64(c)
@@ -263,7 +285,8 @@ def _interleave(dst, plane, q0, q1, ratio, planes_n, c):
 @_kernel
 def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top, more_top, up, down, tile,
                          w_base, w_weight, h_base, h_weight, down_w, down_h, slope, clamp,
-                         biased, rings, ring_row, tmp, downs, plane, offsets, weights, w_offsets, w_weights):
+                         biased, rings, ring_row, tmp, tmp2, downs, plane, offsets, weights, weights2,
+                         w_offsets, w_weights):
     """Per column tile, stream output rows o0..o1-1, keeping the few upsampled input rows and
     filtered rows they need in ring buffers (each computed once per tile); the buffers come from
     Plan.scratch, sized for the widest tile.
@@ -295,12 +318,27 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
         for o in range(o0, o1):
             while t_next < down * o + fd:
                 t = t_next
+                # Two upsampled rows at once where both are due: they read 6 of the same 7 ring rows,
+                # and the ring rows come from L2, so one pass over 7 instead of two over 6.
+                pair = taps == 6 and t + 1 < down * o + fd
                 a_t, m_t = t % up, t // up
-                for p in range(taps):
-                    i = m_t + h_base[a_t] + p
+                first = m_t + h_base[a_t]
+                lo = first
+                span = taps
+                if pair:
+                    first2 = (t + 1) // up + h_base[(t + 1) % up]
+                    lo = min(first, first2)
+                    span = max(first, first2) + taps - lo
+                    pair = span <= 7
+                    if not pair:
+                        lo, span = first, taps
+                for u in range(span):
+                    i = lo + u
+                    weights[u] = h_weight[a_t, i - first] if 0 <= i - first < taps else 0.0
+                    if pair:
+                        weights2[u] = h_weight[(t + 1) % up, i - first2] if 0 <= i - first2 < taps else 0.0
                     if i < 0 or i >= in_h:
-                        offsets[p] = zero_row
-                        weights[p] = h_weight[a_t, p]
+                        offsets[u] = zero_row
                         continue
                     slot = i % up_ring
                     if ring_row[slot] != i:
@@ -314,10 +352,15 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
                             _mac(rings, slot * row_len + a * m_count * c, biased, w_offsets, w_weights,
                                  taps, m_count * c, False)
                         ring_row[slot] = i
-                    offsets[p] = slot * row_len
-                    weights[p] = h_weight[a_t, p]
+                    offsets[u] = slot * row_len
                 # Upsample along H; leaky ReLU (its gain is in the weights) and clamp.
-                if taps == 6:
+                if pair:
+                    if span == 6:
+                        offsets[6] = zero_row
+                        weights[6] = 0.0
+                        weights2[6] = 0.0
+                    _mac7x2_lrelu(tmp, tmp2, rings, offsets, weights, weights2, row_len, slope, clamp)
+                elif taps == 6:
                     _mac6_lrelu(tmp, rings, offsets, weights, row_len, slope, clamp)
                 else:
                     _mac(tmp, 0, rings, offsets, weights, taps, row_len, False)
@@ -327,16 +370,18 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
                         tmp[e] = min(max(v, -clamp), clamp)
                 # Downsample along W into output plane b: q = q0 + ratio*n + b reads s = down*q + k,
                 # i.e. phase (down*b + k) % up, m = n + (down*b + k) // up.
-                slot = t % fd
-                for r in range(terms):
-                    for b in range(ratio):
-                        for k in range(fd):
-                            shift = down * b + k
-                            offsets[k] = ((shift % up) * m_count + shift // up) * c
-                            weights[k] = down_w[r, k]
-                        _mac(downs, (r * fd + slot) * down_len + b * planes_n * c, tmp, offsets, weights,
-                             fd, planes_n * c, False)
-                t_next += 1
+                for row_t in range(t, t + 2 if pair else t + 1):
+                    source = tmp2 if row_t != t else tmp
+                    slot = row_t % fd
+                    for r in range(terms):
+                        for b in range(ratio):
+                            for k in range(fd):
+                                shift = down * b + k
+                                offsets[k] = ((shift % up) * m_count + shift // up) * c
+                                weights[k] = down_w[r, k]
+                            _mac(downs, (r * fd + slot) * down_len + b * planes_n * c, source, offsets, weights,
+                                 fd, planes_n * c, False)
+                t_next += 2 if pair else 1
             # Downsample along H, then back from planes to interleaved columns in the output row.
             count = 0
             for r in range(terms):
