@@ -148,10 +148,10 @@ class Plan:
                              np.zeros((taps + 5) * row_len, np.float32),  # ring of upsampled rows + a zero row
                              np.zeros(taps + 4, np.int64),  # which input row each ring slot holds
                              np.zeros(row_len, np.float32), np.zeros(row_len, np.float32),  # filtered rows
-                             np.zeros(terms * fd * down_len, np.float32),  # ring of W-downsampled rows
-                             np.zeros(down_len, np.float32),  # the output row, phase-planar
-                             np.zeros(max(taps + 1, terms * fd), np.int64),
-                             np.zeros(max(taps + 1, terms * fd), np.float32), np.zeros(taps + 1, np.float32),
+                             np.zeros(terms * (fd + down) * down_len, np.float32),  # ring of W-downsampled rows
+                             np.zeros(down_len, np.float32), np.zeros(down_len, np.float32),  # output rows, planar
+                             np.zeros(max(taps + 1, terms * fd, fd + down), np.int64),
+                             np.zeros(max(taps + 1, terms * fd, fd + down), np.float32), np.zeros(taps + 1, np.float32),
                              np.zeros(taps, np.int64), np.zeros(taps, np.float32))
             self._scratch_key = key
         return self._scratch
@@ -253,6 +253,28 @@ def _mac7x2_lrelu(dst, dst2, src, offsets, weights, weights2, n, slope, clamp):
 
 
 @_kernel
+def _mac12_pair(dst, dst2, d0, src, offsets, weights, n):
+    """dst[d0+e] = sum_k weights[k] * src[offsets[k] + e] and dst2 the same over offsets[k + 2], k < 12:
+    two output rows of a 2x downsampling from the 14 rows they read, each loaded once."""
+    n = np.uint64(n)
+    d0 = np.uint64(d0)
+    w0, w1, w2, w3, w4, w5 = weights[0], weights[1], weights[2], weights[3], weights[4], weights[5]
+    w6, w7, w8, w9, w10, w11 = weights[6], weights[7], weights[8], weights[9], weights[10], weights[11]
+    s0, s1, s2, s3 = np.uint64(offsets[0]), np.uint64(offsets[1]), np.uint64(offsets[2]), np.uint64(offsets[3])
+    s4, s5, s6, s7 = np.uint64(offsets[4]), np.uint64(offsets[5]), np.uint64(offsets[6]), np.uint64(offsets[7])
+    s8, s9, s10, s11 = np.uint64(offsets[8]), np.uint64(offsets[9]), np.uint64(offsets[10]), np.uint64(offsets[11])
+    s12, s13 = np.uint64(offsets[12]), np.uint64(offsets[13])
+    for e in range(n):
+        x0, x1, x2, x3, x4 = src[s0 + e], src[s1 + e], src[s2 + e], src[s3 + e], src[s4 + e]
+        x5, x6, x7, x8, x9 = src[s5 + e], src[s6 + e], src[s7 + e], src[s8 + e], src[s9 + e]
+        x10, x11, x12, x13 = src[s10 + e], src[s11 + e], src[s12 + e], src[s13 + e]
+        dst[d0 + e] = (w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5
+                       + w6 * x6 + w7 * x7 + w8 * x8 + w9 * x9 + w10 * x10 + w11 * x11)
+        dst2[d0 + e] = (w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7
+                        + w6 * x8 + w7 * x9 + w8 * x10 + w9 * x11 + w10 * x12 + w11 * x13)
+
+
+@_kernel
 def _bias_row(biased, src, bias, j_lo, j_count, in_w, c):
     """biased[j*c + ch] = src[(j_lo + j)*c + ch] + bias[ch]; zero for columns outside 0..in_w-1."""
     c = np.uint64(c)
@@ -285,7 +307,7 @@ def _interleave(dst, plane, q0, q1, ratio, planes_n, c):
 @_kernel
 def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top, more_top, up, down, tile,
                          w_base, w_weight, h_base, h_weight, down_w, down_h, slope, clamp,
-                         biased, rings, ring_row, tmp, tmp2, downs, plane, offsets, weights, weights2,
+                         biased, rings, ring_row, tmp, tmp2, downs, plane, plane2, offsets, weights, weights2,
                          w_offsets, w_weights):
     """Per column tile, stream output rows o0..o1-1, keeping the few upsampled input rows and
     filtered rows they need in ring buffers (each computed once per tile); the buffers come from
@@ -301,6 +323,7 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
     terms, fd = down_w.shape
     out_w = out.shape[1] // c
     up_ring = taps + 4
+    down_ring = fd + down  # W-downsampled rows kept: what two output rows read
     for q0 in range(0, out_w, tile):
         q1 = min(q0 + tile, out_w)
         planes_n = -(-(q1 - q0) // ratio)  # outputs per output plane b (q = q0 + ratio*n + b)
@@ -315,12 +338,16 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
             rings[zero_row + e] = 0.0
         ring_row[:] = -1
         t_next = down * o0
-        for o in range(o0, o1):
-            while t_next < down * o + fd:
+        o = o0
+        while o < o1:
+            # Two output rows at once where the shapes allow: they read 12 of the same 14 rows.
+            pair_out = terms == 1 and fd == 12 and down == 2 and o + 1 < o1
+            last_t = down * (o + 1) + fd if pair_out else down * o + fd
+            while t_next < last_t:
                 t = t_next
                 # Two upsampled rows at once where both are due: they read 6 of the same 7 ring rows,
                 # and the ring rows come from L2, so one pass over 7 instead of two over 6.
-                pair = taps == 6 and t + 1 < down * o + fd
+                pair = taps == 6 and t + 1 < last_t
                 a_t, m_t = t % up, t // up
                 first = m_t + h_base[a_t]
                 lo = first
@@ -372,28 +399,42 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
                 # i.e. phase (down*b + k) % up, m = n + (down*b + k) // up.
                 for row_t in range(t, t + 2 if pair else t + 1):
                     source = tmp2 if row_t != t else tmp
-                    slot = row_t % fd
+                    slot = row_t % down_ring
                     for r in range(terms):
                         for b in range(ratio):
                             for k in range(fd):
                                 shift = down * b + k
                                 offsets[k] = ((shift % up) * m_count + shift // up) * c
                                 weights[k] = down_w[r, k]
-                            _mac(downs, (r * fd + slot) * down_len + b * planes_n * c, source, offsets, weights,
+                            _mac(downs, (r * down_ring + slot) * down_len + b * planes_n * c, source, offsets, weights,
                                  fd, planes_n * c, False)
                 t_next += 2 if pair else 1
             # Downsample along H, then back from planes to interleaved columns in the output row.
+            if pair_out:
+                for k in range(fd + down):
+                    offsets[k] = ((down * o + k) % down_ring) * down_len
+                for k in range(fd):
+                    weights[k] = down_h[0, k]
+                if ratio == 1:  # one plane: already the output's layout
+                    _mac12_pair(out[o], out[o + 1], q0 * c, downs, offsets, weights, (q1 - q0) * c)
+                else:
+                    _mac12_pair(plane, plane2, 0, downs, offsets, weights, down_len)
+                    _interleave(out[o], plane, q0, q1, ratio, planes_n, c)
+                    _interleave(out[o + 1], plane2, q0, q1, ratio, planes_n, c)
+                o += 2
+                continue
             count = 0
             for r in range(terms):
                 for k in range(fd):
-                    offsets[count] = (r * fd + (down * o + k) % fd) * down_len
+                    offsets[count] = (r * down_ring + (down * o + k) % down_ring) * down_len
                     weights[count] = down_h[r, k]
                     count += 1
-            if ratio == 1:  # one plane: already the output's layout
+            if ratio == 1:
                 _mac(out[o], q0 * c, downs, offsets, weights, count, (q1 - q0) * c, False)
             else:
                 _mac(plane, 0, downs, offsets, weights, count, down_len, False)
                 _interleave(out[o], plane, q0, q1, ratio, planes_n, c)
+            o += 1
 
 
 # ---------------------------------------------------------------------------
