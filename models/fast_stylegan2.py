@@ -215,10 +215,17 @@ def _pack(tables, x, pad, transposed):
     return packed
 
 
+# Tensors smaller than this stay on the torch passes: there the numba loops save microseconds,
+# and compiling them (2-3 s, once per install) would only delay the small embedded default
+# model's first frame. Tests set it to 0 to run the loops on small networks.
+FUSED_MIN_VALUES = 1 << 20
+
+
 def _fused_cpu(y):
-    """Whether the numba loops can take this tensor: batch 1, float32, channels-last on a CPU."""
+    """Whether the numba loops take this tensor: batch 1, float32, channels-last on a CPU, large."""
     return (cpu_kernels.available() and y.device.type == "cpu" and y.dtype == torch.float32 and y.shape[0] == 1
-            and y.is_contiguous(memory_format=torch.channels_last) and not torch.is_grad_enabled())
+            and y.numel() >= FUSED_MIN_VALUES and y.is_contiguous(memory_format=torch.channels_last)
+            and not torch.is_grad_enabled())
 
 
 def _fir_after_up2(y, tables, kernel, pad, out_scale, bias):

@@ -23,6 +23,18 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def numba_loops_on_small_networks():
+    """The app keeps small StyleGAN2 tensors on torch passes (no compile wait for the default
+    model); the test networks are small, and the loops must be what they test."""
+    from models import fast_stylegan2
+
+    before = fast_stylegan2.FUSED_MIN_VALUES
+    fast_stylegan2.FUSED_MIN_VALUES = 0
+    yield
+    fast_stylegan2.FUSED_MIN_VALUES = before
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir():
     if not FIXTURES.is_dir():

@@ -224,13 +224,29 @@ def test_fused_epilogue_equals_noise_lrelu_clamp(clamp):
 def test_fast_path_without_numba_gives_the_same_pixels(monkeypatch):
     from models import cpu_kernels
 
-    G = _random_generator(64)
+    G = _random_generator(64).set_reference(False)
     ws = G.mapping(torch.randn([1, G.z_dim]), None)
+    calls = []
+    monkeypatch.setattr(cpu_kernels, "noise_lrelu_clamp",
+                        lambda *a, f=cpu_kernels.noise_lrelu_clamp: calls.append(1) or f(*a))
     fused = G.synthesis(ws, noise_mode="const")
+    assert calls  # the small network ran the numba loops (FUSED_MIN_VALUES is 0 in tests)
     monkeypatch.setattr(cpu_kernels, "numba", None)  # as where numba cannot be installed
     plain = G.synthesis(ws, noise_mode="const")
     reference = G.set_reference(True).synthesis(ws, noise_mode="const")
     assert _max_diff(fused, plain) < 1e-5 and _max_diff(fused, reference) < 1e-4
+
+
+@torch.no_grad()
+def test_small_networks_skip_the_numba_loops(monkeypatch):
+    # The embedded default model's first frame must not wait for numba to compile.
+    from models import cpu_kernels
+
+    monkeypatch.setattr(fast_stylegan2, "FUSED_MIN_VALUES", 1 << 20)
+    monkeypatch.setattr(cpu_kernels, "noise_lrelu_clamp", lambda *a: pytest.fail("numba loop on a small network"))
+    monkeypatch.setattr(cpu_kernels, "FirPlan", lambda *a: pytest.fail("numba loop on a small network"))
+    G = _random_generator(64).set_reference(False)
+    G.synthesis(G.mapping(torch.randn([1, G.z_dim]), None), noise_mode="const")
 
 
 def test_image_upsampling_equals_upfirdn2d():
