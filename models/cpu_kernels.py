@@ -253,9 +253,9 @@ def _mac7x2_lrelu(dst, dst2, src, offsets, weights, weights2, n, slope, clamp):
 
 
 @_kernel
-def _mac12_pair(dst, dst2, d0, src, offsets, weights, n):
-    """dst[d0+e] = sum_k weights[k] * src[offsets[k] + e] and dst2 the same over offsets[k + 2], k < 12:
-    two output rows of a 2x downsampling from the 14 rows they read, each loaded once."""
+def _mac12_pair(dst, dst2, d0, src, offsets, weights, n, add):
+    """dst[d0+e] (+)= sum_k weights[k] * src[offsets[k] + e] and dst2 the same over offsets[k + 2],
+    k < 12: two output rows of a 2x downsampling from the 14 rows they read, each loaded once."""
     n = np.uint64(n)
     d0 = np.uint64(d0)
     w0, w1, w2, w3, w4, w5 = weights[0], weights[1], weights[2], weights[3], weights[4], weights[5]
@@ -268,10 +268,12 @@ def _mac12_pair(dst, dst2, d0, src, offsets, weights, n):
         x0, x1, x2, x3, x4 = src[s0 + e], src[s1 + e], src[s2 + e], src[s3 + e], src[s4 + e]
         x5, x6, x7, x8, x9 = src[s5 + e], src[s6 + e], src[s7 + e], src[s8 + e], src[s9 + e]
         x10, x11, x12, x13 = src[s10 + e], src[s11 + e], src[s12 + e], src[s13 + e]
-        dst[d0 + e] = (w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5
-                       + w6 * x6 + w7 * x7 + w8 * x8 + w9 * x9 + w10 * x10 + w11 * x11)
-        dst2[d0 + e] = (w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7
-                        + w6 * x8 + w7 * x9 + w8 * x10 + w9 * x11 + w10 * x12 + w11 * x13)
+        v = (w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5
+             + w6 * x6 + w7 * x7 + w8 * x8 + w9 * x9 + w10 * x10 + w11 * x11)
+        v2 = (w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7
+              + w6 * x8 + w7 * x9 + w8 * x10 + w9 * x11 + w10 * x12 + w11 * x13)
+        dst[d0 + e] = dst[d0 + e] + v if add else v
+        dst2[d0 + e] = dst2[d0 + e] + v2 if add else v2
 
 
 @_kernel
@@ -341,7 +343,7 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
         o = o0
         while o < o1:
             # Two output rows at once where the shapes allow: they read 12 of the same 14 rows.
-            pair_out = terms == 1 and fd == 12 and down == 2 and o + 1 < o1
+            pair_out = fd == 12 and down == 2 and o + 1 < o1
             last_t = down * (o + 1) + fd if pair_out else down * o + fd
             while t_next < last_t:
                 t = t_next
@@ -411,14 +413,16 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
                 t_next += 2 if pair else 1
             # Downsample along H, then back from planes to interleaved columns in the output row.
             if pair_out:
-                for k in range(fd + down):
-                    offsets[k] = ((down * o + k) % down_ring) * down_len
-                for k in range(fd):
-                    weights[k] = down_h[0, k]
-                if ratio == 1:  # one plane: already the output's layout
-                    _mac12_pair(out[o], out[o + 1], q0 * c, downs, offsets, weights, (q1 - q0) * c)
-                else:
-                    _mac12_pair(plane, plane2, 0, downs, offsets, weights, down_len)
+                for r in range(terms):  # one pass per separable term, summed
+                    for k in range(fd + down):
+                        offsets[k] = (r * down_ring + (down * o + k) % down_ring) * down_len
+                    for k in range(fd):
+                        weights[k] = down_h[r, k]
+                    if ratio == 1:  # one plane: already the output's layout
+                        _mac12_pair(out[o], out[o + 1], q0 * c, downs, offsets, weights, (q1 - q0) * c, r > 0)
+                    else:
+                        _mac12_pair(plane, plane2, 0, downs, offsets, weights, down_len, r > 0)
+                if ratio != 1:
                     _interleave(out[o], plane, q0, q1, ratio, planes_n, c)
                     _interleave(out[o + 1], plane2, q0, q1, ratio, planes_n, c)
                 o += 2
