@@ -29,13 +29,6 @@ def output_size(in_w, in_h, fu, fd, up, down, padding):
     return out_w, out_h
 
 
-def temp_size(in_w, in_h, fu, up, padding):
-    """(width, height) of the upsampled grid on which the nonlinearity runs."""
-    px0, px1, py0, py1 = padding
-    fu_w, fu_h = filter_size(fu)
-    return in_w * up + px0 + px1 - fu_w + 1, in_h * up + py0 + py1 - fu_h + 1
-
-
 def lrelu_clamp_(x, gain, slope, clamp):
     """In place: leaky ReLU, times gain, clamped to [-clamp, clamp] (bias_act's order)."""
     if slope != 1:
@@ -301,12 +294,6 @@ def down_block_matrix(taps, down, block):
     index = t - o * down
     valid = (index >= 0) & (index < k)
     return torch.where(valid, taps[index.clamp(0, k - 1)], torch.zeros((), device=taps.device))
-
-
-def channel_chunks(num_channels, elements_per_channel, budget):
-    """Slices over channels so that each chunk holds at most ~budget elements."""
-    step = max(1, budget // max(1, elements_per_channel))
-    return [slice(start, min(start + step, num_channels)) for start in range(0, num_channels, step)]
 
 
 def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 0),
