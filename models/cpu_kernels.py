@@ -2,9 +2,10 @@
 
 Filtered leaky ReLU (polyphase up, lrelu, clamp, down): the torch path in filtered_lrelu runs
 each step as a separate operation over a tile; this runs them row by row over a column tile, so
-the intermediate rows never leave the core's cache. Rows are kept phase-planar: upsampled column s = s0 + up*m + a is element (a, m) of its row, so
-that every filter tap, along W as along H, is one long multiply-add over contiguous memory (what
-the compiler vectorises), never a short loop over one pixel's channels.
+the intermediate rows never leave the core's cache. Rows are kept phase-planar: upsampled
+column s = s0 + up*m + a is element (a, m) of its row, so that every filter tap, along W as
+along H, is one long multiply-add over contiguous memory (what the compiler vectorises), never
+a short loop over one pixel's channels.
 """
 
 import math
@@ -137,16 +138,16 @@ class Plan:
         key = (channels, tile)
         if getattr(self, "_scratch_key", None) != key:
             up, down, c = self.up, self.down, channels
-            ratio, taps = up // down, self.w_weight.shape[1]
+            taps = self.w_weight.shape[1]
             terms, fd = self.down_w.shape
-            planes_n = -(-tile // ratio)
-            m_count = max(-(-((tile - 1) * down + fd) // up), planes_n + (down * (ratio - 1) + fd - 1) // up)
-            j_count = m_count + int(self.w_base.max() - self.w_base.min()) + taps - 1
+            planes_n, m_count, j_count = _tile_geometry(tile, up, down, fd, taps,
+                                                        int(self.w_base.max() - self.w_base.min()))
             row_len = up * m_count * c
-            down_len = ratio * planes_n * c
+            down_len = (up // down) * planes_n * c
+            up_ring = taps + 4  # upsampled input rows kept: a pair of filtered rows reads 7
             self._scratch = (np.zeros(j_count * c, np.float32),  # biased input row
-                             np.zeros((taps + 5) * row_len, np.float32),  # ring of upsampled rows + a zero row
-                             np.zeros(taps + 4, np.int64),  # which input row each ring slot holds
+                             np.zeros((up_ring + 1) * row_len, np.float32),  # ring of upsampled rows + a zero row
+                             np.zeros(up_ring, np.int64),  # which input row each ring slot holds
                              np.zeros(row_len, np.float32), np.zeros(row_len, np.float32),  # filtered rows
                              np.zeros(terms * (fd + down) * down_len, np.float32),  # ring of W-downsampled rows
                              np.zeros(down_len, np.float32), np.zeros(down_len, np.float32),  # output rows, planar
@@ -307,6 +308,17 @@ def _interleave(dst, plane, q0, q1, ratio, planes_n, c):
 
 
 @_kernel
+def _tile_geometry(width, up, down, fd, taps, base_span):
+    """For a column tile of `width` outputs: (outputs per output plane, upsampled columns per
+    phase plane, input columns read). base_span: how far apart the phases' first inputs are."""
+    ratio = up // down
+    planes_n = -(-width // ratio)
+    # Upsampled columns s0 .. s0 + (width-1)*down + fd - 1, and what the planes' shifted reads reach.
+    m_count = max(-(-((width - 1) * down + fd) // up), planes_n + (down * (ratio - 1) + fd - 1) // up)
+    return planes_n, m_count, m_count + base_span + taps - 1
+
+
+@_kernel
 def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top, more_top, up, down, tile,
                          w_base, w_weight, h_base, h_weight, down_w, down_h, slope, clamp,
                          biased, rings, ring_row, tmp, tmp2, downs, plane, plane2, offsets, weights, weights2,
@@ -324,15 +336,15 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
     taps = w_weight.shape[1]
     terms, fd = down_w.shape
     out_w = out.shape[1] // c
-    up_ring = taps + 4
+    up_ring = ring_row.shape[0]
     down_ring = fd + down  # W-downsampled rows kept: what two output rows read
+    base_span = w_base.max() - w_base.min()
     for q0 in range(0, out_w, tile):
         q1 = min(q0 + tile, out_w)
-        planes_n = -(-(q1 - q0) // ratio)  # outputs per output plane b (q = q0 + ratio*n + b)
+        # planes_n outputs per output plane b (q = q0 + ratio*n + b)
+        planes_n, m_count, j_count = _tile_geometry(q1 - q0, up, down, fd, taps, base_span)
         s0 = down * q0  # a multiple of up: phase a of upsampled column s is (s - s0) % up
-        m_count = max(-(-((q1 - 1) * down + fd - s0) // up), planes_n + (down * (ratio - 1) + fd - 1) // up)
-        j_lo = s0 // up + w_base.min()  # the input columns this tile reads
-        j_count = m_count + w_base.max() - w_base.min() + taps - 1
+        j_lo = s0 // up + w_base.min()  # the first input column this tile reads
         row_len = up * m_count * c
         down_len = ratio * planes_n * c
         zero_row = up_ring * row_len  # ring slot up_ring: never written, stays zero
@@ -446,7 +458,7 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
 
 
 class FirPlan:
-    """A 2-D FIR (convolution, zero padding p0/p1 on both axes) as separable terms, for fir_rows."""
+    """A 2-D FIR (convolution, zero padding p0/p1 on both axes) as separable terms, for _fir_rows."""
 
     def __init__(self, fir, p0, p1):
         # down_terms splits the correlation form of a filter; FIR convolution flips it.
@@ -484,6 +496,9 @@ def _fir_rows(y, out, c, p0, along_w, along_h, scale, bias, padded, filtered, ro
     row_len = out_w * c
     done = -1  # the last input row filtered into the ring
     uc = np.uint64(c)
+    start = np.uint64(p0) * uc  # where each row's values go in `padded`; the margins stay zero
+    for e in range(np.uint64(len(padded))):
+        padded[e] = 0.0
     for o in range(out_h):
         # Output row o reads padded rows o..o+taps-1, i.e. input rows o - p0 + k.
         last = min(o - p0 + taps - 1, in_h - 1)
@@ -492,14 +507,8 @@ def _fir_rows(y, out, c, p0, along_w, along_h, scale, bias, padded, filtered, ro
             if done < 0:
                 continue
             src = y[done]
-            for e in range(np.uint64(p0) * uc):
-                padded[e] = 0.0
-            start = np.uint64(p0) * uc
             for e in range(np.uint64(in_w) * uc):
                 padded[start + e] = src[e]
-            end = start + np.uint64(in_w) * uc
-            for e in range(np.uint64(len(padded)) - end):
-                padded[end + e] = 0.0
             for r in range(terms):
                 for k in range(taps):
                     offsets[k] = k * c
