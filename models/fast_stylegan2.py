@@ -6,10 +6,12 @@ What makes it fast, each measured against the reference path in bench/speed.py:
   (no weight reorder per frame). The demodulation coefficients come from a per-weight table of
   squared sums, prepared once, so no per-sample weight tensor is squared and summed per frame.
 - Gains fold into the weight and bias (lrelu is positively homogeneous), the bias rides in the
-  convolution, so the epilogue is noise add, lrelu and clamp, all in place, band by band on big
-  tensors so that each band is still in cache for the next of the three passes.
-- The 2x upsampling FIR runs as one depthwise pass (carrying the bias), and the skip image is
-  upsampled by one small strided transposed convolution: no zero-stuffed grids.
+  convolution, so the epilogue is noise add, lrelu and clamp, in place: one numba pass on large
+  CPU tensors (models/cpu_kernels.py), else torch passes band by band, each band still in cache
+  for the next of the three.
+- The 2x upsampling FIR (carrying the scale and bias) runs as separable numba taps on large CPU
+  tensors, else as one depthwise pass; the skip image is upsampled by one small strided
+  transposed convolution: no zero-stuffed grids.
 - Activations and the skip image stay channels-last between layers (oneDNN's preferred layout
   on CPU); the image is made contiguous once, at the end.
 
@@ -137,9 +139,6 @@ def layer_epilogue(layer, y, noise, gain=1, keep_input=False):
     total_gain = float(layer.act_gain * gain)
     limit = float(layer.conv_clamp * gain) if layer.conv_clamp is not None else None
     out = torch.empty_like(y) if keep_input else y
-    # Three passes over a tensor of up to 134 MB (1024 px) cost three trips to memory; band by
-    # band (about 1 MB each) the second and third pass find their band still in a CPU core's
-    # cache. (A GPU would only pay more kernel launches: whole tensors there.)
     if _fused_cpu(y) and noise is not None and noise.numel() == y.shape[2] * y.shape[3]:
         # One pass (numba): noise add, lrelu, clamp per value while it is in a register.
         if keep_input:
@@ -148,6 +147,9 @@ def layer_epilogue(layer, y, noise, gain=1, keep_input=False):
         cpu_kernels.noise_lrelu_clamp(out[0].permute(1, 2, 0).reshape(y.shape[2], -1).numpy(), noise_rows,
                                       total_gain, 0.2, math.inf if limit is None else limit)
         return out
+    # Three passes over a tensor of up to 134 MB (1024 px) cost three trips to memory; band by
+    # band (about 1 MB each) the second and third pass find their band still in a CPU core's
+    # cache. (A GPU would only pay more kernel launches: whole tensors there.)
     rows = y.shape[2]
     row_bytes = y[0, :, 0].numel() * y.element_size()
     banded = y.device.type == "cpu" and y.is_contiguous(memory_format=torch.channels_last)

@@ -492,7 +492,6 @@ class SynthesisNetwork(torch.nn.Module):
             x = x * self.output_scale
         return x.to(torch.float32).contiguous()
 
-
     def _reserve_kept(self, batch, device):
         """Make both kept buffers as large as their layers need before the first layer runs: grown
         layer by layer instead, the outgrown ones would be left behind as holes in the heap."""
