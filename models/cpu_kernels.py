@@ -102,6 +102,11 @@ class Plan:
         self.w_base, self.w_weight = phase_table(fu * up, up, px0)
         self.h_base, self.h_weight = phase_table(fu * up * gain, up, py0)
         self.down_w, self.down_h = down_terms(fd)
+        # StyleGAN3-R's radial filters: 2-4 terms of 12 symmetric taps, which _down12_mirrored runs
+        # together from one read of the row (6 sums of mirrored taps, then 6 multiply-adds a term).
+        terms = len(self.down_w)
+        self.mirrored_terms = (self.down_w.shape[1] == 12 and 2 <= terms <= 4
+                     and np.array_equal(self.down_w, self.down_w[:, ::-1]))
 
     def input_rows(self, o0, o1):
         """Input rows [first, stop) that output rows o0..o1-1 read (clipped to the input)."""
@@ -128,7 +133,7 @@ class Plan:
         _filtered_lrelu_rows(x.reshape(x.shape[0], -1), more.reshape(more.shape[0], -1), bias,
                              out.reshape(out.shape[0], -1), channels,
                              self.in_h, self.in_w, o0, o1, x_top, more_top, self.up, self.down, tile,
-                             self.w_base, self.w_weight, self.h_base, self.h_weight, self.down_w, self.down_h,
+                             self.w_base, self.w_weight, self.h_base, self.h_weight, self.down_w, self.down_h, self.mirrored_terms,
                              np.float32(slope), np.float32(math.inf if clamp is None else clamp),
                              *self.scratch(channels, tile))
 
@@ -149,7 +154,8 @@ class Plan:
                              np.zeros((up_ring + 1) * row_len, np.float32),  # ring of upsampled rows + a zero row
                              np.zeros(up_ring, np.int64),  # which input row each ring slot holds
                              np.zeros(row_len, np.float32), np.zeros(row_len, np.float32),  # filtered rows
-                             np.zeros(terms * (fd + down) * down_len, np.float32),  # ring of W-downsampled rows
+                             # ring of W-downsampled rows, and a row where _down12_mirrored's unused terms go
+                             np.zeros((terms * (fd + down) + 1) * down_len, np.float32),
                              np.zeros(down_len, np.float32), np.zeros(down_len, np.float32),  # output rows, planar
                              np.zeros(max(taps + 1, terms * fd, fd + down), np.int64),
                              np.zeros(max(taps + 1, terms * fd, fd + down), np.float32), np.zeros(taps + 1, np.float32),
@@ -278,6 +284,36 @@ def _mac12_pair(dst, dst2, d0, src, offsets, weights, n, add):
 
 
 @_kernel
+def _down12_mirrored(dst, d0, stride, dummy, src, offsets, taps, n):
+    """dst[d0 + r*stride + e] = sum_k taps[r, k] * src[offsets[k] + e] for every term r (2 to 4) of
+    12 mirrored taps (taps[r, k] == taps[r, 11 - k]): the source read once for all terms."""
+    n = np.uint64(n)
+    terms = taps.shape[0]
+    # Terms past the last one get zero taps and write to the dummy row, so one loop serves 2-4.
+    d = [np.uint64(d0 + r * stride if r < terms else dummy) for r in range(4)]
+    w = [[taps[r, k] if r < terms else np.float32(0.0) for k in range(6)] for r in range(4)]
+    da, db, dc, dd = d[0], d[1], d[2], d[3]
+    a0, a1, a2, a3, a4, a5 = w[0][0], w[0][1], w[0][2], w[0][3], w[0][4], w[0][5]
+    b0, b1, b2, b3, b4, b5 = w[1][0], w[1][1], w[1][2], w[1][3], w[1][4], w[1][5]
+    c0, c1, c2, c3, c4, c5 = w[2][0], w[2][1], w[2][2], w[2][3], w[2][4], w[2][5]
+    e0, e1, e2, e3, e4, e5 = w[3][0], w[3][1], w[3][2], w[3][3], w[3][4], w[3][5]
+    s0, s1, s2, s3 = np.uint64(offsets[0]), np.uint64(offsets[1]), np.uint64(offsets[2]), np.uint64(offsets[3])
+    s4, s5, s6, s7 = np.uint64(offsets[4]), np.uint64(offsets[5]), np.uint64(offsets[6]), np.uint64(offsets[7])
+    s8, s9, s10, s11 = np.uint64(offsets[8]), np.uint64(offsets[9]), np.uint64(offsets[10]), np.uint64(offsets[11])
+    for e in range(n):
+        p0 = src[s0 + e] + src[s11 + e]
+        p1 = src[s1 + e] + src[s10 + e]
+        p2 = src[s2 + e] + src[s9 + e]
+        p3 = src[s3 + e] + src[s8 + e]
+        p4 = src[s4 + e] + src[s7 + e]
+        p5 = src[s5 + e] + src[s6 + e]
+        dst[da + e] = a0 * p0 + a1 * p1 + a2 * p2 + a3 * p3 + a4 * p4 + a5 * p5
+        dst[db + e] = b0 * p0 + b1 * p1 + b2 * p2 + b3 * p3 + b4 * p4 + b5 * p5
+        dst[dc + e] = c0 * p0 + c1 * p1 + c2 * p2 + c3 * p3 + c4 * p4 + c5 * p5
+        dst[dd + e] = e0 * p0 + e1 * p1 + e2 * p2 + e3 * p3 + e4 * p4 + e5 * p5
+
+
+@_kernel
 def _bias_row(biased, src, bias, j_lo, j_count, in_w, c):
     """biased[j*c + ch] = src[(j_lo + j)*c + ch] + bias[ch]; zero for columns outside 0..in_w-1."""
     c = np.uint64(c)
@@ -320,7 +356,7 @@ def _tile_geometry(width, up, down, fd, taps, base_span):
 
 @_kernel
 def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top, more_top, up, down, tile,
-                         w_base, w_weight, h_base, h_weight, down_w, down_h, slope, clamp,
+                         w_base, w_weight, h_base, h_weight, down_w, down_h, mirrored_terms, slope, clamp,
                          biased, rings, ring_row, tmp, tmp2, downs, plane, plane2, offsets, weights, weights2,
                          w_offsets, w_weights):
     """Per column tile, stream output rows o0..o1-1, keeping the few upsampled input rows and
@@ -414,6 +450,14 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
                 for row_t in range(t, t + 2 if pair else t + 1):
                     source = tmp2 if row_t != t else tmp
                     slot = row_t % down_ring
+                    if mirrored_terms:
+                        for b in range(ratio):
+                            for k in range(fd):
+                                shift = down * b + k
+                                offsets[k] = ((shift % up) * m_count + shift // up) * c
+                            _down12_mirrored(downs, slot * down_len + b * planes_n * c, down_ring * down_len,
+                                         terms * down_ring * down_len, source, offsets, down_w, planes_n * c)
+                        continue
                     for r in range(terms):
                         for b in range(ratio):
                             for k in range(fd):

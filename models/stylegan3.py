@@ -383,7 +383,8 @@ class SynthesisLayer(torch.nn.Module):
             # A 1x1 convolution is a matrix product over the channels-last pixels (no copy of the input).
             in_channels = x.shape[1]  # may include zero padding channels (see _lean_forward)
             pixels = x[:, :, top:bottom].permute(0, 2, 3, 1).reshape(batch, (bottom - top) * in_w, in_channels)
-            y = torch.matmul(pixels, weights.reshape(batch, -1, in_channels).transpose(1, 2))
+            y = torch.stack([ops.rows_times_weight(pixels[n], weights[n].reshape(-1, in_channels))
+                             for n in range(batch)])
             return y.view(batch, bottom - top, in_w, -1).permute(0, 3, 1, 2)
         pad = self.conv_kernel - 1
         first_in, stop_in = max(top - pad, 0), min(bottom, in_h)

@@ -399,6 +399,30 @@ def test_fused_kernel_equals_reference_on_random_cases(seed, monkeypatch):
         assert max_diff(got, expected) < scale
 
 
+@pytest.mark.parametrize("terms", [2, 3, 4, 5])
+@pytest.mark.parametrize("up", [2, 4])
+def test_fused_kernel_runs_mirrored_terms_together(terms, up, monkeypatch):
+    # R's radial filters: 12x12, mirrored along both axes, 2-4 separable terms, which the kernel
+    # takes in one pass (five terms are left to the per-term loop).
+    from models import cpu_kernels
+
+    gen = torch.Generator().manual_seed(terms * 10 + up)
+    halves = torch.rand([terms, 6], generator=gen, dtype=torch.float64)
+    mirrored = torch.cat([halves, halves.flip(1)], dim=1)
+    fd = torch.einsum("rh,rw->hw", mirrored, mirrored * torch.rand([terms, 1], generator=gen)).float()
+    x = torch.randn([1, 9, 13, 21], generator=gen) * 3
+    args = dict(fu=torch.rand([6 * up], generator=gen), fd=fd, b=torch.randn([9], generator=gen), up=up, down=2,
+                padding=[8, 7, 9, 6], gain=2 ** 0.5, slope=0.2, clamp=4.0)
+    plan = cpu_kernels.Plan(13, 21, args["fu"].numpy(), fd.numpy(), up, 2, args["padding"], args["gain"])
+    assert len(plan.down_w) == terms
+    assert plan.mirrored_terms == (terms <= 4)
+    expected = filtered_lrelu_reference(x, **args)
+    for tile_values, bands in ((cpu_kernels.TILE_VALUES, 1), (40, 3)):
+        monkeypatch.setattr(cpu_kernels, "TILE_VALUES", tile_values)
+        got = fused(x, args, bands)
+        assert max_diff(got, expected) < 1e-5 * (1 + float(expected.abs().max()))
+
+
 def test_radial_filter_splits_into_few_separable_terms():
     from models import cpu_kernels
 
