@@ -164,7 +164,7 @@ class Plan:
         return self._scratch
 
 
-def _kernel(fn):
+def njit_loop(fn):
     """numba.njit with FMA contraction allowed (only that: no reordering of sums), cached on disk
     (beside this file, else in the user's cache directory); nogil, so the UI thread runs meanwhile."""
     if numba is None:
@@ -179,7 +179,7 @@ def _kernel(fn):
 # check in every access keeps LLVM from vectorising the loop (3 against 30 GFLOP/s measured).
 
 
-@_kernel
+@njit_loop
 def _mac(dst, d0, src, offsets, weights, count, n, add):
     """dst[d0 + e] (+)= sum_p weights[p] * src[offsets[p] + e] for e < n: twelve, six or one taps a pass."""
     d0 = np.uint64(d0)
@@ -223,7 +223,7 @@ def _mac(dst, d0, src, offsets, weights, count, n, add):
             dst[d0 + e] = 0.0
 
 
-@_kernel
+@njit_loop
 def _mac6_lrelu(dst, src, offsets, weights, n, slope, clamp):
     """dst[e] = clamp(lrelu(sum of six taps)): the vertical upsampling and the activation in one pass."""
     n = np.uint64(n)
@@ -238,7 +238,7 @@ def _mac6_lrelu(dst, src, offsets, weights, n, slope, clamp):
         dst[e] = min(max(v, -clamp), clamp)
 
 
-@_kernel
+@njit_loop
 def _mac7x2_lrelu(dst, dst2, src, offsets, weights, weights2, n, slope, clamp):
     """Two rows from the same seven source rows: dst = clamp(lrelu(sum weights * src)), dst2 likewise."""
     n = np.uint64(n)
@@ -259,7 +259,7 @@ def _mac7x2_lrelu(dst, dst2, src, offsets, weights, weights2, n, slope, clamp):
         dst2[e] = min(max(v, -clamp), clamp)
 
 
-@_kernel
+@njit_loop
 def _mac12_pair(dst, dst2, d0, src, offsets, weights, n, add):
     """dst[d0+e] (+)= sum_k weights[k] * src[offsets[k] + e] and dst2 the same over offsets[k + 2],
     k < 12: two output rows of a 2x downsampling from the 14 rows they read, each loaded once."""
@@ -283,7 +283,7 @@ def _mac12_pair(dst, dst2, d0, src, offsets, weights, n, add):
         dst2[d0 + e] = dst2[d0 + e] + v2 if add else v2
 
 
-@_kernel
+@njit_loop
 def _down12_mirrored(dst, d0, stride, dummy, src, offsets, taps, n):
     """dst[d0 + r*stride + e] = sum_k taps[r, k] * src[offsets[k] + e] for every term r (2 to 4) of
     12 mirrored taps (taps[r, k] == taps[r, 11 - k]): the source read once for all terms."""
@@ -313,7 +313,7 @@ def _down12_mirrored(dst, d0, stride, dummy, src, offsets, taps, n):
         dst[dd + e] = e0 * p0 + e1 * p1 + e2 * p2 + e3 * p3 + e4 * p4 + e5 * p5
 
 
-@_kernel
+@njit_loop
 def _bias_row(biased, src, bias, j_lo, j_count, in_w, c):
     """biased[j*c + ch] = src[(j_lo + j)*c + ch] + bias[ch]; zero for columns outside 0..in_w-1."""
     c = np.uint64(c)
@@ -329,7 +329,7 @@ def _bias_row(biased, src, bias, j_lo, j_count, in_w, c):
                 biased[at + ch] = 0.0
 
 
-@_kernel
+@njit_loop
 def _interleave(dst, plane, q0, q1, ratio, planes_n, c):
     """Output columns q0..q1-1 of dst from the planes: q = q0 + ratio*n + b is plane b's n-th pixel."""
     c = np.uint64(c)
@@ -343,7 +343,7 @@ def _interleave(dst, plane, q0, q1, ratio, planes_n, c):
                     dst[at + ch] = plane[frm + ch]
 
 
-@_kernel
+@njit_loop
 def _tile_geometry(width, up, down, fd, taps, base_span):
     """For a column tile of `width` outputs: (outputs per output plane, upsampled columns per
     phase plane, input columns read). base_span: how far apart the phases' first inputs are."""
@@ -354,7 +354,7 @@ def _tile_geometry(width, up, down, fd, taps, base_span):
     return planes_n, m_count, m_count + base_span + taps - 1
 
 
-@_kernel
+@njit_loop
 def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top, more_top, up, down, tile,
                          w_base, w_weight, h_base, h_weight, down_w, down_h, mirrored_terms, slope, clamp,
                          biased, rings, ring_row, tmp, tmp2, downs, plane, plane2, offsets, weights, weights2,
@@ -527,7 +527,7 @@ class FirPlan:
                   scale, bias, *self._scratch)
 
 
-@_kernel
+@njit_loop
 def _fir_rows(y, out, c, p0, along_w, along_h, scale, bias, padded, filtered, row, offsets, weights):
     """Row by row: each input row zero-padded, filtered along W (one ring row per term and input row),
     then the output row is the H-filtered sum of the ring rows, times scale, plus bias."""
@@ -574,7 +574,7 @@ def _fir_rows(y, out, c, p0, along_w, along_h, scale, bias, padded, filtered, ro
                 dst[at + ch] = row[at + ch] * scale[ch] + bias[ch]
 
 
-@_kernel
+@njit_loop
 def noise_lrelu_clamp(y, noise, gain, slope, clamp):
     """In place on y [H, W*C] (channels-last rows): add noise [H, W] * gain, leaky ReLU, clamp: one pass."""
     h_count = y.shape[0]

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from models import filtered_lrelu as flrelu
-from models import cpu_kernels
+from models import cpu_kernels, winograd
 from models import ops, stylegan2
 from models.errors import LoadError, RenderCancelled
 
@@ -283,7 +283,7 @@ class SynthesisLayer(torch.nn.Module):
         out_w, out_h = flrelu.output_size(conv_w, conv_h, self.up_filter, self.down_filter,
                                           self.up_factor, self.down_factor, self.padding)
         if self.is_torgb:
-            return flrelu.filtered_lrelu_fast(self._conv_rows(x, weights, 0, conv_h), b=bias, **options)
+            return flrelu.filtered_lrelu_fast(self._row_convolution(x, weights)(0, conv_h), b=bias, **options)
         # The fused kernel works on numpy views: no autograd through it.
         fused = x.dtype == torch.float32 and not torch.is_grad_enabled() and cpu_kernels.supports(
             options["fu"], options["up"], options["down"])
@@ -327,17 +327,18 @@ class SynthesisLayer(torch.nn.Module):
         channels = out.shape[1]
         out_rows = out.permute(0, 2, 3, 1).numpy()  # [N, H, W, C] view of the channels-last output
         bias = bias.detach().contiguous().numpy()
+        conv_rows = self._row_convolution(x, weights)
         band = max(16, FUSED_BAND_VALUES // max(1, conv_w * channels * plan.up // plan.down))
         kept, kept_top = None, 0  # the previous band's new convolution rows, from row kept_top
         for o0, o1 in flrelu.even_splits(plan.out_h, band):
             top, bottom = plan.input_rows(o0, o1)
             if kept is None or top < kept_top:
-                fresh_top, fresh = top, self._conv_rows(x, weights, top, bottom)
+                fresh_top, fresh = top, conv_rows(top, bottom)
                 pieces = [(fresh, fresh_top)]
             else:
                 # Rows the previous band convolved are read from there, not convolved or copied again.
                 fresh_top = kept_top + kept.shape[2]
-                fresh = self._conv_rows(x, weights, fresh_top, bottom) if bottom > fresh_top else None
+                fresh = conv_rows(fresh_top, bottom) if bottom > fresh_top else None
                 pieces = [(kept, kept_top)] + ([(fresh, fresh_top)] if fresh is not None else [])
             arrays = [(piece.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).numpy(), row)
                       for piece, row in pieces]
@@ -349,12 +350,13 @@ class SynthesisLayer(torch.nn.Module):
             if fresh is not None:
                 kept, kept_top = fresh, fresh_top
 
-    def _conv_band(self, x, weights, top, bottom, kept, kept_top):
+    @staticmethod
+    def _conv_band(conv_rows, top, bottom, kept, kept_top):
         """Convolution rows top..bottom-1 (channels-last), reusing the rows of `kept` (from kept_top)."""
         done = max(kept_top + kept.shape[2] if kept is not None else top, top)
         if kept is not None and done >= bottom:
             return kept[:, :, top - kept_top:bottom - kept_top]
-        fresh = self._conv_rows(x, weights, done, bottom)
+        fresh = conv_rows(done, bottom)
         if kept is not None and done > top:
             fresh = torch.cat([kept[:, :, top - kept_top:done - kept_top], fresh], dim=2)
         return fresh.contiguous(memory_format=torch.channels_last)
@@ -367,36 +369,54 @@ class SynthesisLayer(torch.nn.Module):
         conv_h, conv_w = in_h + self.conv_kernel - 1, in_w + self.conv_kernel - 1
         plan = flrelu.TilePlan([batch, channels, conv_h, conv_w], x.dtype, x.device, options["fu"],
                                options["fd"], options["up"], options["down"], options["padding"], options["gain"])
+        conv_rows = self._row_convolution(x, weights)
         kept, kept_top = None, 0  # convolution rows kept_top.. of the previous tile
         for rows in plan.row_tiles:
             top, bottom = plan.input_rows(rows)
-            fresh = self._conv_band(x, weights, top, bottom, kept, kept_top)
+            fresh = self._conv_band(conv_rows, top, bottom, kept, kept_top)
             plan.fill_rows(out, fresh, bias, rows, options["slope"], options["clamp"], x_top=top)
             kept, kept_top = fresh, top
 
-    def _conv_rows(self, x, weights, top, bottom):
-        """Rows top..bottom-1 of the padded (k-1) convolution's output, all channels, channels-last."""
-        batch = x.shape[0]
-        in_h, in_w = x.shape[2:]
+    def _row_convolution(self, x, weights):
+        """A function (top, bottom) -> rows top..bottom-1 of the padded (k-1) convolution's output, all
+        channels, channels-last: a matrix product for 1x1 kernels, Winograd's F(4x4, 3x3) for 3x3
+        ones where it pays (float32 without autograd, enough channels and pixels), else oneDNN's
+        direct convolution. The weights are prepared once here, not per band of rows."""
+        batch, in_channels, in_h, in_w = x.shape  # in_channels may include zero padding (_lean_forward)
         weights = weights.to(x.dtype)
-        if self.conv_kernel == 1:
-            # A 1x1 convolution is a matrix product over the channels-last pixels (no copy of the input).
-            in_channels = x.shape[1]  # may include zero padding channels (see _lean_forward)
-            pixels = x[:, :, top:bottom].permute(0, 2, 3, 1).reshape(batch, (bottom - top) * in_w, in_channels)
-            y = torch.stack([ops.rows_times_weight(pixels[n], weights[n].reshape(-1, in_channels))
-                             for n in range(batch)])
-            return y.view(batch, bottom - top, in_w, -1).permute(0, 3, 1, 2)
         pad = self.conv_kernel - 1
-        first_in, stop_in = max(top - pad, 0), min(bottom, in_h)
-        # Rows at the image's top or bottom edge read zeros: let the convolution pad both ends then
-        # (and drop the rows it computes at the other end) rather than copying the band padded.
-        pad_h = pad if top < pad or bottom > in_h else 0
-        first = top - first_in - (pad - pad_h)  # output row of conv row `top`
-        band = x[:, :, first_in:stop_in]
-        rows = [F.conv2d(band[n:n + 1], weights[n].contiguous(memory_format=torch.channels_last),
-                         padding=(pad_h, pad))[:, :, first:first + bottom - top]
-                for n in range(batch)]
-        return rows[0] if batch == 1 else torch.cat(rows)
+        if self.conv_kernel == 1:
+            def matrix_product(top, bottom):  # over the channels-last pixels, without copying them
+                pixels = x[:, :, top:bottom].permute(0, 2, 3, 1).reshape(batch, (bottom - top) * in_w, in_channels)
+                y = torch.stack([ops.rows_times_weight(pixels[n], weights[n].reshape(-1, in_channels))
+                                 for n in range(batch)])
+                return y.view(batch, bottom - top, in_w, -1).permute(0, 3, 1, 2)
+            return matrix_product
+        if winograd.worthwhile(x, weights.shape[1], self.conv_kernel):
+            prepared = [winograd.transform_weight(weights[n]) for n in range(batch)]
+            pixels = x.permute(0, 2, 3, 1).numpy()
+
+            def winograd_rows(top, bottom):
+                out = torch.empty([batch, weights.shape[1], bottom - top, in_w + pad],
+                                  memory_format=torch.channels_last)
+                rows = out.permute(0, 2, 3, 1).numpy()
+                for n in range(batch):
+                    winograd.conv3x3_rows(pixels[n], prepared[n], top - pad, bottom - top, pad, rows[n])
+                return out
+            return winograd_rows
+        per_sample = [weights[n].contiguous(memory_format=torch.channels_last) for n in range(batch)]
+
+        def direct(top, bottom):
+            first_in, stop_in = max(top - pad, 0), min(bottom, in_h)
+            # Rows at the image's top or bottom edge read zeros: let the convolution pad both ends then
+            # (and drop the rows it computes at the other end) rather than copying the band padded.
+            pad_h = pad if top < pad or bottom > in_h else 0
+            first = top - first_in - (pad - pad_h)  # output row of conv row `top`
+            band = x[:, :, first_in:stop_in]
+            rows = [F.conv2d(band[n:n + 1], per_sample[n], padding=(pad_h, pad))[:, :, first:first + bottom - top]
+                    for n in range(batch)]
+            return rows[0] if batch == 1 else torch.cat(rows)
+        return direct
 
     def extra_repr(self):
         return (f"w_dim={self.w_dim}, is_torgb={self.is_torgb}, is_critically_sampled={self.is_critically_sampled}, "

@@ -26,13 +26,14 @@ def one_torch_thread():
 @pytest.fixture(scope="session", autouse=True)
 def numba_loops_on_small_networks():
     """The app keeps small StyleGAN2 tensors on torch passes (no compile wait for the default
-    model); the test networks are small, and the loops must be what they test."""
-    from models import fast_stylegan2
+    model) and small convolutions direct; the test networks are small, and the loops and
+    Winograd's convolutions must be what they test."""
+    from models import fast_stylegan2, winograd
 
-    before = fast_stylegan2.FUSED_MIN_VALUES
-    fast_stylegan2.FUSED_MIN_VALUES = 0
+    before = fast_stylegan2.FUSED_MIN_VALUES, winograd.MIN_CHANNELS, winograd.MIN_PIXELS
+    fast_stylegan2.FUSED_MIN_VALUES = winograd.MIN_CHANNELS = winograd.MIN_PIXELS = 0
     yield
-    fast_stylegan2.FUSED_MIN_VALUES = before
+    fast_stylegan2.FUSED_MIN_VALUES, winograd.MIN_CHANNELS, winograd.MIN_PIXELS = before
 
 
 @pytest.fixture(scope="session")
