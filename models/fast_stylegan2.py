@@ -24,7 +24,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from models import cpu_kernels, ops
+from models import cpu_kernels, ops, winograd
 
 
 def usable(x, w, module):
@@ -115,7 +115,21 @@ def layer_before_noise(layer, x, w, gain=1):
     # Scale whichever is smaller per frame: the weight, or the input activations (low resolutions).
     modulate_input = x[0].numel() < layer.weight.numel()
 
-    if layer.up == 1 and modulate_input:
+    if layer.up == 1 and winograd.worthwhile(x, out_channels, kernel):
+        # Winograd (a quarter of the multiplies): the fixed weight's transform kept, the styles on
+        # the input, at low resolutions; the small modulated weight transformed per frame at high ones.
+        if modulate_input:
+            x = x * styles.reshape(1, -1, 1, 1)
+            transformed = tables.get("winograd")
+            if transformed is None:
+                transformed = tables["winograd"] = winograd.transform_weight(layer.weight)
+        else:
+            transformed = winograd.transform_weight(layer.weight * styles.reshape(1, -1, 1, 1))
+        x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.empty([1, out_channels, *x.shape[2:]], memory_format=torch.channels_last)
+        winograd.conv3x3_rows(x[0].permute(1, 2, 0).numpy(), transformed, -pad, x.shape[2], pad,
+                              y[0].permute(1, 2, 0).numpy(), out_scale.detach().numpy(), bias.detach().numpy())
+    elif layer.up == 1 and modulate_input:
         y = _fixed_conv(tables, x * styles.reshape(1, -1, 1, 1), pad, transposed=False)
         y = torch.addcmul(bias.reshape(1, -1, 1, 1), y, out_scale.reshape(1, -1, 1, 1))
     elif layer.up == 1:

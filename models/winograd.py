@@ -106,11 +106,12 @@ def worthwhile(x, out_channels, kernel):
             and x.shape[2] * x.shape[3] >= MIN_PIXELS)
 
 
-def conv3x3_rows(x, u, row_offset, out_rows, pad_w, out=None):
+def conv3x3_rows(x, u, row_offset, out_rows, pad_w, out=None, scale=None, bias=None):
     """out [out_rows, Wo, O] (numpy, float32) = a 3x3 stride-1 correlation of x [H, W, I] with weights
     u [36, O, I] (transform_weight's), where output row o reads input rows row_offset + o + (0, 1, 2) and
     output column q reads input columns q - pad_w + (0, 1, 2), zero outside the input; Wo = W +
-    2 pad_w - 2. x is a C-contiguous channels-last numpy array.
+    2 pad_w - 2. x is a C-contiguous channels-last numpy array. scale, bias [O] (optional): each
+    output channel times scale plus bias, applied as the values are written.
     """
     in_h, in_w, in_channels = x.shape
     out_channels = u.shape[1]
@@ -126,6 +127,8 @@ def conv3x3_rows(x, u, row_offset, out_rows, pad_w, out=None):
     plane = (tiles_x + 1) * in_channels  # one phase of a padded row: columns 4 p + phase
     rows_in = np.zeros([2 * n, TILE * plane], np.float32)
     q = np.empty([n * TILE, tiles_x * out_channels], np.float32)
+    scale = np.ones(out_channels, np.float32) if scale is None else np.ascontiguousarray(scale, np.float32)
+    bias = np.zeros(out_channels, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
     flat_x = x.reshape(in_h, in_w * in_channels)
     flat_out = out.reshape(out_rows, out_w * out_channels)
     for ty0 in range(0, tiles_y, band):
@@ -134,7 +137,7 @@ def conv3x3_rows(x, u, row_offset, out_rows, pad_w, out=None):
         tiles = count * tiles_x
         products = tuple(ops.rows_times_weight(torch.from_numpy(v[k, :tiles * in_channels]).view(tiles, in_channels),
                                                u[k]).numpy().reshape(-1) for k in range(n * n))
-        _output_tiles(products, out_channels, flat_out, TILE * ty0, count, tiles_x, _A_T, q)
+        _output_tiles(products, out_channels, flat_out, TILE * ty0, count, tiles_x, _A_T, q, scale, bias)
     return out
 
 
@@ -194,9 +197,10 @@ def _input_tiles(x, c, row0, pad_w, tile_rows, tiles_x, b_t, v, rows_in):
 
 
 @njit_loop
-def _output_tiles(products, c, out, out_row0, tile_rows, tiles_x, a_t, q):
+def _output_tiles(products, c, out, out_row0, tile_rows, tiles_x, a_t, q, scale, bias):
     """out rows out_row0 + 4 ty + i, columns 4 tx + j = (A^T M A)[i, j] of the tiles' 36 products
-    (products[a*6 + b][t*c + ch], t = ty * tiles_x + tx); what falls beyond the output is dropped.
+    (products[a*6 + b][t*c + ch], t = ty * tiles_x + tx), times scale[ch] plus bias[ch]; what falls
+    beyond the output is dropped.
 
     Per tile row: combined along W into q[a*4 + j] (runs over all tiles), then along H straight
     into the output rows."""
@@ -229,9 +233,9 @@ def _output_tiles(products, c, out, out_row0, tile_rows, tiles_x, a_t, q):
                     at = np.uint64(col) * uc
                     frm = np.uint64(tx) * uc
                     for ch in range(uc):
-                        dst[at + ch] = (c0 * q[j, frm + ch] + c1 * q[4 + j, frm + ch] + c2 * q[8 + j, frm + ch]
-                                        + c3 * q[12 + j, frm + ch] + c4 * q[16 + j, frm + ch]
-                                        + c5 * q[20 + j, frm + ch])
+                        v = (c0 * q[j, frm + ch] + c1 * q[4 + j, frm + ch] + c2 * q[8 + j, frm + ch]
+                             + c3 * q[12 + j, frm + ch] + c4 * q[16 + j, frm + ch] + c5 * q[20 + j, frm + ch])
+                        dst[at + ch] = v * scale[ch] + bias[ch]
 
 
 @njit_loop

@@ -60,8 +60,13 @@ def test_convolution_equals_float64_on_random_cases(seed, monkeypatch):
     x = (rng.standard_normal([in_h, in_w, in_channels]) * 3).astype(np.float32)
     weight = torch.from_numpy(rng.standard_normal([out_channels, in_channels, 3, 3]).astype(np.float32))
     weight /= 3 * in_channels ** 0.5  # demodulated weights: outputs of the inputs' magnitude
-    got = winograd.conv3x3_rows(x, winograd.transform_weight(weight), row_offset, out_rows, pad_w)
+    scale = bias = None
     expected = reference_rows(x, weight, row_offset, out_rows, pad_w)
+    if seed % 3 == 0:  # StyleGAN2's demodulation and bias, applied as the outputs are written
+        scale, bias = (rng.standard_normal(out_channels).astype(np.float32) for _ in range(2))
+        expected = expected * scale + bias
+    got = winograd.conv3x3_rows(x, winograd.transform_weight(weight), row_offset, out_rows, pad_w,
+                                scale=scale, bias=bias)
     assert got.shape == expected.shape == (out_rows, in_w + 2 * pad_w - 2, out_channels)
     # Float32 with the transforms' rounding: ~1e-6 relative, well inside this.
     assert np.abs(got - expected).max() < 2e-5 * (1 + np.abs(expected).max())
