@@ -20,6 +20,8 @@ except ImportError:  # pragma: no cover - exercised only where numba cannot be i
 # Output columns per column tile, times channels: a tile's rows (upsampled input rows, filtered
 # rows) then fit the core's L2 cache together.
 TILE_VALUES = 8192
+# Output rows downsampled along H together (12-tap 2x filters): they share most of the rows they read.
+OUTPUT_GROUP = 4
 # A 2-D (radial) down filter is split into separable terms (SVD) until what is left sums, in
 # absolute value, to this fraction of the filter: an error below float32 rounding of the result
 # (radial filters of StyleGAN3-R: 3-4 terms instead of 144 taps).
@@ -133,8 +135,8 @@ class Plan:
         _filtered_lrelu_rows(x.reshape(x.shape[0], -1), more.reshape(more.shape[0], -1), bias,
                              out.reshape(out.shape[0], -1), channels,
                              self.in_h, self.in_w, o0, o1, x_top, more_top, self.up, self.down, tile,
-                             self.w_base, self.w_weight, self.h_base, self.h_weight, self.down_w, self.down_h, self.mirrored_terms,
-                             np.float32(slope), np.float32(math.inf if clamp is None else clamp),
+                             self.w_base, self.w_weight, self.h_base, self.h_weight, self.down_w, self.down_h,
+                             self.mirrored_terms, np.float32(slope), np.float32(math.inf if clamp is None else clamp),
                              *self.scratch(channels, tile))
 
     def scratch(self, channels, tile):
@@ -155,10 +157,11 @@ class Plan:
                              np.zeros(up_ring, np.int64),  # which input row each ring slot holds
                              np.zeros(row_len, np.float32), np.zeros(row_len, np.float32),  # filtered rows
                              # ring of W-downsampled rows, and a row where _down12_mirrored's unused terms go
-                             np.zeros((terms * (fd + down) + 1) * down_len, np.float32),
-                             np.zeros(down_len, np.float32), np.zeros(down_len, np.float32),  # output rows, planar
-                             np.zeros(max(taps + 1, terms * fd, fd + down), np.int64),
-                             np.zeros(max(taps + 1, terms * fd, fd + down), np.float32), np.zeros(taps + 1, np.float32),
+                             np.zeros((terms * _down_ring(fd, down) + 1) * down_len, np.float32),
+                             np.zeros((OUTPUT_GROUP, down_len), np.float32),  # output rows, planar
+                             np.zeros(max(taps + 1, terms * fd, _down_ring(fd, down)), np.int64),
+                             np.zeros(max(taps + 1, terms * fd, _down_ring(fd, down)), np.float32),
+                             np.zeros(taps + 1, np.float32),
                              np.zeros(taps, np.int64), np.zeros(taps, np.float32))
             self._scratch_key = key
         return self._scratch
@@ -284,6 +287,44 @@ def _mac12_pair(dst, dst2, d0, src, offsets, weights, n, add):
 
 
 @njit_loop
+def _mac12_quad(d0, d1, d2, d3, at, src, offsets, weights, n, add):
+    """d_j[at+e] (+)= sum_k weights[k] * src[offsets[2j + k] + e], k < 12, j < 4: four output rows of a
+    2x downsampling from the 18 rows they read, each loaded once (4.5 loads an output, not 7)."""
+    n = np.uint64(n)
+    at = np.uint64(at)
+    w0, w1, w2, w3, w4, w5 = weights[0], weights[1], weights[2], weights[3], weights[4], weights[5]
+    w6, w7, w8, w9, w10, w11 = weights[6], weights[7], weights[8], weights[9], weights[10], weights[11]
+    s0, s1, s2, s3 = np.uint64(offsets[0]), np.uint64(offsets[1]), np.uint64(offsets[2]), np.uint64(offsets[3])
+    s4, s5, s6, s7 = np.uint64(offsets[4]), np.uint64(offsets[5]), np.uint64(offsets[6]), np.uint64(offsets[7])
+    s8, s9, s10, s11 = np.uint64(offsets[8]), np.uint64(offsets[9]), np.uint64(offsets[10]), np.uint64(offsets[11])
+    s12, s13, s14 = np.uint64(offsets[12]), np.uint64(offsets[13]), np.uint64(offsets[14])
+    s15, s16, s17 = np.uint64(offsets[15]), np.uint64(offsets[16]), np.uint64(offsets[17])
+    for e in range(n):
+        x0, x1, x2, x3, x4, x5 = src[s0 + e], src[s1 + e], src[s2 + e], src[s3 + e], src[s4 + e], src[s5 + e]
+        x6, x7, x8, x9, x10, x11 = src[s6 + e], src[s7 + e], src[s8 + e], src[s9 + e], src[s10 + e], src[s11 + e]
+        x12, x13, x14, x15 = src[s12 + e], src[s13 + e], src[s14 + e], src[s15 + e]
+        x16, x17 = src[s16 + e], src[s17 + e]
+        v0 = (w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5
+              + w6 * x6 + w7 * x7 + w8 * x8 + w9 * x9 + w10 * x10 + w11 * x11)
+        v1 = (w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7
+              + w6 * x8 + w7 * x9 + w8 * x10 + w9 * x11 + w10 * x12 + w11 * x13)
+        v2 = (w0 * x4 + w1 * x5 + w2 * x6 + w3 * x7 + w4 * x8 + w5 * x9
+              + w6 * x10 + w7 * x11 + w8 * x12 + w9 * x13 + w10 * x14 + w11 * x15)
+        v3 = (w0 * x6 + w1 * x7 + w2 * x8 + w3 * x9 + w4 * x10 + w5 * x11
+              + w6 * x12 + w7 * x13 + w8 * x14 + w9 * x15 + w10 * x16 + w11 * x17)
+        d0[at + e] = d0[at + e] + v0 if add else v0
+        d1[at + e] = d1[at + e] + v1 if add else v1
+        d2[at + e] = d2[at + e] + v2 if add else v2
+        d3[at + e] = d3[at + e] + v3 if add else v3
+
+
+@njit_loop
+def _down_ring(fd, down):
+    """W-downsampled rows kept per term: what a group of OUTPUT_GROUP output rows reads."""
+    return fd + down * (OUTPUT_GROUP - 1)
+
+
+@njit_loop
 def _down12_mirrored(dst, d0, stride, dummy, src, offsets, taps, n):
     """dst[d0 + r*stride + e] = sum_k taps[r, k] * src[offsets[k] + e] for every term r (2 to 4) of
     12 mirrored taps (taps[r, k] == taps[r, 11 - k]): the source read once for all terms."""
@@ -357,7 +398,7 @@ def _tile_geometry(width, up, down, fd, taps, base_span):
 @njit_loop
 def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top, more_top, up, down, tile,
                          w_base, w_weight, h_base, h_weight, down_w, down_h, mirrored_terms, slope, clamp,
-                         biased, rings, ring_row, tmp, tmp2, downs, plane, plane2, offsets, weights, weights2,
+                         biased, rings, ring_row, tmp, tmp2, downs, planes, offsets, weights, weights2,
                          w_offsets, w_weights):
     """Per column tile, stream output rows o0..o1-1, keeping the few upsampled input rows and
     filtered rows they need in ring buffers (each computed once per tile); the buffers come from
@@ -373,7 +414,7 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
     terms, fd = down_w.shape
     out_w = out.shape[1] // c
     up_ring = ring_row.shape[0]
-    down_ring = fd + down  # W-downsampled rows kept: what two output rows read
+    down_ring = _down_ring(fd, down)
     base_span = w_base.max() - w_base.min()
     for q0 in range(0, out_w, tile):
         q1 = min(q0 + tile, out_w)
@@ -390,9 +431,11 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
         t_next = down * o0
         o = o0
         while o < o1:
-            # Two output rows at once where the shapes allow: they read 12 of the same 14 rows.
-            pair_out = fd == 12 and down == 2 and o + 1 < o1
-            last_t = down * (o + 1) + fd if pair_out else down * o + fd
+            # Four (or two) output rows at once where the shapes allow: they read 18 (14) rows, 12 each.
+            group = 1
+            if fd == 12 and down == 2:
+                group = OUTPUT_GROUP if o + OUTPUT_GROUP - 1 < o1 else (2 if o + 1 < o1 else 1)
+            last_t = down * (o + group - 1) + fd
             while t_next < last_t:
                 t = t_next
                 # Two upsampled rows at once where both are due: they read 6 of the same 7 ring rows,
@@ -468,20 +511,27 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
                                  fd, planes_n * c, False)
                 t_next += 2 if pair else 1
             # Downsample along H, then back from planes to interleaved columns in the output row.
-            if pair_out:
+            if group > 1:
                 for r in range(terms):  # one pass per separable term, summed
-                    for k in range(fd + down):
+                    for k in range(fd + down * (group - 1)):
                         offsets[k] = (r * down_ring + (down * o + k) % down_ring) * down_len
                     for k in range(fd):
                         weights[k] = down_h[r, k]
                     if ratio == 1:  # one plane: already the output's layout
-                        _mac12_pair(out[o], out[o + 1], q0 * c, downs, offsets, weights, (q1 - q0) * c, r > 0)
+                        if group == 4:
+                            _mac12_quad(out[o], out[o + 1], out[o + 2], out[o + 3], q0 * c, downs, offsets, weights,
+                                        (q1 - q0) * c, r > 0)
+                        else:
+                            _mac12_pair(out[o], out[o + 1], q0 * c, downs, offsets, weights, (q1 - q0) * c, r > 0)
+                    elif group == 4:
+                        _mac12_quad(planes[0], planes[1], planes[2], planes[3], 0, downs, offsets, weights, down_len,
+                                    r > 0)
                     else:
-                        _mac12_pair(plane, plane2, 0, downs, offsets, weights, down_len, r > 0)
+                        _mac12_pair(planes[0], planes[1], 0, downs, offsets, weights, down_len, r > 0)
                 if ratio != 1:
-                    _interleave(out[o], plane, q0, q1, ratio, planes_n, c)
-                    _interleave(out[o + 1], plane2, q0, q1, ratio, planes_n, c)
-                o += 2
+                    for g in range(group):
+                        _interleave(out[o + g], planes[g], q0, q1, ratio, planes_n, c)
+                o += group
                 continue
             count = 0
             for r in range(terms):
@@ -492,8 +542,8 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
             if ratio == 1:
                 _mac(out[o], q0 * c, downs, offsets, weights, count, (q1 - q0) * c, False)
             else:
-                _mac(plane, 0, downs, offsets, weights, count, down_len, False)
-                _interleave(out[o], plane, q0, q1, ratio, planes_n, c)
+                _mac(planes[0], 0, downs, offsets, weights, count, down_len, False)
+                _interleave(out[o], planes[0], q0, q1, ratio, planes_n, c)
             o += 1
 
 

@@ -17,7 +17,7 @@ CHANNEL_VECTOR = 16
 PADDED_ATTRIBUTE = "channel_padded"
 # Values of convolution output per band of rows that the fused filter takes at once: large bands
 # keep the convolutions efficient and the filter's overlap between bands small (~4%), at ~32 MB.
-FUSED_BAND_VALUES = 1 << 23
+FUSED_BAND_VALUES = 1 << 22
 
 # Keyword arguments each part of NVIDIA's Generator accepts (training-only ones included, ignored).
 MAPPING_OPTIONS = {"num_layers", "lr_multiplier", "w_avg_beta", "freeze_layers", "freeze_embed"}

@@ -417,7 +417,8 @@ def test_fused_kernel_runs_mirrored_terms_together(terms, up, monkeypatch):
     assert len(plan.down_w) == terms
     assert plan.mirrored_terms == (terms <= 4)
     expected = filtered_lrelu_reference(x, **args)
-    for tile_values, bands in ((cpu_kernels.TILE_VALUES, 1), (40, 3)):
+    # Bands of 3-5 output rows: groups of four, two and single output rows, each in its own pass.
+    for tile_values, bands in ((cpu_kernels.TILE_VALUES, 1), (40, 3), (cpu_kernels.TILE_VALUES, 5)):
         monkeypatch.setattr(cpu_kernels, "TILE_VALUES", tile_values)
         got = fused(x, args, bands)
         assert max_diff(got, expected) < 1e-5 * (1 + float(expected.abs().max()))
