@@ -341,6 +341,18 @@ def _down12_mirrored(dst, d0, stride, dummy, src, offsets, taps, n):
     s0, s1, s2, s3 = np.uint64(offsets[0]), np.uint64(offsets[1]), np.uint64(offsets[2]), np.uint64(offsets[3])
     s4, s5, s6, s7 = np.uint64(offsets[4]), np.uint64(offsets[5]), np.uint64(offsets[6]), np.uint64(offsets[7])
     s8, s9, s10, s11 = np.uint64(offsets[8]), np.uint64(offsets[9]), np.uint64(offsets[10]), np.uint64(offsets[11])
+    if terms == 3:  # most of R's layers: the same loop without the fourth term's work
+        for e in range(n):
+            p0 = src[s0 + e] + src[s11 + e]
+            p1 = src[s1 + e] + src[s10 + e]
+            p2 = src[s2 + e] + src[s9 + e]
+            p3 = src[s3 + e] + src[s8 + e]
+            p4 = src[s4 + e] + src[s7 + e]
+            p5 = src[s5 + e] + src[s6 + e]
+            dst[da + e] = a0 * p0 + a1 * p1 + a2 * p2 + a3 * p3 + a4 * p4 + a5 * p5
+            dst[db + e] = b0 * p0 + b1 * p1 + b2 * p2 + b3 * p3 + b4 * p4 + b5 * p5
+            dst[dc + e] = c0 * p0 + c1 * p1 + c2 * p2 + c3 * p3 + c4 * p4 + c5 * p5
+        return
     for e in range(n):
         p0 = src[s0 + e] + src[s11 + e]
         p1 = src[s1 + e] + src[s10 + e]
