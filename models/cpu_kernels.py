@@ -8,7 +8,9 @@ along H, is one long multiply-add over contiguous memory (what the compiler vect
 a short loop over one pixel's channels.
 """
 
+import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -31,6 +33,28 @@ RANK_TOLERANCE = 1e-6
 def available():
     """True when the fused kernel can run here."""
     return numba is not None
+
+
+_pool = None
+
+
+def run_parallel(jobs):
+    """Run the callables at once on a shared pool of threads (the loops release the GIL) and return
+    when all are done; a failure in any is raised here. One job runs on the calling thread."""
+    global _pool
+    if len(jobs) == 1:
+        jobs[0]()
+        return
+    if _pool is None or _pool._max_workers < len(jobs):
+        _pool = ThreadPoolExecutor(len(jobs), thread_name_prefix="cpu-loops")
+    for future in [_pool.submit(job) for job in jobs]:
+        future.result()
+
+
+def split(count, parts):
+    """[(begin, end)] of at most `parts` nearly equal, non-empty runs covering range(count)."""
+    parts = max(1, min(parts, count))
+    return [(count * i // parts, count * (i + 1) // parts) for i in range(parts)]
 
 
 def supports(fu, up, down):
@@ -118,12 +142,13 @@ class Plan:
         first, stop = max(first, 0), min(last + 1, self.in_h)
         return first, max(stop, first)
 
-    def run(self, x, bias, out, o0, o1, x_top, slope, clamp, more=None, more_top=None):
+    def run(self, x, bias, out, o0, o1, x_top, slope, clamp, more=None, more_top=None, workers=1):
         """Output rows o0..o1-1 into out [out_h, out_w, C] from x [rows, in_w, C] holding input rows
         x_top.. (at least input_rows(o0, o1)); float32, C-contiguous numpy arrays (channels last).
 
         The rows may come in two pieces: x for rows x_top..more_top-1, `more` from more_top on (the
-        caller's previous band and its new rows, without copying them into one array).
+        caller's previous band and its new rows, without copying them into one array). workers:
+        threads to split the column tiles over, each with its own scratch.
         """
         if more is None:
             more, more_top = x, x_top + x.shape[0]
@@ -132,18 +157,26 @@ class Plan:
         channels = x.shape[2]
         ratio = self.up // self.down
         tile = max(ratio, (TILE_VALUES // max(channels, 1)) // ratio * ratio)
-        _filtered_lrelu_rows(x.reshape(x.shape[0], -1), more.reshape(more.shape[0], -1), bias,
-                             out.reshape(out.shape[0], -1), channels,
-                             self.in_h, self.in_w, o0, o1, x_top, more_top, self.up, self.down, tile,
-                             self.w_base, self.w_weight, self.h_base, self.h_weight, self.down_w, self.down_h,
-                             self.mirrored_terms, np.float32(slope), np.float32(math.inf if clamp is None else clamp),
-                             *self.scratch(channels, tile))
+        out_w = out.shape[1]
+        jobs = []
+        for worker, (first, stop) in enumerate(split(-(-out_w // tile), workers)):
+            jobs.append(functools.partial(
+                _filtered_lrelu_rows, x.reshape(x.shape[0], -1), more.reshape(more.shape[0], -1), bias,
+                out.reshape(out.shape[0], -1), channels, self.in_h, self.in_w, o0, o1, x_top, more_top,
+                self.up, self.down, tile, first * tile, min(stop * tile, out_w),
+                self.w_base, self.w_weight, self.h_base, self.h_weight, self.down_w, self.down_h,
+                self.mirrored_terms, np.float32(slope), np.float32(math.inf if clamp is None else clamp),
+                *self.scratch(channels, tile, worker)))
+        run_parallel(jobs)
 
-    def scratch(self, channels, tile):
-        """The kernel's buffers for this many channels and tile width, made once and kept: allocated
-        per tile, between the frame's big tensors, they would fragment the heap."""
+    def scratch(self, channels, tile, worker=0):
+        """The kernel's buffers for this many channels and tile width (one set per worker thread),
+        made once and kept: allocated per tile, between the frame's big tensors, they would
+        fragment the heap."""
         key = (channels, tile)
         if getattr(self, "_scratch_key", None) != key:
+            self._scratch_key, self._scratch = key, {}
+        if worker not in self._scratch:
             up, down, c = self.up, self.down, channels
             taps = self.w_weight.shape[1]
             terms, fd = self.down_w.shape
@@ -152,7 +185,7 @@ class Plan:
             row_len = up * m_count * c
             down_len = (up // down) * planes_n * c
             up_ring = taps + 4  # upsampled input rows kept: a pair of filtered rows reads 7
-            self._scratch = (np.zeros(j_count * c, np.float32),  # biased input row
+            self._scratch[worker] = (np.zeros(j_count * c, np.float32),  # biased input row
                              np.zeros((up_ring + 1) * row_len, np.float32),  # ring of upsampled rows + a zero row
                              np.zeros(up_ring, np.int64),  # which input row each ring slot holds
                              np.zeros(row_len, np.float32), np.zeros(row_len, np.float32),  # filtered rows
@@ -163,8 +196,7 @@ class Plan:
                              np.zeros(max(taps + 1, terms * fd, _down_ring(fd, down)), np.float32),
                              np.zeros(taps + 1, np.float32),
                              np.zeros(taps, np.int64), np.zeros(taps, np.float32))
-            self._scratch_key = key
-        return self._scratch
+        return self._scratch[worker]
 
 
 def njit_loop(fn):
@@ -409,10 +441,12 @@ def _tile_geometry(width, up, down, fd, taps, base_span):
 
 @njit_loop
 def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top, more_top, up, down, tile,
+                         q_begin, q_end,
                          w_base, w_weight, h_base, h_weight, down_w, down_h, mirrored_terms, slope, clamp,
                          biased, rings, ring_row, tmp, tmp2, downs, planes, offsets, weights, weights2,
                          w_offsets, w_weights):
-    """Per column tile, stream output rows o0..o1-1, keeping the few upsampled input rows and
+    """Per column tile of output columns q_begin..q_end-1, stream output rows o0..o1-1, keeping the
+    few upsampled input rows and
     filtered rows they need in ring buffers (each computed once per tile); the buffers come from
     Plan.scratch, sized for the widest tile.
 
@@ -424,12 +458,11 @@ def _filtered_lrelu_rows(x, more, bias, out, channels, in_h, in_w, o0, o1, x_top
     ratio = up // down
     taps = w_weight.shape[1]
     terms, fd = down_w.shape
-    out_w = out.shape[1] // c
     up_ring = ring_row.shape[0]
     down_ring = _down_ring(fd, down)
     base_span = w_base.max() - w_base.min()
-    for q0 in range(0, out_w, tile):
-        q1 = min(q0 + tile, out_w)
+    for q0 in range(q_begin, q_end, tile):
+        q1 = min(q0 + tile, q_end)
         # planes_n outputs per output plane b (q = q0 + ratio*n + b)
         planes_n, m_count, j_count = _tile_geometry(q1 - q0, up, down, fd, taps, base_span)
         s0 = down * q0  # a multiple of up: phase a of upsampled column s is (s - s0) % up
@@ -572,40 +605,49 @@ class FirPlan:
         self.p0, self.p1, self.taps = p0, p1, self.along_w.shape[1]
         self._scratch_key = None
 
-    def run(self, y, out, scale, bias):
-        """out [H, W, C] = scale[c] * FIR(y [H1, W1, C]) + bias[c]; C-contiguous float32 arrays."""
+    def run(self, y, out, scale, bias, workers=1):
+        """out [H, W, C] = scale[c] * FIR(y [H1, W1, C]) + bias[c]; C-contiguous float32 arrays.
+        workers: threads to split the output rows over, each with its own scratch."""
         if not (y.flags.c_contiguous and out.flags.c_contiguous):
             raise ValueError("the FIR kernel needs C-contiguous (channels-last) rows")
         c = y.shape[2]
         key = (y.shape[1], c)
         if self._scratch_key != key:
-            row = (y.shape[1] + self.p0 + self.p1) * c
-            self._scratch = (np.zeros(row, np.float32),  # one input row, zero-padded
-                             np.zeros(len(self.along_w) * (self.taps + 1) * out.shape[1] * c, np.float32),
-                             np.zeros(out.shape[1] * c, np.float32), np.zeros(self.taps * len(self.along_w), np.int64),
-                             np.zeros(self.taps * len(self.along_w), np.float32))
-            self._scratch_key = key
-        _fir_rows(y.reshape(y.shape[0], -1), out.reshape(out.shape[0], -1), c, self.p0, self.along_w, self.along_h,
-                  scale, bias, *self._scratch)
+            self._scratch_key, self._scratch = key, {}
+        parts = split(out.shape[0], workers)
+        for worker in range(len(parts)):
+            if worker not in self._scratch:
+                row = (y.shape[1] + self.p0 + self.p1) * c
+                terms_taps = self.taps * len(self.along_w)
+                self._scratch[worker] = (
+                    np.zeros(row, np.float32),  # one input row, zero-padded
+                    np.zeros(len(self.along_w) * (self.taps + 1) * out.shape[1] * c, np.float32),
+                    np.zeros(out.shape[1] * c, np.float32), np.zeros(terms_taps, np.int64),
+                    np.zeros(terms_taps, np.float32))
+        run_parallel([functools.partial(_fir_rows, y.reshape(y.shape[0], -1), out.reshape(out.shape[0], -1), c,
+                                        self.p0, first, stop, self.along_w, self.along_h, scale, bias,
+                                        *self._scratch[worker])
+                      for worker, (first, stop) in enumerate(parts)])
 
 
 @njit_loop
-def _fir_rows(y, out, c, p0, along_w, along_h, scale, bias, padded, filtered, row, offsets, weights):
-    """Row by row: each input row zero-padded, filtered along W (one ring row per term and input row),
-    then the output row is the H-filtered sum of the ring rows, times scale, plus bias."""
+def _fir_rows(y, out, c, p0, o_begin, o_end, along_w, along_h, scale, bias, padded, filtered, row, offsets,
+              weights):
+    """Output rows o_begin..o_end-1, row by row: each input row zero-padded, filtered along W (one ring
+    row per term and input row), then the output row is the H-filtered sum of the ring rows, times
+    scale, plus bias."""
     terms, taps = along_w.shape
     in_h = y.shape[0]
     in_w = y.shape[1] // c
-    out_h = out.shape[0]
     out_w = out.shape[1] // c
     ring = taps + 1
     row_len = out_w * c
-    done = -1  # the last input row filtered into the ring
+    done = o_begin - p0 - 1  # the last input row filtered into the ring
     uc = np.uint64(c)
     start = np.uint64(p0) * uc  # where each row's values go in `padded`; the margins stay zero
     for e in range(np.uint64(len(padded))):
         padded[e] = 0.0
-    for o in range(out_h):
+    for o in range(o_begin, o_end):
         # Output row o reads padded rows o..o+taps-1, i.e. input rows o - p0 + k.
         last = min(o - p0 + taps - 1, in_h - 1)
         while done < last:

@@ -19,6 +19,7 @@ Anything the fast path does not cover (batch > 1, half precision, odd filters) g
 reference code, so results never depend on which path ran beyond float rounding.
 """
 
+import functools
 import math
 
 import torch
@@ -128,7 +129,8 @@ def layer_before_noise(layer, x, w, gain=1):
         x = x.contiguous(memory_format=torch.channels_last)
         y = torch.empty([1, out_channels, *x.shape[2:]], memory_format=torch.channels_last)
         winograd.conv3x3_rows(x[0].permute(1, 2, 0).numpy(), transformed, -pad, x.shape[2], pad,
-                              y[0].permute(1, 2, 0).numpy(), out_scale.detach().numpy(), bias.detach().numpy())
+                              y[0].permute(1, 2, 0).numpy(), out_scale.detach().numpy(), bias.detach().numpy(),
+                              workers=torch.get_num_threads())
     elif layer.up == 1 and modulate_input:
         y = _fixed_conv(tables, x * styles.reshape(1, -1, 1, 1), pad, transposed=False)
         y = torch.addcmul(bias.reshape(1, -1, 1, 1), y, out_scale.reshape(1, -1, 1, 1))
@@ -158,8 +160,11 @@ def layer_epilogue(layer, y, noise, gain=1, keep_input=False):
         if keep_input:
             out.copy_(y)
         noise_rows = noise.detach().reshape(y.shape[2], y.shape[3]).to(torch.float32).contiguous().numpy()
-        cpu_kernels.noise_lrelu_clamp(out[0].permute(1, 2, 0).reshape(y.shape[2], -1).numpy(), noise_rows,
-                                      total_gain, 0.2, math.inf if limit is None else limit)
+        rows = out[0].permute(1, 2, 0).reshape(y.shape[2], -1).numpy()
+        clamp = math.inf if limit is None else limit
+        cpu_kernels.run_parallel([functools.partial(cpu_kernels.noise_lrelu_clamp, rows[first:stop],
+                                                    noise_rows[first:stop], total_gain, 0.2, clamp)
+                                  for first, stop in cpu_kernels.split(y.shape[2], torch.get_num_threads())])
         return out
     # Three passes over a tensor of up to 134 MB (1024 px) cost three trips to memory; band by
     # band (about 1 MB each) the second and third pass find their band still in a CPU core's
@@ -262,7 +267,8 @@ def _fir_after_up2(y, tables, kernel, pad, out_scale, bias):
         out = torch.empty([1, channels, out_h, out_w], memory_format=torch.channels_last)
         scale = torch.ones(channels) if out_scale is None else out_scale.detach().to(torch.float32)
         plan.run(y[0].permute(1, 2, 0).numpy(), out[0].permute(1, 2, 0).numpy(),
-                 scale.contiguous().numpy(), bias.detach().to(torch.float32).contiguous().numpy())
+                 scale.contiguous().numpy(), bias.detach().to(torch.float32).contiguous().numpy(),
+                 workers=torch.get_num_threads())
         return out
     taps = fir.to(y.dtype).reshape(1, 1, fw, fw)
     if out_scale is not None:

@@ -345,8 +345,9 @@ class SynthesisLayer(torch.nn.Module):
             for n in range(out.shape[0]):
                 first, first_top = arrays[0][0][n], arrays[0][1]
                 more, more_top = (arrays[1][0][n], arrays[1][1]) if len(arrays) > 1 else (None, None)
+                # The loops' threads follow torch's (what the renderer set for this machine).
                 plan.run(first, bias, out_rows[n], o0, o1, first_top, options["slope"], options["clamp"],
-                         more, more_top)
+                         more, more_top, workers=torch.get_num_threads())
             if fresh is not None:
                 kept, kept_top = fresh, fresh_top
 
@@ -401,7 +402,8 @@ class SynthesisLayer(torch.nn.Module):
                                   memory_format=torch.channels_last)
                 rows = out.permute(0, 2, 3, 1).numpy()
                 for n in range(batch):
-                    winograd.conv3x3_rows(pixels[n], prepared[n], top - pad, bottom - top, pad, rows[n])
+                    winograd.conv3x3_rows(pixels[n], prepared[n], top - pad, bottom - top, pad, rows[n],
+                                          workers=torch.get_num_threads())
                 return out
             return winograd_rows
         per_sample = [weights[n].contiguous(memory_format=torch.channels_last) for n in range(batch)]

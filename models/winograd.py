@@ -13,6 +13,7 @@ the error is about ten times a direct convolution's (~3e-5 on outputs of magnitu
 what anyone sees, and what the tests bound.
 """
 
+import functools
 from fractions import Fraction
 
 import numpy as np
@@ -106,12 +107,13 @@ def worthwhile(x, out_channels, kernel):
             and x.shape[2] * x.shape[3] >= MIN_PIXELS)
 
 
-def conv3x3_rows(x, u, row_offset, out_rows, pad_w, out=None, scale=None, bias=None):
+def conv3x3_rows(x, u, row_offset, out_rows, pad_w, out=None, scale=None, bias=None, workers=1):
     """out [out_rows, Wo, O] (numpy, float32) = a 3x3 stride-1 correlation of x [H, W, I] with weights
     u [36, O, I] (transform_weight's), where output row o reads input rows row_offset + o + (0, 1, 2) and
     output column q reads input columns q - pad_w + (0, 1, 2), zero outside the input; Wo = W +
     2 pad_w - 2. x is a C-contiguous channels-last numpy array. scale, bias [O] (optional): each
-    output channel times scale plus bias, applied as the values are written.
+    output channel times scale plus bias, applied as the values are written. workers: threads to
+    split the transforms over (the matrix products use torch's own).
     """
     in_h, in_w, in_channels = x.shape
     out_channels = u.shape[1]
@@ -125,19 +127,25 @@ def conv3x3_rows(x, u, row_offset, out_rows, pad_w, out=None, scale=None, bias=N
     band = min(tiles_y, max(-(-MIN_BAND_TILES // tiles_x), BAND_VALUES // (n * n * tiles_x * in_channels)))
     v = np.empty([n * n, band * tiles_x * in_channels], np.float32)
     plane = (tiles_x + 1) * in_channels  # one phase of a padded row: columns 4 p + phase
-    rows_in = np.zeros([2 * n, TILE * plane], np.float32)
-    q = np.empty([n * TILE, tiles_x * out_channels], np.float32)
+    workers = max(1, min(workers, band))
+    rows_in = [np.zeros([2 * n, TILE * plane], np.float32) for _ in range(workers)]
+    q = [np.empty([n * TILE, tiles_x * out_channels], np.float32) for _ in range(workers)]
     scale = np.ones(out_channels, np.float32) if scale is None else np.ascontiguousarray(scale, np.float32)
     bias = np.zeros(out_channels, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
     flat_x = x.reshape(in_h, in_w * in_channels)
     flat_out = out.reshape(out_rows, out_w * out_channels)
     for ty0 in range(0, tiles_y, band):
         count = min(band, tiles_y - ty0)
-        _input_tiles(flat_x, in_channels, row_offset + TILE * ty0, pad_w, count, tiles_x, _B_T, v, rows_in)
+        parts = cpu_kernels.split(count, workers)
+        cpu_kernels.run_parallel([functools.partial(_input_tiles, flat_x, in_channels, row_offset + TILE * ty0, pad_w,
+                                                    first, stop, tiles_x, _B_T, v, rows_in[i])
+                                  for i, (first, stop) in enumerate(parts)])
         tiles = count * tiles_x
         products = tuple(ops.rows_times_weight(torch.from_numpy(v[k, :tiles * in_channels]).view(tiles, in_channels),
                                                u[k]).numpy().reshape(-1) for k in range(n * n))
-        _output_tiles(products, out_channels, flat_out, TILE * ty0, count, tiles_x, _A_T, q, scale, bias)
+        cpu_kernels.run_parallel([functools.partial(_output_tiles, products, out_channels, flat_out, TILE * ty0,
+                                                    first, stop, tiles_x, _A_T, q[i], scale, bias)
+                                  for i, (first, stop) in enumerate(parts)])
     return out
 
 
@@ -160,9 +168,9 @@ def _mix6(dst, d_offsets, src, s_offsets, coef, outputs, count):
 
 
 @njit_loop
-def _input_tiles(x, c, row0, pad_w, tile_rows, tiles_x, b_t, v, rows_in):
-    """v[i*6 + j, t*c + ch] = (B^T d B)[i, j] of channel ch of tile t = ty * tiles_x + tx, which reads
-    input rows row0 + 4 ty + (0..5) and columns 4 tx - pad_w + (0..5) (zero outside the input).
+def _input_tiles(x, c, row0, pad_w, ty_begin, ty_end, tiles_x, b_t, v, rows_in):
+    """v[i*6 + j, t*c + ch] = (B^T d B)[i, j] of channel ch of tile t = ty * tiles_x + tx (tile rows
+    ty_begin..ty_end-1 of the band), which reads input rows row0 + 4 ty + (0..5) and columns 4 tx - pad_w + (0..5) (zero outside the input).
 
     Per tile row: the 6 input rows go zero-padded and phase-planar into rows_in[6:], are combined
     along H into rows_in[:6], and each of those along W into the tiles' 6 values."""
@@ -172,7 +180,7 @@ def _input_tiles(x, c, row0, pad_w, tile_rows, tiles_x, b_t, v, rows_in):
     flat = rows_in.reshape(-1)
     d_offsets = np.zeros(6, np.int64)
     s_offsets = np.zeros(6, np.int64)
-    for ty in range(tile_rows):
+    for ty in range(ty_begin, ty_end):
         for a in range(6):
             row = row0 + 4 * ty + a
             padded = rows_in[6 + a]
@@ -197,8 +205,9 @@ def _input_tiles(x, c, row0, pad_w, tile_rows, tiles_x, b_t, v, rows_in):
 
 
 @njit_loop
-def _output_tiles(products, c, out, out_row0, tile_rows, tiles_x, a_t, q, scale, bias):
-    """out rows out_row0 + 4 ty + i, columns 4 tx + j = (A^T M A)[i, j] of the tiles' 36 products
+def _output_tiles(products, c, out, out_row0, ty_begin, ty_end, tiles_x, a_t, q, scale, bias):
+    """out rows out_row0 + 4 ty + i (tile rows ty_begin..ty_end-1 of the band), columns 4 tx + j =
+    (A^T M A)[i, j] of the tiles' 36 products
     (products[a*6 + b][t*c + ch], t = ty * tiles_x + tx), times scale[ch] plus bias[ch]; what falls
     beyond the output is dropped.
 
@@ -211,7 +220,7 @@ def _output_tiles(products, c, out, out_row0, tile_rows, tiles_x, a_t, q, scale,
     d_offsets = np.zeros(6, np.int64)
     s_offsets = np.zeros(6, np.int64)
     uc = np.uint64(c)
-    for ty in range(tile_rows):
+    for ty in range(ty_begin, ty_end):
         start = ty * width
         for a in range(6):
             for j in range(4):

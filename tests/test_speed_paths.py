@@ -242,11 +242,30 @@ def test_small_networks_skip_the_numba_loops(monkeypatch):
     # The embedded default model's first frame must not wait for numba to compile.
     from models import cpu_kernels
 
+    from models import winograd
+
     monkeypatch.setattr(fast_stylegan2, "FUSED_MIN_VALUES", 1 << 20)
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 48)
+    monkeypatch.setattr(winograd, "MIN_PIXELS", 64 * 64)
     monkeypatch.setattr(cpu_kernels, "noise_lrelu_clamp", lambda *a: pytest.fail("numba loop on a small network"))
     monkeypatch.setattr(cpu_kernels, "FirPlan", lambda *a: pytest.fail("numba loop on a small network"))
+    monkeypatch.setattr(winograd, "conv3x3_rows", lambda *a, **k: pytest.fail("numba loop on a small network"))
     G = _random_generator(64).set_reference(False)
     G.synthesis(G.mapping(torch.randn([1, G.z_dim]), None), noise_mode="const")
+
+
+@torch.no_grad()
+def test_loops_split_over_threads_give_the_same_pixels(monkeypatch):
+    # The numba loops (FIR, epilogue, Winograd's transforms) split their rows over torch's thread
+    # count; every output value is computed the same way whatever the split.
+    G = _random_generator(128, channel_base=4096).set_reference(False)
+    ws = G.mapping(torch.randn([1, G.z_dim], generator=torch.Generator().manual_seed(3)), None)
+    one = G.synthesis(ws, noise_mode="const").clone()
+    # Three workers for our loops; torch's own kernels stay on one thread (with more, oneDNN's
+    # reductions may round differently, which is not what this test is about).
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    three = G.synthesis(ws, noise_mode="const")
+    assert torch.equal(one, three)
 
 
 def test_image_upsampling_equals_upfirdn2d():

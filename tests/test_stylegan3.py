@@ -483,6 +483,38 @@ def test_in_process_network_fast_equals_reference(cfg, small_pieces, path, monke
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("cfg", ["t", "r"])
+def test_fused_loops_split_over_threads_give_the_same_image(cfg, monkeypatch):
+    # The fused filter splits its column tiles, Winograd its tile rows, over torch's thread count.
+    from models import cpu_kernels
+
+    monkeypatch.setattr(cpu_kernels, "TILE_VALUES", 64)  # many column tiles to split
+    torch.manual_seed(1)
+    G = perturbed(stylegan3.build(tiny_kwargs(cfg)))
+    ws = G.mapping(torch.randn([1, G.z_dim], generator=torch.Generator().manual_seed(5)), None)
+    one = G.synthesis(ws).clone()
+    # Three workers for our loops; torch's own kernels stay on one thread (with more, oneDNN's
+    # reductions may round differently, which is not what this test is about).
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    three = G.synthesis(ws)
+    assert torch.equal(one, three)
+
+
+def test_split_and_run_parallel():
+    from models import cpu_kernels
+
+    for count, parts in ((10, 3), (2, 5), (7, 1)):
+        runs = cpu_kernels.split(count, parts)
+        assert len(runs) == min(count, parts) and all(b > a for a, b in runs)
+        assert [i for a, b in runs for i in range(a, b)] == list(range(count))
+    done = []
+    cpu_kernels.run_parallel([lambda i=i: done.append(i) for i in range(4)])
+    assert sorted(done) == [0, 1, 2, 3]
+    with pytest.raises(ZeroDivisionError):
+        cpu_kernels.run_parallel([lambda: None, lambda: 1 / 0])
+
+
+@torch.no_grad()
 @pytest.mark.parametrize("path", ["fused", "tiled"])
 def test_kept_layer_buffers_never_overwrite_what_someone_holds(path, monkeypatch):
     # Layers write into two buffers kept between frames; a layer output a hook kept (the layer
