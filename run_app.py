@@ -456,6 +456,9 @@ def cmd_gui(args):
 
 
 def main(argv=None):
+    from models import runtime
+
+    runtime.short_openmp_waits()  # before anything loads torch
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", cmd_gui)

@@ -39,9 +39,11 @@ def peak_rss_mb():
 def run_one(name, repeats, reference, threads):
     """Build one configuration with random weights, render batch-1 frames, print one JSON line."""
     sys.path.insert(0, str(ROOT))
+    from models.runtime import short_openmp_waits, tune_cpu
+
+    short_openmp_waits()  # as run_app.py does, before torch loads
     import torch
     from models import stylegan3
-    from models.runtime import tune_cpu
 
     tune_cpu(num_threads=threads or None)  # what the renderer does (glibc malloc kept warm)
     if threads:

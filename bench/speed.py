@@ -292,7 +292,9 @@ def run_sg3(name, spec, repeats, with_reference):
 
 def run_one(name, repeats, with_reference, tune, threads):
     sys.path.insert(0, str(ROOT))
-    from models.runtime import tune_cpu
+    from models.runtime import short_openmp_waits, tune_cpu
+
+    short_openmp_waits()  # as run_app.py does, before torch loads
 
     applied = tune_cpu(num_threads=threads or None) if tune else {}
     if threads:

@@ -440,3 +440,23 @@ def test_faithful_cuda_turns_tf32_off_only_where_cuda_is(monkeypatch):
         assert conv.fp32_precision == "ieee" and torch.backends.cuda.matmul.fp32_precision == "ieee"
     finally:
         conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision = before
+
+
+def test_openmp_waits_are_short_unless_the_user_chose():
+    # Read by torch's OpenMP runtime when torch loads: the entry points set it first.
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import os; from models import runtime; ok = runtime.short_openmp_waits(); import torch; "
+            "print(ok, os.environ['GOMP_SPINCOUNT'], os.environ['KMP_BLOCKTIME'])")
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "10000", "1"]
+    env["GOMP_SPINCOUNT"] = "77"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "77", "1"]
+    late = "import torch; from models import runtime; print(runtime.short_openmp_waits())"
+    out = subprocess.run([sys.executable, "-c", late], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]  # too late to matter, and it says so
