@@ -25,9 +25,14 @@ TILE_VALUES = 8192
 # Output rows downsampled along H together (12-tap 2x filters): they share most of the rows they read.
 OUTPUT_GROUP = 4
 # A 2-D (radial) down filter is split into separable terms (SVD) until what is left sums, in
-# absolute value, to this fraction of the filter: an error below float32 rounding of the result
-# (radial filters of StyleGAN3-R: 3-4 terms instead of 144 taps).
-RANK_TOLERANCE = 1e-6
+# absolute value, to this fraction of the filter (StyleGAN3-R's radial filters: 2-3 terms instead
+# of 144 taps; the terms left out have singular values below 2e-5 of the first). An R-256 frame
+# then stays 1.9e-6 from the full filters' (5.4e-7 with terms down to 1e-6, one more for the
+# largest layers at ~10% more filter time): the order of Winograd's float32 rounding.
+RANK_TOLERANCE = 1e-4
+# What is left of any other 2-D filter split this way (StyleGAN2's FIR, which may be anything):
+# below float32 rounding of the result.
+EXACT_RANK_TOLERANCE = 1e-6
 
 
 def available():
@@ -82,8 +87,9 @@ def phase_table(taps, up, pad0):
     return base, weight
 
 
-def down_terms(fd):
-    """Separable terms (taps along W [T, K], taps along H [T, K]) whose sum is correlation with fd.
+def down_terms(fd, tolerance=None):
+    """Separable terms (taps along W [T, K], taps along H [T, K]) whose sum is correlation with fd,
+    up to `tolerance` (RANK_TOLERANCE when None) of the filter's absolute sum.
 
     upfirdn2d convolves, so the kept output o reads tmp[o*down + k] with the flipped filter. A 1-D
     filter is one term (the same taps along both axes); a 2-D one is split by SVD.
@@ -96,11 +102,12 @@ def down_terms(fd):
         g = f[::-1].astype(np.float32)[None]
         return g, g.copy()
     g = f[::-1, ::-1]
+    tolerance = RANK_TOLERANCE if tolerance is None else tolerance
     u, s, vt = np.linalg.svd(g)
     total = np.abs(g).sum()
     rank = len(s)
     for r in range(1, len(s) + 1):
-        if np.abs(g - (u[:, :r] * s[:r]) @ vt[:r]).sum() <= RANK_TOLERANCE * total:
+        if np.abs(g - (u[:, :r] * s[:r]) @ vt[:r]).sum() <= tolerance * total:
             rank = r
             break
     along_h = (u[:, :rank] * np.sqrt(s[:rank])).T
@@ -362,7 +369,8 @@ def _down12_mirrored(dst, d0, stride, dummy, src, offsets, taps, n):
     12 mirrored taps (taps[r, k] == taps[r, 11 - k]): the source read once for all terms."""
     n = np.uint64(n)
     terms = taps.shape[0]
-    # Terms past the last one get zero taps and write to the dummy row, so one loop serves 2-4.
+    # Terms past the last one get zero taps and the dummy row; each term count has its own loop
+    # (two terms writing the same row would make LLVM's overlap check fall back to scalar code).
     d = [np.uint64(d0 + r * stride if r < terms else dummy) for r in range(4)]
     w = [[taps[r, k] if r < terms else np.float32(0.0) for k in range(6)] for r in range(4)]
     da, db, dc, dd = d[0], d[1], d[2], d[3]
@@ -373,6 +381,17 @@ def _down12_mirrored(dst, d0, stride, dummy, src, offsets, taps, n):
     s0, s1, s2, s3 = np.uint64(offsets[0]), np.uint64(offsets[1]), np.uint64(offsets[2]), np.uint64(offsets[3])
     s4, s5, s6, s7 = np.uint64(offsets[4]), np.uint64(offsets[5]), np.uint64(offsets[6]), np.uint64(offsets[7])
     s8, s9, s10, s11 = np.uint64(offsets[8]), np.uint64(offsets[9]), np.uint64(offsets[10]), np.uint64(offsets[11])
+    if terms == 2:
+        for e in range(n):
+            p0 = src[s0 + e] + src[s11 + e]
+            p1 = src[s1 + e] + src[s10 + e]
+            p2 = src[s2 + e] + src[s9 + e]
+            p3 = src[s3 + e] + src[s8 + e]
+            p4 = src[s4 + e] + src[s7 + e]
+            p5 = src[s5 + e] + src[s6 + e]
+            dst[da + e] = a0 * p0 + a1 * p1 + a2 * p2 + a3 * p3 + a4 * p4 + a5 * p5
+            dst[db + e] = b0 * p0 + b1 * p1 + b2 * p2 + b3 * p3 + b4 * p4 + b5 * p5
+        return
     if terms == 3:  # most of R's layers: the same loop without the fourth term's work
         for e in range(n):
             p0 = src[s0 + e] + src[s11 + e]
@@ -601,7 +620,7 @@ class FirPlan:
 
     def __init__(self, fir, p0, p1):
         # down_terms splits the correlation form of a filter; FIR convolution flips it.
-        self.along_w, self.along_h = down_terms(np.asarray(fir, np.float64))
+        self.along_w, self.along_h = down_terms(np.asarray(fir, np.float64), EXACT_RANK_TOLERANCE)
         self.p0, self.p1, self.taps = p0, p1, self.along_w.shape[1]
         self._scratch_key = None
 

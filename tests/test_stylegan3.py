@@ -433,10 +433,10 @@ def test_radial_filter_splits_into_few_separable_terms():
         if fd is None or fd.ndim != 2:
             continue
         along_w, along_h = cpu_kernels.down_terms(fd.numpy())
-        assert 2 <= len(along_w) <= 6  # 144 taps become at most 6 x (12 + 12)
+        assert 2 <= len(along_w) <= 4  # 144 taps become at most 4 x (12 + 12)
         rebuilt = np.einsum("rh,rw->hw", along_h.astype(np.float64), along_w.astype(np.float64))
         flipped = fd.numpy()[::-1, ::-1]
-        assert np.abs(rebuilt - flipped).sum() < 1e-6 * np.abs(flipped).sum()
+        assert np.abs(rebuilt - flipped).sum() <= cpu_kernels.RANK_TOLERANCE * np.abs(flipped).sum()
     # A filter with no structure keeps all its terms and is still exact.
     random = np.random.default_rng(0).random([5, 5])
     along_w, along_h = cpu_kernels.down_terms(random)
