@@ -5,6 +5,9 @@ What makes it fast, each measured against the reference path in bench/speed.py:
   input activations at low ones, where the fixed weight is kept packed in oneDNN's own layout
   (no weight reorder per frame). The demodulation coefficients come from a per-weight table of
   squared sums, prepared once, so no per-sample weight tensor is squared and summed per frame.
+- Stride-1 3x3 convolutions with enough channels and pixels (64 px and up at 1024) run as
+  Winograd's F(4x4, 3x3) (models/winograd.py): a quarter of the multiplies, the demodulation
+  and bias applied as the outputs are written.
 - Gains fold into the weight and bias (lrelu is positively homogeneous), the bias rides in the
   convolution, so the epilogue is noise add, lrelu and clamp, in place: one numba pass on large
   CPU tensors (models/cpu_kernels.py), else torch passes band by band, each band still in cache
@@ -128,7 +131,7 @@ def layer_before_noise(layer, x, w, gain=1):
             transformed = winograd.transform_weight(layer.weight * styles.reshape(1, -1, 1, 1))
         x = x.contiguous(memory_format=torch.channels_last)
         y = torch.empty([1, out_channels, *x.shape[2:]], memory_format=torch.channels_last)
-        winograd.conv3x3_rows(x[0].permute(1, 2, 0).numpy(), transformed, -pad, x.shape[2], pad,
+        winograd.conv3x3_rows(x[0].detach().permute(1, 2, 0).numpy(), transformed, -pad, x.shape[2], pad,
                               y[0].permute(1, 2, 0).numpy(), out_scale.detach().numpy(), bias.detach().numpy(),
                               workers=torch.get_num_threads())
     elif layer.up == 1 and modulate_input:

@@ -395,7 +395,7 @@ class SynthesisLayer(torch.nn.Module):
             return matrix_product
         if winograd.worthwhile(x, weights.shape[1], self.conv_kernel):
             prepared = [winograd.transform_weight(weights[n]) for n in range(batch)]
-            pixels = x.permute(0, 2, 3, 1).numpy()
+            pixels = x.detach().permute(0, 2, 3, 1).numpy()
 
             def winograd_rows(top, bottom):
                 out = torch.empty([batch, weights.shape[1], bottom - top, in_w + pad],
