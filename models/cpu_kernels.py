@@ -5,7 +5,9 @@ each step as a separate operation over a tile; this runs them row by row over a 
 the intermediate rows never leave the core's cache. Rows are kept phase-planar: upsampled
 column s = s0 + up*m + a is element (a, m) of its row, so that every filter tap, along W as
 along H, is one long multiply-add over contiguous memory (what the compiler vectorises), never
-a short loop over one pixel's channels.
+a short loop over one pixel's channels. The same module holds the loops' thread pool
+(run_parallel, split): callers split their rows or tiles over torch's thread count, and each
+worker has its own scratch. Winograd's transforms (models/winograd.py) are built on njit_loop too.
 """
 
 import functools
@@ -40,18 +42,18 @@ def available():
     return numba is not None
 
 
-_pool = None
+_pool, _pool_size = None, 0
 
 
 def run_parallel(jobs):
     """Run the callables at once on a shared pool of threads (the loops release the GIL) and return
     when all are done; a failure in any is raised here. One job runs on the calling thread."""
-    global _pool
+    global _pool, _pool_size
     if len(jobs) == 1:
         jobs[0]()
         return
-    if _pool is None or _pool._max_workers < len(jobs):
-        _pool = ThreadPoolExecutor(len(jobs), thread_name_prefix="cpu-loops")
+    if _pool_size < len(jobs):
+        _pool, _pool_size = ThreadPoolExecutor(len(jobs), thread_name_prefix="cpu-loops"), len(jobs)
     for future in [_pool.submit(job) for job in jobs]:
         future.result()
 

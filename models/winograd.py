@@ -155,16 +155,17 @@ def conv3x3_rows(x, u, row_offset, out_rows, pad_w, out=None, scale=None, bias=N
 
 
 @njit_loop
-def _mix6(dst, d_offsets, src, s_offsets, coef, outputs, count):
-    """dst[d_offsets[j] + e] = sum_k coef[j, k] * src[s_offsets[k] + e], k < 6, j < outputs (4 or 6)."""
-    s0, s1, s2 = np.uint64(s_offsets[0]), np.uint64(s_offsets[1]), np.uint64(s_offsets[2])
-    s3, s4, s5 = np.uint64(s_offsets[3]), np.uint64(s_offsets[4]), np.uint64(s_offsets[5])
+def _mix6(dst, d_offsets, s0, s1, s2, s3, s4, s5, s_offsets, coef, outputs, count):
+    """dst[d_offsets[j] + e] = sum_k coef[j, k] * s_k[s_offsets[k] + e], k < 6, j < outputs (4 or 6):
+    six sources (the same array or six), each read once per e for every output."""
+    o0, o1, o2 = np.uint64(s_offsets[0]), np.uint64(s_offsets[1]), np.uint64(s_offsets[2])
+    o3, o4, o5 = np.uint64(s_offsets[3]), np.uint64(s_offsets[4]), np.uint64(s_offsets[5])
     for j in range(outputs):
         d = np.uint64(d_offsets[j])
         c0, c1, c2, c3, c4, c5 = coef[j, 0], coef[j, 1], coef[j, 2], coef[j, 3], coef[j, 4], coef[j, 5]
         for e in range(np.uint64(count)):
-            dst[d + e] = (c0 * src[s0 + e] + c1 * src[s1 + e] + c2 * src[s2 + e]
-                          + c3 * src[s3 + e] + c4 * src[s4 + e] + c5 * src[s5 + e])
+            dst[d + e] = (c0 * s0[o0 + e] + c1 * s1[o1 + e] + c2 * s2[o2 + e]
+                          + c3 * s3[o3 + e] + c4 * s4[o4 + e] + c5 * s5[o5 + e])
 
 
 @njit_loop
@@ -195,13 +196,13 @@ def _input_tiles(x, c, row0, pad_w, ty_begin, ty_end, tiles_x, b_t, v, rows_in):
         for i in range(6):  # along H: whole padded rows at once
             d_offsets[i] = i * rows_in.shape[1]
             s_offsets[i] = (6 + i) * rows_in.shape[1]
-        _mix6(flat, d_offsets, flat, s_offsets, b_t, 6, rows_in.shape[1])
+        _mix6(flat, d_offsets, flat, flat, flat, flat, flat, flat, s_offsets, b_t, 6, rows_in.shape[1])
         for i in range(6):  # along W: column 4 tx + b is plane b % 4, element tx + b // 4
             for b in range(6):
                 s_offsets[b] = i * rows_in.shape[1] + (b % 4) * plane + (b // 4) * c
             for j in range(6):
                 d_offsets[j] = (i * 6 + j) * v.shape[1] + ty * tiles_x * c
-            _mix6(v.reshape(-1), d_offsets, flat, s_offsets, b_t, 6, tiles_x * c)
+            _mix6(v.reshape(-1), d_offsets, flat, flat, flat, flat, flat, flat, s_offsets, b_t, 6, tiles_x * c)
 
 
 @njit_loop
@@ -229,7 +230,7 @@ def _output_tiles(products, c, out, out_row0, ty_begin, ty_end, tiles_x, a_t, q,
                 s_offsets[b] = start
             p0, p1, p2 = products[a * 6], products[a * 6 + 1], products[a * 6 + 2]
             p3, p4, p5 = products[a * 6 + 3], products[a * 6 + 4], products[a * 6 + 5]
-            _mix6_arrays(flat_q, d_offsets, p0, p1, p2, p3, p4, p5, start, a_t, width)
+            _mix6(flat_q, d_offsets, p0, p1, p2, p3, p4, p5, s_offsets, a_t, 4, width)
         rows = min(4, out_h - (out_row0 + 4 * ty))
         for i in range(rows):
             dst = out[out_row0 + 4 * ty + i]
@@ -245,15 +246,3 @@ def _output_tiles(products, c, out, out_row0, ty_begin, ty_end, tiles_x, a_t, q,
                         v = (c0 * q[j, frm + ch] + c1 * q[4 + j, frm + ch] + c2 * q[8 + j, frm + ch]
                              + c3 * q[12 + j, frm + ch] + c4 * q[16 + j, frm + ch] + c5 * q[20 + j, frm + ch])
                         dst[at + ch] = v * scale[ch] + bias[ch]
-
-
-@njit_loop
-def _mix6_arrays(dst, d_offsets, s0, s1, s2, s3, s4, s5, start, coef, count):
-    """dst[d_offsets[j] + e] = sum_k coef[j, k] * s_k[start + e] for the 4 rows j of coef [4, 6]."""
-    start = np.uint64(start)
-    for j in range(4):
-        d = np.uint64(d_offsets[j])
-        c0, c1, c2, c3, c4, c5 = coef[j, 0], coef[j, 1], coef[j, 2], coef[j, 3], coef[j, 4], coef[j, 5]
-        for e in range(np.uint64(count)):
-            dst[d + e] = (c0 * s0[start + e] + c1 * s1[start + e] + c2 * s2[start + e]
-                          + c3 * s3[start + e] + c4 * s4[start + e] + c5 * s5[start + e])
