@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -r requirements.txt
+	# Compile the numba loops into their disk cache now (~15 s), not while the first frame waits.
+	$(PY) -c "from models import cpu_kernels, winograd; cpu_kernels.warm_up(); winograd.warm_up()"
 	touch $@
 
 # Xvfb, Mesa's software OpenGL and xdotool for the window tests (installed when missing).

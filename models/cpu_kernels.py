@@ -64,6 +64,28 @@ def split(count, parts):
     return [(count * i // parts, count * (i + 1) // parts) for i in range(parts)]
 
 
+def warm_up():
+    """Compile every loop here into numba's disk cache, on tiny inputs of the types real calls pass
+    (the install step runs this: cold, the first StyleGAN3 frame would wait ~10 s for the compiler)."""
+    if not available():
+        return
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal([13, 21, 4]).astype(np.float32)
+    bias = np.zeros(4, np.float32)
+    half = rng.random([3, 6])
+    mirrored = np.concatenate([half, half[:, ::-1]], axis=1)
+    down_filters = (None, rng.random(12), mirrored.T @ mirrored,  # none, separable, radial-like
+                    np.einsum("ri,rj->ij", mirrored[:2], mirrored[:2]), rng.random([12, 12]))
+    for up in (2, 4):
+        for fd in down_filters:
+            plan = Plan(13, 21, rng.random(6 * up), fd, up, 2 if fd is not None else 1, [8, 7, 9, 6], 1.4)
+            out = np.zeros([plan.out_h, plan.out_w, 4], np.float32)
+            plan.run(x, bias, out, 0, plan.out_h, 0, 0.2, 256.0)
+    fir_out = np.zeros([13, 21, 4], np.float32)
+    FirPlan(np.outer([1, 3, 3, 1], [1, 3, 3, 1]), 1, 2).run(x, fir_out, np.ones(4, np.float32), bias)
+    noise_lrelu_clamp(x.reshape(13, -1), np.zeros([13, 21], np.float32), 1.0, 0.2, 256.0)
+
+
 def supports(fu, up, down):
     """Whether the kernel takes this resampling: a separable up filter, down dividing up."""
     return available() and (fu is None or fu.ndim == 1) and up % down == 0
@@ -114,7 +136,8 @@ def down_terms(fd, tolerance=None):
             break
     along_h = (u[:, :rank] * np.sqrt(s[:rank])).T
     along_w = vt[:rank] * np.sqrt(s[:rank])[:, None]
-    return along_w.astype(np.float32), along_h.astype(np.float32)
+    # C order both (one compiled variant of the loops, not one per memory order).
+    return np.ascontiguousarray(along_w, np.float32), np.ascontiguousarray(along_h, np.float32)
 
 
 class Plan:

@@ -90,6 +90,13 @@ def available():
     return cpu_kernels.available()
 
 
+def warm_up():
+    """Compile the transforms into numba's disk cache on a tiny convolution (see cpu_kernels.warm_up)."""
+    if available():
+        x = np.ones([6, 7, 3], np.float32)
+        conv3x3_rows(x, transform_weight(torch.ones([2, 3, 3, 3])), -1, 6, 1, scale=np.ones(2), bias=np.zeros(2))
+
+
 def transform_weight(weight):
     """[36, O, I] transformed weights (G g G^T per output and input channel) of weight [O, I, 3, 3]."""
     # (G g G^T)[a, b] = sum_pq G[a, p] G[b, q] g[p, q]: one matrix product with kron(G, G) [36, 9].

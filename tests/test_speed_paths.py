@@ -460,3 +460,18 @@ def test_openmp_waits_are_short_unless_the_user_chose():
     late = "import torch; from models import runtime; print(runtime.short_openmp_waits())"
     out = subprocess.run([sys.executable, "-c", late], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False"]  # too late to matter, and it says so
+
+
+def test_install_step_warms_every_loop():
+    # What `make` runs after pip: tiny calls of every numba loop, with the argument types real
+    # calls pass (a later frame then finds them compiled in the disk cache).
+    from models import cpu_kernels, winograd
+
+    cpu_kernels.warm_up()
+    winograd.warm_up()
+    if cpu_kernels.numba is None:
+        return
+    # The loops Python calls (the others are compiled into them), one variant each.
+    for loop in (cpu_kernels._filtered_lrelu_rows, cpu_kernels._fir_rows, cpu_kernels.noise_lrelu_clamp,
+                 winograd._input_tiles, winograd._output_tiles):
+        assert len(loop.signatures) == 1, loop
