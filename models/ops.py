@@ -7,6 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+
 def _onednn_linear():
     """torch's oneDNN matrix product on plain tensors, or None where this build lacks it."""
     try:

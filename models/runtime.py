@@ -1,4 +1,6 @@
-"""Process-wide settings for rendering, in one place: short_openmp_waits(), tune_cpu() (glibc malloc, threads), faithful_cuda() (no TF32).
+"""Process-wide settings for rendering, in one place: OpenMP waits, glibc malloc, threads, CUDA TF32.
+
+short_openmp_waits() (before torch loads), tune_cpu() (malloc, threads), faithful_cuda() (no TF32).
 
 A 1024 px StyleGAN2 frame allocates and frees tensors of 32-128 MB in every layer. glibc serves
 anything above its mmap threshold (at most 32 MiB) with a fresh mmap and returns it with munmap,

@@ -178,7 +178,8 @@ def _mix6(dst, d_offsets, s0, s1, s2, s3, s4, s5, s_offsets, coef, outputs, coun
 @njit_loop
 def _input_tiles(x, c, row0, pad_w, ty_begin, ty_end, tiles_x, b_t, v, rows_in):
     """v[i*6 + j, t*c + ch] = (B^T d B)[i, j] of channel ch of tile t = ty * tiles_x + tx (tile rows
-    ty_begin..ty_end-1 of the band), which reads input rows row0 + 4 ty + (0..5) and columns 4 tx - pad_w + (0..5) (zero outside the input).
+    ty_begin..ty_end-1 of the band), which reads input rows row0 + 4 ty + (0..5) and columns
+    4 tx - pad_w + (0..5) (zero outside the input).
 
     Per tile row: the 6 input rows go zero-padded and phase-planar into rows_in[6:], are combined
     along H into rows_in[:6], and each of those along W into the tiles' 6 values."""
