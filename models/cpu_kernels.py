@@ -12,7 +12,7 @@ worker has its own scratch. Winograd's transforms (models/winograd.py) are built
 
 import functools
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -52,9 +52,14 @@ def run_parallel(jobs):
     if len(jobs) == 1:
         jobs[0]()
         return
-    if _pool_size < len(jobs):
-        _pool, _pool_size = ThreadPoolExecutor(len(jobs), thread_name_prefix="cpu-loops"), len(jobs)
-    for future in [_pool.submit(job) for job in jobs]:
+    if _pool_size < len(jobs) - 1:
+        _pool, _pool_size = ThreadPoolExecutor(len(jobs) - 1, thread_name_prefix="cpu-loops"), len(jobs) - 1
+    futures = [_pool.submit(job) for job in jobs[1:]]
+    try:
+        jobs[0]()
+    finally:
+        wait(futures)  # all finish before the caller may reuse the buffers they write
+    for future in futures:
         future.result()
 
 

@@ -1,6 +1,8 @@
 """StyleGAN3: sg3_t_64 matches NVIDIA's outputs; T and R layouts match NVIDIA's; lean path == reference."""
 
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -512,6 +514,18 @@ def test_split_and_run_parallel():
     assert sorted(done) == [0, 1, 2, 3]
     with pytest.raises(ZeroDivisionError):
         cpu_kernels.run_parallel([lambda: None, lambda: 1 / 0])
+    # The first job runs on the calling thread (no hand-off); the rest on the pool.
+    threads = []
+    cpu_kernels.run_parallel([lambda: threads.append(threading.get_ident()) for _ in range(3)])
+    assert threads.count(threading.get_ident()) == 1 and len(threads) == 3
+    # A failing first job still waits for the others: nothing writes into buffers after the raise.
+    finished = []
+    def slow():
+        time.sleep(0.2)
+        finished.append(True)
+    with pytest.raises(ZeroDivisionError):
+        cpu_kernels.run_parallel([lambda: 1 / 0, slow])
+    assert finished == [True]
 
 
 @torch.no_grad()
