@@ -16,10 +16,16 @@ Usage (the caller owns one cache per loaded network):
     img = G.synthesis(ws, noise_mode="const", block_cache=cache)   # same pixels as without it
 """
 
+import numpy as np
 import torch
 
 from models import fast_stylegan2
 from models.errors import RenderCancelled
+
+# StyleGAN3 layer inputs kept by default, in bytes: about what the StyleGAN2 cache takes at 1024 px.
+# Everything fits for 256 px networks; at 1024 px the input of the second-to-last layer, which
+# makes a change of the last layers' w re-render in ~5-8% of a frame.
+CHECKPOINT_BUDGET = 512 << 20
 
 
 def _noise_signature(layer, noise_mode, noise_strength):
@@ -76,11 +82,14 @@ def _same(a, b):
 class BlockCache:
     """Per-block outputs of the last synthesis passes of one network (batch 1)."""
 
-    def __init__(self, keep_layer_outputs=True):
+    def __init__(self, keep_layer_outputs=True, checkpoint_budget=CHECKPOINT_BUDGET):
         """keep_layer_outputs: also keep each block's conv0 output (about doubles the memory, 1024 px:
         ~270 -> ~540 MB) so that a change starting at a conv1 layer reruns that layer, not the block,
-        and the pre-noise output of the layer the last pass started at (up to 134 MB more)."""
+        and the pre-noise output of the layer the last pass started at (up to 134 MB more).
+        checkpoint_budget: bytes of StyleGAN3 layer inputs to keep (LayerCheckpoints)."""
         self.keep_layer_outputs = keep_layer_outputs
+        self.checkpoint_budget = checkpoint_budget
+        self.checkpoints = None  # LayerCheckpoints of a StyleGAN3 network
         self.entries = {}  # block resolution -> _Entry
         self.pre_noise = None  # _PreNoise of the layer the last pass started recomputing at
         self.blocks_run = 0  # blocks recomputed in the last pass (for tests and benchmarks)
@@ -93,6 +102,20 @@ class BlockCache:
         """Forget everything (the caller changed weights, say)."""
         self.entries.clear()
         self.pre_noise = None
+        self.checkpoints = None
+
+    def layer_checkpoints(self, synthesis):
+        """The LayerCheckpoints for this StyleGAN3 synthesis network (new when the network is)."""
+        if self.checkpoints is None or self.checkpoints.network is not synthesis:
+            self.clear()
+            self.checkpoints = LayerCheckpoints(synthesis, self.checkpoint_budget)
+        return self.checkpoints
+
+    def reused(self):
+        """How many blocks (StyleGAN2) or layers (StyleGAN3) the last pass took from the cache."""
+        if self.checkpoints is not None:
+            return self.checkpoints.start
+        return max(len(self.entries) - self.blocks_run, 0)
 
     def applies(self, ws, noise_mode, noise_generator):
         """Batch 1 only, and random noise only when it comes from a generator (reproducible)."""
@@ -179,6 +202,14 @@ class BlockCache:
                 return res
         return None
 
+    def rerun_fraction(self, synthesis, ws, force_fp32=True):
+        """StyleGAN3: the estimated share of a whole pass that a pass with these ws would run (0 when
+        everything comes from the cache, 1 with nothing kept for this network)."""
+        kept = self.checkpoints
+        if kept is None or kept.network is not synthesis or not self.applies(ws, "const", None):
+            return 1.0
+        return kept.share_from(kept.plan_start(synthesis.stage_keys(ws, force_fp32=force_fp32)))
+
     def _starting_layer(self, res, layer_index, layer, x, w, fused, layer_kwargs, source=None):
         """The first layer a pass recomputes: from the kept pre-noise output when only its noise
         changed since, else in full, keeping its pre-noise output for the next step (fast path only)."""
@@ -256,3 +287,142 @@ def _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generato
         return
     for layer in layers:
         layer._noise(cur_ws, noise_mode, noise_strength, noise_generator)
+
+
+# ---------------------------------------------------------------------------
+# StyleGAN3: one layer after another at full channel count, so there are no blocks to keep whole;
+# instead the inputs of a few layers, chosen to fit a memory budget, and the last layer's output.
+
+# Relative cost of a layer for choosing what to keep: its convolution's multiply-adds plus this many
+# per value of its upsampled grid (the filters' share; measured on StyleGAN3-R 1024 on one core,
+# ~70 multiply-adds' worth per upsampled value: its L10 0.16 s conv / 0.57 s filter).
+FILTER_COST_PER_VALUE = 70
+
+
+def layer_cost(layer):
+    """Estimated work of one StyleGAN3 layer, in multiply-adds of its convolution."""
+    k = layer.conv_kernel
+    in_h, in_w = (int(v) for v in layer.in_size[::-1])
+    conv = layer.out_channels * layer.in_channels * k * k * (in_h + k - 1) * (in_w + k - 1)
+    upsampled = layer.out_channels * (in_h + k - 1) * (in_w + k - 1) * layer.up_factor ** 2
+    return conv + FILTER_COST_PER_VALUE * upsampled
+
+
+def choose_checkpoints(costs, sizes, budget):
+    """The layers (indices 1..n-1) whose inputs to keep: greedily the one that cuts the expected
+    re-render most per byte, until none fits `budget` bytes. A change is taken to be equally likely
+    at any layer; a pass then starts at the nearest kept input at or before it."""
+    n = len(costs)
+    tail = [sum(costs[i:]) for i in range(n + 1)]  # cost of running layers i.. to the end
+
+    def expected(kept):
+        return sum(tail[max([j for j in kept if j <= changed], default=0)] for changed in range(n))
+
+    kept, left = set(), budget
+    while True:
+        now = expected(kept)
+        gains = [((now - expected(kept | {j})) / max(sizes[j], 1), j) for j in range(1, n)
+                 if j not in kept and sizes[j] <= left]
+        if not gains or max(gains)[0] <= 0:
+            return sorted(kept)
+        _, best = max(gains)
+        kept.add(best)
+        left -= sizes[best]
+
+
+class LayerCheckpoints:
+    """The kept layer inputs of one StyleGAN3 synthesis network and the keys that decided them.
+
+    Stage keys: [input (its w row, the transform, the pass's settings), then each layer's w row].
+    The input of layer j is decided by the input key and the keys of layers 0..j-1. Kept inputs
+    live in buffers owned here, reused from pass to pass (the layer before writes straight into
+    them: no copy); the last layer's output is kept as it came.
+    """
+
+    def __init__(self, synthesis, budget):
+        self.network = synthesis
+        layers = [getattr(synthesis, name) for name in synthesis.layer_names]
+        costs = [layer_cost(layer) for layer in layers]
+        # A layer's input is the previous layer's output (the tiled path pads it to whole vectors).
+        sizes = [0] + [4 * -(-layer.out_channels // 16) * 16 * int(np.prod(layer.out_size)) for layer in layers[:-1]]
+        self.kept_layers = choose_checkpoints(costs, sizes, budget)
+        self._tail_costs = [sum(costs[i:]) for i in range(len(costs) + 1)]
+        self.keys = None  # the stage keys of the last pass
+        self.inputs = {}  # layer index -> its input, computed with self.keys
+        self.output = None  # the last layer's output, when the last pass got there
+        self._buffers = {}  # layer index -> flat float32 memory for its input
+        self.layers_run = 0  # layers the last pass ran
+        self.start = 0  # the layer the last pass started at (len(layers): none ran)
+
+    def resume(self, keys):
+        """(the first layer to run, its input): a kept input at or before the first changed key, or
+        (0, None) to start from the input stage, or (number of layers, the kept output) when nothing
+        changed. Forgets whatever the changes make stale and takes `keys` as the current ones."""
+        count = len(keys) - 1
+        changed = -1
+        if self.keys is not None and _same(self.keys[0], keys[0]):
+            changed = next((j for j in range(count) if not _same(self.keys[j + 1], keys[j + 1])), count)
+        if changed == count and self.output is not None:
+            self.start = count
+            return count, self.output
+        start = max([j for j in self.inputs if j <= changed], default=0)
+        self.inputs = {j: x for j, x in self.inputs.items() if j <= start}
+        self.output = None
+        self.keys = [_detached_key(key) for key in keys]
+        self.start = start
+        return start, self.inputs.get(start)
+
+    def plan_start(self, keys):
+        """The layer a pass with these keys would start at (as resume, without changing anything)."""
+        count = len(keys) - 1
+        if self.keys is None or not _same(self.keys[0], keys[0]):
+            return 0
+        changed = next((j for j in range(count) if not _same(self.keys[j + 1], keys[j + 1])), count)
+        if changed == count and self.output is not None:
+            return count
+        return max([j for j in self.inputs if j <= changed], default=0)
+
+    def share_from(self, index):
+        """The estimated share of a whole pass that running layers index.. takes."""
+        return self._tail_costs[index] / max(self._tail_costs[0], 1)
+
+    def allocator(self, index):
+        """For the layer before `index` when `index`'s input is kept: callable(shape) -> a channels-last
+        float32 tensor in memory owned here (the layer's lean path writes its output there)."""
+        if index not in self.kept_layers:
+            return None
+
+        def allocate(shape):
+            n, c, h, w = shape
+            buffer = self._buffers.get(index)
+            if buffer is None or buffer.numel() < n * c * h * w:
+                self._buffers[index] = None  # freed before the new one is made
+                buffer = self._buffers[index] = torch.empty(n * c * h * w, dtype=torch.float32)
+            return buffer[:n * c * h * w].view(n, h, w, c).permute(0, 3, 1, 2)
+
+        return allocate
+
+    def computed(self, index, x):
+        """Layer `index`'s input (or, for index == number of layers, the output) is now x."""
+        if index == len(self.network.layer_names):
+            self.output = x
+        elif index in self.kept_layers:
+            self.inputs[index] = x
+
+    def nbytes(self):
+        tensors = list(self._buffers.values()) + list(self.inputs.values()) + [self.output]
+        seen, total = set(), 0
+        for t in tensors:
+            if t is not None and t.untyped_storage().data_ptr() not in seen:
+                seen.add(t.untyped_storage().data_ptr())
+                total += t.untyped_storage().nbytes()
+        return total
+
+
+def _detached_key(key):
+    """A private copy of a stage key (the caller may reuse its tensors)."""
+    if isinstance(key, torch.Tensor):
+        return key.detach().clone()
+    if isinstance(key, tuple):
+        return tuple(_detached_key(k) for k in key)
+    return key

@@ -489,32 +489,58 @@ class SynthesisNetwork(torch.nn.Module):
         self.ws_resolutions = [int(rates[0])] + [int(rates[idx]) for idx in range(num_layers + 1)]
 
     def forward(self, ws, noise_mode="const", force_fp32=True, noise_strength=1.0, noise_generator=None,
-                should_stop=None, update_emas=False, input_transform=None, **ignored):
+                should_stop=None, update_emas=False, input_transform=None, block_cache=None, **ignored):
         """noise_* are accepted for the common contract and ignored: StyleGAN3 has no noise inputs.
 
         input_transform: optional 3x3 matrix used instead of the `input.transform` buffer for this call.
+        block_cache: a models.block_cache.BlockCache owned by the caller; the pass starts at the last
+        layer input it kept whose upstream is unchanged (forward hooks of the layers before do not fire).
         """
         if noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', not {noise_mode!r}")
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        checkpoints = None
+        if block_cache is not None and block_cache.applies(ws, "const", None) and not update_emas:
+            checkpoints = block_cache.layer_checkpoints(self)
+        start, x = 0, None
+        if checkpoints is not None:
+            start, x = checkpoints.resume(self.stage_keys(ws, input_transform, force_fp32))
+            checkpoints.layers_run = 0
         ws = ws.to(torch.float32).unbind(dim=1)
-        if should_stop is not None and should_stop():
-            raise RenderCancelled("synthesis stopped before the input layer")
-        x = self.input(ws[0]) if input_transform is None else self.input(ws[0], input_transform)
+        if x is None:
+            if should_stop is not None and should_stop():
+                raise RenderCancelled("synthesis stopped before the input layer")
+            x = self.input(ws[0]) if input_transform is None else self.input(ws[0], input_transform)
         if x.device.type == "cpu":
             self._reserve_kept(x.shape[0], x.device)
-        for index, (name, w) in enumerate(zip(self.layer_names, ws[1:])):
+        for index in range(start, len(self.layer_names)):
+            name = self.layer_names[index]
             if should_stop is not None and should_stop():
                 raise RenderCancelled(f"synthesis stopped before {name}")
             layer = getattr(self, name)
             allocate = None
             if x.device.type == "cpu" and not layer.is_torgb:
                 allocate = functools.partial(self._kept_buffer, index % 2, x.device)
-            x = layer(x, w, force_fp32=force_fp32, update_emas=update_emas, allocate=allocate)
+                if checkpoints is not None:
+                    allocate = checkpoints.allocator(index + 1) or allocate
+            x = layer(x, ws[index + 1], force_fp32=force_fp32, update_emas=update_emas, allocate=allocate)
+            if checkpoints is not None:
+                checkpoints.computed(index + 1, x)
+                checkpoints.layers_run += 1
         if self.output_scale != 1:
-            x = x * self.output_scale
-        return x.to(torch.float32).contiguous()
+            return (x * self.output_scale).to(torch.float32).contiguous()
+        # The kept output must stay as it is whatever the caller does with the image.
+        return x.to(torch.float32).clone(memory_format=torch.contiguous_format) if checkpoints is not None \
+            else x.to(torch.float32).contiguous()
+
+    def stage_keys(self, ws, input_transform=None, force_fp32=True):
+        """What decides each stage of a batch-1 pass, for the block cache: [the input's (its w row,
+        the transform, the settings and the layers' paths), then each layer's w row]."""
+        rows = ws[0].to(torch.float32)
+        transform = self.input.transform if input_transform is None else torch.as_tensor(input_transform)
+        paths = tuple(getattr(self, name).reference for name in self.layer_names)
+        return [(rows[0], transform.to(torch.float32), bool(force_fp32), paths)] + list(rows[1:])
 
     def _reserve_kept(self, batch, device):
         """Make both kept buffers as large as their layers need before the first layer runs: grown

@@ -23,6 +23,9 @@ DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default_mod
 MAX_NETWORKS = 2  # networks kept in memory (a 1024 StyleGAN2 is ~120 MB in fp32)
 MAX_MAPPED = 512  # cached mapping outputs
 FFT_RANGE_DB = 80.0  # the FFT view shows the top this-many dB of the power spectrum
+# StyleGAN3: no preview when the cached re-render runs at most this share of a pass (its reduced
+# preview costs ~5-10% of one: a change at the last layers re-renders in about that).
+SG3_PREVIEW_SKIP = 0.15
 
 
 @dataclass
@@ -38,7 +41,7 @@ class Frame:
     error_trace: str | None = None  # the traceback, for unexpected errors only
     preview: bool = False  # a quick low-resolution stand-in for the full frame
     cancelled: bool = False  # stopped because a newer request arrived; carries no image
-    reused_blocks: int = 0  # synthesis blocks taken from the block cache instead of recomputed
+    reused_blocks: int = 0  # synthesis blocks (StyleGAN3: layers) taken from the block cache, not recomputed
     tensor_shape: tuple | None = None  # shape of the shown tensor (image or captured layer)
     info: dict = field(default_factory=dict)  # the network: architecture, num_ws, resolution...
 
@@ -172,23 +175,21 @@ class Renderer:
             t1 = time.perf_counter()
             frame.timings["mapping"] = t1 - t0
             kwargs = self._synthesis_kwargs(G, request, should_stop)
+            self._set_input_transform(G, request)
             if preview_resolution and request.layer is None and _preview_kind(G) and \
                     self._preview_helps(key, G, ws, kwargs, preview_resolution):
-                self._set_input_transform(G, request)
                 tensor = self._preview_image(G, ws, kwargs, preview_resolution)
                 frame.preview = True
                 frame.layers = self._layers.get(key, [])
             elif request.layer is not None:
                 frame.layers = self._discover_layers(key, G, ws, request)
-                self._set_input_transform(G, request)
                 tensor = self._capture(G, ws, kwargs, request.layer, frame.layers)
             else:
-                self._set_input_transform(G, request)
                 tensor = self._full_frame(key, G, ws, kwargs)
                 frame.layers = self._layers[key]
                 cache = self._block_caches.get(key)
-                if cache is not None and cache.entries:
-                    frame.reused_blocks = max(len(cache.entries) - cache.blocks_run, 0)
+                if cache is not None:
+                    frame.reused_blocks = cache.reused()
             if tensor.is_cuda:
                 torch.cuda.synchronize(tensor.device)
             frame.timings["synthesis"] = time.perf_counter() - t1
@@ -223,9 +224,19 @@ class Renderer:
 
     def _preview_helps(self, key, G, ws, kwargs, resolution):
         """False when the cached full frame would recompute only blocks above the preview's
-        resolution (a fine-layer drag): that re-render is then itself the quick frame."""
+        resolution (a fine-layer drag), or (StyleGAN3, whose finest layers hold most of the work) at
+        most SG3_PREVIEW_SKIP of a pass: that re-render is then itself the quick frame."""
         cache = self._block_caches.get(key)
-        if cache is None or not cache.entries or getattr(G, "architecture", "") != "stylegan2":
+        architecture = str(getattr(G, "architecture", ""))
+        if cache is not None and cache.checkpoints is not None and architecture.startswith("stylegan3"):
+            if not self._block_cache_lock.acquire(blocking=False):
+                return True
+            try:
+                share = cache.rerun_fraction(G.synthesis, ws, force_fp32=kwargs.get("force_fp32", True))
+            finally:
+                self._block_cache_lock.release()
+            return share > SG3_PREVIEW_SKIP
+        if cache is None or not cache.entries or architecture != "stylegan2":
             return True
         same = {name: kwargs[name] for name in ("noise_mode", "noise_strength", "force_fp32", "noise_generator")
                 if name in kwargs}

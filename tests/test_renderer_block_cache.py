@@ -119,3 +119,81 @@ def test_an_evicted_network_drops_its_cache(fast_sg2, tmp_path):
         assert renderer.render(RenderRequest(pkl=str(path), seeds=1)).error is None
     assert set(renderer._block_caches) == set(renderer._networks)
     assert len(renderer._block_caches) == 2
+
+
+# ---------------------------------------------------------------------------
+# StyleGAN3: kept layer inputs (models.block_cache.LayerCheckpoints)
+
+
+@pytest.fixture(scope="module")
+def sg3(fixtures_dir):
+    """NVIDIA's 64 px StyleGAN3-T fixture, on the lean path (as load_generator gives it)."""
+    from models import load_generator
+
+    return load_generator(str(fixtures_dir / "sg3_t_64.pkl"), device="cpu")
+
+
+def test_stylegan3_run_of_edits_equals_fresh_renders(sg3, net_file):
+    last = sg3.synthesis.num_ws - 1
+    base = RenderRequest(pkl=net_file, seeds=1, truncation_psi=0.7)
+    mix = dataclasses.replace(base, mix_seed=2, mix_layers=f"{last}-{last}")  # ToRGB's w alone
+    steps = [
+        base,
+        mix,
+        dataclasses.replace(mix, mix_layers=f"{last - 2}-{last}"),  # a drag of the low handle
+        dataclasses.replace(mix, mix_layers=f"{last - 5}-{last}"),
+        dataclasses.replace(mix, mix_layers=f"{last - 5}-{last}", mix_strength=0.5),
+        dataclasses.replace(mix, mix_layers=f"{last - 5}-{last}", mix_strength=0.5),  # unchanged
+        dataclasses.replace(mix, mix_layers=f"{last - 5}-{last}", layer=sg3.synthesis.layer_names[3]),  # a capture
+        dataclasses.replace(mix, mix_layers=f"{last - 5}-{last}", transform_rotate=10.0),  # the input changes
+        dataclasses.replace(mix, mix_layers=f"{last - 1}-{last}", transform_rotate=10.0),
+        dataclasses.replace(mix, seeds=3, mix_layers=f"{last - 1}-{last}", transform_rotate=10.0),
+        base,
+    ]
+    renderer = renderer_for(sg3)
+    runs = []
+    for request in steps:
+        frame = renderer.render(request)
+        assert_same_as_fresh(sg3, frame, request)
+        if request.layer is None:
+            checkpoints = block_cache(renderer).checkpoints
+            runs.append(checkpoints.layers_run)
+            assert frame.reused_blocks == checkpoints.start
+    layers = len(sg3.synthesis.layer_names)
+    # First frame: all layers; ToRGB's w: ToRGB alone; unchanged: nothing; input or seed changes: all.
+    assert runs[0] == layers and runs[1] == 1 and runs[5] == 0
+    assert 1 < runs[2] < runs[3] == runs[4] < layers and runs[7] < layers
+    assert runs[6] == runs[8] == runs[9] == layers
+
+
+def test_stylegan3_late_changes_skip_the_preview_early_ones_do_not(sg3, net_file):
+    renderer = renderer_for(sg3)
+    last = sg3.synthesis.num_ws - 1
+    base = RenderRequest(pkl=net_file, seeds=1, mix_seed=2, mix_layers=f"{last}-{last}")
+    assert not renderer.render(base).preview
+    late = dataclasses.replace(base, mix_layers=f"{last - 1}-{last}")  # the last two layers' w
+    frame = renderer.render(late, preview_resolution=16)
+    assert not frame.preview  # re-running two layers is itself the quick frame
+    assert_same_as_fresh(sg3, frame, late)
+    early = dataclasses.replace(base, mix_layers=f"1-{last}")
+    preview = renderer.render(early, preview_resolution=16)
+    assert preview.preview and preview.image.shape == frame.image.shape
+    moved = dataclasses.replace(late, transform_translate=(0.1, 0.0))  # the input transform changes everything
+    assert renderer.render(moved, preview_resolution=16).preview
+    assert_same_as_fresh(sg3, renderer.render(moved), moved)
+
+
+def test_stylegan3_cancelled_render_leaves_the_cache_sound(sg3, net_file):
+    renderer = renderer_for(sg3)
+    first = RenderRequest(pkl=net_file, seeds=1)
+    renderer.render(first)
+    calls = []
+
+    def stop_midway():
+        calls.append(1)
+        return len(calls) >= 8
+
+    second = RenderRequest(pkl=net_file, seeds=1, mix_seed=2, mix_layers="3-5")
+    assert renderer.render(second, should_stop=stop_midway).cancelled
+    for request in (second, first, dataclasses.replace(second, mix_layers="4-5")):
+        assert_same_as_fresh(sg3, renderer.render(request), request)

@@ -573,3 +573,56 @@ def test_unknown_option_is_a_load_error():
 
     with pytest.raises(LoadError, match="frobnicate"):
         stylegan3.build(dict(tiny_kwargs("t"), frobnicate=3))
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("cfg", ["t", "r"])
+def test_layer_checkpoints_resume_exactly_within_their_budget(cfg):
+    # A pass with a BlockCache starts at the last kept layer input whose upstream is unchanged; the
+    # image equals an uncached pass bit for bit, and the kept inputs stay within the budget.
+    from models.block_cache import BlockCache
+
+    torch.manual_seed(3)
+    G = stylegan3.build(dict(stylegan3.train_defaults(cfg, 64), channel_base=1024, channel_max=64))
+    ws = G.mapping(torch.randn(1, G.z_dim), None).clone()
+    other = G.mapping(torch.randn(1, G.z_dim), None)
+    layers = len(G.synthesis.layer_names)
+    for budget in (0, 1 << 20, 1 << 30):
+        cache = BlockCache(checkpoint_budget=budget)
+        image = G.synthesis(ws, block_cache=cache)
+        assert torch.equal(image, G.synthesis(ws))
+        checkpoints = cache.checkpoints
+        assert checkpoints.layers_run == layers
+        inputs = sum(x.untyped_storage().nbytes() for x in checkpoints.inputs.values())
+        assert inputs <= budget
+        image.fill_(7)  # the caller's copy: the kept output stays as it was
+        assert torch.equal(G.synthesis(ws, block_cache=cache), G.synthesis(ws)) and checkpoints.layers_run == 0
+        for first in (layers, layers - 3, 5, 0):  # the w index that feeds layer first - 1
+            changed = ws.clone()
+            changed[:, first:] = other[:, first:]
+            out = G.synthesis(changed, block_cache=cache)
+            assert torch.equal(out, G.synthesis(changed))
+            start = checkpoints.start
+            assert start <= max(first - 1, 0) and checkpoints.layers_run == layers - start
+            if budget == 0:
+                assert start == 0  # nothing kept but the output
+            if budget == 1 << 30:
+                assert start == max(first - 1, 0)  # every layer input fits
+            assert torch.equal(G.synthesis(ws, block_cache=cache), G.synthesis(ws))  # and back
+    transform = stylegan3.input_transform((0.2, 0.1), 15)
+    assert torch.equal(G.synthesis(ws, block_cache=cache, input_transform=transform),
+                       G.synthesis(ws, input_transform=transform))
+    assert checkpoints.layers_run == layers
+    G.set_reference(True)  # another path: nothing kept from the lean one is used
+    assert torch.equal(G.synthesis(ws, block_cache=cache), G.synthesis(ws)) and checkpoints.layers_run == layers
+    G.set_reference(False)
+
+
+def test_choose_checkpoints_prefers_cheap_big_savings():
+    from models.block_cache import choose_checkpoints
+
+    costs = [1, 1, 1, 10, 10]
+    assert choose_checkpoints(costs, [0, 1, 1, 1, 1], 0) == []
+    assert choose_checkpoints(costs, [0, 1, 1, 1, 1], 10) == [1, 2, 3, 4]
+    # Keeping layer 4's input saves the most re-rendering of the pairs that fit.
+    assert choose_checkpoints(costs, [0, 5, 5, 5, 5], 5) == [4]
