@@ -688,16 +688,21 @@ __all__ = ["Generator", "SynthesisNetwork", "SynthesisLayer", "SynthesisInput", 
 
 # Gaussian sigma, in output samples per (out_rate / out_cutoff): 1.5 x sqrt(ln 2) / (2 pi), see _reduced_layer.
 REDUCED_BLUR = 1.5 * np.sqrt(np.log(2)) / (2 * np.pi)
+# Samples a reduced layer keeps beyond the image on each side. The real layers keep 10, which at the
+# first layers' 16 and 32 px rates makes their grids 2.6-5x the image's area.
+REDUCED_MARGIN = 6
 
 
-def reduced_synthesis(synthesis, ws, resolution=None, should_stop=None, input_transform=None, **_ignored):
+def reduced_synthesis(synthesis, ws, resolution=None, should_stop=None, input_transform=None,
+                      margin=REDUCED_MARGIN, **_ignored):
     """A quick stand-in image from all of the network's weights; not NVIDIA's image.
 
     Each layer's upsample-FIR / leaky ReLU / FIR-downsample (two thirds of a full pass) becomes bias
     + leaky ReLU on the convolution's own grid and a bilinear resample onto the layer's output grid,
     keeping the sample positions of the real pass. With `resolution`, no layer samples finer than
     that rate (its grid shrinks in proportion, covering the same image area), so the image comes out
-    at `resolution` px for a fraction of the convolution cost too. Float32.
+    at `resolution` px for a fraction of the convolution cost too. `margin`: samples kept beyond the
+    image on each side of every grid (None: the real layers' margins). Float32.
     """
     if ws.ndim != 3 or ws.shape[1] != synthesis.num_ws or ws.shape[2] != synthesis.w_dim:
         raise ValueError(f"ws must be [N, {synthesis.num_ws}, {synthesis.w_dim}], got {list(ws.shape)}")
@@ -707,17 +712,27 @@ def reduced_synthesis(synthesis, ws, resolution=None, should_stop=None, input_tr
     x = synthesis.input(ws[0]) if input_transform is None else synthesis.input(ws[0], input_transform)
     x = x.to(torch.float32)
     in_rate = float(synthesis.input.sampling_rate)
+    if margin is not None:
+        x = _center_crop(x, int(np.ceil(in_rate)) + 2 * margin)
     for name, w in zip(synthesis.layer_names, ws[1:]):
         _reduced_check_stop(should_stop, name)
         layer = getattr(synthesis, name)
         out_rate = min(float(layer.out_sampling_rate), max(cap, in_rate))
         # The same image extent as the real grid, in samples of the (possibly capped) rate.
         out_size = int(round(float(layer.out_size[0]) * out_rate / float(layer.out_sampling_rate)))
+        if margin is not None:
+            out_size = min(out_size, int(np.ceil(out_rate)) + 2 * margin)
         x = _reduced_layer(layer, x, w, in_rate, out_rate, out_size)
         in_rate = out_rate
     if synthesis.output_scale != 1:
         x = x * synthesis.output_scale
     return x.contiguous()
+
+
+def _center_crop(x, size):
+    """The middle size x size samples of x (as many dropped on each side: the grid's centre stays)."""
+    crop = max(0, (x.shape[-1] - size) // 2)
+    return x[..., crop:x.shape[-2] - crop, crop:x.shape[-1] - crop] if crop else x
 
 
 def _reduced_check_stop(should_stop, where):
@@ -730,10 +745,13 @@ def _reduced_layer(layer, x, w, in_rate, out_rate, out_size):
     styles = layer.affine(w)
     if layer.is_torgb:
         styles = styles * (1 / np.sqrt(layer.in_channels * (layer.conv_kernel ** 2)))
-    weights = modulated_weight(layer.weight, styles, demodulate=not layer.is_torgb,
-                               input_gain=layer.magnitude_ema.rsqrt())
     in_size = x.shape[-1]
-    x = grouped_conv(x, weights, layer.conv_kernel - 1)
+    if _reduced_fixed_weight_pays(layer, x):
+        x = _reduced_fixed_conv(layer, x, styles)
+    else:
+        weights = modulated_weight(layer.weight, styles, demodulate=not layer.is_torgb,
+                                   input_gain=layer.magnitude_ema.rsqrt())
+        x = grouped_conv(x, weights, layer.conv_kernel - 1)
     x = x + layer.bias.reshape(1, -1, 1, 1)
     if layer.is_torgb:
         x = flrelu.lrelu_clamp_(x, gain=1, slope=1, clamp=layer.conv_clamp)
@@ -754,14 +772,54 @@ def _reduced_layer(layer, x, w, in_rate, out_rate, out_size):
     return _gaussian_blur(x, sigma)
 
 
+def _reduced_fixed_weight_pays(layer, x):
+    """Whether the reduced pass convolves this layer with its fixed weight (styles on the input, the
+    demodulation on the output): batch 1 on the CPU without autograd, a demodulated layer, and a 1x1
+    kernel (one matrix product) or a 3x3 one with enough channels for Winograd (previews' grids are
+    20-70 px, so from 16 px up)."""
+    if layer.is_torgb or x.shape[0] != 1 or x.dtype != torch.float32 or x.device.type != "cpu" \
+            or torch.is_grad_enabled():
+        return False
+    return layer.conv_kernel == 1 or (
+        layer.conv_kernel == 3 and winograd.available() and x.shape[2] * x.shape[3] >= 256
+        and min(x.shape[1], layer.out_channels) >= winograd.MIN_CHANNELS)
+
+
+def _reduced_fixed_conv(layer, x, styles):
+    """modulated_weight's convolution ('full' padding) with the layer's fixed weight: conv(x * s, W) * d
+    equals conv(x, W * s * d) for per-input-channel s and per-output-channel d. The pre-normalised
+    weight (1x1: as a matrix; 3x3: its Winograd transform, 4x its size) and its squared sums are
+    made once per weight version and kept on the layer, for previews only."""
+    version = (layer.weight._version, layer.weight.data_ptr())
+    kept = layer.__dict__.get("_reduced_fixed")
+    if kept is None or kept[0] != version:
+        weight = layer.weight.detach().to(torch.float32)
+        weight = weight * weight.square().mean([1, 2, 3], keepdim=True).rsqrt()
+        fixed = weight[:, :, 0, 0].contiguous() if layer.conv_kernel == 1 else winograd.transform_weight(weight)
+        kept = layer.__dict__["_reduced_fixed"] = (version, fixed, weight.square().sum([2, 3]))
+    _, fixed, square_sums = kept
+    styles = styles[0] * styles[0].square().mean().rsqrt()  # as modulated_weight normalises them (batch 1)
+    out_scale = (square_sums @ styles.square() + 1e-8).rsqrt()
+    x = (x * (styles * layer.magnitude_ema.rsqrt()).reshape(1, -1, 1, 1)).contiguous(memory_format=torch.channels_last)
+    if layer.conv_kernel == 1:
+        rows = ops.rows_times_weight(x[0].permute(1, 2, 0).reshape(-1, x.shape[1]), fixed).mul_(out_scale)
+        return rows.view(1, x.shape[2], x.shape[3], -1).permute(0, 3, 1, 2)
+    height, width = x.shape[2] + 2, x.shape[3] + 2
+    y = torch.empty([1, layer.out_channels, height, width], memory_format=torch.channels_last)
+    winograd.conv3x3_rows(x[0].permute(1, 2, 0).numpy(), fixed, -2, height, 2, y[0].permute(1, 2, 0).numpy(),
+                          out_scale.contiguous().numpy(), workers=torch.get_num_threads())
+    return y
+
+
 def _resample_linear(x, position, dim):
     """x sampled at fractional indices `position` along `dim` (linear, clamped to the edge samples)."""
     length = x.shape[dim]
     position = position.clamp(0, length - 1)
     lower = position.floor().long().clamp(max=length - 1)
     upper = (lower + 1).clamp(max=length - 1)
-    if position.numel() == length and torch.equal(position, torch.arange(length, dtype=position.dtype)):
-        return x  # the identity grid (a ToRGB on the image grid)
+    start = int(lower[0])
+    if torch.equal(position, torch.arange(start, start + position.numel(), dtype=position.dtype)):
+        return x.narrow(dim, start, position.numel())  # whole samples in a row (same rate in and out)
     shape = [1] * x.ndim
     shape[dim] = -1
     frac = (position - lower).to(x.dtype).reshape(shape)

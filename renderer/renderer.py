@@ -26,6 +26,7 @@ FFT_RANGE_DB = 80.0  # the FFT view shows the top this-many dB of the power spec
 # StyleGAN3: no preview when the cached re-render runs at most this share of a pass (its reduced
 # preview costs ~5-10% of one: a change at the last layers re-renders in about that).
 SG3_PREVIEW_SKIP = 0.15
+SG3_PREVIEW_MIN = 32  # px: StyleGAN3 previews are at most a 16th of the image size, but not below this
 
 
 @dataclass
@@ -439,6 +440,11 @@ class Renderer:
         pass: StyleGAN2 runs its top blocks without upsampling, StyleGAN3 skips the alias-free
         filters and caps every layer's sampling rate. Looks like the full frame downscaled."""
         resolution = min(int(resolution), G.img_resolution // 2)
+        if G.architecture.startswith("stylegan3"):
+            # Its layers keep 512-1024 channels up to high rates, so a reduced pass costs more per
+            # pixel than StyleGAN2's: a 16th of the image size (at least 32 px) stays within ~0.2 s
+            # at 512 px and ~0.35-0.5 s at 1024 px on one core (docs/speed.md).
+            resolution = min(resolution, max(SG3_PREVIEW_MIN, G.img_resolution // 16))
         reduced = stylegan3.reduced_synthesis if G.architecture.startswith("stylegan3") else \
             stylegan2.reduced_synthesis
         options = {name: kwargs[name] for name in ("noise_mode", "noise_strength", "noise_generator", "should_stop")

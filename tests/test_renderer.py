@@ -395,3 +395,16 @@ def test_reduced_preview_can_be_cancelled_inside_the_reduced_part(fixtures_dir, 
 def test_unavailable_device_is_a_clear_error(small_sg2, net_file):
     frame = renderer_for(small_sg2).render(RenderRequest(pkl=net_file, device="cuda"))
     assert frame.error.startswith("device: cuda is not available")
+
+
+@pytest.mark.parametrize("resolution, preview_px", [(512, 32), (1024, 64), (256, 32)])
+def test_stylegan3_previews_are_a_sixteenth_of_the_image(net_file, resolution, preview_px):
+    # A StyleGAN3 reduced pass costs more per pixel than StyleGAN2's early exit (512-1024 channels up to
+    # high rates): asked for 64 px, it renders at a 16th of the image size, 32 px at least.
+    from models import stylegan3
+
+    torch.manual_seed(0)
+    G = stylegan3.build(dict(stylegan3.train_defaults("t", resolution), channel_base=4096, channel_max=8)).eval()
+    frame = renderer_for(G).render(RenderRequest(pkl=net_file, seeds=1), preview_resolution=64)
+    assert frame.error is None and frame.preview
+    assert frame.tensor_shape[-1] == preview_px and frame.image.shape == (resolution, resolution, 3)

@@ -626,3 +626,40 @@ def test_choose_checkpoints_prefers_cheap_big_savings():
     assert choose_checkpoints(costs, [0, 1, 1, 1, 1], 10) == [1, 2, 3, 4]
     # Keeping layer 4's input saves the most re-rendering of the pairs that fit.
     assert choose_checkpoints(costs, [0, 5, 5, 5, 5], 5) == [4]
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("cfg", ["t", "r"])
+def test_reduced_pass_fast_convolutions_match_the_modulated_weight(cfg, monkeypatch):
+    # Previews run T's 3x3 convolutions through Winograd with the fixed weight's transform kept (styles
+    # on the input, demodulation on the output) and R's 1x1 ones as matrix products: the same image as
+    # the per-sample modulated weights within float rounding; a weight change is picked up.
+    torch.manual_seed(4)
+    G = stylegan3.build(dict(stylegan3.train_defaults(cfg, 64), channel_base=2048, channel_max=64))
+    ws = G.mapping(torch.randn(1, G.z_dim), None)
+    fast = stylegan3.reduced_synthesis(G.synthesis, ws, 32)
+    if cfg == "t":
+        assert G.synthesis.L2_36_64.__dict__["_reduced_fixed"][1].shape[0] == 36  # the transform, kept
+    with monkeypatch.context() as patch:
+        patch.setattr(stylegan3, "_reduced_fixed_weight_pays", lambda layer, x: False)
+        plain = stylegan3.reduced_synthesis(G.synthesis, ws, 32)
+        assert (fast - plain).abs().max() <= 1e-5 * plain.abs().max()
+        G.synthesis.L3_36_64.weight.mul_(-0.5)
+        changed = stylegan3.reduced_synthesis(G.synthesis, ws, 32)
+    assert not torch.allclose(changed, plain)
+    assert (stylegan3.reduced_synthesis(G.synthesis, ws, 32) - changed).abs().max() <= 1e-5 * changed.abs().max()
+
+
+@torch.no_grad()
+def test_reduced_pass_margins_only_touch_the_edges():
+    # The reduced pass keeps REDUCED_MARGIN samples beyond the image instead of the real layers' 10
+    # (at the first layers' rates most of their grid): the image's middle is as with full margins.
+    torch.manual_seed(5)
+    G = stylegan3.build(dict(stylegan3.train_defaults("t", 64), channel_base=2048, channel_max=64))
+    ws = G.mapping(torch.randn(1, G.z_dim), None)
+    trimmed = stylegan3.reduced_synthesis(G.synthesis, ws, 32)
+    full = stylegan3.reduced_synthesis(G.synthesis, ws, 32, margin=None)
+    assert trimmed.shape == full.shape == (1, 3, 32, 32)
+    scale = full.abs().max()
+    assert (trimmed - full)[..., 6:-6, 6:-6].abs().max() <= 0.05 * scale  # measured 0.03 (0.14 at the edge)
+    assert (trimmed - full).abs().mean() <= 0.01 * scale
