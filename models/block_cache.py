@@ -1,4 +1,4 @@
-"""BlockCache: re-render a StyleGAN2 synthesis pass from the first block whose inputs changed.
+"""BlockCache: re-render a synthesis pass from the first block (layer) whose inputs changed.
 
 A block's output is decided by its own inputs (its ws rows, the noise settings of its layers) and
 by every earlier block's. The cache keeps, per block, what went in and what came out; a pass
@@ -11,20 +11,24 @@ The layer a pass starts recomputing at also leaves its convolution output before
 (one layer's worth, the fast path only): a noise-strength change there, the next step of the same
 drag, then skips that layer's convolution and redoes only its noise, lrelu and clamp.
 
+StyleGAN3 (layers) and StyleGAN v1 (blocks) have no image built up beside the features, so one
+stage's output is all the next one needs: LayerCheckpoints keeps the inputs of a few stages within
+a memory budget, and a pass starts at the last one whose upstream is unchanged.
+
 Usage (the caller owns one cache per loaded network):
     cache = BlockCache()
     img = G.synthesis(ws, noise_mode="const", block_cache=cache)   # same pixels as without it
 """
 
-import numpy as np
 import torch
 
 from models import fast_stylegan2
 from models.errors import RenderCancelled
 
-# StyleGAN3 layer inputs kept by default, in bytes: about what the StyleGAN2 cache takes at 1024 px.
-# Everything fits for 256 px networks; at 1024 px the input of the second-to-last layer, which
-# makes a change of the last layers' w re-render in ~5-8% of a frame.
+# StyleGAN3 layer inputs (v1 block inputs) kept by default, in bytes: about what the StyleGAN2 cache
+# takes at 1024 px. Everything fits for 256 px StyleGAN3 networks and for every v1 one; at 1024 px
+# StyleGAN3 keeps the input of the second-to-last layer, so a change of the last layers' w
+# re-renders in ~6-8% of a frame.
 CHECKPOINT_BUDGET = 512 << 20
 
 
@@ -202,13 +206,15 @@ class BlockCache:
                 return res
         return None
 
-    def rerun_fraction(self, synthesis, ws, force_fp32=True):
-        """StyleGAN3: the estimated share of a whole pass that a pass with these ws would run (0 when
-        everything comes from the cache, 1 with nothing kept for this network)."""
+    def rerun_fraction(self, synthesis, ws, noise_mode="const", noise_generator=None, **settings):
+        """StyleGAN3 and v1: the estimated share of a whole pass that a pass with these ws and
+        settings (as synthesis takes them) would run: 0 when everything comes from the cache, 1
+        with nothing kept for this network."""
         kept = self.checkpoints
-        if kept is None or kept.network is not synthesis or not self.applies(ws, "const", None):
+        if kept is None or kept.network is not synthesis or not self.applies(ws, noise_mode, noise_generator):
             return 1.0
-        return kept.share_from(kept.plan_start(synthesis.stage_keys(ws, force_fp32=force_fp32)))
+        keys = synthesis.stage_keys(ws, noise_mode=noise_mode, noise_generator=noise_generator, **settings)
+        return kept.share_from(kept.plan_start(keys))
 
     def _starting_layer(self, res, layer_index, layer, x, w, fused, layer_kwargs, source=None):
         """The first layer a pass recomputes: from the kept pre-noise output when only its noise
@@ -290,22 +296,9 @@ def _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generato
 
 
 # ---------------------------------------------------------------------------
-# StyleGAN3: one layer after another at full channel count, so there are no blocks to keep whole;
-# instead the inputs of a few layers, chosen to fit a memory budget, and the last layer's output.
-
-# Relative cost of a layer for choosing what to keep: its convolution's multiply-adds plus this many
-# per value of its upsampled grid (the filters' share; measured on StyleGAN3-R 1024 on one core,
-# ~70 multiply-adds' worth per upsampled value: its L10 0.16 s conv / 0.57 s filter).
-FILTER_COST_PER_VALUE = 70
-
-
-def layer_cost(layer):
-    """Estimated work of one StyleGAN3 layer, in multiply-adds of its convolution."""
-    k = layer.conv_kernel
-    in_h, in_w = (int(v) for v in layer.in_size[::-1])
-    conv = layer.out_channels * layer.in_channels * k * k * (in_h + k - 1) * (in_w + k - 1)
-    upsampled = layer.out_channels * (in_h + k - 1) * (in_w + k - 1) * layer.up_factor ** 2
-    return conv + FILTER_COST_PER_VALUE * upsampled
+# StyleGAN3 and StyleGAN v1: one stage after another (StyleGAN3's layers at full channel count,
+# v1's blocks without a skip image), so no block stands alone; instead the inputs of a few stages,
+# chosen to fit a memory budget, and the final output.
 
 
 def choose_checkpoints(costs, sizes, budget):
@@ -331,20 +324,20 @@ def choose_checkpoints(costs, sizes, budget):
 
 
 class LayerCheckpoints:
-    """The kept layer inputs of one StyleGAN3 synthesis network and the keys that decided them.
+    """The kept stage inputs of one synthesis network and the keys that decided them.
 
-    Stage keys: [input (its w row, the transform, the pass's settings), then each layer's w row].
-    The input of layer j is decided by the input key and the keys of layers 0..j-1. Kept inputs
+    Stage keys: [what decides the first stage's input and the whole pass (settings, StyleGAN3's
+    input w and transform), then each stage's own inputs (its w rows, noise settings)]. The input
+    of stage j is decided by the first key and the keys of stages 0..j-1. The network's
+    checkpoint_plan() gives each stage's estimated cost and input size. StyleGAN3's kept inputs
     live in buffers owned here, reused from pass to pass (the layer before writes straight into
-    them: no copy); the last layer's output is kept as it came.
+    them: no copy); the final output is kept as it came.
     """
 
     def __init__(self, synthesis, budget):
         self.network = synthesis
-        layers = [getattr(synthesis, name) for name in synthesis.layer_names]
-        costs = [layer_cost(layer) for layer in layers]
-        # A layer's input is the previous layer's output (the tiled path pads it to whole vectors).
-        sizes = [0] + [4 * -(-layer.out_channels // 16) * 16 * int(np.prod(layer.out_size)) for layer in layers[:-1]]
+        costs, sizes = synthesis.checkpoint_plan()
+        self.count = len(costs)
         self.kept_layers = choose_checkpoints(costs, sizes, budget)
         self._tail_costs = [sum(costs[i:]) for i in range(len(costs) + 1)]
         self.keys = None  # the stage keys of the last pass
@@ -403,8 +396,8 @@ class LayerCheckpoints:
         return allocate
 
     def computed(self, index, x):
-        """Layer `index`'s input (or, for index == number of layers, the output) is now x."""
-        if index == len(self.network.layer_names):
+        """Stage `index`'s input (or, for index == the number of stages, the output) is now x."""
+        if index == self.count:
             self.output = x
         elif index in self.kept_layers:
             self.inputs[index] = x

@@ -294,6 +294,13 @@ class SynthesisLayer(nn.Module):
         style = self.affine(w).reshape(-1, 2, self.out_channels, 1, 1)
         return x * (style[:, 0] + 1) + style[:, 1]
 
+    def skip_noise(self, noise_mode, noise_strength, noise_generator):
+        """Draw the random noise forward() would, and drop it (a pass that reuses this layer's output
+        keeps the later layers' draws where they were)."""
+        if self.use_noise and noise_mode == "random" and noise_strength != 0 and noise_generator is not None:
+            torch.randn((1, 1, self.resolution, self.resolution), generator=noise_generator,
+                        device=noise_generator.device)
+
     def extra_repr(self):
         return (f"kind={self.kind}, in_channels={self.in_channels}, out_channels={self.out_channels}, "
                 f"resolution={self.resolution}, fused={self.fused}")
@@ -378,20 +385,40 @@ class SynthesisNetwork(nn.Module):
         return [f"b{res}.{name}" for res in self.block_resolutions for name in getattr(self, f"b{res}").layer_names]
 
     def forward(self, ws, noise_mode="const", force_fp32=True, noise_strength=1.0, noise_generator=None,
-                should_stop=None, **ignored):
+                should_stop=None, block_cache=None, **ignored):
+        """block_cache: a models.block_cache.BlockCache owned by the caller; the pass starts at the last
+        block input it kept whose upstream is unchanged (forward hooks of the blocks before do not fire)."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         ws = ws.to(torch.float32)
         # Blending needs a ToRGB per level; 'fixed' networks have none (and never grow).
         lod = float(self.lod) if hasattr(self.b4, "torgb") else 0.0
-        x = img = None
-        for block_idx, res in enumerate(self.block_resolutions):
+        checkpoints = None
+        if block_cache is not None and lod == 0 and block_cache.applies(ws, noise_mode, noise_generator):
+            checkpoints = block_cache.layer_checkpoints(self)
+        start, x, img = 0, None, None
+        if checkpoints is not None:
+            start, x = checkpoints.resume(self.stage_keys(ws, noise_mode, noise_strength, noise_generator, force_fp32))
+            checkpoints.layers_run = 0
+            for res in self.block_resolutions[:start]:  # the noise the skipped blocks would have drawn
+                block = getattr(self, f"b{res}")
+                for name in block.layer_names:
+                    getattr(block, name).skip_noise(noise_mode, _strength_for(noise_strength, f"b{res}.{name}"),
+                                                    noise_generator)
+            if start == len(self.block_resolutions):
+                return x.clone()  # nothing changed: the kept image (the caller may write into its copy)
+        for block_idx in range(start, len(self.block_resolutions)):
+            res = self.block_resolutions[block_idx]
             if should_stop is not None and should_stop():
                 raise RenderCancelled()
             block = getattr(self, f"b{res}")
             strengths = [_strength_for(noise_strength, f"b{res}.{name}") for name in block.layer_names]
             x = block(x, ws[:, 2 * block_idx: 2 * block_idx + 2], noise_strengths=strengths,
                       noise_mode=noise_mode, noise_generator=noise_generator)
+            if checkpoints is not None:
+                checkpoints.layers_run += 1
+                if block_idx + 1 < len(self.block_resolutions):
+                    checkpoints.computed(block_idx + 1, x)
             if lod > 0:
                 # Mid-training snapshot: TF's 'linear' structure blends each ToRGB into the
                 # upscaled lower-resolution image by clip(lod - level, 0, 1).
@@ -404,7 +431,36 @@ class SynthesisNetwork(nn.Module):
                     img = level_img + (img - level_img) * t
         if lod > 0:
             return img
-        return getattr(self, f"b{self.img_resolution}").torgb(x)
+        img = getattr(self, f"b{self.img_resolution}").torgb(x)
+        if checkpoints is not None:
+            checkpoints.computed(len(self.block_resolutions), img)
+            return img.clone()
+        return img
+
+    def checkpoint_plan(self):
+        """For the block cache: each block's estimated cost (multiply-adds of its convolutions, and
+        of its per-value epilogue) and the bytes of its input."""
+        costs, sizes = [], []
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            layers = [getattr(block, name) for name in block.layer_names]
+            costs.append(sum(res * res * layer.out_channels * (9 * layer.in_channels + 20) for layer in layers))
+            sizes.append(4 * layers[0].in_channels * (res // 2) ** 2 if res > 4 else 0)
+        return costs, sizes
+
+    def stage_keys(self, ws, noise_mode="const", noise_strength=1.0, noise_generator=None, force_fp32=True,
+                   **_ignored):
+        """What decides each block of a batch-1 pass, for the block cache: [the pass's settings (the
+        noise mode, the random generator's state), then per block its two w rows and noise strengths]."""
+        state = bytes(noise_generator.get_state().cpu().numpy().tobytes()) \
+            if noise_mode == "random" and noise_generator is not None else None
+        keys = [(noise_mode, state, bool(force_fp32))]
+        rows = ws[0].to(torch.float32)
+        for index, res in enumerate(self.block_resolutions):
+            block = getattr(self, f"b{res}")
+            strengths = tuple(_strength_for(noise_strength, f"b{res}.{name}") for name in block.layer_names)
+            keys.append((rows[2 * index], rows[2 * index + 1], strengths))
+        return keys
 
 
 def _strength_for(noise_strength, name):

@@ -534,7 +534,15 @@ class SynthesisNetwork(torch.nn.Module):
         return x.to(torch.float32).clone(memory_format=torch.contiguous_format) if checkpoints is not None \
             else x.to(torch.float32).contiguous()
 
-    def stage_keys(self, ws, input_transform=None, force_fp32=True):
+    def checkpoint_plan(self):
+        """For the block cache: each layer's estimated cost and the bytes of its input."""
+        layers = [getattr(self, name) for name in self.layer_names]
+        # A layer's input is the previous layer's output (the tiled path pads it to whole vectors).
+        sizes = [0] + [4 * -(-layer.out_channels // CHANNEL_VECTOR) * CHANNEL_VECTOR * int(np.prod(layer.out_size))
+                       for layer in layers[:-1]]
+        return [_layer_cost(layer) for layer in layers], sizes
+
+    def stage_keys(self, ws, input_transform=None, force_fp32=True, **_ignored):
         """What decides each stage of a batch-1 pass, for the block cache: [the input's (its w row,
         the transform, the settings and the layers' paths), then each layer's w row]."""
         rows = ws[0].to(torch.float32)
@@ -573,6 +581,21 @@ class SynthesisNetwork(torch.nn.Module):
             kept[slot] = buffer
         n, c, h, w = shape
         return buffer[:numel].view(n, h, w, c).permute(0, 3, 1, 2)
+
+
+# Relative cost of a layer for the block cache's choice of what to keep: its convolution's
+# multiply-adds plus this many per value of its upsampled grid (the filters' share; on StyleGAN3-R
+# 1024 on one core ~70 multiply-adds' worth per upsampled value: its L10 0.16 s conv / 0.57 s filter).
+FILTER_COST_PER_VALUE = 70
+
+
+def _layer_cost(layer):
+    """Estimated work of one layer, in multiply-adds of its convolution."""
+    k = layer.conv_kernel
+    in_h, in_w = (int(v) for v in layer.in_size[::-1])
+    conv = layer.out_channels * layer.in_channels * k * k * (in_h + k - 1) * (in_w + k - 1)
+    upsampled = layer.out_channels * (in_h + k - 1) * (in_w + k - 1) * layer.up_factor ** 2
+    return conv + FILTER_COST_PER_VALUE * upsampled
 
 
 def _storage_shared(tensor):

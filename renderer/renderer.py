@@ -23,9 +23,9 @@ DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default_mod
 MAX_NETWORKS = 2  # networks kept in memory (a 1024 StyleGAN2 is ~120 MB in fp32)
 MAX_MAPPED = 512  # cached mapping outputs
 FFT_RANGE_DB = 80.0  # the FFT view shows the top this-many dB of the power spectrum
-# StyleGAN3: no preview when the cached re-render runs at most this share of a pass (its reduced
-# preview costs ~5-10% of one: a change at the last layers re-renders in about that).
-SG3_PREVIEW_SKIP = 0.15
+# StyleGAN3 and v1: no preview when the cached re-render runs at most this share of a pass (a
+# StyleGAN3 preview costs 9-13% of one; a change at its last layers re-renders in 6-8%).
+CACHED_PREVIEW_SKIP = 0.15
 SG3_PREVIEW_MIN = 32  # px: StyleGAN3 previews are at most a 16th of the image size, but not below this
 
 
@@ -225,18 +225,21 @@ class Renderer:
 
     def _preview_helps(self, key, G, ws, kwargs, resolution):
         """False when the cached full frame would recompute only blocks above the preview's
-        resolution (a fine-layer drag), or (StyleGAN3, whose finest layers hold most of the work) at
-        most SG3_PREVIEW_SKIP of a pass: that re-render is then itself the quick frame."""
+        resolution (a fine-layer drag), or (StyleGAN3 and v1, by estimated cost) at
+        most CACHED_PREVIEW_SKIP of a pass: that re-render is then itself the quick frame."""
         cache = self._block_caches.get(key)
         architecture = str(getattr(G, "architecture", ""))
-        if cache is not None and cache.checkpoints is not None and architecture.startswith("stylegan3"):
+        if cache is not None and cache.checkpoints is not None and architecture in ("stylegan", "stylegan3-t",
+                                                                                   "stylegan3-r"):
             if not self._block_cache_lock.acquire(blocking=False):
                 return True
+            settings = {name: kwargs[name] for name in ("noise_mode", "noise_strength", "noise_generator",
+                                                         "force_fp32") if name in kwargs}
             try:
-                share = cache.rerun_fraction(G.synthesis, ws, force_fp32=kwargs.get("force_fp32", True))
+                share = cache.rerun_fraction(G.synthesis, ws, **settings)
             finally:
                 self._block_cache_lock.release()
-            return share > SG3_PREVIEW_SKIP
+            return share > CACHED_PREVIEW_SKIP
         if cache is None or not cache.entries or architecture != "stylegan2":
             return True
         same = {name: kwargs[name] for name in ("noise_mode", "noise_strength", "force_fp32", "noise_generator")
