@@ -281,6 +281,7 @@ def run_sg3(name, spec, repeats, with_reference):
         for key, values in times.items():
             result[f"{key}_s"] = min(values)
         result["gflop"] = round(conv_gflop(specs), 1)
+        sg3_previews_and_cache(G, ws, result)
         if with_reference:
             G.set_reference(True)
             t, ref_img = timed(lambda: G.synthesis(ws, noise_mode="const"))
@@ -288,6 +289,40 @@ def run_sg3(name, spec, repeats, with_reference):
             result["max_abs_diff"] = float((fast_img - ref_img).abs().max())
     result["peak_rss_mb"] = round(peak_rss_mb())
     return result
+
+
+def sg3_previews_and_cache(G, ws, result):
+    """StyleGAN3: the renderer's preview (a reduced pass at a 16th of the image, 32 px at least) and
+    the block cache's re-render for changes of the last layers' w, each against a fast frame."""
+    import torch
+
+    from models import stylegan3
+    from models.block_cache import BlockCache
+
+    size = min(64, G.img_resolution // 2, max(32, G.img_resolution // 16))  # renderer._reduced_image's rule
+    stylegan3.reduced_synthesis(G.synthesis, ws, size)  # makes the kept weight transforms
+    result["preview_s"] = {f"reduced {size}px": min(timed(lambda: stylegan3.reduced_synthesis(
+        G.synthesis, ws, size))[0] for _ in range(2))}
+
+    other = G.mapping(torch.randn([1, G.z_dim]), None, truncation_psi=0.7)
+    cache = BlockCache()
+    G.synthesis(ws, noise_mode="const", block_cache=cache)
+    result["cache_mb"] = round(cache.nbytes() / 2 ** 20)
+    layers = len(G.synthesis.layer_names)
+    rerender, fractions, exact = {}, {}, True
+    for first in (layers, layers - 1, layers - 3, layers - 5):  # w index first.. feeds layers first-1..
+        changed = ws.clone()
+        changed[:, first:] = other[:, first:]
+        G.synthesis(ws, noise_mode="const", block_cache=cache)  # back to the cached frame
+        t, img = timed(lambda: G.synthesis(changed, noise_mode="const", block_cache=cache))
+        t_full, plain = timed(lambda: G.synthesis(changed, noise_mode="const"))
+        exact &= torch.equal(img, plain)
+        label = f"mix w{first}+ (from {G.synthesis.layer_names[first - 1]})"
+        rerender[label], fractions[label] = t, t / t_full
+    result["rerender_s"], result["rerender_fraction"], result["rerender_exact"] = rerender, fractions, exact
+    result["cache_mb_max"] = round(cache.nbytes() / 2 ** 20)
+    G.synthesis(ws, noise_mode="const", block_cache=cache)
+    result["unchanged_s"] = timed(lambda: G.synthesis(ws, noise_mode="const", block_cache=cache))[0]
 
 
 def run_one(name, repeats, with_reference, tune, threads):
@@ -347,8 +382,10 @@ def print_tables(results):
         if "rerender_s" not in r:
             continue
         print()
+        kept = ("with a kept pre-noise output" if "rerender_later_s" in r
+                else "of layer inputs (LayerCheckpoints), the output included")
         print(f"Block cache, {r['config']} (full frame {r['fast_s']:.2f} s; unchanged {r['unchanged_s']:.3f} s; "
-              f"cache {r['cache_mb']} MB, {r.get('cache_mb_max', r['cache_mb'])} MB with a kept pre-noise output; "
+              f"cache {r['cache_mb']} MB, {r.get('cache_mb_max', r['cache_mb'])} MB {kept}; "
               f"re-render == uncached render: {r['rerender_exact']})")
         print()
         print("| change | first step s | of a full frame | later steps s | of a full frame |")

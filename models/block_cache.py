@@ -257,7 +257,8 @@ class BlockCache:
         """Memory the kept outputs take."""
         tensors = [t for entry in self.entries.values() for t in (entry.x, entry.img, entry.x_mid)]
         tensors += [self.pre_noise.y] if self.pre_noise is not None else []
-        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+        kept = self.checkpoints.nbytes() if self.checkpoints is not None else 0
+        return kept + sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
 def _settings(force_fp32, fused_modconv, noise_mode, noise_generator):

@@ -594,7 +594,7 @@ def test_layer_checkpoints_resume_exactly_within_their_budget(cfg):
         checkpoints = cache.checkpoints
         assert checkpoints.layers_run == layers
         inputs = sum(x.untyped_storage().nbytes() for x in checkpoints.inputs.values())
-        assert inputs <= budget
+        assert inputs <= budget and cache.nbytes() >= inputs + image.numel() * 4
         image.fill_(7)  # the caller's copy: the kept output stays as it was
         assert torch.equal(G.synthesis(ws, block_cache=cache), G.synthesis(ws)) and checkpoints.layers_run == 0
         for first in (layers, layers - 3, 5, 0):  # the w index that feeds layer first - 1
