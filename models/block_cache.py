@@ -90,10 +90,10 @@ class BlockCache:
         """keep_layer_outputs: also keep each block's conv0 output (about doubles the memory, 1024 px:
         ~270 -> ~540 MB) so that a change starting at a conv1 layer reruns that layer, not the block,
         and the pre-noise output of the layer the last pass started at (up to 134 MB more).
-        checkpoint_budget: bytes of StyleGAN3 layer inputs to keep (LayerCheckpoints)."""
+        checkpoint_budget: bytes of StyleGAN3 layer inputs (v1 block inputs) to keep (LayerCheckpoints)."""
         self.keep_layer_outputs = keep_layer_outputs
         self.checkpoint_budget = checkpoint_budget
-        self.checkpoints = None  # LayerCheckpoints of a StyleGAN3 network
+        self.checkpoints = None  # LayerCheckpoints of a StyleGAN3 or v1 network
         self.entries = {}  # block resolution -> _Entry
         self.pre_noise = None  # _PreNoise of the layer the last pass started recomputing at
         self.blocks_run = 0  # blocks recomputed in the last pass (for tests and benchmarks)
@@ -109,14 +109,14 @@ class BlockCache:
         self.checkpoints = None
 
     def layer_checkpoints(self, synthesis):
-        """The LayerCheckpoints for this StyleGAN3 synthesis network (new when the network is)."""
+        """The LayerCheckpoints for this StyleGAN3 or v1 synthesis network (new when the network is)."""
         if self.checkpoints is None or self.checkpoints.network is not synthesis:
             self.clear()
             self.checkpoints = LayerCheckpoints(synthesis, self.checkpoint_budget)
         return self.checkpoints
 
     def reused(self):
-        """How many blocks (StyleGAN2) or layers (StyleGAN3) the last pass took from the cache."""
+        """How many blocks (StyleGAN2, v1) or layers (StyleGAN3) the last pass took from the cache."""
         if self.checkpoints is not None:
             return self.checkpoints.start
         return max(len(self.entries) - self.blocks_run, 0)
@@ -303,11 +303,11 @@ def _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generato
 
 
 def choose_checkpoints(costs, sizes, budget):
-    """The layers (indices 1..n-1) whose inputs to keep: greedily the one that cuts the expected
+    """The stages (indices 1..n-1) whose inputs to keep: greedily the one that cuts the expected
     re-render most per byte, until none fits `budget` bytes. A change is taken to be equally likely
-    at any layer; a pass then starts at the nearest kept input at or before it."""
+    at any stage; a pass then starts at the nearest kept input at or before it."""
     n = len(costs)
-    tail = [sum(costs[i:]) for i in range(n + 1)]  # cost of running layers i.. to the end
+    tail = [sum(costs[i:]) for i in range(n + 1)]  # cost of running stages i.. to the end
 
     def expected(kept):
         return sum(tail[max([j for j in kept if j <= changed], default=0)] for changed in range(n))
@@ -339,51 +339,46 @@ class LayerCheckpoints:
         self.network = synthesis
         costs, sizes = synthesis.checkpoint_plan()
         self.count = len(costs)
-        self.kept_layers = choose_checkpoints(costs, sizes, budget)
+        self.kept_stages = choose_checkpoints(costs, sizes, budget)
         self._tail_costs = [sum(costs[i:]) for i in range(len(costs) + 1)]
         self.keys = None  # the stage keys of the last pass
-        self.inputs = {}  # layer index -> its input, computed with self.keys
-        self.output = None  # the last layer's output, when the last pass got there
-        self._buffers = {}  # layer index -> flat float32 memory for its input
-        self.layers_run = 0  # layers the last pass ran
-        self.start = 0  # the layer the last pass started at (len(layers): none ran)
+        self.inputs = {}  # stage index -> its input, computed with self.keys
+        self.output = None  # the final output, when the last pass got there
+        self._buffers = {}  # stage index -> flat float32 memory for its input (StyleGAN3)
+        self.stages_run = 0  # stages the last pass ran
+        self.start = 0  # the stage the last pass started at (self.count: none ran)
+
+    def plan_start(self, keys):
+        """The stage a pass with these keys would start at: the last kept input at or before the
+        first changed key, or 0 (the first stage's input is not kept), or the number of stages when
+        nothing changed and the output is kept."""
+        if self.keys is None or not _same(self.keys[0], keys[0]):
+            return 0
+        changed = next((j for j in range(self.count) if not _same(self.keys[j + 1], keys[j + 1])), self.count)
+        if changed == self.count and self.output is not None:
+            return self.count
+        return max([j for j in self.inputs if j <= changed], default=0)
 
     def resume(self, keys):
-        """(the first layer to run, its input): a kept input at or before the first changed key, or
-        (0, None) to start from the input stage, or (number of layers, the kept output) when nothing
-        changed. Forgets whatever the changes make stale and takes `keys` as the current ones."""
-        count = len(keys) - 1
-        changed = -1
-        if self.keys is not None and _same(self.keys[0], keys[0]):
-            changed = next((j for j in range(count) if not _same(self.keys[j + 1], keys[j + 1])), count)
-        if changed == count and self.output is not None:
-            self.start = count
-            return count, self.output
-        start = max([j for j in self.inputs if j <= changed], default=0)
+        """(plan_start(keys), that stage's input: None for stage 0, the kept output when nothing
+        changed). Forgets whatever the changes make stale and takes `keys` as the current ones."""
+        start = self.plan_start(keys)
+        self.start = start
+        if start == self.count:
+            return start, self.output
         self.inputs = {j: x for j, x in self.inputs.items() if j <= start}
         self.output = None
         self.keys = [_detached_key(key) for key in keys]
-        self.start = start
         return start, self.inputs.get(start)
-
-    def plan_start(self, keys):
-        """The layer a pass with these keys would start at (as resume, without changing anything)."""
-        count = len(keys) - 1
-        if self.keys is None or not _same(self.keys[0], keys[0]):
-            return 0
-        changed = next((j for j in range(count) if not _same(self.keys[j + 1], keys[j + 1])), count)
-        if changed == count and self.output is not None:
-            return count
-        return max([j for j in self.inputs if j <= changed], default=0)
 
     def share_from(self, index):
         """The estimated share of a whole pass that running layers index.. takes."""
         return self._tail_costs[index] / max(self._tail_costs[0], 1)
 
     def allocator(self, index):
-        """For the layer before `index` when `index`'s input is kept: callable(shape) -> a channels-last
-        float32 tensor in memory owned here (the layer's lean path writes its output there)."""
-        if index not in self.kept_layers:
+        """For the StyleGAN3 layer before `index` when `index`'s input is kept: callable(shape) -> a
+        channels-last float32 tensor in memory owned here (the layer's lean path writes its output there)."""
+        if index not in self.kept_stages:
             return None
 
         def allocate(shape):
@@ -400,10 +395,11 @@ class LayerCheckpoints:
         """Stage `index`'s input (or, for index == the number of stages, the output) is now x."""
         if index == self.count:
             self.output = x
-        elif index in self.kept_layers:
+        elif index in self.kept_stages:
             self.inputs[index] = x
 
     def nbytes(self):
+        """Memory the kept inputs, their buffers and the output take."""
         tensors = list(self._buffers.values()) + list(self.inputs.values()) + [self.output]
         seen, total = set(), 0
         for t in tensors:

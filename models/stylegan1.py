@@ -399,7 +399,7 @@ class SynthesisNetwork(nn.Module):
         start, x, img = 0, None, None
         if checkpoints is not None:
             start, x = checkpoints.resume(self.stage_keys(ws, noise_mode, noise_strength, noise_generator, force_fp32))
-            checkpoints.layers_run = 0
+            checkpoints.stages_run = 0
             for res in self.block_resolutions[:start]:  # the noise the skipped blocks would have drawn
                 block = getattr(self, f"b{res}")
                 for name in block.layer_names:
@@ -416,7 +416,7 @@ class SynthesisNetwork(nn.Module):
             x = block(x, ws[:, 2 * block_idx: 2 * block_idx + 2], noise_strengths=strengths,
                       noise_mode=noise_mode, noise_generator=noise_generator)
             if checkpoints is not None:
-                checkpoints.layers_run += 1
+                checkpoints.stages_run += 1
                 if block_idx + 1 < len(self.block_resolutions):
                     checkpoints.computed(block_idx + 1, x)
             if lod > 0:

@@ -506,7 +506,7 @@ class SynthesisNetwork(torch.nn.Module):
         start, x = 0, None
         if checkpoints is not None:
             start, x = checkpoints.resume(self.stage_keys(ws, input_transform, force_fp32))
-            checkpoints.layers_run = 0
+            checkpoints.stages_run = 0
         ws = ws.to(torch.float32).unbind(dim=1)
         if x is None:
             if should_stop is not None and should_stop():
@@ -527,7 +527,7 @@ class SynthesisNetwork(torch.nn.Module):
             x = layer(x, ws[index + 1], force_fp32=force_fp32, update_emas=update_emas, allocate=allocate)
             if checkpoints is not None:
                 checkpoints.computed(index + 1, x)
-                checkpoints.layers_run += 1
+                checkpoints.stages_run += 1
         if self.output_scale != 1:
             return (x * self.output_scale).to(torch.float32).contiguous()
         # The kept output must stay as it is whatever the caller does with the image.

@@ -157,7 +157,7 @@ def test_stylegan3_run_of_edits_equals_fresh_renders(sg3, net_file):
         assert_same_as_fresh(sg3, frame, request)
         if request.layer is None:
             checkpoints = block_cache(renderer).checkpoints
-            runs.append(checkpoints.layers_run)
+            runs.append(checkpoints.stages_run)
             assert frame.reused_blocks == checkpoints.start
     layers = len(sg3.synthesis.layer_names)
     # First frame: all layers; ToRGB's w: ToRGB alone; unchanged: nothing; input or seed changes: all.
@@ -234,7 +234,7 @@ def test_stylegan1_run_of_edits_equals_fresh_renders(sg1, net_file):
         frame = renderer.render(request)
         assert_same_as_fresh(sg1, frame, request)
         if request.layer is None:
-            runs.append(block_cache(renderer).checkpoints.layers_run)
+            runs.append(block_cache(renderer).checkpoints.stages_run)
     blocks = len(sg1.synthesis.block_resolutions)
     # All blocks; the last; the last two; the last (its noise); nothing; all (noise mode); the last
     # two (seeded random noise replayed for the blocks kept); all (another noise seed); all; all.

@@ -592,18 +592,18 @@ def test_layer_checkpoints_resume_exactly_within_their_budget(cfg):
         image = G.synthesis(ws, block_cache=cache)
         assert torch.equal(image, G.synthesis(ws))
         checkpoints = cache.checkpoints
-        assert checkpoints.layers_run == layers
+        assert checkpoints.stages_run == layers
         inputs = sum(x.untyped_storage().nbytes() for x in checkpoints.inputs.values())
         assert inputs <= budget and cache.nbytes() >= inputs + image.numel() * 4
         image.fill_(7)  # the caller's copy: the kept output stays as it was
-        assert torch.equal(G.synthesis(ws, block_cache=cache), G.synthesis(ws)) and checkpoints.layers_run == 0
+        assert torch.equal(G.synthesis(ws, block_cache=cache), G.synthesis(ws)) and checkpoints.stages_run == 0
         for first in (layers, layers - 3, 5, 0):  # the w index that feeds layer first - 1
             changed = ws.clone()
             changed[:, first:] = other[:, first:]
             out = G.synthesis(changed, block_cache=cache)
             assert torch.equal(out, G.synthesis(changed))
             start = checkpoints.start
-            assert start <= max(first - 1, 0) and checkpoints.layers_run == layers - start
+            assert start <= max(first - 1, 0) and checkpoints.stages_run == layers - start
             if budget == 0:
                 assert start == 0  # nothing kept but the output
             if budget == 1 << 30:
@@ -612,9 +612,9 @@ def test_layer_checkpoints_resume_exactly_within_their_budget(cfg):
     transform = stylegan3.input_transform((0.2, 0.1), 15)
     assert torch.equal(G.synthesis(ws, block_cache=cache, input_transform=transform),
                        G.synthesis(ws, input_transform=transform))
-    assert checkpoints.layers_run == layers
+    assert checkpoints.stages_run == layers
     G.set_reference(True)  # another path: nothing kept from the lean one is used
-    assert torch.equal(G.synthesis(ws, block_cache=cache), G.synthesis(ws)) and checkpoints.layers_run == layers
+    assert torch.equal(G.synthesis(ws, block_cache=cache), G.synthesis(ws)) and checkpoints.stages_run == layers
     G.set_reference(False)
 
 
