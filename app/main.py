@@ -483,7 +483,7 @@ class App:
         pixels = self.texture.shown_pixels()
         Image.fromarray(pixels).save(shown)
         self.log.write("frame", request=bridge.frame_request_json(frame), preview=bridge.frame_is_preview(frame),
-                       shape=list(pixels.shape), shown_copy=str(shown))
+                       shape=list(pixels.shape), shown_copy=str(shown), reused=getattr(frame, "reused_blocks", 0))
         self.rects_due = self.frames_drawn + 3  # once the new picture is laid out
 
     def layout_image(self):

@@ -1,0 +1,72 @@
+"""The real window on NVIDIA's StyleGAN3 fixture under Xvfb: a transform drag shows reduced previews,
+then the exact frame; a change of the last layer's w comes from the block cache without a preview."""
+
+import time
+
+import numpy as np
+import pytest
+
+from gui_driver import AppUnderTest, VirtualScreen, missing_tools
+from test_gui import assert_screen_shows, centre, headless_render, image_on_screen, screen_pos, shown_image
+
+pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())} (scripts/system_deps.sh)")
+
+
+@pytest.fixture(scope="module")
+def sg3_app(fixtures_dir, tmp_path_factory):
+    screen = VirtualScreen()
+    # A slow device, simulated as in test_gui: full frames take 0.3 s more, previews do not.
+    app = AppUnderTest(screen, tmp_path_factory.mktemp("gui_sg3"), pkl=fixtures_dir / "sg3_t_64.pkl",
+                       extra_env={"STYLESCOPE_TEST_FULL_FRAME_DELAY": "0.3"})
+    app.wait_for_frame(timeout=120)
+    app.wait_for_rects(after_time=app.frames()[0]["time"])
+    yield app
+    app.kill()
+    screen.close()
+
+
+def settled_frame(app):
+    """The last frame once none came for 1.5 s, with the widget values logged after it."""
+    def settled(events):
+        frames = [e for e in events if e["event"] == "frame"]
+        if time.time() - frames[-1]["time"] < 1.5:
+            return None
+        states = [e for e in events if e["event"] == "rects" and e["time"] > frames[-1]["time"]]
+        return (frames[-1], states[-1]["values"]) if states else None
+    return app.wait_for(settled, 60, "the frames to settle")
+
+
+def test_dragging_the_translation_shows_previews_then_the_exact_frame(sg3_app, tmp_path):
+    app = sg3_app
+    x0, y0, x1, y1 = screen_pos(app.rects(), "translate_x")
+    count = len(app.frames())
+    y = (y0 + y1) / 2
+    app.screen.drag(x0 + (x1 - x0) * 0.5, y, x0 + (x1 - x0) * 0.7, y, steps=25, pause=0.08)
+    time.sleep(0.5)
+    last, values = settled_frame(app)
+    assert values["translate_x"] > 0.05, "the drag moved the translation"
+    assert last["request"]["transform_translate"][0] == pytest.approx(values["translate_x"])
+    assert not last["preview"], "the full frame follows the previews"
+    previews = [f for f in app.frames()[count:] if f["preview"]]
+    assert previews, "no preview frames while the slider moved"
+    assert previews[0]["shape"] == last["shape"], "a preview fills the same texture (upscaled)"
+    np.testing.assert_array_equal(shown_image(last), headless_render(last["request"], tmp_path))
+    on_screen, _ = image_on_screen(app, tmp_path, "translated")
+    assert_screen_shows(on_screen, shown_image(last))
+
+
+def test_mixing_the_last_layer_comes_from_the_cache_without_a_preview(sg3_app, tmp_path):
+    app = sg3_app
+    count = len(app.frames())
+    rects = app.rects()
+    last_box = max((name for name in rects["rects"] if name.startswith("mix_box_")),
+                   key=lambda name: int(name.rsplit("_", 1)[1]))
+    app.screen.click(*centre(screen_pos(rects, last_box)))  # the last w (the ToRGB's) from the mix seed
+    time.sleep(0.3)
+    if not app.rects()["values"]["mix_enabled"]:
+        app.screen.click(*centre(screen_pos(rects, "mix_enabled")))
+    index = last_box.rsplit("_", 1)[1]
+    frame = app.wait_for_frame(count, lambda f: f["request"]["mix_layers"] == index, full=False)
+    assert not frame["preview"], "re-running the last layer is itself the quick frame"
+    assert frame["reused"] >= 10, "the layers before the last one came from the cache"
+    np.testing.assert_array_equal(shown_image(frame), headless_render(frame["request"], tmp_path))
