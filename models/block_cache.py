@@ -22,7 +22,7 @@ Usage (the caller owns one cache per loaded network):
 
 import torch
 
-from models import fast_stylegan2
+from models import fast_stylegan2, ops
 from models.errors import RenderCancelled
 
 # StyleGAN3 layer inputs (v1 block inputs) kept by default, in bytes: about what the StyleGAN2 cache
@@ -264,7 +264,7 @@ class BlockCache:
 def _settings(force_fp32, fused_modconv, noise_mode, noise_generator):
     """What decides every block alike."""
     return (noise_mode, bool(force_fp32), fused_modconv,
-            _generator_state(noise_generator) if noise_mode == "random" else None)
+            ops.generator_state(noise_generator) if noise_mode == "random" else None)
 
 
 def _block_inputs(block, cur_ws, settings, noise_mode, noise_strength):
@@ -281,11 +281,6 @@ def _block_inputs(block, cur_ws, settings, noise_mode, noise_strength):
 def _detached(conv_inputs):
     """A private copy of the ws rows (the caller may reuse its tensor)."""
     return tuple((w.clone(), noise) for w, noise in conv_inputs[:-1]) + conv_inputs[-1:]
-
-
-def _generator_state(generator):
-    """The random generator's state at the start of the pass, as bytes (decides every noise draw)."""
-    return bytes(generator.get_state().cpu().numpy().tobytes())
 
 
 def _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator):

@@ -400,6 +400,11 @@ class Conv2dLayer(torch.nn.Module):
                 f"activation={self.activation}, up={self.up}, down={self.down}")
 
 
+def generator_state(generator):
+    """A random generator's state as bytes: what decides every draw it makes from here (cache keys)."""
+    return bytes(generator.get_state().cpu().numpy().tobytes())
+
+
 def plain_values(value):
     """A deep copy of init kwargs with numpy scalars/arrays and tuples turned into JSON types."""
     if isinstance(value, dict):

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.errors import LoadError, RenderCancelled
-from models.ops import normalize_2nd_moment
+from models.ops import generator_state, normalize_2nd_moment
 
 # Hyper-parameters of the TF build functions (G_style, G_mapping, G_synthesis) when a pickle's
 # static_kwargs leave them out. The official pickles store only num_channels, resolution and
@@ -452,8 +452,7 @@ class SynthesisNetwork(nn.Module):
                    **_ignored):
         """What decides each block of a batch-1 pass, for the block cache: [the pass's settings (the
         noise mode, the random generator's state), then per block its two w rows and noise strengths]."""
-        state = bytes(noise_generator.get_state().cpu().numpy().tobytes()) \
-            if noise_mode == "random" and noise_generator is not None else None
+        state = generator_state(noise_generator) if noise_mode == "random" and noise_generator is not None else None
         keys = [(noise_mode, state, bool(force_fp32))]
         rows = ws[0].to(torch.float32)
         for index, res in enumerate(self.block_resolutions):

@@ -62,6 +62,17 @@ def image_on_screen(app, tmp_path, name):
     return crop(shot, screen_pos(rects, "image")), shot
 
 
+def settled_frame(app):
+    """The last frame once no frame came for 1.5 s, with the widget values logged after it."""
+    def settled(events):
+        frames = [e for e in events if e["event"] == "frame"]
+        if time.time() - frames[-1]["time"] < 1.5:
+            return None
+        states = [e for e in events if e["event"] == "rects" and e["time"] > frames[-1]["time"]]
+        return (frames[-1], states[-1]["values"]) if states else None
+    return app.wait_for(settled, 60, "the frames to settle")
+
+
 def headless_render(request, workdir):
     """The same request rendered without a window: `run_app.py frame` when it exists, else the Renderer."""
     request_path = Path(workdir) / "request.json"
@@ -142,16 +153,7 @@ def test_dragging_a_slider_shows_previews_then_the_full_frame(app):
     y = (y0 + y1) / 2
     app.screen.drag(x0 + (x1 - x0) * 0.5, y, x0 + (x1 - x0) * 0.15, y, steps=25, pause=0.08)
     time.sleep(0.5)
-
-    def settled(events):
-        """The last frame once no frame came for 1.5 s, with the state logged after it."""
-        frames = [e for e in events if e["event"] == "frame"]
-        if time.time() - frames[-1]["time"] < 1.5:
-            return None
-        states = [e for e in events if e["event"] == "rects" and e["time"] > frames[-1]["time"]]
-        return (frames[-1], states[-1]["values"]) if states else None
-
-    last, values = app.wait_for(settled, 60, "the frames to settle")
+    last, values = settled_frame(app)
     assert values["truncation_psi"] < 0.5, "the drag moved psi down"
     assert last["request"]["truncation_psi"] == values["truncation_psi"], "the last frame is of the final value"
     assert not last["preview"], "the full frame follows the previews"

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from gui_driver import AppUnderTest, VirtualScreen, missing_tools
-from test_gui import assert_screen_shows, centre, headless_render, image_on_screen, screen_pos, shown_image
+from test_gui import (assert_screen_shows, centre, headless_render, image_on_screen, screen_pos, settled_frame,
+                      shown_image)
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())} (scripts/system_deps.sh)")
 
@@ -23,17 +24,6 @@ def sg3_app(fixtures_dir, tmp_path_factory):
     yield app
     app.kill()
     screen.close()
-
-
-def settled_frame(app):
-    """The last frame once none came for 1.5 s, with the widget values logged after it."""
-    def settled(events):
-        frames = [e for e in events if e["event"] == "frame"]
-        if time.time() - frames[-1]["time"] < 1.5:
-            return None
-        states = [e for e in events if e["event"] == "rects" and e["time"] > frames[-1]["time"]]
-        return (frames[-1], states[-1]["values"]) if states else None
-    return app.wait_for(settled, 60, "the frames to settle")
 
 
 def test_dragging_the_translation_shows_previews_then_the_exact_frame(sg3_app, tmp_path):
