@@ -225,28 +225,19 @@ class Renderer:
 
     def _preview_helps(self, key, G, ws, kwargs, resolution):
         """False when the cached full frame would recompute only blocks above the preview's
-        resolution (a fine-layer drag), or (StyleGAN3 and v1, by estimated cost) at
-        most CACHED_PREVIEW_SKIP of a pass: that re-render is then itself the quick frame."""
+        resolution (a fine-layer drag), or (StyleGAN3 and v1, by estimated cost) at most
+        CACHED_PREVIEW_SKIP of a pass: that re-render is then itself the quick frame."""
         cache = self._block_caches.get(key)
-        architecture = str(getattr(G, "architecture", ""))
-        if cache is not None and cache.checkpoints is not None and architecture in ("stylegan", "stylegan3-t",
-                                                                                   "stylegan3-r"):
-            if not self._block_cache_lock.acquire(blocking=False):
-                return True
-            settings = {name: kwargs[name] for name in ("noise_mode", "noise_strength", "noise_generator",
-                                                         "force_fp32") if name in kwargs}
-            try:
-                share = cache.rerun_fraction(G.synthesis, ws, **settings)
-            finally:
-                self._block_cache_lock.release()
-            return share > CACHED_PREVIEW_SKIP
-        if cache is None or not cache.entries or architecture != "stylegan2":
+        layered = cache is not None and cache.checkpoints is not None  # StyleGAN3, v1
+        if not (layered or (cache is not None and cache.entries and getattr(G, "architecture", "") == "stylegan2")):
             return True
         same = {name: kwargs[name] for name in ("noise_mode", "noise_strength", "force_fp32", "noise_generator")
                 if name in kwargs}
         if not self._block_cache_lock.acquire(blocking=False):
             return True
         try:
+            if layered:
+                return cache.rerun_fraction(G.synthesis, ws, **same) > CACHED_PREVIEW_SKIP
             start = cache.rerun_from(G.synthesis, ws, **same)
         finally:
             self._block_cache_lock.release()
@@ -445,8 +436,8 @@ class Renderer:
         resolution = min(int(resolution), G.img_resolution // 2)
         if G.architecture.startswith("stylegan3"):
             # Its layers keep 512-1024 channels up to high rates, so a reduced pass costs more per
-            # pixel than StyleGAN2's: a 16th of the image size (at least 32 px) stays within ~0.2 s
-            # at 512 px and ~0.35-0.5 s at 1024 px on one core (docs/speed.md).
+            # pixel than StyleGAN2's: a 16th of the image size (at least 32 px) takes 0.2-0.26 s at
+            # 512 px and 0.3-0.56 s at 1024 px on one core here (docs/speed.md).
             resolution = min(resolution, max(SG3_PREVIEW_MIN, G.img_resolution // 16))
         reduced = stylegan3.reduced_synthesis if G.architecture.startswith("stylegan3") else \
             stylegan2.reduced_synthesis
