@@ -80,22 +80,6 @@ def test_fine_changes_skip_the_preview_coarse_ones_do_not(fast_sg2, net_file):
     assert_same_as_fresh(fast_sg2, renderer.render(coarse), coarse)
 
 
-def test_a_cancelled_render_leaves_the_cache_sound(fast_sg2, net_file):
-    renderer = renderer_for(fast_sg2)
-    first = RenderRequest(pkl=net_file, seeds=1)
-    renderer.render(first)
-    calls = []
-
-    def stop_at_third_block():
-        calls.append(1)
-        return len(calls) >= 3
-
-    second = RenderRequest(pkl=net_file, seeds=2)
-    assert renderer.render(second, should_stop=stop_at_third_block).cancelled
-    for request in (first, second, RenderRequest(pkl=net_file, seeds=1, mix_seed=2, mix_layers="8-9")):
-        assert_same_as_fresh(fast_sg2, renderer.render(request), request)
-
-
 def test_a_second_thread_on_the_same_renderer_renders_uncached(fast_sg2, net_file):
     renderer = renderer_for(fast_sg2)
     request = RenderRequest(pkl=net_file, seeds=1)
@@ -183,22 +167,6 @@ def test_stylegan3_late_changes_skip_the_preview_early_ones_do_not(sg3, net_file
     assert_same_as_fresh(sg3, renderer.render(moved), moved)
 
 
-def test_stylegan3_cancelled_render_leaves_the_cache_sound(sg3, net_file):
-    renderer = renderer_for(sg3)
-    first = RenderRequest(pkl=net_file, seeds=1)
-    renderer.render(first)
-    calls = []
-
-    def stop_midway():
-        calls.append(1)
-        return len(calls) >= 8
-
-    second = RenderRequest(pkl=net_file, seeds=1, mix_seed=2, mix_layers="3-5")
-    assert renderer.render(second, should_stop=stop_midway).cancelled
-    for request in (second, first, dataclasses.replace(second, mix_layers="4-5")):
-        assert_same_as_fresh(sg3, renderer.render(request), request)
-
-
 # ---------------------------------------------------------------------------
 # StyleGAN v1: kept block inputs (the same LayerCheckpoints, stages are blocks)
 
@@ -259,17 +227,26 @@ def test_stylegan1_late_changes_skip_the_preview(sg1, net_file, monkeypatch):
     assert renderer.render(early, preview_resolution=16).preview
 
 
-def test_stylegan1_cancelled_render_leaves_the_cache_sound(sg1, net_file):
-    renderer = renderer_for(sg1)
-    first = RenderRequest(pkl=net_file, seeds=1, noise_mode="random", noise_seed=2)
+RANDOM = dict(noise_mode="random", noise_seed=2)
+
+
+@pytest.mark.parametrize("network, first, second, third, stop_after", [
+    ("fast_sg2", dict(seeds=1), dict(seeds=2), dict(seeds=1, mix_seed=2, mix_layers="8-9"), 3),  # at b16
+    ("sg3", dict(seeds=1), dict(seeds=1, mix_seed=2, mix_layers="3-5"), dict(seeds=1, mix_seed=2, mix_layers="4-5"), 8),
+    ("sg1", dict(seeds=1, **RANDOM), dict(seeds=1, mix_seed=2, mix_layers="0-9", **RANDOM),  # every block reruns
+     dict(seeds=1, mix_seed=2, mix_layers="6-9", **RANDOM), 4),
+])
+def test_a_cancelled_render_leaves_the_cache_sound(request, net_file, network, first, second, third, stop_after):
+    G = request.getfixturevalue(network)
+    renderer = renderer_for(G)
+    first, second, third = (RenderRequest(pkl=net_file, **kwargs) for kwargs in (first, second, third))
     renderer.render(first)
     calls = []
 
     def stop_midway():
         calls.append(1)
-        return len(calls) >= 4
+        return len(calls) >= stop_after
 
-    second = dataclasses.replace(first, mix_seed=2, mix_layers="0-9")  # every block reruns: stopped at b16
     assert renderer.render(second, should_stop=stop_midway).cancelled
-    for request in (second, first, dataclasses.replace(second, mix_layers="6-9")):
-        assert_same_as_fresh(sg1, renderer.render(request), request)
+    for job in (second, first, third):
+        assert_same_as_fresh(G, renderer.render(job), job)
