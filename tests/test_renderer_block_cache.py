@@ -109,12 +109,32 @@ def test_an_evicted_network_drops_its_cache(fast_sg2, tmp_path):
 # StyleGAN3: kept layer inputs (models.block_cache.LayerCheckpoints)
 
 
-@pytest.fixture(scope="module")
-def sg3(fixtures_dir):
-    """NVIDIA's 64 px StyleGAN3-T fixture, on the lean path (as load_generator gives it)."""
+def fixture_network(fixtures_dir, name):
+    """A network of ../shared/fixtures as load_generator gives it (the fast/lean path)."""
     from models import load_generator
 
-    return load_generator(str(fixtures_dir / "sg3_t_64.pkl"), device="cpu")
+    return load_generator(str(fixtures_dir / f"{name}.pkl"), device="cpu")
+
+
+def stages_run_over(G, steps):
+    """Renders the requests on one renderer, each checked against a fresh one's frame; returns the
+    stages (StyleGAN3 layers, v1 blocks) each full frame ran."""
+    renderer = renderer_for(G)
+    runs = []
+    for step in steps:
+        frame = renderer.render(step)
+        assert_same_as_fresh(G, frame, step)
+        if step.layer is None:
+            checkpoints = block_cache(renderer).checkpoints
+            runs.append(checkpoints.stages_run)
+            assert frame.reused_blocks == checkpoints.start
+    return runs
+
+
+@pytest.fixture(scope="module")
+def sg3(fixtures_dir):
+    """NVIDIA's 64 px StyleGAN3-T fixture."""
+    return fixture_network(fixtures_dir, "sg3_t_64")
 
 
 def test_stylegan3_run_of_edits_equals_fresh_renders(sg3, net_file):
@@ -134,15 +154,7 @@ def test_stylegan3_run_of_edits_equals_fresh_renders(sg3, net_file):
         dataclasses.replace(mix, seeds=3, mix_layers=f"{last - 1}-{last}", transform_rotate=10.0),
         base,
     ]
-    renderer = renderer_for(sg3)
-    runs = []
-    for request in steps:
-        frame = renderer.render(request)
-        assert_same_as_fresh(sg3, frame, request)
-        if request.layer is None:
-            checkpoints = block_cache(renderer).checkpoints
-            runs.append(checkpoints.stages_run)
-            assert frame.reused_blocks == checkpoints.start
+    runs = stages_run_over(sg3, steps)
     layers = len(sg3.synthesis.layer_names)
     # First frame: all layers; ToRGB's w: ToRGB alone; unchanged: nothing; input or seed changes: all.
     assert runs[0] == layers and runs[1] == 1 and runs[5] == 0
@@ -174,9 +186,7 @@ def test_stylegan3_late_changes_skip_the_preview_early_ones_do_not(sg3, net_file
 @pytest.fixture(scope="module")
 def sg1(fixtures_dir):
     """NVIDIA's 64 px StyleGAN (v1) fixture, from its TensorFlow pickle."""
-    from models import load_generator
-
-    return load_generator(str(fixtures_dir / "sg1_64.pkl"), device="cpu")
+    return fixture_network(fixtures_dir, "sg1_64")
 
 
 def test_stylegan1_run_of_edits_equals_fresh_renders(sg1, net_file):
@@ -196,13 +206,7 @@ def test_stylegan1_run_of_edits_equals_fresh_renders(sg1, net_file):
         dataclasses.replace(mix, seeds=3),
         base,
     ]
-    renderer = renderer_for(sg1)
-    runs = []
-    for request in steps:
-        frame = renderer.render(request)
-        assert_same_as_fresh(sg1, frame, request)
-        if request.layer is None:
-            runs.append(block_cache(renderer).checkpoints.stages_run)
+    runs = stages_run_over(sg1, steps)
     blocks = len(sg1.synthesis.block_resolutions)
     # All blocks; the last; the last two; the last (its noise); nothing; all (noise mode); the last
     # two (seeded random noise replayed for the blocks kept); all (another noise seed); all; all.
