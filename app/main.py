@@ -230,6 +230,15 @@ class App:
                 dpg.add_theme_color(dpg.mvThemeCol_HeaderHovered, (66, 96, 140))
                 dpg.add_theme_color(dpg.mvThemeCol_SliderGrab, (110, 160, 230))
                 dpg.add_theme_color(dpg.mvThemeCol_CheckMark, (120, 190, 255))
+            # Greyed-out controls (a cutoff that is off, StyleGAN3's noise) look it: dearpygui draws
+            # disabled items like enabled ones unless told otherwise.
+            for kind in (dpg.mvSliderFloat, dpg.mvSliderInt, dpg.mvInputInt, dpg.mvRadioButton, dpg.mvButton,
+                         dpg.mvCheckbox, dpg.mvCombo):
+                with dpg.theme_component(kind, enabled_state=False):
+                    dpg.add_theme_color(dpg.mvThemeCol_Text, (105, 108, 116))
+                    dpg.add_theme_color(dpg.mvThemeCol_SliderGrab, (70, 82, 98))
+                    dpg.add_theme_color(dpg.mvThemeCol_CheckMark, (80, 96, 114))
+                    dpg.add_theme_color(dpg.mvThemeCol_FrameBg, (36, 38, 43))
         dpg.bind_theme(theme)
         with dpg.theme() as image_area_theme:
             with dpg.theme_component(dpg.mvAll):
@@ -527,20 +536,25 @@ class App:
         dpg.configure_item("status_gap", width=max(16, int(spare)))
 
     def log_rects(self):
-        """Where every control is on screen, so the tests can click it instead of guessing pixels."""
+        """Where every control is on screen (and which are greyed out), so the tests can click it instead of
+        guessing pixels."""
         dpg = self.dpg
-        rects = {}
+        rects, disabled = {}, []
         for alias in dpg.get_aliases():
             try:
                 state = dpg.get_item_state(alias)
+                enabled = dpg.get_item_configuration(alias).get("enabled", True)
             except Exception:
                 continue
             if state.get("visible") and "rect_min" in state:
                 rects[alias] = [*state["rect_min"], *state["rect_max"]]
+                if not enabled:
+                    disabled.append(alias)
         extra = {}
         for panel in self.panels:
             extra.update(getattr(panel, "test_geometry", lambda: {})())
-        self.log.write("rects", rects=rects, geometry=extra, viewport=[dpg.get_viewport_width(), dpg.get_viewport_height()],
+        self.log.write("rects", rects=rects, disabled=disabled, geometry=extra,
+                       viewport=[dpg.get_viewport_width(), dpg.get_viewport_height()],
                        viewport_pos=list(dpg.get_viewport_pos()), pkl=self.state["pkl"], values=self.state.to_json_dict())
 
     def run_callbacks(self):

@@ -111,6 +111,7 @@ def test_window_opens_and_shows_the_frame(app, tmp_path):
     rects = app.rects()
     for item in ("net_path", "seed", "mix_range", "truncation_psi", "status"):
         assert item in rects["rects"], f"{item} is not on screen"
+    assert not {"noise_mode", "noise_strength"} & set(rects["disabled"]), "StyleGAN2 has noise inputs"
 
 
 def test_keyboard_steps_seed_and_undo_redo(app):

@@ -60,3 +60,11 @@ def test_mixing_the_last_layer_comes_from_the_cache_without_a_preview(sg3_app, t
     assert not frame["preview"], "re-running the last layer is itself the quick frame"
     assert frame["reused"] >= 10, "the layers before the last one came from the cache"
     np.testing.assert_array_equal(shown_image(frame), headless_render(frame["request"], tmp_path))
+
+
+def test_noise_controls_are_greyed_out_without_noise_inputs(sg3_app, tmp_path):
+    # StyleGAN3 has no noise inputs: the noise mode, seed and strength would change nothing.
+    rects = sg3_app.rects()
+    assert {"noise_mode", "noise_seed", "noise_strength"} <= set(rects["disabled"])
+    assert "truncation_psi" not in rects["disabled"]
+    sg3_app.screen.screenshot(tmp_path / "sg3_window.png")

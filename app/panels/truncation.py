@@ -26,7 +26,7 @@ class TruncationPanel(Panel):
             dpg.add_text("Truncate only the first N ws (the coarse styles)")
         dpg.add_separator()
         with dpg.group(horizontal=True):
-            dpg.add_text("Noise")
+            dpg.add_text("Noise", tag="noise_label")
             self.radio("noise_mode", NOISE_MODES, tag="noise_mode")
         self.input_int("noise_seed", tag="noise_seed", width=150, min_value=0, min_clamped=True)
         self.slider_float("noise_strength", tag="noise_strength", width=-130, fmt="%.2fx")
@@ -69,6 +69,11 @@ class TruncationPanel(Panel):
         dpg.configure_item("cutoff", max_value=max(1, self.num_ws))
         self.noise_layers = list(info.get("noise_layers") or [])
         self.rebuild_layer_sliders()
+        # StyleGAN3 has no noise inputs: its noise controls would change nothing, so they are greyed out.
+        has_noise = bool(self.noise_layers)
+        for tag in ("noise_mode", "noise_seed", "noise_strength"):
+            dpg.configure_item(tag, enabled=has_noise)
+        dpg.set_value("noise_label", "Noise" if has_noise else "Noise (none in this network)")
 
     def sync(self):
         super().sync()
