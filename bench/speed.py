@@ -298,8 +298,9 @@ def sg3_previews_and_cache(G, ws, result):
 
     from models import stylegan3
     from models.block_cache import BlockCache
+    from renderer.renderer import reduced_resolution
 
-    size = min(64, G.img_resolution // 2, max(32, G.img_resolution // 16))  # renderer._reduced_image's rule
+    size = reduced_resolution(G, 64)
     stylegan3.reduced_synthesis(G.synthesis, ws, size)  # makes the kept weight transforms
     result["preview_s"] = {f"reduced {size}px": min(timed(lambda: stylegan3.reduced_synthesis(
         G.synthesis, ws, size))[0] for _ in range(2))}

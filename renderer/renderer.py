@@ -433,20 +433,26 @@ class Renderer:
         """All of the network at `resolution` px (at most half the image's) by its family's cheap
         pass: StyleGAN2 runs its top blocks without upsampling, StyleGAN3 skips the alias-free
         filters and caps every layer's sampling rate. Looks like the full frame downscaled."""
-        resolution = min(int(resolution), G.img_resolution // 2)
-        if G.architecture.startswith("stylegan3"):
-            # Its layers keep 512-1024 channels up to high rates, so a reduced pass costs more per
-            # pixel than StyleGAN2's: a 16th of the image size (at least 32 px) takes 0.2-0.26 s at
-            # 512 px and 0.3-0.56 s at 1024 px on one core here (docs/speed.md).
-            resolution = min(resolution, max(SG3_PREVIEW_MIN, G.img_resolution // 16))
         reduced = stylegan3.reduced_synthesis if G.architecture.startswith("stylegan3") else \
             stylegan2.reduced_synthesis
         options = {name: kwargs[name] for name in ("noise_mode", "noise_strength", "noise_generator", "should_stop")
                    if name in kwargs}
-        return reduced(G.synthesis, ws, resolution, **options)
+        return reduced(G.synthesis, ws, reduced_resolution(G, resolution), **options)
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def reduced_resolution(G, resolution):
+    """The size a reduced-render preview asked for `resolution` px is rendered at: at most half the
+    image's, and for StyleGAN3 at most a 16th of it (SG3_PREVIEW_MIN px at least)."""
+    resolution = min(int(resolution), G.img_resolution // 2)
+    if str(getattr(G, "architecture", "")).startswith("stylegan3"):
+        # Its layers keep 512-1024 channels up to high rates, so a reduced pass costs more per
+        # pixel than StyleGAN2's: a 16th of the image size (at least 32 px) takes 0.2-0.26 s at
+        # 512 px and 0.3-0.56 s at 1024 px on one core here (docs/speed.md).
+        resolution = min(resolution, max(SG3_PREVIEW_MIN, G.img_resolution // 16))
+    return resolution
 
 
 def _error_text(exc):
