@@ -31,8 +31,9 @@ class Engine:
         self.device = self.renderer.device
         self.renderer.render = in_background_priority(self.renderer.render)
         delay = float(os.environ.get("STYLESCOPE_TEST_FULL_FRAME_DELAY", "0"))
-        if delay > 0:
-            self.renderer.render = slowed_full_frames(self.renderer.render, delay)
+        preview_delay = float(os.environ.get("STYLESCOPE_TEST_PREVIEW_DELAY", "0"))
+        if delay > 0 or preview_delay > 0:
+            self.renderer.render = slowed_frames(self.renderer.render, delay, preview_delay)
         self.worker = RenderWorker(self.renderer, preview=False)
         self.z_dim = None
         self.last_request = None
@@ -97,23 +98,26 @@ def in_background_priority(render):
     return render_in_background
 
 
-def slowed_full_frames(render, delay):
-    """Test hook: full frames take `delay` seconds longer (previews do not), as on a slow device,
-    so that the GUI tests see previews on a tiny network. The wait stops when the render is stale."""
+def slowed_frames(render, delay, preview_delay=0.0):
+    """Test hook: full frames take `delay` seconds longer and previews `preview_delay`, as on a slow
+    device, so that the GUI tests see previews on a tiny network as on a big one. The wait stops
+    when the render would: for a full frame when it is stale, for a preview when the worker closes."""
     import time
 
     from renderer.renderer import Frame
 
-    def slow_render(request, should_stop=None, preview_resolution=None):
-        if preview_resolution is None:
-            deadline = time.monotonic() + delay
-            while time.monotonic() < deadline:
-                if should_stop is not None and should_stop():
-                    return Frame(request=request, cancelled=True)
-                time.sleep(0.01)
-        frame = render(request, should_stop=should_stop, preview_resolution=preview_resolution)
-        if preview_resolution is None and "synthesis" in frame.timings:
-            frame.timings["synthesis"] += delay  # it took that long, as far as the app can tell
+    def slow_render(request, should_stop=None, preview_resolution=None, preview_should_stop=None):
+        wait = delay if preview_resolution is None else preview_delay
+        stop = should_stop if preview_resolution is None or preview_should_stop is None else preview_should_stop
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if stop is not None and stop():
+                return Frame(request=request, cancelled=True)
+            time.sleep(0.01)
+        frame = render(request, should_stop=should_stop, preview_resolution=preview_resolution,
+                       preview_should_stop=preview_should_stop)
+        if "synthesis" in frame.timings:
+            frame.timings["synthesis"] += wait  # it took that long, as far as the app can tell
         return frame
 
     return slow_render

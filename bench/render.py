@@ -1,5 +1,6 @@
 """Benchmark the renderer: full frame time, preview latency, new-submit latency while a render is in flight,
-and the reduced-render previews (orig/resnet StyleGAN2, StyleGAN3) against the full frame."""
+frames on screen during a continuous slider drag, and the reduced-render previews (orig/resnet
+StyleGAN2, StyleGAN3) against the full frame."""
 
 import argparse
 import dataclasses
@@ -211,6 +212,33 @@ def bench_mix_drag(renderer, pkl, device, preview_resolution, threads, steps=7):
                   f"{'preview' if first.preview else 'full':<8} {(full_stamp - start) * 1000:10.1f}")
 
 
+def bench_continuous_drag(renderer, pkl, device, preview_resolution, threads, interval=0.04, seconds=3.0):
+    """A slider held and moved: a new request (truncation psi) every `interval` s for `seconds`, as
+    the window sends them, on a worker with previews on. What reaches the screen meanwhile, and
+    how soon the last request's full frame follows when the hand stops."""
+    watch = FrameWatch()
+    steps = int(seconds / interval)
+    with RenderWorker(renderer, preview=True, preview_resolution=preview_resolution, num_threads=threads,
+                      on_frame=watch) as worker:
+        worker.submit(RenderRequest(pkl=pkl, device=device, seeds=7))
+        worker.wait_idle()
+        watch.frames.clear()
+        start = time.perf_counter()
+        for step in range(steps):
+            request = RenderRequest(pkl=pkl, device=device, seeds=7, truncation_psi=round(1 - step / steps, 4))
+            worker.submit(request)
+            time.sleep(max(0.0, start + (step + 1) * interval - time.perf_counter()))
+        released = time.perf_counter()
+        full_stamp, _ = watch.wait_for(lambda f: f.request == request and not f.preview)
+    during = [stamp for stamp, frame in watch.frames if stamp <= released]
+    gaps = [b - a for a, b in zip([start] + during, during)]
+    print(f"slider drag: a request every {interval * 1000:.0f} ms for {seconds:.0f} s, previews at {preview_resolution} px")
+    print(f"  frames on screen during the drag: {len(during)}; first after {gaps[0] * 1000:.0f} ms; "
+          f"longest wait {max(gaps) * 1000:.0f} ms; median {statistics.median(gaps) * 1000:.0f} ms; "
+          f"full frame {(full_stamp - released) * 1000:.0f} ms after the last request" if during else
+          "  no frame reached the screen during the drag")
+
+
 class _halfway_signal:
     """Holds the old render at its middle synthesis child until the new request is submitted,
     so that the new submit really lands while the old render is in flight."""
@@ -247,6 +275,7 @@ def main():
     parser.add_argument("--skip-1024", action="store_true", help="only the fixtures")
     parser.add_argument("--threads", type=int, default=None, help="worker torch threads (default: cores - 1)")
     parser.add_argument("--reduced-only", action="store_true", help="only the reduced-render preview table")
+    parser.add_argument("--drag-only", action="store_true", help="only the StyleGAN2-1024 slider drag")
     args = parser.parse_args()
     threads = args.threads if args.threads is not None else ui_threads()
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
@@ -255,6 +284,11 @@ def main():
     print(f"device {device}, worker torch threads {threads}, median of {args.repeats}; times in ms")
     if args.reduced_only:
         bench_reduced_previews(device, args.repeats, threads, args.fixtures)
+        return
+    if args.drag_only:
+        G = full_size_sg2_1024().to(device)
+        renderer = Renderer(device, load=lambda path, device="cpu": G)
+        bench_continuous_drag(renderer, str(Path(__file__)), device, 1024 // 8, threads)
         return
     print(f"{'network':<22} {'res':>5} {'full':>9} {'preview':>8} {'new submit':>13} {'new (preview)':>13}  old stopped")
     print("  full: one frame, new seed; preview: submit to first (preview) frame ('none': no cheap preview);")
@@ -272,6 +306,7 @@ def main():
         bench_network("stylegan2-1024 random", lambda: renderer, str(Path(__file__)), device, args.repeats,
                       args.preview_resolution, threads)
         bench_mix_drag(renderer, str(Path(__file__)), device, args.preview_resolution, threads)
+        bench_continuous_drag(renderer, str(Path(__file__)), device, 1024 // 8, threads)  # the app's preview size
     bench_reduced_previews(device, args.repeats, threads, args.fixtures)
 
 

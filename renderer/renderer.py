@@ -99,7 +99,7 @@ class Renderer:
 
     # -- public --------------------------------------------------------------------------
 
-    def render(self, request, should_stop=None, preview_resolution=None):
+    def render(self, request, should_stop=None, preview_resolution=None, preview_should_stop=None):
         """Render `request` into a Frame; never raises (errors come back in frame.error).
 
         should_stop: callable checked between synthesis blocks; True cancels the render.
@@ -107,11 +107,13 @@ class Renderer:
         frame.preview: the network's own image at block b{preview_resolution} (skip StyleGAN2,
         StyleGAN v1), else a reduced render at that resolution (orig/resnet StyleGAN2, StyleGAN3;
         at most half the image's). Networks without either render in full (frame.preview False).
+        preview_should_stop: checked instead of should_stop while the quick frame is made (the
+        preview, or the cached full frame that stands in for one); None: should_stop.
         """
         start = time.perf_counter()
         frame = Frame(request=request)
         try:
-            self._render_into(frame, request, should_stop, preview_resolution)
+            self._render_into(frame, request, should_stop, preview_resolution, preview_should_stop)
         except RenderCancelled:
             frame.cancelled = True
         except Exception as exc:  # the caller gets a frame with a readable error
@@ -165,7 +167,7 @@ class Renderer:
 
     # -- the pipeline --------------------------------------------------------------------
 
-    def _render_into(self, frame, request, should_stop, preview_resolution):
+    def _render_into(self, frame, request, should_stop, preview_resolution, preview_should_stop=None):
         key, G = self.load(request)
         if key not in self._info:
             self._info[key] = _network_info(G)
@@ -177,8 +179,10 @@ class Renderer:
             frame.timings["mapping"] = t1 - t0
             kwargs = self._synthesis_kwargs(G, request, should_stop)
             self._set_input_transform(G, request)
-            if preview_resolution and request.layer is None and _preview_kind(G) and \
-                    self._preview_helps(key, G, ws, kwargs, preview_resolution):
+            quick = preview_resolution and request.layer is None and _preview_kind(G)
+            if quick and preview_should_stop is not None:
+                kwargs["should_stop"] = preview_should_stop
+            if quick and self._preview_helps(key, G, ws, kwargs, preview_resolution):
                 tensor = self._preview_image(G, ws, kwargs, preview_resolution)
                 frame.preview = True
                 frame.layers = self._layers.get(key, [])

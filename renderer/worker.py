@@ -9,6 +9,11 @@ import torch
 
 from renderer.renderer import Frame
 
+# With previews off, a full frame expected to take at most this long (the network's last one that
+# the block cache did not shorten) runs to the end when newer requests come in: a drag sends one
+# every few tens of ms, and cancelled by each, a 50-300 ms frame would never reach the screen.
+QUICK_RENDER_S = 0.3
+
 
 def ui_threads():
     """Torch threads for a worker beside a UI: half the cores (the UI and a software GL renderer
@@ -19,10 +24,11 @@ def ui_threads():
 class RenderWorker:
     """One background thread around a Renderer.
 
-    submit() never blocks: the request replaces any pending one, and a render in flight for an
-    older request stops at its next synthesis block. latest() returns the newest finished Frame
-    (errors included, cancelled renders never). With preview=True each request first gives a
-    quick low-resolution frame (frame.preview; block `preview_resolution`, see Renderer.render),
+    submit() never blocks: the request replaces any pending one, and a full render in flight for
+    an older request stops at its next synthesis block (a preview, or with previews off a quick
+    full frame, is finished first: see QUICK_RENDER_S).
+    latest() returns the newest finished Frame (errors included, cancelled renders never). With
+    preview=True each request first gives a quick low-resolution frame (frame.preview; block `preview_resolution`, see Renderer.render),
     then the full one; networks without a cheap preview give the full frame straight away, and so
     does a change the renderer's block cache re-renders from above the preview's resolution (a
     fine-layer drag: that re-render is quicker than a preview).
@@ -42,6 +48,7 @@ class RenderWorker:
         self._busy = False
         self._closing = False
         self._latest = None
+        self._full_seconds = {}  # pkl -> mapping + synthesis time of its last uncached full frame
         self.frames_rendered = 0  # finished frames published (previews included)
         self._thread = threading.Thread(target=self._run, name="RenderWorker", daemon=True)
         self._thread.start()
@@ -126,17 +133,28 @@ class RenderWorker:
             return  # already on screen; the GUI may resubmit an unchanged state
         should_stop = lambda: self._is_stale(ticket)  # noqa: E731
         if self.preview:
-            frame = self._safe_render(request, should_stop, self.preview_resolution)
+            # The preview runs to the end even when newer requests come in meanwhile (only closing
+            # stops it): a drag sends one every few tens of ms, more often than a big network's
+            # preview takes, so cancelled by each it would never show, and the picture would
+            # freeze until the hand stops. Its full frame is what the next request cancels.
+            frame = self._safe_render(request, should_stop, self.preview_resolution,
+                                      preview_should_stop=lambda: self._closing)
             self._publish(frame)
             if not frame.preview:  # no preview for this network: that was the full frame
                 return
+        elif self._full_seconds.get(request.pkl, QUICK_RENDER_S + 1) <= QUICK_RENDER_S:
+            should_stop = lambda: self._closing  # noqa: E731  (the full frame is the quick frame)
         if not should_stop():
             frame = self._safe_render(request, should_stop, None)
             self._publish(frame)
+            timings = frame.timings or {}
+            if frame.image is not None and not frame.preview and not frame.reused_blocks and "synthesis" in timings:
+                self._full_seconds[request.pkl] = timings["synthesis"] + timings.get("mapping", 0.0)
 
-    def _safe_render(self, request, should_stop, preview_resolution):
+    def _safe_render(self, request, should_stop, preview_resolution, preview_should_stop=None):
         try:
-            return self.renderer.render(request, should_stop=should_stop, preview_resolution=preview_resolution)
+            return self.renderer.render(request, should_stop=should_stop, preview_resolution=preview_resolution,
+                                        preview_should_stop=preview_should_stop)
         except Exception as exc:  # Renderer.render should not raise; never let the thread die
             return Frame(request=request, error=f"{type(exc).__name__}: {exc}")
 

@@ -29,10 +29,11 @@ def screen():
 def app(screen, fixtures_dir, tmp_path_factory):
     """One window for the whole module (starting torch and a network costs seconds on this machine)."""
     workdir = tmp_path_factory.mktemp("gui")
-    # A slow device, simulated: full frames take 0.3 s more (previews do not), so that this tiny
-    # network shows previews as a big one does on a CPU.
+    # A slow device, simulated: full frames take 0.3 s more and previews 0.25 s (a 1024 px
+    # network's on this CPU), so that this tiny network shows previews as a big one does, and a
+    # drag sends requests faster than previews come.
     app = AppUnderTest(screen, workdir, pkl=fixtures_dir / "sg2ada_64.pkl",
-                       extra_env={"STYLESCOPE_TEST_FULL_FRAME_DELAY": "0.3"})
+                       extra_env={"STYLESCOPE_TEST_FULL_FRAME_DELAY": "0.3", "STYLESCOPE_TEST_PREVIEW_DELAY": "0.25"})
     app.wait_for_frame(timeout=120)
     app.wait_for_rects(after_time=app.frames()[0]["time"])
     yield app
@@ -153,13 +154,19 @@ def test_dragging_a_slider_shows_previews_then_the_full_frame(app):
     count = len(app.frames())
     y = (y0 + y1) / 2
     app.screen.drag(x0 + (x1 - x0) * 0.5, y, x0 + (x1 - x0) * 0.15, y, steps=25, pause=0.08)
+    drag_ended = time.time()
     time.sleep(0.5)
     last, values = settled_frame(app)
     assert values["truncation_psi"] < 0.5, "the drag moved psi down"
     assert last["request"]["truncation_psi"] == values["truncation_psi"], "the last frame is of the final value"
     assert not last["preview"], "the full frame follows the previews"
     previews = [f for f in app.frames()[count:] if f["preview"]]
-    assert previews, "no preview frames while the slider moved"
+    # The mouse moves every 80 ms, a preview takes 0.25 s: each must still reach the screen, so
+    # the picture follows the hand during the 2 s drag (not only once it stops).
+    during = [f for f in previews if f["time"] < drag_ended]
+    assert len(during) >= 2, f"{len(during)} previews on screen while the slider moved"
+    psis = [f["request"]["truncation_psi"] for f in during]
+    assert psis == sorted(psis, reverse=True) and len(set(psis)) == len(psis), "each preview of a newer value"
     assert previews[0]["shape"] == last["shape"], "a preview fills the same texture (upscaled)"
     count = len(app.frames())
     app.screen.key("ctrl+z")  # the whole drag is one undo step

@@ -1,6 +1,7 @@
 """RenderWorker: latest wins, stale renders stop early, errors come back as frames, clean close."""
 
 import threading
+import time
 
 import pytest
 
@@ -120,3 +121,40 @@ def test_close_stops_a_render_in_flight(net_file):
     assert not worker._thread.is_alive()
     assert frames == []
     worker.submit(RenderRequest(pkl=net_file))  # after close: ignored, no error
+
+
+def test_a_drag_shows_previews_while_requests_keep_coming(net_file):
+    # A drag sends a request every few tens of ms, more often than a preview takes on a big
+    # network. Each preview must still reach the screen: cancelled by the next request, none
+    # would, and the picture would freeze until the hand stops.
+    worker, _, frames = make_worker(block_delay=0.03, resolution=256, preview=True, preview_resolution=32)
+    with worker:  # a preview runs b4..b32: 4 blocks, ~0.12 s; a full frame 7 blocks
+        requests = [RenderRequest(pkl=net_file, seeds=seed) for seed in range(40)]
+        for request in requests:
+            worker.submit(request)
+            time.sleep(0.04)
+        shown_during_drag = list(frames)
+        assert worker.wait_idle(timeout=30)
+    assert len(shown_during_drag) >= 3 and all(f.preview for f in shown_during_drag)
+    seeds = [f.request.seeds for f in shown_during_drag]
+    assert seeds == sorted(seeds) and len(set(seeds)) == len(seeds), "each preview is of a newer request"
+    assert frames[-1].request == requests[-1] and not frames[-1].preview, "the full frame follows when it stops"
+    assert frames[-2].request == requests[-1] and frames[-2].preview
+
+
+def test_with_previews_off_a_quick_network_keeps_showing_frames_during_a_drag(net_file):
+    # A small network (full frame ~25 ms here) with previews off: requests every 10 ms must not
+    # cancel every frame before it lands. A long render still stops for a newer request (above).
+    worker, _, frames = make_worker(block_delay=0.006)  # 32 px: 4 blocks
+    with worker:
+        worker.submit(RenderRequest(pkl=net_file, seeds=0))
+        assert worker.wait_idle(timeout=30)  # the first frame tells the worker this network is quick
+        del frames[:]
+        requests = [RenderRequest(pkl=net_file, seeds=seed) for seed in range(1, 80)]
+        for request in requests:
+            worker.submit(request)
+            time.sleep(0.01)
+        shown_during_drag = list(frames)
+        assert worker.wait_idle(timeout=30)
+    assert len(shown_during_drag) >= 3
+    assert frames[-1].request == requests[-1]
