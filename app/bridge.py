@@ -19,6 +19,12 @@ def preview_resolution(img_resolution):
     return max(16, int(img_resolution or 0) // 8)
 
 
+def previews_pay(wanted, last_render_ms, img_resolution):
+    """Previews only on a slow device and a network larger than the preview: else the full frame is as quick."""
+    slow = last_render_ms is not None and last_render_ms > SLOW_RENDER_MS
+    return bool(wanted) and slow and int(img_resolution or 0) > preview_resolution(img_resolution)
+
+
 class Engine:
     """Wraps RenderWorker: builds requests from the state and hands frames back to the main loop."""
 
@@ -47,11 +53,15 @@ class Engine:
         return state.to_request(device=self.device, z_dim=self.z_dim)
 
     def set_preview(self, wanted, last_render_ms, img_resolution):
-        """Previews only on a slow device and a network larger than the preview: else the full frame is as quick."""
-        resolution = preview_resolution(img_resolution)
-        slow = last_render_ms is not None and last_render_ms > SLOW_RENDER_MS
-        self.worker.preview = bool(wanted) and slow and int(img_resolution or 0) > resolution
-        self.worker.preview_resolution = resolution
+        self.worker.preview = previews_pay(wanted, last_render_ms, img_resolution)
+        self.worker.preview_resolution = preview_resolution(img_resolution)
+
+    def prepare_preview(self, state, last_render_ms, img_resolution):
+        """Where previews will be shown, make a first one in the background now, while the window
+        is idle (RenderWorker.prepare_preview): the first drag then starts as quickly as the next."""
+        if not previews_pay(state["preview"], last_render_ms, img_resolution):
+            return False
+        return self.worker.prepare_preview(self.request_for(state), preview_resolution(img_resolution))
 
     def submit(self, state):
         request = self.request_for(state)

@@ -67,6 +67,7 @@ class App:
         self.render_error_shown = False
         self.last_good_pkl = None
         self.submitted = None  # the state version of the last request sent
+        self.preview_prepared_for = ""  # the network (pkl; None: the default model) a first preview was made for
         self.frame_times = deque(maxlen=240)
         self.render_ms = None
         self.gl_info = ("?", "?")
@@ -462,6 +463,10 @@ class App:
                 panel.on_model(info)
                 self.dpg.configure_item(panel.header, show=panel.visible_for(info))
             self.set_status(f"loaded {info.get('pkl') or 'the embedded default model'}")
+        if info and not bridge.frame_is_preview(frame) and info.get("pkl") != self.preview_prepared_for:
+            self.preview_prepared_for = info.get("pkl")  # once per network: its first full frame
+            if self.engine.prepare_preview(self.state, self.render_ms, info.get("img_resolution")) and self.log:
+                self.log.write("prepare_preview", pkl=info.get("pkl"))
         if self.render_error_shown and not bridge.frame_is_preview(frame):
             self.render_error_shown = False  # the picture is good again: the old error no longer applies
             self.set_status(f"rendered in {self.render_ms:.0f} ms" if self.render_ms else "ready")

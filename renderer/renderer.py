@@ -125,6 +125,23 @@ class Renderer:
         frame.timings["total"] = time.perf_counter() - start
         return frame
 
+    def prepare_preview(self, request, resolution, should_stop=None):
+        """Make `request`'s preview at `resolution` and drop it: what stays is what the network
+        prepares on the way for later previews (RenderWorker.prepare_preview). True when made;
+        False for no preview kind, a layer view, a cancel (should_stop) or an error (the real
+        render reports those)."""
+        try:
+            key, G = self.load(request)
+            if request.layer is not None or not _preview_kind(G):
+                return False
+            with torch.no_grad():
+                ws = self._compute_ws(key, G, request)
+                self._set_input_transform(G, request)
+                self._preview_image(G, ws, self._synthesis_kwargs(G, request, should_stop), resolution)
+            return True
+        except Exception:  # RenderCancelled included: nothing to show either way
+            return False
+
     def load(self, request):
         """The generator a request names (cached per file, device and precision)."""
         path = Path(request.pkl) if request.pkl else DEFAULT_MODEL

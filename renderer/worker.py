@@ -64,6 +64,19 @@ class RenderWorker:
             self._ticket += 1
             self._cond.notify_all()
 
+    def prepare_preview(self, request, resolution):
+        """Make `request`'s preview at `resolution` in the background without showing it, when
+        nothing else is queued or rendering. A network's first preview prepares what later ones
+        reuse (StyleGAN3-T 1024: 1.4 s against 0.35-0.4 s after), so made while the window is idle
+        the first drag starts as quickly as the next. A submit stops it at its next block."""
+        with self._cond:
+            if self._closing or self._busy or self._pending is not None:
+                return False
+            self._pending = _PreparePreview(request, resolution)
+            self._ticket += 1
+            self._cond.notify_all()
+            return True
+
     def latest(self):
         """The newest finished Frame, or None before the first one."""
         with self._cond:
@@ -117,7 +130,11 @@ class RenderWorker:
                 self._pending = None
                 self._busy = True
             try:
-                self._render(request, ticket)
+                if isinstance(request, _PreparePreview):
+                    self.renderer.prepare_preview(request.request, request.resolution,
+                                                  should_stop=lambda: self._is_stale(ticket))
+                else:
+                    self._render(request, ticket)
             finally:
                 with self._cond:
                     self._busy = False
@@ -169,3 +186,10 @@ class RenderWorker:
                 self.on_frame(frame)
             except Exception:  # a faulty callback must not stop the renders that follow
                 traceback.print_exc()
+
+
+class _PreparePreview:
+    """A queued preview render whose frame is not published (RenderWorker.prepare_preview)."""
+
+    def __init__(self, request, resolution):
+        self.request, self.resolution = request, resolution
