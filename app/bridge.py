@@ -56,12 +56,12 @@ class Engine:
         self.worker.preview = previews_pay(wanted, last_render_ms, img_resolution)
         self.worker.preview_resolution = preview_resolution(img_resolution)
 
-    def prepare_preview(self, state, last_render_ms, img_resolution):
+    def prepare_for_drags(self, state, last_render_ms, img_resolution):
         """Where previews will be shown, make a first one in the background now, while the window
-        is idle (RenderWorker.prepare_preview): the first drag then starts as quickly as the next."""
+        is idle (RenderWorker.prepare_for_drags): the first drag then starts as quickly as the next."""
         if not previews_pay(state["preview"], last_render_ms, img_resolution):
             return False
-        return self.worker.prepare_preview(self.request_for(state), preview_resolution(img_resolution))
+        return self.worker.prepare_for_drags(self.request_for(state), preview_resolution(img_resolution))
 
     def submit(self, state):
         request = self.request_for(state)

@@ -465,8 +465,8 @@ class App:
             self.set_status(f"loaded {info.get('pkl') or 'the embedded default model'}")
         if info and not bridge.frame_is_preview(frame) and info.get("pkl") != self.preview_prepared_for:
             self.preview_prepared_for = info.get("pkl")  # once per network: its first full frame
-            if self.engine.prepare_preview(self.state, self.render_ms, info.get("img_resolution")) and self.log:
-                self.log.write("prepare_preview", pkl=info.get("pkl"))
+            if self.engine.prepare_for_drags(self.state, self.render_ms, info.get("img_resolution")) and self.log:
+                self.log.write("prepare_for_drags", pkl=info.get("pkl"))
         if self.render_error_shown and not bridge.frame_is_preview(frame):
             self.render_error_shown = False  # the picture is good again: the old error no longer applies
             self.set_status(f"rendered in {self.render_ms:.0f} ms" if self.render_ms else "ready")

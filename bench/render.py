@@ -199,6 +199,8 @@ def bench_mix_drag(renderer, pkl, device, preview_resolution, threads, steps=7):
         request = RenderRequest(pkl=pkl, device=device, seeds=5, mix_seed=6, mix_layers=f"{last}")
         worker.submit(request)
         worker.wait_idle()
+        worker.prepare_for_drags(request, preview_resolution)  # as the window does after a network's first frame
+        worker.wait_idle()
         for low in range(last - 1, max(last - 1 - steps, -1), -1):
             request = dataclasses.replace(request, mix_layers=f"{low}-{last}")
             start = time.perf_counter()
@@ -221,6 +223,8 @@ def bench_continuous_drag(renderer, pkl, device, preview_resolution, threads, in
     with RenderWorker(renderer, preview=True, preview_resolution=preview_resolution, num_threads=threads,
                       on_frame=watch) as worker:
         worker.submit(RenderRequest(pkl=pkl, device=device, seeds=7))
+        worker.wait_idle()
+        worker.prepare_for_drags(RenderRequest(pkl=pkl, device=device, seeds=7), preview_resolution)
         worker.wait_idle()
         watch.frames.clear()
         start = time.perf_counter()
@@ -275,7 +279,7 @@ def main():
     parser.add_argument("--skip-1024", action="store_true", help="only the fixtures")
     parser.add_argument("--threads", type=int, default=None, help="worker torch threads (default: cores - 1)")
     parser.add_argument("--reduced-only", action="store_true", help="only the reduced-render preview table")
-    parser.add_argument("--drag-only", action="store_true", help="only the StyleGAN2-1024 slider drag")
+    parser.add_argument("--drag-only", action="store_true", help="only the StyleGAN2-1024 mix range and slider drags")
     args = parser.parse_args()
     threads = args.threads if args.threads is not None else ui_threads()
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
@@ -288,6 +292,7 @@ def main():
     if args.drag_only:
         G = full_size_sg2_1024().to(device)
         renderer = Renderer(device, load=lambda path, device="cpu": G)
+        bench_mix_drag(renderer, str(Path(__file__)), device, args.preview_resolution, threads)
         bench_continuous_drag(renderer, str(Path(__file__)), device, 1024 // 8, threads)
         return
     print(f"{'network':<22} {'res':>5} {'full':>9} {'preview':>8} {'new submit':>13} {'new (preview)':>13}  old stopped")

@@ -253,6 +253,18 @@ class BlockCache:
         for key in [k for k in self.entries if k >= res]:
             del self.entries[key]
 
+    def rerender_growth(self):
+        """Bytes by which a StyleGAN2 re-render can grow the heap past what the cache and a frame
+        have held so far: the dragged layer's kept pre-noise output, the new output written from
+        it and, for a drag that starts at conv0, its transposed convolution's output before the
+        filter, each the size of the largest kept block output (measured at 1024 px: 2 of them
+        left a drag's second step faulting 116 MB). 0 for StyleGAN3 and v1, whose kept inputs
+        live in buffers of their own."""
+        if self.checkpoints is not None or not self.keep_layer_outputs:
+            return 0
+        sizes = [entry.x.numel() * entry.x.element_size() for entry in self.entries.values() if entry.x is not None]
+        return 3 * max(sizes, default=0)
+
     def nbytes(self):
         """Memory the kept outputs take."""
         tensors = [t for entry in self.entries.values() for t in (entry.x, entry.img, entry.x_mid)]

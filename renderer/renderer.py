@@ -16,7 +16,7 @@ import models
 from models import stylegan2, stylegan3
 from models.block_cache import BlockCache
 from models.errors import RenderCancelled
-from models.runtime import tune_cpu
+from models.runtime import reserve_heap, tune_cpu
 from renderer.request import RenderRequest, mix_indices
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default_model.safetensors"
@@ -125,11 +125,12 @@ class Renderer:
         frame.timings["total"] = time.perf_counter() - start
         return frame
 
-    def prepare_preview(self, request, resolution, should_stop=None):
-        """Make `request`'s preview at `resolution` and drop it: what stays is what the network
-        prepares on the way for later previews (RenderWorker.prepare_preview). True when made;
-        False for no preview kind, a layer view, a cancel (should_stop) or an error (the real
-        render reports those)."""
+    def prepare_for_drags(self, request, resolution, should_stop=None):
+        """What the first drag on a network would pay for, done now (RenderWorker.prepare_for_drags):
+        `request`'s preview at `resolution`, made and dropped (what the network prepares on the way
+        for later previews stays), and heap memory faulted in for the block cache's re-renders.
+        True when done; False for no preview kind, a layer view, a cancel (should_stop) or an
+        error (the real render reports those)."""
         try:
             key, G = self.load(request)
             if request.layer is not None or not _preview_kind(G):
@@ -138,6 +139,9 @@ class Renderer:
                 ws = self._compute_ws(key, G, request)
                 self._set_input_transform(G, request)
                 self._preview_image(G, ws, self._synthesis_kwargs(G, request, should_stop), resolution)
+            cache = self._block_caches.get(key)
+            if cache is not None and G.mapping.w_avg.device.type == "cpu":
+                reserve_heap(cache.rerender_growth())
             return True
         except Exception:  # RenderCancelled included: nothing to show either way
             return False

@@ -30,7 +30,7 @@ def test_dragging_the_translation_shows_previews_then_the_exact_frame(sg3_app, t
     app = sg3_app
     # On a slow device the app has a first preview made in the background after the network's
     # first frame (it prepares what later previews reuse), once.
-    prepared = app.wait_for(lambda events: [e for e in events if e["event"] == "prepare_preview"] or None, 30,
+    prepared = app.wait_for(lambda events: [e for e in events if e["event"] == "prepare_for_drags"] or None, 30,
                             "the background preview")
     assert len(prepared) == 1 and prepared[0]["pkl"].endswith("sg3_t_64.pkl")
     x0, y0, x1, y1 = screen_pos(app.rects(), "translate_x")

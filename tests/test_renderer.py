@@ -410,7 +410,7 @@ def test_stylegan3_previews_are_a_sixteenth_of_the_image(net_file, resolution, p
     assert frame.tensor_shape[-1] == preview_px and frame.image.shape == (resolution, resolution, 3)
 
 
-def test_prepare_preview_makes_the_preview_and_keeps_only_what_the_network_prepared(net_file):
+def test_prepare_for_drags_makes_the_preview_and_keeps_only_what_the_network_prepared(net_file):
     # The worker's idle-time first preview: StyleGAN3 keeps its layers' fixed-weight transforms
     # from it, so the first preview of a drag is as quick as the later ones. Nothing else changes.
     from models import stylegan3
@@ -421,12 +421,26 @@ def test_prepare_preview_makes_the_preview_and_keeps_only_what_the_network_prepa
     request = RenderRequest(pkl=net_file, seeds=3)
     full = renderer.render(request)
     assert "_reduced_fixed" not in G.synthesis.L2_36_64.__dict__
-    assert renderer.prepare_preview(request, 32)
+    assert renderer.prepare_for_drags(request, 32)
     assert "_reduced_fixed" in G.synthesis.L2_36_64.__dict__
     preview = renderer.render(dataclasses.replace(request, seeds=4), preview_resolution=32)
     assert preview.preview and preview.error is None
     assert np.array_equal(renderer.render(request).image, full.image)  # the cached full frame is as it was
     # Not for a layer view, and a cancel or an error is just False (the real render reports it).
-    assert not renderer.prepare_preview(dataclasses.replace(request, layer="L2_36_64"), 32)
-    assert not renderer.prepare_preview(request, 32, should_stop=lambda: True)
-    assert not renderer.prepare_preview(dataclasses.replace(request, pkl=net_file + ".missing"), 32)
+    assert not renderer.prepare_for_drags(dataclasses.replace(request, layer="L2_36_64"), 32)
+    assert not renderer.prepare_for_drags(request, 32, should_stop=lambda: True)
+    assert not renderer.prepare_for_drags(dataclasses.replace(request, pkl=net_file + ".missing"), 32)
+
+
+def test_prepare_for_drags_reserves_heap_for_the_block_caches_rerenders(small_sg2, net_file, monkeypatch):
+    import renderer.renderer as renderer_module
+
+    reserved = []
+    monkeypatch.setattr(renderer_module, "reserve_heap", reserved.append)
+    renderer = renderer_for(small_sg2)
+    request = RenderRequest(pkl=net_file, seeds=3)
+    renderer.render(request)
+    assert renderer.prepare_for_drags(request, 8)
+    cache = next(iter(renderer._block_caches.values()))
+    largest = max(entry.x.numel() * 4 for entry in cache.entries.values())
+    assert reserved == [3 * largest] == [cache.rerender_growth()]  # pre-noise, new output, conv0 before its filter

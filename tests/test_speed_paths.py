@@ -1,5 +1,7 @@
 """The fast StyleGAN2 path gives the reference path's pixels; the block cache gives uncached pixels exactly."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -424,6 +426,36 @@ def test_tune_cpu_is_safe_to_call_twice():
     second = tune_cpu(num_threads=1)
     assert second["threads"] == 1
     assert first.get("malloc") == second.get("malloc")  # applied once
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap")
+def test_reserve_heap_leaves_touched_pages_for_the_next_big_block():
+    import resource
+
+    from models.runtime import reserve_heap
+
+    applied = tune_cpu().get("malloc", {})
+    if not applied.get("M_MMAP_MAX"):
+        assert reserve_heap(64 << 20) is False  # without the tuned heap it would only mmap and unmap
+        return
+    pages = (48 << 20) // 4096
+
+    def faults_filling_48_mb():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        block = torch.empty(12 << 20)  # 48 MB
+        block.fill_(1.0)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        del block
+        return faults
+
+    big = torch.empty(600 << 20 >> 2)  # grow the heap past anything freed so far, then keep it busy
+    big.fill_(0.0)
+    try:
+        assert reserve_heap(64 << 20)
+        assert faults_filling_48_mb() < pages // 10, "the reserved pages were not reused"
+    finally:
+        del big
+    assert reserve_heap(0) is False
 
 
 def test_faithful_cuda_turns_tf32_off_only_where_cuda_is(monkeypatch):

@@ -160,7 +160,7 @@ def test_with_previews_off_a_quick_network_keeps_showing_frames_during_a_drag(ne
     assert frames[-1].request == requests[-1]
 
 
-def test_prepare_preview_renders_in_the_background_shows_nothing_and_yields_to_a_submit(net_file):
+def test_prepare_for_drags_renders_in_the_background_shows_nothing_and_yields_to_a_submit(net_file):
     worker, loader, frames = make_worker(block_delay=0.05, resolution=256)
     with worker:
         request = RenderRequest(pkl=net_file, seeds=1)
@@ -168,13 +168,13 @@ def test_prepare_preview_renders_in_the_background_shows_nothing_and_yields_to_a
         assert worker.wait_idle(timeout=30)
         synthesis = loader.built[0].synthesis
         before = synthesis.blocks_run
-        assert worker.prepare_preview(request, 16)  # b4, b8 counted, then b16's image (the preview) ends it
+        assert worker.prepare_for_drags(request, 16)  # b4, b8 counted, then b16's image (the preview) ends it
         assert worker.wait_idle(timeout=30)
         assert synthesis.blocks_run == before + 2 and len(frames) == 1
         # A submit while it runs stops it at its next block and is rendered right after.
-        assert worker.prepare_preview(request, 128)  # 0.3 s: 5 blocks counted
+        assert worker.prepare_for_drags(request, 128)  # 0.3 s: 5 blocks counted
         time.sleep(0.08)
-        assert not worker.prepare_preview(request, 16), "busy: not queued"
+        assert not worker.prepare_for_drags(request, 16), "busy: not queued"
         newer = RenderRequest(pkl=net_file, seeds=2)
         worker.submit(newer)
         assert worker.wait_idle(timeout=30)
