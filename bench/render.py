@@ -214,7 +214,7 @@ def bench_mix_drag(renderer, pkl, device, preview_resolution, threads, steps=7):
                   f"{'preview' if first.preview else 'full':<8} {(full_stamp - start) * 1000:10.1f}")
 
 
-def bench_continuous_drag(renderer, pkl, device, preview_resolution, threads, interval=0.04, seconds=3.0):
+def bench_continuous_drag(label, renderer, pkl, device, preview_resolution, threads, interval=0.04, seconds=3.0):
     """A slider held and moved: a new request (truncation psi) every `interval` s for `seconds`, as
     the window sends them, on a worker with previews on. What reaches the screen meanwhile, and
     how soon the last request's full frame follows when the hand stops."""
@@ -236,7 +236,8 @@ def bench_continuous_drag(renderer, pkl, device, preview_resolution, threads, in
         full_stamp, _ = watch.wait_for(lambda f: f.request == request and not f.preview)
     during = [stamp for stamp, frame in watch.frames if stamp <= released]
     gaps = [b - a for a, b in zip([start] + during, during)]
-    print(f"slider drag: a request every {interval * 1000:.0f} ms for {seconds:.0f} s, previews at {preview_resolution} px")
+    print(f"slider drag, {label}: a request every {interval * 1000:.0f} ms for {seconds:.0f} s, previews asked "
+          f"at {preview_resolution} px")
     print(f"  frames on screen during the drag: {len(during)}; first after {gaps[0] * 1000:.0f} ms; "
           f"longest wait {max(gaps) * 1000:.0f} ms; median {statistics.median(gaps) * 1000:.0f} ms; "
           f"full frame {(full_stamp - released) * 1000:.0f} ms after the last request" if during else
@@ -293,7 +294,11 @@ def main():
         G = full_size_sg2_1024().to(device)
         renderer = Renderer(device, load=lambda path, device="cpu": G)
         bench_mix_drag(renderer, str(Path(__file__)), device, args.preview_resolution, threads)
-        bench_continuous_drag(renderer, str(Path(__file__)), device, 1024 // 8, threads)
+        bench_continuous_drag("stylegan2-1024", renderer, str(Path(__file__)), device, 1024 // 8, threads)
+        for config, res in (("t", 512), ("r", 512), ("t", 1024), ("r", 1024)):
+            G = random_sg3(config, res).to(device)
+            bench_continuous_drag(f"stylegan3-{config}-{res}", Renderer(device, load=lambda path, device="cpu", G=G: G),
+                                  str(Path(__file__)), device, res // 8, threads)  # the window asks an eighth
         return
     print(f"{'network':<22} {'res':>5} {'full':>9} {'preview':>8} {'new submit':>13} {'new (preview)':>13}  old stopped")
     print("  full: one frame, new seed; preview: submit to first (preview) frame ('none': no cheap preview);")
@@ -311,7 +316,7 @@ def main():
         bench_network("stylegan2-1024 random", lambda: renderer, str(Path(__file__)), device, args.repeats,
                       args.preview_resolution, threads)
         bench_mix_drag(renderer, str(Path(__file__)), device, args.preview_resolution, threads)
-        bench_continuous_drag(renderer, str(Path(__file__)), device, 1024 // 8, threads)  # the app's preview size
+        bench_continuous_drag("stylegan2-1024", renderer, str(Path(__file__)), device, 1024 // 8, threads)
     bench_reduced_previews(device, args.repeats, threads, args.fixtures)
 
 
