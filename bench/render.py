@@ -229,7 +229,7 @@ def bench_continuous_drag(label, renderer, pkl, device, preview_resolution, thre
         watch.frames.clear()
         start = time.perf_counter()
         for step in range(steps):
-            request = RenderRequest(pkl=pkl, device=device, seeds=7, truncation_psi=round(1 - step / steps, 4))
+            request = RenderRequest(pkl=pkl, device=device, seeds=7, truncation_psi=round(1 - (step + 1) / steps, 4))
             worker.submit(request)
             time.sleep(max(0.0, start + (step + 1) * interval - time.perf_counter()))
         released = time.perf_counter()
