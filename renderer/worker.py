@@ -9,9 +9,10 @@ import torch
 
 from renderer.renderer import Frame
 
-# With previews off, a full frame expected to take at most this long (the network's last one that
-# the block cache did not shorten) runs to the end when newer requests come in: a drag sends one
-# every few tens of ms, and cancelled by each, a 50-300 ms frame would never reach the screen.
+# Where no preview shows meanwhile (previews off, or a layer view), a frame expected to take at
+# most this long (the last one of that network and view that the block cache did not shorten)
+# runs to the end when newer requests come in: a drag sends one every few tens of ms, and
+# cancelled by each, a 50-300 ms frame would never reach the screen.
 QUICK_RENDER_S = 0.3
 
 
@@ -25,8 +26,8 @@ class RenderWorker:
     """One background thread around a Renderer.
 
     submit() never blocks: the request replaces any pending one, and a full render in flight for
-    an older request stops at its next synthesis block (a preview, or with previews off a quick
-    full frame, is finished first: see QUICK_RENDER_S).
+    an older request stops at its next synthesis block (a preview, or where no preview shows a
+    quick frame, is finished first: see QUICK_RENDER_S).
     latest() returns the newest finished Frame (errors included, cancelled renders never). With
     preview=True each request first gives a quick low-resolution frame (frame.preview; block `preview_resolution`, see Renderer.render),
     then the full one; networks without a cheap preview give the full frame straight away, and so
@@ -48,7 +49,7 @@ class RenderWorker:
         self._busy = False
         self._closing = False
         self._latest = None
-        self._full_seconds = {}  # pkl -> mapping + synthesis time of its last uncached full frame
+        self._seconds = {}  # (pkl, layer) -> mapping + synthesis time of its last uncached frame
         self.frames_rendered = 0  # finished frames published (previews included)
         self._thread = threading.Thread(target=self._run, name="RenderWorker", daemon=True)
         self._thread.start()
@@ -149,7 +150,7 @@ class RenderWorker:
         if shown is not None and not shown.preview and shown.error is None and shown.request == request:
             return  # already on screen; the GUI may resubmit an unchanged state
         should_stop = lambda: self._is_stale(ticket)  # noqa: E731
-        if self.preview:
+        if self.preview and request.layer is None:
             # The preview runs to the end even when newer requests come in meanwhile (only closing
             # stops it): a drag sends one every few tens of ms, more often than a big network's
             # preview takes, so cancelled by each it would never show, and the picture would
@@ -159,14 +160,16 @@ class RenderWorker:
             self._publish(frame)
             if not frame.preview:  # no preview for this network: that was the full frame
                 return
-        elif self._full_seconds.get(request.pkl, QUICK_RENDER_S + 1) <= QUICK_RENDER_S:
-            should_stop = lambda: self._closing  # noqa: E731  (the full frame is the quick frame)
+        elif self._seconds.get((request.pkl, request.layer), QUICK_RENDER_S + 1) <= QUICK_RENDER_S:
+            # No preview shows meanwhile (previews off, or a layer view, which has none), and this
+            # frame is quick: it is the one to finish.
+            should_stop = lambda: self._closing  # noqa: E731
         if not should_stop():
             frame = self._safe_render(request, should_stop, None)
             self._publish(frame)
             timings = frame.timings or {}
             if frame.image is not None and not frame.preview and not frame.reused_blocks and "synthesis" in timings:
-                self._full_seconds[request.pkl] = timings["synthesis"] + timings.get("mapping", 0.0)
+                self._seconds[(request.pkl, request.layer)] = timings["synthesis"] + timings.get("mapping", 0.0)
 
     def _safe_render(self, request, should_stop, preview_resolution, preview_should_stop=None):
         try:

@@ -180,3 +180,21 @@ def test_prepare_for_drags_renders_in_the_background_shows_nothing_and_yields_to
         assert worker.wait_idle(timeout=30)
     assert [f.request for f in frames] == [request, newer]
     assert synthesis.blocks_run < before + 2 + 5 + 7, "the preview in the background stopped early"
+
+
+def test_a_quick_layer_view_keeps_showing_during_a_drag_with_previews_on(net_file):
+    # A layer view has no preview: where its capture is quick it is the frame to finish.
+    worker, _, frames = make_worker(block_delay=0.006, preview=True, preview_resolution=8)
+    with worker:
+        worker.submit(RenderRequest(pkl=net_file, seeds=0, layer="b16.conv1"))
+        assert worker.wait_idle(timeout=30)
+        del frames[:]
+        requests = [RenderRequest(pkl=net_file, seeds=seed, layer="b16.conv1") for seed in range(1, 80)]
+        for request in requests:
+            worker.submit(request)
+            time.sleep(0.01)
+        shown_during_drag = list(frames)
+        assert worker.wait_idle(timeout=30)
+    assert len(shown_during_drag) >= 3 and not any(f.preview for f in shown_during_drag)
+    assert all(f.request.layer == "b16.conv1" and f.error is None for f in frames)
+    assert frames[-1].request == requests[-1]
