@@ -173,6 +173,32 @@ def test_dragging_a_slider_shows_previews_then_the_full_frame(app):
     app.wait_for_frame(count, lambda f: f["request"]["truncation_psi"] == 1.0, timeout=60)
 
 
+def test_picking_a_layer_shows_its_feature_maps_like_headless(app, tmp_path):
+    output = shown_image(app.frames()[-1])
+    opened = time.time()
+    app.screen.click(*centre(screen_pos(app.rects(), "header_LayersPanel")))
+    rects = app.wait_for(lambda _: (lambda r: r if r and "layer_list" in r["rects"] else None)(app.rects(opened)), 30,
+                         "the Layers panel to open")
+    x0, y0, x1, y1 = screen_pos(rects, "layer_list")
+    row = (y1 - y0) / 8  # the list shows eight rows: the output image, then the layers in order
+    count = len(app.frames())
+    app.screen.click((x0 + x1) / 2, y0 + 3.5 * row)
+    frame = app.wait_for_frame(count, lambda f: f["request"]["layer"] is not None)
+    assert frame["request"]["layer"].startswith("b"), frame["request"]["layer"]
+    reference = headless_render(frame["request"], tmp_path)
+    np.testing.assert_array_equal(shown_image(frame), reference)  # the feature maps, as `frame --layer` makes them
+    after, shot = image_on_screen(app, tmp_path, "layer")
+    Image.fromarray(shot).save(tmp_path / "layer_view_window.png")
+    assert_screen_shows(after, reference)
+    assert reference.shape != output.shape or np.abs(reference.astype(float) - output).mean() > 2, \
+        "the feature maps look like the output image"
+    # Back to the output image, panel closed: as the other tests expect the window.
+    count = len(app.frames())
+    app.screen.click((x0 + x1) / 2, y0 + 0.5 * row)
+    app.wait_for_frame(count, lambda f: f["request"]["layer"] is None)
+    app.screen.click(*centre(screen_pos(app.rects(), "header_LayersPanel")))
+
+
 def test_broken_file_shows_error_and_keeps_the_image(app, tmp_path):
     broken = tmp_path / "broken_network.pkl"
     broken.write_bytes(b"\x80\x04this is not a pickle at all" + bytes(range(256)))
