@@ -619,7 +619,8 @@ class App:
 
     def layout_changed(self):
         key = (self.image_size, tuple(sorted((p.title, self.dpg.get_value(p.header)) for p in self.panels)),
-               self.texture.width, len(self.model_info))
+               self.texture.width, len(self.model_info),
+               tuple(p.layout_state() for p in self.panels if hasattr(p, "layout_state")))
         changed = key != getattr(self, "_layout_key", None)
         self._layout_key = key
         return changed

@@ -40,3 +40,76 @@ def test_ctrl_s_saves_the_shown_frame_with_its_request(fixtures_dir, tmp_path):
     finally:
         app.kill()
         screen.close()
+
+
+def _open_panel(app, screen, header, wanted, others=()):
+    """Click panel headers like a person (others first: fold them to make room), until `wanted` is on screen."""
+    from test_gui import centre, screen_pos
+
+    for name in (*others, header):
+        clicked = time.time()
+        screen.click(*centre(screen_pos(app.rects(), name)))
+        app.wait_for_rects(after_time=clicked)
+        time.sleep(0.3)
+    return app.wait_for(lambda _: (lambda r: r if r and wanted in r["rects"] else None)(app.rects()), 30,
+                        f"{wanted} on screen")
+
+
+def _set_field(app, screen, name, text):
+    from test_gui import centre, screen_pos
+
+    screen.click(*centre(screen_pos(app.rects(), name)))
+    screen.key("ctrl+a")
+    screen.type(text)
+    screen.key("Return")
+    time.sleep(0.3)
+
+
+def test_video_export_shows_progress_writes_the_video_and_cancel_leaves_nothing(fixtures_dir, tmp_path):
+    import imageio.v3 as iio
+    from test_gui import centre, screen_pos
+
+    from renderer import interpolate
+
+    out = tmp_path / "videos"
+    out.mkdir()
+    screen = VirtualScreen()
+    app = AppUnderTest(screen, tmp_path, pkl=fixtures_dir / "sg2ada_64.pkl", extra_env={"STYLESCOPE_SAVE_DIR": str(out)})
+    try:
+        frame = app.wait_for_frame(timeout=180)
+        app.wait_for_rects(after_time=frame["time"])
+        _open_panel(app, screen, "header_ExportPanel", "export_video",
+                    others=("header_LatentPanel", "header_MixingPanel", "header_TruncationPanel"))
+        _set_field(app, screen, "export_keys", "0,1,2")
+        _set_field(app, screen, "export_per", "40")
+        screen.click(*centre(screen_pos(app.rects(), "export_video")))
+        done = app.wait_for(lambda ev: [e for e in ev if e["event"] == "export" and e["state"] != "running"], 180,
+                            "the video export to finish")[-1]
+        assert done["state"] == "done", done
+        expected = interpolate.frame_count(3, 40, False)
+        running = [e for e in app.events("export") if e["state"] == "running"]
+        assert any(0 < e["done"] < e["total"] == expected for e in running), "no progress shown while it ran"
+        videos = list(out.glob("stylescope_video_*.mp4"))
+        assert len(videos) == 1 and videos[0].name in done["message"]
+        pixels = iio.imread(videos[0])
+        assert pixels.shape[0] == expected and pixels.shape[1:3] == (64, 64)
+        assert pixels[0].astype(float).std() > 5 and np.abs(pixels[0].astype(float) - pixels[-1]).mean() > 2
+
+        # A long one, cancelled with the button once it is under way: nothing is written.
+        _set_field(app, screen, "export_per", "3000")
+        started = time.time()
+        screen.click(*centre(screen_pos(app.rects(), "export_video")))
+        app.wait_for(lambda ev: [e for e in ev if e["event"] == "export" and e["time"] > started
+                                 and e["state"] == "running" and e["done"] > 0], 60, "the second export under way")
+        shot = screen.screenshot(tmp_path / "exporting.png")
+        cancel = app.wait_for(lambda _: (lambda r: r if r and "export_cancel" in r["rects"] else None)(app.rects()), 30,
+                              "the Cancel button")
+        screen.click(*centre(screen_pos(cancel, "export_cancel")))
+        ended = app.wait_for(lambda ev: [e for e in ev if e["event"] == "export" and e["time"] > started
+                                         and e["state"] != "running"], 120, "the cancel")[-1]
+        assert ended["state"] == "cancelled" and "nothing written" in ended["message"]
+        assert sorted(out.iterdir()) == videos, "a cancelled export leaves no file behind"
+        assert app.alive() and shot.std() > 5
+    finally:
+        app.kill()
+        screen.close()

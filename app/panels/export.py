@@ -265,6 +265,8 @@ class ExportPanel(Panel):
             return
         if not job.finished:
             overlay = f"{job.done}/{job.total}" if job.total else "starting..."
+            if overlay != dpg.get_item_configuration("export_progress").get("overlay"):
+                self.log_progress(job, "running")
             dpg.configure_item("export_progress", overlay=overlay)
             dpg.set_value("export_progress", job.fraction)
             return
@@ -278,10 +280,22 @@ class ExportPanel(Panel):
             written = job.result if isinstance(job.result, (list, tuple)) else [job.result]
             names = ", ".join(str(p) for p in written if isinstance(p, (str, Path)))
             message, error = f"saved {names or job.description}", False
+        self.log_progress(job, "cancelled" if job.cancelled else "error" if job.error else "done", message=message)
         dpg.set_value("export_message", message)
         dpg.set_value("export_progress", 1.0 if not (job.cancelled or job.error) else 0.0)
         dpg.configure_item("export_progress", overlay="done" if not (job.cancelled or job.error) else "idle")
         self.app.set_status(message, error=error)
+
+    def layout_state(self):
+        """What moves this panel's controls: the Cancel button shows while a job runs."""
+        return self.job is not None
+
+    def log_progress(self, job, state, message=None):
+        """For the tests: what the progress bar says, each time it changes (only with --test-log)."""
+        log = getattr(self.app, "log", None)
+        if log:
+            log.write("export", description=job.description, state=state, done=job.done, total=job.total,
+                      message=message)
 
     def _show_running(self, running):
         if dpg.does_item_exist("export_cancel"):
