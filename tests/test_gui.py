@@ -199,6 +199,35 @@ def test_picking_a_layer_shows_its_feature_maps_like_headless(app, tmp_path):
     app.screen.click(*centre(screen_pos(app.rects(), "header_LayersPanel")))
 
 
+def test_blending_a_second_seed_and_animating_through_seed_space(app, tmp_path):
+    app.screen.click(*centre(screen_pos(app.rects(), "image")))  # focus the window, not a text field
+    app.screen.key("Home")  # from the defaults, whatever earlier tests left
+    app.wait_for_frame(len(app.frames()) - 1, lambda f: f["request"]["seeds"] == [[0, 1.0]] and not f["preview"])
+    count = len(app.frames())
+    app.screen.click(*centre(screen_pos(app.rects(), "blend_add")))
+    frame = app.wait_for_frame(count, lambda f: len(f["request"]["seeds"]) == 2 and not f["preview"])
+    assert frame["request"]["seeds"] == [[0, 1.0], [1, 0.5]]  # the next seed at half weight, added
+    np.testing.assert_array_equal(shown_image(frame), headless_render(frame["request"], tmp_path))
+    app.screen.click(*centre(screen_pos(app.rects(), "image")))
+    app.screen.key("Home")  # one seed again
+    app.wait_for_frame(len(app.frames()) - 1, lambda f: f["request"]["seeds"] == [[0, 1.0]] and not f["preview"])
+    # Animate: the seed position moves on by itself, frames keep coming; unticked, it stops.
+    count = len(app.frames())
+    app.screen.click(*centre(screen_pos(app.rects(), "animate")))
+    moving = app.wait_for(lambda _: (lambda fs: fs if len({f["request"]["seed_xy"][0] for f in fs
+                                                            if f["request"]["seed_xy"]}) >= 3 else None)(
+        app.frames()[count:]), 30, "three frames of the animation")
+    xs = [f["request"]["seed_xy"][0] for f in moving if f["request"]["seed_xy"]]
+    assert xs == sorted(xs) and xs[-1] > xs[0], xs
+    app.screen.click(*centre(screen_pos(app.rects(), "animate")))
+    last, values = settled_frame(app)
+    assert not values["animate"] and not last["preview"], "the full frame follows once it stops"
+    assert last["request"]["seed_xy"][0] == pytest.approx(values["seed_x"])
+    app.screen.click(*centre(screen_pos(app.rects(), "image")))
+    app.screen.key("Home")
+    app.wait_for_frame(len(app.frames()) - 1, lambda f: f["request"]["seeds"] == [[0, 1.0]] and not f["preview"])
+
+
 def test_broken_file_shows_error_and_keeps_the_image(app, tmp_path):
     broken = tmp_path / "broken_network.pkl"
     broken.write_bytes(b"\x80\x04this is not a pickle at all" + bytes(range(256)))
