@@ -228,6 +228,52 @@ def test_blending_a_second_seed_and_animating_through_seed_space(app, tmp_path):
     app.wait_for_frame(len(app.frames()) - 1, lambda f: f["request"]["seeds"] == [[0, 1.0]] and not f["preview"])
 
 
+def test_noise_mode_buttons_render_like_headless(app, tmp_path):
+    x0, y0, x1, y1 = screen_pos(app.rects(), "noise_mode")
+    y = (y0 + y1) / 2
+    # The three radio buttons side by side: const, random, none (their circles at the left of each).
+    shown = {}
+    for mode, at in (("random", 0.40), ("none", 0.80), ("const", 0.03)):
+        count = len(app.frames())
+        app.screen.click(x0 + (x1 - x0) * at, y)
+        frame = app.wait_for_frame(count, lambda f, mode=mode: f["request"]["noise_mode"] == mode and not f["preview"])
+        shown[mode] = shown_image(frame)
+        np.testing.assert_array_equal(shown[mode], headless_render(frame["request"], tmp_path))
+    assert not np.array_equal(shown["none"], shown["const"]) and not np.array_equal(shown["random"], shown["const"])
+
+
+def toggle_panels(app, *headers):
+    """Fold or unfold panels like a person, each click waiting for the window's new layout."""
+    for header in headers:
+        clicked = time.time()
+        app.screen.click(*centre(screen_pos(app.rects(), header)))
+        app.wait_for_rects(after_time=clicked)
+
+
+def test_dragging_a_fine_layers_noise_strength_re_renders_from_the_cache_like_headless(app, tmp_path):
+    toggle_panels(app, "header_LatentPanel", "header_MixingPanel")  # room for the sliders
+    opened = time.time()
+    app.screen.click(*centre(screen_pos(app.rects(), "noise_layers_node")))
+    slider = "noise_layer_b64.conv1"  # the last noisy layer of this 64 px network
+    rects = app.wait_for(lambda _: (lambda r: r if r and slider in r["rects"] else None)(app.rects(opened)), 30,
+                         "the per-layer strength sliders")
+    x0, y0, x1, y1 = screen_pos(rects, slider)
+    count = len(app.frames())
+    y = (y0 + y1) / 2
+    app.screen.drag(x0 + (x1 - x0) * 0.25, y, x0 + (x1 - x0) * 0.9, y, steps=10, pause=0.08)
+    last, values = settled_frame(app)
+    strengths = dict(values["noise_layer_strength"])
+    assert strengths.get("b64.conv1", 1.0) > 2.5, strengths
+    assert dict(last["request"]["noise_layer_strength"]) == strengths and not last["preview"]
+    assert last["reused"] > 0, "only the last block re-rendered: the others came from the block cache"
+    np.testing.assert_array_equal(shown_image(last), headless_render(last["request"], tmp_path))
+    assert len(app.frames()) > count
+    app.screen.click(*centre(screen_pos(app.rects(), "image")))
+    app.screen.key("Home")  # back to the defaults for the tests that follow
+    app.wait_for_frame(len(app.frames()) - 1, lambda f: not f["request"]["noise_layer_strength"] and not f["preview"])
+    toggle_panels(app, "noise_layers_node", "header_LatentPanel", "header_MixingPanel")
+
+
 def test_broken_file_shows_error_and_keeps_the_image(app, tmp_path):
     broken = tmp_path / "broken_network.pkl"
     broken.write_bytes(b"\x80\x04this is not a pickle at all" + bytes(range(256)))

@@ -45,6 +45,10 @@ class TruncationPanel(Panel):
             dpg.set_value("cutoff", int(cutoff))
         dpg.configure_item("cutoff", enabled=cutoff is not None)
 
+    def layout_state(self):
+        """What moves this panel's controls: the per-layer sliders folded or not."""
+        return bool(dpg.get_value("noise_layers_node"))
+
     def on_layer_strength(self, sender, value, layer):
         strengths = dict(self.app.state["noise_layer_strength"])
         strengths[layer] = round(float(value), 4)
@@ -61,7 +65,8 @@ class TruncationPanel(Panel):
         strengths = dict(self.app.state["noise_layer_strength"])
         for name in self.noise_layers:
             self.layer_sliders[name] = dpg.add_slider_float(
-                label=name, parent="noise_layers", width=-130, min_value=0.0, max_value=4.0, format="%.2fx",
+                label=name, tag=f"noise_layer_{name}", parent="noise_layers", width=-130, min_value=0.0,
+                max_value=4.0, format="%.2fx",
                 default_value=float(strengths.get(name, 1.0)), callback=self.on_layer_strength, user_data=name)
 
     def on_model(self, info):
