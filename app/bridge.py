@@ -53,6 +53,11 @@ class Engine:
         return state.to_request(device=self.device, z_dim=self.z_dim)
 
     def set_preview(self, wanted, last_render_ms, img_resolution):
+        """last_render_ms None: a network not rendered yet, whose size and cost are unknown: the
+        renderer previews it where it is big (preview_resolution "auto")."""
+        if last_render_ms is None:
+            self.worker.preview, self.worker.preview_resolution = bool(wanted), "auto"
+            return
         self.worker.preview = previews_pay(wanted, last_render_ms, img_resolution)
         self.worker.preview_resolution = preview_resolution(img_resolution)
 

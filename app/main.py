@@ -417,7 +417,10 @@ class App:
         if not self.can_render() or self.state.version == self.submitted:
             return
         self.submitted = self.state.version
-        self.engine.set_preview(self.state["preview"], self.render_ms, self.model_info.get("img_resolution"))
+        # The last render time and size describe the network on screen, not one about to be opened.
+        same = bool(self.model_info) and self.model_info.get("pkl") == self.state["pkl"]
+        self.engine.set_preview(self.state["preview"], self.render_ms if same else None,
+                                self.model_info.get("img_resolution") if same else None)
         try:
             self.engine.submit(self.state)
         except Exception as exc:  # a value the request refuses: say which, keep the window
@@ -457,6 +460,8 @@ class App:
             info["layers"] = self.model_info.get("layers", [])  # previews carry no layer list
             info["noise_layers"] = self.model_info.get("noise_layers", [])
         if info and info != self.model_info:
+            if info.get("pkl") != self.model_info.get("pkl") and bridge.frame_is_preview(frame):
+                self.render_ms = None  # the network's first preview: its render time is yet to come
             self.model_info = info
             self.last_good_pkl = info.get("pkl")
             for panel in self.panels:

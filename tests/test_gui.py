@@ -329,6 +329,31 @@ def test_closing_the_window_exits_cleanly(app):
     assert "terminate called" not in app.output()
 
 
+def test_a_big_networks_first_frame_comes_as_a_preview_first(tmp_path):
+    # Before a network's first frame the window knows neither its size nor its cost: a 256 px
+    # one shows an eighth-size preview first, then its full frame (slowed here as on a CPU).
+    import torch
+
+    from models.loader import save_safetensors
+    from models.stylegan2 import Generator
+
+    torch.manual_seed(5)
+    G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=256, img_channels=3,
+                  synthesis_kwargs=dict(channel_base=256, channel_max=16)).eval()
+    path = tmp_path / "big.safetensors"
+    save_safetensors(G, path)
+    screen = VirtualScreen()
+    app = AppUnderTest(screen, tmp_path, pkl=path, extra_env={"STYLESCOPE_TEST_FULL_FRAME_DELAY": "1.0"})
+    try:
+        app.wait_for(lambda ev: [e for e in ev if e["event"] == "frame" and not e["preview"]], 120, "the full frame")
+        first, *rest = app.frames()
+        assert first["preview"] and first["shape"] == [256, 256, 3], "a preview, upscaled to the image's size"
+        assert not rest[-1]["preview"] and rest[-1]["request"] == first["request"]
+    finally:
+        app.kill()
+        screen.close()
+
+
 def test_without_a_display_one_line_and_nonzero_exit(fixtures_dir):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env["PYTHONPATH"] = str(ROOT)

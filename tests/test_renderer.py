@@ -446,3 +446,12 @@ def test_prepare_for_drags_reserves_heap_for_the_block_caches_rerenders(small_sg
     # pre-noise, new output, conv0 before its filter; and the next previews' temporaries
     assert reserved == [3 * largest + renderer_module.PREVIEW_HEAP_HEADROOM]
     assert cache.rerender_growth() == 3 * largest
+
+
+def test_auto_preview_is_an_eighth_of_a_big_image_and_none_for_a_small_one(small_sg2, net_file):
+    # For a network's first frame, before the window knows its size: a preview where it is big.
+    big = renderer_for(tiny_sg2("skip", resolution=256))
+    frame = big.render(RenderRequest(pkl=net_file, seeds=1), preview_resolution="auto")
+    assert frame.preview and frame.tensor_shape == (1, 3, 32, 32) and frame.image.shape == (256, 256, 3)
+    frame = renderer_for(small_sg2).render(RenderRequest(pkl=net_file, seeds=1), preview_resolution="auto")
+    assert not frame.preview and frame.error is None  # 32 px: the full frame straight away
