@@ -278,7 +278,8 @@ def main():
     parser.add_argument("--preview-resolution", type=int, default=64)
     parser.add_argument("--fixtures", default=str(ROOT.parent / "shared" / "fixtures"))
     parser.add_argument("--skip-1024", action="store_true", help="only the fixtures")
-    parser.add_argument("--threads", type=int, default=None, help="worker torch threads (default: half the cores, as the window)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="worker torch threads (default: half the cores, as the window)")
     parser.add_argument("--reduced-only", action="store_true", help="only the reduced-render preview table")
     parser.add_argument("--drag-only", action="store_true", help="only the StyleGAN2-1024 mix range and slider drags")
     args = parser.parse_args()

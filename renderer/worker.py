@@ -27,11 +27,11 @@ class RenderWorker:
 
     submit() never blocks: the request replaces any pending one, and a full render in flight for
     an older request stops at its next synthesis block (a preview, or where no preview shows a
-    quick frame, is finished first: see QUICK_RENDER_S).
-    latest() returns the newest finished Frame (errors included, cancelled renders never). With
-    preview=True each request first gives a quick low-resolution frame (frame.preview; block `preview_resolution`, see Renderer.render),
-    then the full one; networks without a cheap preview give the full frame straight away, and so
-    does a change the renderer's block cache re-renders from above the preview's resolution (a
+    quick frame, is finished first: see QUICK_RENDER_S). latest() returns the newest finished
+    Frame (errors included, cancelled renders never). With preview=True each request first gives
+    a quick low-resolution frame (frame.preview; `preview_resolution`, see Renderer.render), then
+    the full one; networks without a cheap preview give the full frame straight away, and so does
+    a change the renderer's block cache re-renders from above the preview's resolution (a
     fine-layer drag: that re-render is quicker than a preview).
     """
 
@@ -66,10 +66,11 @@ class RenderWorker:
             self._cond.notify_all()
 
     def prepare_for_drags(self, request, resolution):
-        """Make `request`'s preview at `resolution` in the background without showing it, when
-        nothing else is queued or rendering. A network's first preview prepares what later ones
-        reuse (StyleGAN3-T 1024: 1.4 s against 0.35-0.4 s after), so made while the window is idle
-        the first drag starts as quickly as the next. A submit stops it at its next block."""
+        """In the background, when nothing else is queued or rendering, what the first drag on a
+        network would otherwise pay for (Renderer.prepare_for_drags): a preview of `request` at
+        `resolution`, made and not shown (StyleGAN3-T 1024's first took 1.4 s against 0.35-0.4 s
+        after), and heap memory for the block cache's re-renders. A submit stops it at its next
+        block. Returns whether it was queued."""
         with self._cond:
             if self._closing or self._busy or self._pending is not None:
                 return False
@@ -192,7 +193,7 @@ class RenderWorker:
 
 
 class _PrepareForDrags:
-    """A queued preview render whose frame is not published (RenderWorker.prepare_for_drags)."""
+    """A queued preparation: a preview made and not published, heap faulted in (RenderWorker.prepare_for_drags)."""
 
     def __init__(self, request, resolution):
         self.request, self.resolution = request, resolution

@@ -74,7 +74,8 @@ def test_video_export_shows_progress_writes_the_video_and_cancel_leaves_nothing(
     out = tmp_path / "videos"
     out.mkdir()
     screen = VirtualScreen()
-    app = AppUnderTest(screen, tmp_path, pkl=fixtures_dir / "sg2ada_64.pkl", extra_env={"STYLESCOPE_SAVE_DIR": str(out)})
+    app = AppUnderTest(screen, tmp_path, pkl=fixtures_dir / "sg2ada_64.pkl",
+                       extra_env={"STYLESCOPE_SAVE_DIR": str(out)})
     try:
         frame = app.wait_for_frame(timeout=180)
         app.wait_for_rects(after_time=frame["time"])
