@@ -201,6 +201,13 @@ class AppUnderTest:
     def wait_for_rects(self, after_time=0.0, timeout=30):
         return self.wait_for(lambda ev: self.rects(after_time), timeout, "item rects")
 
+    def wait_for_item(self, name, after_time=0.0, timeout=30):
+        """The latest rects event (from after_time on) in which item `name` is on screen."""
+        def shown(_events):
+            rects = self.rects(after_time)
+            return rects if rects and name in rects["rects"] else None
+        return self.wait_for(shown, timeout, f"{name} on screen")
+
     def close_window(self, timeout=30):
         send_close_request(self.screen.display)
         try:

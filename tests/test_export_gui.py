@@ -42,32 +42,9 @@ def test_ctrl_s_saves_the_shown_frame_with_its_request(fixtures_dir, tmp_path):
         screen.close()
 
 
-def _open_panel(app, screen, header, wanted, others=()):
-    """Click panel headers like a person (others first: fold them to make room), until `wanted` is on screen."""
-    from test_gui import centre, screen_pos
-
-    for name in (*others, header):
-        clicked = time.time()
-        screen.click(*centre(screen_pos(app.rects(), name)))
-        app.wait_for_rects(after_time=clicked)
-        time.sleep(0.3)
-    return app.wait_for(lambda _: (lambda r: r if r and wanted in r["rects"] else None)(app.rects()), 30,
-                        f"{wanted} on screen")
-
-
-def _set_field(app, screen, name, text):
-    from test_gui import centre, screen_pos
-
-    screen.click(*centre(screen_pos(app.rects(), name)))
-    screen.key("ctrl+a")
-    screen.type(text)
-    screen.key("Return")
-    time.sleep(0.3)
-
-
 def test_video_export_shows_progress_writes_the_video_and_cancel_leaves_nothing(fixtures_dir, tmp_path):
     import imageio.v3 as iio
-    from test_gui import centre, screen_pos
+    from test_gui import centre, screen_pos, toggle_panels, type_into
 
     from renderer import interpolate
 
@@ -79,10 +56,11 @@ def test_video_export_shows_progress_writes_the_video_and_cancel_leaves_nothing(
     try:
         frame = app.wait_for_frame(timeout=180)
         app.wait_for_rects(after_time=frame["time"])
-        _open_panel(app, screen, "header_ExportPanel", "export_video",
-                    others=("header_LatentPanel", "header_MixingPanel", "header_TruncationPanel"))
-        _set_field(app, screen, "export_keys", "0,1,2")
-        _set_field(app, screen, "export_per", "40")
+        # Fold three panels to make room, then open Export, as a person would.
+        toggle_panels(app, "header_LatentPanel", "header_MixingPanel", "header_TruncationPanel", "header_ExportPanel")
+        app.wait_for_item("export_video")
+        type_into(app, "export_keys", "0,1,2")
+        type_into(app, "export_per", "40")
         screen.click(*centre(screen_pos(app.rects(), "export_video")))
         done = app.wait_for(lambda ev: [e for e in ev if e["event"] == "export" and e["state"] != "running"], 180,
                             "the video export to finish")[-1]
@@ -97,14 +75,13 @@ def test_video_export_shows_progress_writes_the_video_and_cancel_leaves_nothing(
         assert pixels[0].astype(float).std() > 5 and np.abs(pixels[0].astype(float) - pixels[-1]).mean() > 2
 
         # A long one, cancelled with the button once it is under way: nothing is written.
-        _set_field(app, screen, "export_per", "3000")
+        type_into(app, "export_per", "3000")
         started = time.time()
         screen.click(*centre(screen_pos(app.rects(), "export_video")))
         app.wait_for(lambda ev: [e for e in ev if e["event"] == "export" and e["time"] > started
                                  and e["state"] == "running" and e["done"] > 0], 60, "the second export under way")
         shot = screen.screenshot(tmp_path / "exporting.png")
-        cancel = app.wait_for(lambda _: (lambda r: r if r and "export_cancel" in r["rects"] else None)(app.rects()), 30,
-                              "the Cancel button")
+        cancel = app.wait_for_item("export_cancel")
         screen.click(*centre(screen_pos(cancel, "export_cancel")))
         ended = app.wait_for(lambda ev: [e for e in ev if e["event"] == "export" and e["time"] > started
                                          and e["state"] != "running"], 120, "the cancel")[-1]

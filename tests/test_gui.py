@@ -177,8 +177,7 @@ def test_picking_a_layer_shows_its_feature_maps_like_headless(app, tmp_path):
     output = shown_image(app.frames()[-1])
     opened = time.time()
     app.screen.click(*centre(screen_pos(app.rects(), "header_LayersPanel")))
-    rects = app.wait_for(lambda _: (lambda r: r if r and "layer_list" in r["rects"] else None)(app.rects(opened)), 30,
-                         "the Layers panel to open")
+    rects = app.wait_for_item("layer_list", after_time=opened)
     x0, y0, x1, y1 = screen_pos(rects, "layer_list")
     row = (y1 - y0) / 8  # the list shows eight rows: the output image, then the layers in order
     count = len(app.frames())
@@ -242,6 +241,15 @@ def test_noise_mode_buttons_render_like_headless(app, tmp_path):
     assert not np.array_equal(shown["none"], shown["const"]) and not np.array_equal(shown["random"], shown["const"])
 
 
+def type_into(app, name, text):
+    """Replace a text field's contents like a person: click it, select all, type, Enter."""
+    app.screen.click(*centre(screen_pos(app.rects(), name)))
+    app.screen.key("ctrl+a")
+    app.screen.type(text)
+    app.screen.key("Return")
+    time.sleep(0.3)
+
+
 def toggle_panels(app, *headers):
     """Fold or unfold panels like a person, each click waiting for the window's new layout."""
     for header in headers:
@@ -255,8 +263,7 @@ def test_dragging_a_fine_layers_noise_strength_re_renders_from_the_cache_like_he
     opened = time.time()
     app.screen.click(*centre(screen_pos(app.rects(), "noise_layers_node")))
     slider = "noise_layer_b64.conv1"  # the last noisy layer of this 64 px network
-    rects = app.wait_for(lambda _: (lambda r: r if r and slider in r["rects"] else None)(app.rects(opened)), 30,
-                         "the per-layer strength sliders")
+    rects = app.wait_for_item(slider, after_time=opened)
     x0, y0, x1, y1 = screen_pos(rects, slider)
     count = len(app.frames())
     y = (y0 + y1) / 2
@@ -280,10 +287,7 @@ def test_broken_file_shows_error_and_keeps_the_image(app, tmp_path):
     before, _ = image_on_screen(app, tmp_path, "before_broken")
     good_pkl = app.frames()[-1]["request"]["pkl"]
     errors = len(app.events("error"))
-    app.screen.click(*centre(screen_pos(app.rects(), "net_path")))
-    app.screen.key("ctrl+a")
-    app.screen.type(str(broken))
-    app.screen.key("Return")
+    type_into(app, "net_path", str(broken))
     error = app.wait_for(lambda ev: [e for e in ev if e["event"] == "error"][errors:], 60, "an error")[0]
     assert "broken_network.pkl" in error["message"]
     after, _ = image_on_screen(app, tmp_path, "after_broken")
