@@ -835,7 +835,8 @@ def _reduced_fixed_conv(layer, x, styles):
 
 
 def _resample_linear(x, position, dim):
-    """x sampled at fractional indices `position` along `dim` (linear, clamped to the edge samples)."""
+    """x [N, C, H, W] sampled at fractional indices `position` along `dim` (2 or 3; linear, clamped
+    to the edge samples)."""
     length = x.shape[dim]
     position = position.clamp(0, length - 1)
     lower = position.floor().long().clamp(max=length - 1)
@@ -843,11 +844,16 @@ def _resample_linear(x, position, dim):
     start = int(lower[0])
     if torch.equal(position, torch.arange(start, start + position.numel(), dtype=position.dtype)):
         return x.narrow(dim, start, position.numel())  # whole samples in a row (same rate in and out)
+    # Gathered in the [N, H, W, C] view: whole rows or whole pixels of a channels-last tensor
+    # (the reduced pass's layout), 3-4x faster than gathering in NCHW order, which also handed
+    # the next convolution a tensor to copy back to channels-last. Same values either way.
+    pixels = x.permute(0, 2, 3, 1)
+    axis = {2: 1, 3: 2}[dim]
     shape = [1] * x.ndim
-    shape[dim] = -1
+    shape[axis] = -1
     frac = (position - lower).to(x.dtype).reshape(shape)
-    low = x.index_select(dim, lower)
-    return low.add_((x.index_select(dim, upper) - low).mul_(frac))
+    low = pixels.index_select(axis, lower)
+    return low.add_((pixels.index_select(axis, upper) - low).mul_(frac)).permute(0, 3, 1, 2)
 
 
 def _gaussian_blur(x, sigma):
