@@ -563,7 +563,10 @@ class App:
         extra = {}
         for panel in self.panels:
             extra.update(getattr(panel, "test_geometry", lambda: {})())
-        self.log.write("rects", rects=rects, disabled=disabled, geometry=extra,
+        # Which folding items are open (panel headers, tree nodes), so that a test can wait for its click to land.
+        opened = {alias: bool(dpg.get_value(alias)) for alias in rects
+                  if alias.startswith("header_") or alias.endswith("_node")}
+        self.log.write("rects", rects=rects, disabled=disabled, geometry=extra, opened=opened,
                        viewport=[dpg.get_viewport_width(), dpg.get_viewport_height()],
                        viewport_pos=list(dpg.get_viewport_pos()), pkl=self.state["pkl"], values=self.state.to_json_dict())
 

@@ -74,6 +74,26 @@ def settled_frame(app):
     return app.wait_for(settled, 60, "the frames to settle")
 
 
+def type_into(app, name, text):
+    """Replace a text field's contents like a person: click it, select all, type, Enter."""
+    app.screen.click(*centre(screen_pos(app.rects(), name)))
+    app.screen.key("ctrl+a")
+    app.screen.type(text)
+    app.screen.key("Return")
+    time.sleep(0.3)
+
+
+def toggle_panels(app, *headers):
+    """Fold or unfold panels (or tree nodes) like a person, each click waiting until the window has
+    laid out the new state, so that the next click finds the controls where they now are."""
+    for header in headers:
+        rects = app.rects()
+        was_open = rects["opened"][header]
+        app.screen.click(*centre(screen_pos(rects, header)))
+        app.wait_for(lambda _: (lambda r: r if r and r["opened"].get(header) is (not was_open) else None)(app.rects()),
+                     30, f"{header} to {'fold' if was_open else 'open'}")
+
+
 def headless_render(request, workdir):
     """The same request rendered without a window: `run_app.py frame` when it exists, else the Renderer."""
     request_path = Path(workdir) / "request.json"
@@ -175,9 +195,8 @@ def test_dragging_a_slider_shows_previews_then_the_full_frame(app):
 
 def test_picking_a_layer_shows_its_feature_maps_like_headless(app, tmp_path):
     output = shown_image(app.frames()[-1])
-    opened = time.time()
-    app.screen.click(*centre(screen_pos(app.rects(), "header_LayersPanel")))
-    rects = app.wait_for_item("layer_list", after_time=opened)
+    toggle_panels(app, "header_LayersPanel")
+    rects = app.wait_for_item("layer_list")
     x0, y0, x1, y1 = screen_pos(rects, "layer_list")
     row = (y1 - y0) / 8  # the list shows eight rows: the output image, then the layers in order
     count = len(app.frames())
@@ -195,7 +214,7 @@ def test_picking_a_layer_shows_its_feature_maps_like_headless(app, tmp_path):
     count = len(app.frames())
     app.screen.click((x0 + x1) / 2, y0 + 0.5 * row)
     app.wait_for_frame(count, lambda f: f["request"]["layer"] is None)
-    app.screen.click(*centre(screen_pos(app.rects(), "header_LayersPanel")))
+    toggle_panels(app, "header_LayersPanel")
 
 
 def test_blending_a_second_seed_and_animating_through_seed_space(app, tmp_path):
@@ -241,29 +260,10 @@ def test_noise_mode_buttons_render_like_headless(app, tmp_path):
     assert not np.array_equal(shown["none"], shown["const"]) and not np.array_equal(shown["random"], shown["const"])
 
 
-def type_into(app, name, text):
-    """Replace a text field's contents like a person: click it, select all, type, Enter."""
-    app.screen.click(*centre(screen_pos(app.rects(), name)))
-    app.screen.key("ctrl+a")
-    app.screen.type(text)
-    app.screen.key("Return")
-    time.sleep(0.3)
-
-
-def toggle_panels(app, *headers):
-    """Fold or unfold panels like a person, each click waiting for the window's new layout."""
-    for header in headers:
-        clicked = time.time()
-        app.screen.click(*centre(screen_pos(app.rects(), header)))
-        app.wait_for_rects(after_time=clicked)
-
-
 def test_dragging_a_fine_layers_noise_strength_re_renders_from_the_cache_like_headless(app, tmp_path):
-    toggle_panels(app, "header_LatentPanel", "header_MixingPanel")  # room for the sliders
-    opened = time.time()
-    app.screen.click(*centre(screen_pos(app.rects(), "noise_layers_node")))
+    toggle_panels(app, "header_LatentPanel", "header_MixingPanel", "noise_layers_node")  # room for the sliders
     slider = "noise_layer_b64.conv1"  # the last noisy layer of this 64 px network
-    rects = app.wait_for_item(slider, after_time=opened)
+    rects = app.wait_for_item(slider)
     x0, y0, x1, y1 = screen_pos(rects, slider)
     count = len(app.frames())
     y = (y0 + y1) / 2
