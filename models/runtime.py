@@ -85,15 +85,15 @@ def reserve_heap(nbytes):
     Only with tune_malloc's settings in force (without them a big block is an mmap that free
     unmaps); returns whether it did anything."""
     libc = _glibc()
-    nbytes = int(nbytes)
-    if libc is None or not _applied.get("malloc", {}).get("M_MMAP_MAX") or nbytes <= 0:
+    size = min(int(nbytes), KEEP_BYTES // 2)  # well under the trim threshold, or free would give it back
+    if libc is None or not _applied.get("malloc", {}).get("M_MMAP_MAX") or size <= 0:
         return False
     libc.malloc.argtypes, libc.malloc.restype = [ctypes.c_size_t], ctypes.c_void_p
     libc.free.argtypes, libc.free.restype = [ctypes.c_void_p], None
-    block = libc.malloc(min(nbytes, KEEP_BYTES // 2))
+    block = libc.malloc(size)
     if not block:
         return False
-    ctypes.memset(block, 0, min(nbytes, KEEP_BYTES // 2))
+    ctypes.memset(block, 0, size)
     libc.free(block)
     return True
 

@@ -848,7 +848,7 @@ def _resample_linear(x, position, dim):
     # (the reduced pass's layout), 3-4x faster than gathering in NCHW order, which also handed
     # the next convolution a tensor to copy back to channels-last. Same values either way.
     pixels = x.permute(0, 2, 3, 1)
-    axis = {2: 1, 3: 2}[dim]
+    axis = dim - 1  # H and W are axes 1 and 2 there
     shape = [1] * x.ndim
     shape[axis] = -1
     frac = (position - lower).to(x.dtype).reshape(shape)

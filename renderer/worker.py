@@ -151,20 +151,20 @@ class RenderWorker:
         if shown is not None and not shown.preview and shown.error is None and shown.request == request:
             return  # already on screen; the GUI may resubmit an unchanged state
         should_stop = lambda: self._is_stale(ticket)  # noqa: E731
+        only_closing = lambda: self._closing  # noqa: E731  (for the frame that is let finish)
         if self.preview and request.layer is None:
             # The preview runs to the end even when newer requests come in meanwhile (only closing
             # stops it): a drag sends one every few tens of ms, more often than a big network's
             # preview takes, so cancelled by each it would never show, and the picture would
             # freeze until the hand stops. Its full frame is what the next request cancels.
-            frame = self._safe_render(request, should_stop, self.preview_resolution,
-                                      preview_should_stop=lambda: self._closing)
+            frame = self._safe_render(request, should_stop, self.preview_resolution, preview_should_stop=only_closing)
             self._publish(frame)
             if not frame.preview:  # no preview for this network: that was the full frame
                 return
         elif self._seconds.get((request.pkl, request.layer), QUICK_RENDER_S + 1) <= QUICK_RENDER_S:
             # No preview shows meanwhile (previews off, or a layer view, which has none), and this
             # frame is quick: it is the one to finish.
-            should_stop = lambda: self._closing  # noqa: E731
+            should_stop = only_closing
         if not should_stop():
             frame = self._safe_render(request, should_stop, None)
             self._publish(frame)
