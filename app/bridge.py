@@ -121,7 +121,7 @@ def slowed_frames(render, delay, preview_delay=0.0):
 
     from renderer.renderer import Frame
 
-    def slow_render(request, should_stop=None, preview_resolution=None, preview_should_stop=None):
+    def slow_render(request, should_stop=None, preview_resolution=None, preview_should_stop=None, **kwargs):
         wait = delay if preview_resolution is None else preview_delay
         stop = should_stop if preview_resolution is None or preview_should_stop is None else preview_should_stop
         deadline = time.monotonic() + wait
@@ -130,7 +130,7 @@ def slowed_frames(render, delay, preview_delay=0.0):
                 return Frame(request=request, cancelled=True)
             time.sleep(0.01)
         frame = render(request, should_stop=should_stop, preview_resolution=preview_resolution,
-                       preview_should_stop=preview_should_stop)
+                       preview_should_stop=preview_should_stop, **kwargs)
         if "synthesis" in frame.timings:
             frame.timings["synthesis"] += wait  # it took that long, as far as the app can tell
         return frame

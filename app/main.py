@@ -451,9 +451,9 @@ class App:
         self.last_frame = frame
         if not bridge.frame_is_preview(frame):
             self.last_full_frame = frame
-            # Previews are decided by the cost of a whole pass: a cached fine-layer re-render is
-            # quick, but the next coarse change is not.
-            if not getattr(frame, "reused_blocks", 0):
+            # Previews are decided by the cost of a whole pass: a cached fine-layer re-render or a
+            # recalled recent frame is quick, but the next coarse change is not.
+            if not getattr(frame, "reused_blocks", 0) and not getattr(frame, "recalled", False):
                 self.render_ms = bridge.frame_render_ms(frame)
         info = bridge.model_info(self.engine, frame)
         if info and "layers" not in info and info.get("pkl") == self.model_info.get("pkl"):
@@ -502,7 +502,8 @@ class App:
         pixels = self.texture.shown_pixels()
         Image.fromarray(pixels).save(shown)
         self.log.write("frame", request=bridge.frame_request_json(frame), preview=bridge.frame_is_preview(frame),
-                       shape=list(pixels.shape), shown_copy=str(shown), reused=getattr(frame, "reused_blocks", 0))
+                       shape=list(pixels.shape), shown_copy=str(shown), reused=getattr(frame, "reused_blocks", 0),
+                       recalled=getattr(frame, "recalled", False))
         self.rects_due = self.frames_drawn + 3  # once the new picture is laid out
 
     def layout_image(self):

@@ -186,9 +186,9 @@ def bench_network(label, make_renderer, pkl, device, repeats, preview_resolution
 
 
 def bench_mix_drag(renderer, pkl, device, preview_resolution, threads, steps=7):
-    """A drag of the mixing range's low handle, one w at a time from the fine end, on a worker with
-    previews on: the block cache re-renders from where the change enters, and skips the preview
-    when that is above the preview's resolution."""
+    """A drag of the mixing range's low handle, one w at a time from the fine end and back, on a
+    worker with previews on: the block cache re-renders from where the change enters, and skips the
+    preview when that is above the preview's resolution; on the way back the frames are recalled."""
     _, G = renderer.load(RenderRequest(pkl=pkl, device=device))
     last = G.num_ws - 1
     watch = FrameWatch()
@@ -201,17 +201,23 @@ def bench_mix_drag(renderer, pkl, device, preview_resolution, threads, steps=7):
         worker.wait_idle()
         worker.prepare_for_drags(request, preview_resolution)  # as the window does after a network's first frame
         worker.wait_idle()
-        for low in range(last - 1, max(last - 1 - steps, -1), -1):
+        out = list(range(last - 1, max(last - 1 - steps, -1), -1))
+        back = out[-2::-1] + [last]  # and back to where it started: each frame was made on the way out
+        for low in out + back:
             request = dataclasses.replace(request, mix_layers=f"{low}-{last}")
+            watch.frames.clear()
             start = time.perf_counter()
             worker.submit(request)
             first_stamp, first = watch.wait_for(lambda f: f.request == request)
-            full_stamp, _ = watch.wait_for(lambda f: f.request == request and not f.preview)
+            full_stamp, full = watch.wait_for(lambda f: f.request == request and not f.preview)
             worker.wait_idle()
             # NVIDIA's layout: w 2k feeds b{2**(k+2)}.conv1, w 2k+1 the next block's conv0 (and a torgb)
             enters = f"b{2 ** (low // 2 + 2)}.conv1" if low % 2 == 0 else f"b{2 ** (low // 2 + 3)}.conv0"
+            if low == last:  # the last w feeds the last ToRGB alone
+                enters = f"b{2 ** (low // 2 + 2)}.torgb"
+            kind = "recalled" if full.recalled else "preview" if first.preview else "full"
             print(f"  {request.mix_layers:<10} {enters:<15} {(first_stamp - start) * 1000:11.1f} "
-                  f"{'preview' if first.preview else 'full':<8} {(full_stamp - start) * 1000:10.1f}")
+                  f"{kind:<8} {(full_stamp - start) * 1000:10.1f}")
 
 
 def bench_continuous_drag(label, renderer, pkl, device, preview_resolution, threads, interval=0.04, seconds=3.0):

@@ -17,6 +17,7 @@ from models import stylegan2, stylegan3
 from models.block_cache import BlockCache
 from models.errors import RenderCancelled
 from models.runtime import reserve_heap, tune_cpu
+from renderer.recent_frames import RECENT_FRAMES_BYTES, RecentFrames, frame_key
 from renderer.request import RenderRequest, mix_indices
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default_model.safetensors"
@@ -52,6 +53,7 @@ class Frame:
     preview: bool = False  # a quick low-resolution stand-in for the full frame
     cancelled: bool = False  # stopped because a newer request arrived; carries no image
     reused_blocks: int = 0  # synthesis blocks (StyleGAN3: layers) taken from the block cache, not recomputed
+    recalled: bool = False  # the full image was one of the network's recent frames: nothing recomputed
     tensor_shape: tuple | None = None  # shape of the shown tensor (image or captured layer)
     info: dict = field(default_factory=dict)  # the network: architecture, num_ws, resolution...
 
@@ -93,7 +95,8 @@ def image_to_uint8(img):
 class Renderer:
     """Renders requests; caches networks and mapping outputs. Use one per thread."""
 
-    def __init__(self, device="auto", load=None):
+    def __init__(self, device="auto", load=None, recent_frames_bytes=RECENT_FRAMES_BYTES):
+        """recent_frames_bytes: per network, full images kept for going back to (0: none)."""
         tune_cpu()  # process-wide malloc settings: a 1024 px frame otherwise faults in fresh pages per layer
         self.device = resolve_device(device)
         self._load = load or models.load_generator  # tests pass a stand-in loader
@@ -102,13 +105,15 @@ class Renderer:
         self._layers = {}  # net key -> [(name, shape, resolution)]
         self._info = {}  # net key -> frame.info
         self._block_caches = {}  # net key -> BlockCache of the last full frames (StyleGAN2 reuses blocks)
+        self._recent = {}  # net key -> RecentFrames: full images made lately, for going back
+        self._recent_bytes = recent_frames_bytes
         # A Renderer is meant for one thread; should two threads share one anyway, only one of them
         # uses the block cache at a time (the other renders uncached) rather than corrupt it.
         self._block_cache_lock = threading.Lock()
 
     # -- public --------------------------------------------------------------------------
 
-    def render(self, request, should_stop=None, preview_resolution=None, preview_should_stop=None):
+    def render(self, request, should_stop=None, preview_resolution=None, preview_should_stop=None, recall=True):
         """Render `request` into a Frame; never raises (errors come back in frame.error).
 
         should_stop: callable checked between synthesis blocks; True cancels the render.
@@ -119,11 +124,14 @@ class Renderer:
         "auto": an eighth of the image's size, and no preview below AUTO_PREVIEW_MIN_IMAGE.
         preview_should_stop: checked instead of should_stop while the quick frame is made (the
         preview, or the cached full frame that stands in for one); None: should_stop.
+        recall: a full frame made lately with the same inputs comes back without a pass
+        (frame.recalled); False: the pass runs anyway (the worker's way to bring the block cache
+        up to a recalled frame).
         """
         start = time.perf_counter()
         frame = Frame(request=request)
         try:
-            self._render_into(frame, request, should_stop, preview_resolution, preview_should_stop)
+            self._render_into(frame, request, should_stop, preview_resolution, preview_should_stop, recall)
         except RenderCancelled:
             frame.cancelled = True
         except Exception as exc:  # the caller gets a frame with a readable error
@@ -174,6 +182,7 @@ class Renderer:
                 self._layers.pop(old_key, None)
                 self._info.pop(old_key, None)
                 self._block_caches.pop(old_key, None)
+                self._recent.pop(old_key, None)
         self._networks.move_to_end(key)
         return key, G
 
@@ -199,7 +208,7 @@ class Renderer:
 
     # -- the pipeline --------------------------------------------------------------------
 
-    def _render_into(self, frame, request, should_stop, preview_resolution, preview_should_stop=None):
+    def _render_into(self, frame, request, should_stop, preview_resolution, preview_should_stop=None, recall=True):
         key, G = self.load(request)
         if key not in self._info:
             self._info[key] = _network_info(G)
@@ -216,7 +225,7 @@ class Renderer:
             quick = preview_resolution and request.layer is None and _preview_kind(G)
             if quick and preview_should_stop is not None:
                 kwargs["should_stop"] = preview_should_stop
-            if quick and self._preview_helps(key, G, ws, kwargs, preview_resolution):
+            if quick and self._preview_helps(key, G, ws, kwargs, preview_resolution, recall):
                 tensor = self._preview_image(G, ws, kwargs, preview_resolution)
                 frame.preview = True
                 frame.layers = self._layers.get(key, [])
@@ -224,10 +233,10 @@ class Renderer:
                 frame.layers = self._discover_layers(key, G, ws, request)
                 tensor = self._capture(G, ws, kwargs, request.layer, frame.layers)
             else:
-                tensor = self._full_frame(key, G, ws, kwargs)
+                tensor, frame.recalled = self._full_frame(key, G, ws, kwargs, recall)
                 frame.layers = self._layers[key]
                 cache = self._block_caches.get(key)
-                if cache is not None:
+                if cache is not None and not frame.recalled:
                     frame.reused_blocks = cache.reused()
             if tensor.is_cuda:
                 torch.cuda.synchronize(tensor.device)
@@ -244,27 +253,38 @@ class Renderer:
         """The one place the synthesis network runs."""
         return G.synthesis(ws, **kwargs)
 
-    def _full_frame(self, key, G, ws, kwargs):
-        """The plain full image, re-using the blocks whose inputs did not change since the last one.
+    def _full_frame(self, key, G, ws, kwargs, recall=True):
+        """(the plain full image, whether it was a recent frame): a recent frame of the same inputs
+        as it was made, else a pass re-using the blocks whose inputs did not change since the last one.
 
         Only here: hooks of re-used blocks do not fire, so capture, layer discovery and previews
-        run without the cache. Families without a block cache ignore the argument."""
+        run without the caches. Families without a block cache ignore the argument."""
         if not self._block_cache_lock.acquire(blocking=False):
             with self._recording_layers(key, G):
-                return self._synthesize(G, ws, **kwargs)
+                return self._synthesize(G, ws, **kwargs), False
         try:
+            recent = self._recent.setdefault(key, RecentFrames(self._recent_bytes))
+            image_key = frame_key(key, G, ws, kwargs)
+            image = recent.get(image_key) if recall and key in self._layers else None  # else a pass records the layers
+            if image is not None:
+                return image, True
             cache = self._block_caches.setdefault(key, BlockCache())
             if key not in self._layers:
                 cache.clear()  # every block must run, so that the recording hooks see every layer
             with self._recording_layers(key, G):  # the layer list comes free with a full pass
-                return self._synthesize(G, ws, block_cache=cache, **kwargs)
+                image = self._synthesize(G, ws, block_cache=cache, **kwargs)
+            recent.put(image_key, image)
+            return image, False
         finally:
             self._block_cache_lock.release()
 
-    def _preview_helps(self, key, G, ws, kwargs, resolution):
+    def _preview_helps(self, key, G, ws, kwargs, resolution, recall=True):
         """False when the cached full frame would recompute only blocks above the preview's
         resolution (a fine-layer drag), or (StyleGAN3 and v1, by estimated cost) at most
         CACHED_PREVIEW_SKIP of a pass: that re-render is then itself the quick frame."""
+        recent = self._recent.get(key)
+        if recall and recent is not None and recent.get(frame_key(key, G, ws, kwargs)) is not None:
+            return False  # the full frame was made lately: it comes back at once
         cache = self._block_caches.get(key)
         layered = cache is not None and cache.checkpoints is not None  # StyleGAN3, v1
         if not (layered or (cache is not None and cache.entries and getattr(G, "architecture", "") == "stylegan2")):

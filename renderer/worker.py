@@ -48,6 +48,7 @@ class RenderWorker:
         self._ticket = 0  # increments with each submit; a render checks it to notice staleness
         self._busy = False
         self._closing = False
+        self._cache_behind = None  # a recalled request whose pass has not run through the block cache yet
         self._latest = None
         self._seconds = {}  # (pkl, layer) -> mapping + synthesis time of its last uncached frame
         self.frames_rendered = 0  # finished frames published (previews included)
@@ -148,10 +149,14 @@ class RenderWorker:
 
     def _render(self, request, ticket):
         shown = self.latest()
-        if shown is not None and not shown.preview and shown.error is None and shown.request == request:
-            return  # already on screen; the GUI may resubmit an unchanged state
         should_stop = lambda: self._is_stale(ticket)  # noqa: E731
         only_closing = lambda: self._closing  # noqa: E731  (for the frame that is let finish)
+        if shown is not None and not shown.preview and shown.error is None and shown.request == request:
+            # Already on screen; the GUI may resubmit an unchanged state. A resubmit may also have
+            # cancelled bringing the block cache up to a recalled frame: that goes on.
+            if self._cache_behind == request:
+                self._bring_cache_up(request, should_stop)
+            return
         if self.preview and request.layer is None:
             # The preview runs to the end even when newer requests come in meanwhile (only closing
             # stops it): a drag sends one every few tens of ms, more often than a big network's
@@ -159,7 +164,9 @@ class RenderWorker:
             # freeze until the hand stops. Its full frame is what the next request cancels.
             frame = self._safe_render(request, should_stop, self.preview_resolution, preview_should_stop=only_closing)
             self._publish(frame)
-            if not frame.preview:  # no preview for this network: that was the full frame
+            if not frame.preview:  # no preview for this network (or a recalled frame): that was the full frame
+                if frame.recalled:
+                    self._bring_cache_up(request, should_stop)
                 return
         elif self._seconds.get((request.pkl, request.layer), QUICK_RENDER_S + 1) <= QUICK_RENDER_S:
             # No preview shows meanwhile (previews off, or a layer view, which has none), and this
@@ -168,14 +175,25 @@ class RenderWorker:
         if not should_stop():
             frame = self._safe_render(request, should_stop, None)
             self._publish(frame)
+            if frame.recalled:
+                self._bring_cache_up(request, should_stop)
             timings = frame.timings or {}
-            if frame.image is not None and not frame.preview and not frame.reused_blocks and "synthesis" in timings:
+            if (frame.image is not None and not frame.preview and not frame.reused_blocks and not frame.recalled
+                    and "synthesis" in timings):
                 self._seconds[(request.pkl, request.layer)] = timings["synthesis"] + timings.get("mapping", 0.0)
 
-    def _safe_render(self, request, should_stop, preview_resolution, preview_should_stop=None):
+    def _bring_cache_up(self, request, should_stop):
+        """With a recalled frame on screen: the pass it saved, unpublished and stopped by any newer
+        request, so that the block cache follows what is shown and the next small change (a
+        fine-layer drag) re-renders from where it enters, not from the first block."""
+        self._cache_behind = request
+        if not should_stop() and not self._safe_render(request, should_stop, None, recall=False).cancelled:
+            self._cache_behind = None
+
+    def _safe_render(self, request, should_stop, preview_resolution, preview_should_stop=None, recall=True):
         try:
             return self.renderer.render(request, should_stop=should_stop, preview_resolution=preview_resolution,
-                                        preview_should_stop=preview_should_stop)
+                                        preview_should_stop=preview_should_stop, recall=recall)
         except Exception as exc:  # Renderer.render should not raise; never let the thread die
             return Frame(request=request, error=f"{type(exc).__name__}: {exc}")
 

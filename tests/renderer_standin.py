@@ -158,8 +158,8 @@ def nudged_stylegan2(seed):
     return G.eval().requires_grad_(False)
 
 
-def renderer_for(G):
+def renderer_for(G, **kwargs):
     """A Renderer whose loader hands out this in-process network for any path."""
     from renderer.renderer import Renderer
 
-    return Renderer("cpu", load=lambda path, device="cpu": G)
+    return Renderer("cpu", load=lambda path, device="cpu": G, **kwargs)

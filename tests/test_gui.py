@@ -34,10 +34,12 @@ def app(screen, fixtures_dir, tmp_path_factory):
     # drag sends requests faster than previews come.
     app = AppUnderTest(screen, workdir, pkl=fixtures_dir / "sg2ada_64.pkl",
                        extra_env={"STYLESCOPE_TEST_FULL_FRAME_DELAY": "0.3", "STYLESCOPE_TEST_PREVIEW_DELAY": "0.25"})
-    app.wait_for_frame(timeout=120)
-    app.wait_for_rects(after_time=app.frames()[0]["time"])
-    yield app
-    app.kill()
+    try:  # a setup that fails must not leave the window running either
+        app.wait_for_frame(timeout=120)
+        app.wait_for_rects(after_time=app.frames()[0]["time"])
+        yield app
+    finally:
+        app.kill()
 
 
 def screen_pos(rects_event, name):
@@ -257,6 +259,8 @@ def test_noise_mode_buttons_render_like_headless(app, tmp_path):
         frame = app.wait_for_frame(count, lambda f, mode=mode: f["request"]["noise_mode"] == mode and not f["preview"])
         shown[mode] = shown_image(frame)
         np.testing.assert_array_equal(shown[mode], headless_render(frame["request"], tmp_path))
+        # Back to const: the frame shown before the clicks comes back from the recent frames, not a new pass.
+        assert frame["recalled"] == (mode == "const"), (mode, frame["recalled"])
     assert not np.array_equal(shown["none"], shown["const"]) and not np.array_equal(shown["random"], shown["const"])
 
 

@@ -19,11 +19,13 @@ def sg3_app(fixtures_dir, tmp_path_factory):
     # A slow device, simulated as in test_gui: full frames take 0.3 s more, previews do not.
     app = AppUnderTest(screen, tmp_path_factory.mktemp("gui_sg3"), pkl=fixtures_dir / "sg3_t_64.pkl",
                        extra_env={"STYLESCOPE_TEST_FULL_FRAME_DELAY": "0.3"})
-    app.wait_for_frame(timeout=120)
-    app.wait_for_rects(after_time=app.frames()[0]["time"])
-    yield app
-    app.kill()
-    screen.close()
+    try:  # a setup that fails must not leave the window running either
+        app.wait_for_frame(timeout=120)
+        app.wait_for_rects(after_time=app.frames()[0]["time"])
+        yield app
+    finally:
+        app.kill()
+        screen.close()
 
 
 def test_dragging_the_translation_shows_previews_then_the_exact_frame(sg3_app, tmp_path):

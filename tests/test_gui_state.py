@@ -225,3 +225,13 @@ def test_noise_layers_offered_are_exactly_the_networks_noise_inputs(fixtures_dir
     G = models.load_generator(request.pkl)
     noisy = [k[: -len(".noise_strength")] for k in G.synthesis.state_dict() if k.endswith(".noise_strength")]
     assert info["noise_layers"] == noisy
+
+
+def test_performance_panel_says_how_the_last_frame_was_made():
+    from app.panels.performance import frame_origin
+    from renderer.renderer import Frame
+
+    assert frame_origin(None) == "-"
+    assert frame_origin(Frame()) == "a whole pass"
+    assert frame_origin(Frame(reused_blocks=7)).startswith("7 blocks")
+    assert frame_origin(Frame(recalled=True)).startswith("recalled")

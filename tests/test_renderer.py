@@ -417,7 +417,7 @@ def test_prepare_for_drags_makes_the_preview_and_keeps_only_what_the_network_pre
 
     torch.manual_seed(4)
     G = stylegan3.build(dict(stylegan3.train_defaults("t", 64), channel_base=2048, channel_max=64)).eval()
-    renderer = renderer_for(G)
+    renderer = renderer_for(G, recent_frames_bytes=0)  # the full frame below is rendered again, not recalled
     request = RenderRequest(pkl=net_file, seeds=3)
     full = renderer.render(request)
     assert "_reduced_fixed" not in G.synthesis.L2_36_64.__dict__

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from renderer.request import RenderRequest
-from renderer_standin import nudged_stylegan2, renderer_for
+from renderer_standin import nudged_stylegan2, renderer_for as any_renderer_for
+
+
+def renderer_for(G):
+    """A renderer with the block cache alone: no recent frames, so that going back re-renders too."""
+    return any_renderer_for(G, recent_frames_bytes=0)
 
 
 @pytest.fixture(scope="module")

@@ -198,3 +198,60 @@ def test_a_quick_layer_view_keeps_showing_during_a_drag_with_previews_on(net_fil
     assert len(shown_during_drag) >= 3 and not any(f.preview for f in shown_during_drag)
     assert all(f.request.layer == "b16.conv1" and f.error is None for f in frames)
     assert frames[-1].request == requests[-1]
+
+
+def test_after_a_recalled_frame_the_block_cache_follows_what_is_shown(net_file):
+    # Going back shows the recent frame at once; the worker then runs the pass it saved, unpublished,
+    # so that the next fine-layer change re-renders from where it enters instead of from b4.
+    from renderer_standin import nudged_stylegan2, renderer_for
+
+    frames = []
+    worker = RenderWorker(renderer_for(nudged_stylegan2(seed=2).set_reference(False)), num_threads=0,
+                          on_frame=frames.append)
+    base = RenderRequest(pkl=net_file, seeds=1)
+    with worker:
+        for request in (base, RenderRequest(pkl=net_file, seeds=2), base):
+            worker.submit(request)
+            assert worker.wait_idle(timeout=30)
+        assert [frame.recalled for frame in frames] == [False, False, True] and len(frames) == 3
+        cache = next(iter(worker.renderer._block_caches.values()))
+        blocks = len(cache.entries)
+        assert blocks == 5 and cache.blocks_run == blocks  # the unpublished pass: seed 2's blocks all replaced
+        worker.submit(RenderRequest(pkl=net_file, seeds=1, noise_layer_strength=(("b64.conv1", 2.0),)))
+        assert worker.wait_idle(timeout=30)
+    assert len(frames) == 4 and not frames[-1].recalled and frames[-1].reused_blocks >= blocks - 1
+    assert cache.blocks_run + cache.layers_run == 1  # only b64 ran (from its conv1)
+
+
+def test_a_resubmit_that_stops_the_cache_catching_up_lets_it_finish_after(net_file):
+    from renderer_standin import nudged_stylegan2, renderer_for
+
+    G = nudged_stylegan2(seed=3).set_reference(False)
+    frames = []
+    # With previews on, frames stay cancellable however quick the network (with previews off a quick
+    # network's frames, the catch-up pass among them, are let finish).
+    worker = RenderWorker(renderer_for(G), preview=True, preview_resolution=16, num_threads=0, on_frame=frames.append)
+    base = RenderRequest(pkl=net_file, seeds=1)
+    reached, resubmitted = threading.Event(), threading.Event()
+
+    def hold_the_catch_up(*_):
+        if len(frames) == 1 and frames[0].recalled and not reached.is_set():  # this is the catch-up pass
+            reached.set()
+            resubmitted.wait(10)
+
+    G.synthesis.b16.register_forward_pre_hook(hold_the_catch_up)
+    with worker:
+        for request in (base, RenderRequest(pkl=net_file, seeds=2)):
+            worker.submit(request)
+            assert worker.wait_idle(timeout=30)
+        frames.clear()
+        worker.submit(base)
+        assert reached.wait(timeout=10)
+        worker.submit(base)  # the window resubmits its unchanged state: the catch-up pass stops
+        resubmitted.set()
+        assert worker.wait_idle(timeout=30)
+        assert len(frames) == 1 and frames[0].recalled  # nothing new published
+        worker.submit(RenderRequest(pkl=net_file, seeds=1, noise_layer_strength=(("b64.conv1", 2.0),)))
+        assert worker.wait_idle(timeout=30)
+    cache = next(iter(worker.renderer._block_caches.values()))
+    assert cache.blocks_run + cache.layers_run == 1  # the catch-up went on after the resubmit: only b64 ran

@@ -113,7 +113,7 @@ class ExportPanel(Panel):
 
         if self._renderer is None:
             device = getattr(getattr(self.app, "engine", None), "device", None) or "auto"
-            self._renderer = Renderer(device=device)
+            self._renderer = Renderer(device=device, recent_frames_bytes=0)  # exported frames are seldom shown twice
         return self._renderer
 
     def output_path(self, settings, stem, suffix):

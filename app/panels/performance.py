@@ -1,4 +1,4 @@
-"""Performance panel: UI frame rate, render time, device, preview on/off, and the OpenGL vendor and renderer."""
+"""Performance panel: UI frame rate, render time, how the last frame was made, device, preview on/off, OpenGL."""
 
 import dearpygui.dearpygui as dpg
 import numpy as np
@@ -17,6 +17,7 @@ class PerformancePanel(Panel):
     def build(self):
         dpg.add_text("", tag="perf_ui")
         dpg.add_text("", tag="perf_render")
+        dpg.add_text("", tag="perf_last")
         dpg.add_text("", tag="perf_device")
         self.checkbox("preview", tag="preview")
         dpg.add_text("", tag="perf_gl", wrap=400, color=(150, 150, 150))
@@ -32,7 +33,20 @@ class PerformancePanel(Panel):
                                  f"p95 {np.percentile(times, 95):.1f} ms")
         render = self.app.render_ms
         dpg.set_value("perf_render", f"render {render:.0f} ms" if render is not None else "render -")
+        dpg.set_value("perf_last", f"last frame: {frame_origin(self.app.last_full_frame)}")
         engine = self.app.engine
         dpg.set_value("perf_device", f"device {getattr(engine, 'device', '?')}")
         vendor, renderer = self.app.gl_info
         dpg.set_value("perf_gl", f"OpenGL: {vendor} / {renderer}")
+
+
+def frame_origin(frame):
+    """How a full frame was made, in words: recalled, partly from the block cache, or a whole pass."""
+    if frame is None:
+        return "-"
+    if getattr(frame, "recalled", False):
+        return "recalled (made lately with the same inputs)"
+    reused = getattr(frame, "reused_blocks", 0)
+    if reused:
+        return f"{reused} blocks (StyleGAN3: layers) from the cache, the rest rendered"
+    return "a whole pass"
