@@ -7,6 +7,9 @@ import torch
 
 # Bytes of kept images: ten 1024 px frames (12.6 MB each in float32), forty at 512 px.
 RECENT_FRAMES_BYTES = 128 << 20
+# Bytes of kept layer captures (the Layers view): one StyleGAN2-1024 b1024 output (134 MB) or
+# several smaller ones, so that changing the channels, scaling or FFT of a view needs no pass.
+RECENT_CAPTURES_BYTES = 256 << 20
 
 
 def frame_key(net_key, G, ws, kwargs):

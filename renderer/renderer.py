@@ -17,7 +17,7 @@ from models import stylegan2, stylegan3
 from models.block_cache import BlockCache
 from models.errors import RenderCancelled
 from models.runtime import reserve_heap, tune_cpu
-from renderer.recent_frames import RECENT_FRAMES_BYTES, RecentFrames, frame_key
+from renderer.recent_frames import RECENT_CAPTURES_BYTES, RECENT_FRAMES_BYTES, RecentFrames, frame_key
 from renderer.request import RenderRequest, mix_indices
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default_model.safetensors"
@@ -53,7 +53,7 @@ class Frame:
     preview: bool = False  # a quick low-resolution stand-in for the full frame
     cancelled: bool = False  # stopped because a newer request arrived; carries no image
     reused_blocks: int = 0  # synthesis blocks (StyleGAN3: layers) taken from the block cache, not recomputed
-    recalled: bool = False  # the full image was one of the network's recent frames: nothing recomputed
+    recalled: bool = False  # the image (or captured layer) was made lately with the same inputs: no pass ran
     tensor_shape: tuple | None = None  # shape of the shown tensor (image or captured layer)
     info: dict = field(default_factory=dict)  # the network: architecture, num_ws, resolution...
 
@@ -95,8 +95,10 @@ def image_to_uint8(img):
 class Renderer:
     """Renders requests; caches networks and mapping outputs. Use one per thread."""
 
-    def __init__(self, device="auto", load=None, recent_frames_bytes=RECENT_FRAMES_BYTES):
-        """recent_frames_bytes: per network, full images kept for going back to (0: none)."""
+    def __init__(self, device="auto", load=None, recent_frames_bytes=RECENT_FRAMES_BYTES,
+                 recent_captures_bytes=RECENT_CAPTURES_BYTES):
+        """recent_frames_bytes: per network, full images kept for going back to; recent_captures_bytes:
+        per network, captured layer outputs kept for other views of them (0: none)."""
         tune_cpu()  # process-wide malloc settings: a 1024 px frame otherwise faults in fresh pages per layer
         self.device = resolve_device(device)
         self._load = load or models.load_generator  # tests pass a stand-in loader
@@ -107,6 +109,8 @@ class Renderer:
         self._block_caches = {}  # net key -> BlockCache of the last full frames (StyleGAN2 reuses blocks)
         self._recent = {}  # net key -> RecentFrames: full images made lately, for going back
         self._recent_bytes = recent_frames_bytes
+        self._captures = {}  # net key -> RecentFrames of captured layer outputs
+        self._captures_bytes = recent_captures_bytes
         # A Renderer is meant for one thread; should two threads share one anyway, only one of them
         # uses the block cache at a time (the other renders uncached) rather than corrupt it.
         self._block_cache_lock = threading.Lock()
@@ -183,6 +187,7 @@ class Renderer:
                 self._info.pop(old_key, None)
                 self._block_caches.pop(old_key, None)
                 self._recent.pop(old_key, None)
+                self._captures.pop(old_key, None)
         self._networks.move_to_end(key)
         return key, G
 
@@ -231,7 +236,7 @@ class Renderer:
                 frame.layers = self._layers.get(key, [])
             elif request.layer is not None:
                 frame.layers = self._discover_layers(key, G, ws, request)
-                tensor = self._capture(G, ws, kwargs, request.layer, frame.layers)
+                tensor, frame.recalled = self._recent_capture(key, G, ws, kwargs, request.layer, frame.layers, recall)
             else:
                 tensor, frame.recalled = self._full_frame(key, G, ws, kwargs, recall)
                 frame.layers = self._layers[key]
@@ -441,6 +446,19 @@ class Renderer:
             for handle in handles:
                 handle.remove()
         self._layers[key] = [(name, shape, res) for name, (shape, res) in found.items()]
+
+    def _recent_capture(self, key, G, ws, kwargs, layer_name, layers, recall=True):
+        """(the layer's output, whether it was kept from lately): another view of the same capture
+        (channels, scaling, FFT) needs no pass."""
+        captures = self._captures.setdefault(key, RecentFrames(self._captures_bytes))
+        capture_key = frame_key(key, G, ws, kwargs)
+        capture_key = None if capture_key is None else capture_key + (layer_name,)
+        tensor = captures.get(capture_key) if recall else None
+        if tensor is not None:
+            return tensor, True
+        tensor = self._capture(G, ws, kwargs, layer_name, layers)
+        captures.put(capture_key, tensor)
+        return tensor, False
 
     def _capture(self, G, ws, kwargs, layer_name, layers):
         """Run synthesis until `layer_name` has produced its output; return that tensor."""

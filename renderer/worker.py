@@ -175,7 +175,7 @@ class RenderWorker:
         if not should_stop():
             frame = self._safe_render(request, should_stop, None)
             self._publish(frame)
-            if frame.recalled:
+            if frame.recalled and request.layer is None:  # (captures do not go through the block cache)
                 self._bring_cache_up(request, should_stop)
             timings = frame.timings or {}
             if (frame.image is not None and not frame.preview and not frame.reused_blocks and not frame.recalled

@@ -197,7 +197,8 @@ def test_dragging_a_slider_shows_previews_then_the_full_frame(app):
 
 def test_picking_a_layer_shows_its_feature_maps_like_headless(app, tmp_path):
     output = shown_image(app.frames()[-1])
-    toggle_panels(app, "header_LayersPanel")
+    # Room for the Layers panel's controls: fold three panels, as a person would.
+    toggle_panels(app, "header_LatentPanel", "header_MixingPanel", "header_TruncationPanel", "header_LayersPanel")
     rects = app.wait_for_item("layer_list")
     x0, y0, x1, y1 = screen_pos(rects, "layer_list")
     row = (y1 - y0) / 8  # the list shows eight rows: the output image, then the layers in order
@@ -212,11 +213,20 @@ def test_picking_a_layer_shows_its_feature_maps_like_headless(app, tmp_path):
     assert_screen_shows(after, reference)
     assert reference.shape != output.shape or np.abs(reference.astype(float) - output).mean() > 2, \
         "the feature maps look like the output image"
-    # Back to the output image, panel closed: as the other tests expect the window.
+    # Another view of the same layer (its power spectrum, then back): the capture is kept, no pass runs.
+    for fft in (True, False):
+        count = len(app.frames())
+        app.screen.click(*centre(screen_pos(app.wait_for_item("fft"), "fft")))
+        view = app.wait_for_frame(count, lambda f, fft=fft: f["request"]["fft"] is fft)
+        assert view["recalled"] and view["request"]["layer"] == frame["request"]["layer"]
+        np.testing.assert_array_equal(shown_image(view), headless_render(view["request"], tmp_path))
+    # Back to the output image, panel closed: as the other tests expect the window. The image was
+    # made before: it comes back from the recent frames.
     count = len(app.frames())
     app.screen.click((x0 + x1) / 2, y0 + 0.5 * row)
-    app.wait_for_frame(count, lambda f: f["request"]["layer"] is None)
-    toggle_panels(app, "header_LayersPanel")
+    back = app.wait_for_frame(count, lambda f: f["request"]["layer"] is None)
+    assert back["recalled"] and np.array_equal(shown_image(back), output)
+    toggle_panels(app, "header_LayersPanel", "header_LatentPanel", "header_MixingPanel", "header_TruncationPanel")
 
 
 def test_blending_a_second_seed_and_animating_through_seed_space(app, tmp_path):

@@ -105,15 +105,35 @@ def test_a_recalled_frame_needs_no_preview(fast_sg2, net_file):
     assert frame.recalled and not frame.preview and frame.image.shape == (64, 64, 3)
 
 
-def test_layer_views_are_not_recalled_and_no_budget_keeps_nothing(fast_sg2, net_file):
-    renderer = renderer_for(fast_sg2, recent_frames_bytes=0)
+def test_no_budget_keeps_nothing(fast_sg2, net_file):
+    renderer = renderer_for(fast_sg2, recent_frames_bytes=0, recent_captures_bytes=0)
     request = RenderRequest(pkl=net_file, seeds=4)
-    renderer.render(request)
-    assert not renderer.render(request).recalled
+    for shown in (request, dataclasses.replace(request, layer="b32.conv1")):
+        renderer.render(shown)
+        assert not renderer.render(shown).recalled
+
+
+def test_other_views_of_a_captured_layer_need_no_pass(fast_sg2, net_file):
     renderer = renderer_for(fast_sg2)
-    view = dataclasses.replace(request, layer="b32.conv1")
+    view = RenderRequest(pkl=net_file, seeds=4, layer="b32.conv1", channel_mode="one", channel=0)
     renderer.render(view)
-    assert not renderer.render(view).recalled
+    passes = counting_passes(renderer)
+    others = [
+        dataclasses.replace(view, channel=3),
+        dataclasses.replace(view, channel_mode="grid", normalize="std"),
+        dataclasses.replace(view, channel_mode="rgb", gain_db=6.0),
+        dataclasses.replace(view, fft=True),
+    ]
+    for other in others:
+        frame = renderer.render(other)
+        assert frame.recalled and frame.error is None, other
+        np.testing.assert_array_equal(frame.image, renderer_for(fast_sg2).render(other).image)
+    assert not passes
+    # Anything that decides the layer's values, or another layer: a pass.
+    for changed in (dataclasses.replace(view, layer="b16.conv1"), dataclasses.replace(view, truncation_psi=0.5),
+                    dataclasses.replace(view, noise_mode="none")):
+        assert not renderer.render(changed).recalled, changed
+    assert len(passes) == 3
 
 
 def test_budget_drops_the_least_recently_used():
