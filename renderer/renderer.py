@@ -632,12 +632,23 @@ def _power_spectrum_db(x, gain_db):
 
 def _stats(x, selected):
     def summary(t, prefix):
-        return {
-            f"{prefix}mean": float(t.mean()), f"{prefix}std": float(t.std(unbiased=False)),
-            f"{prefix}min": float(t.min()), f"{prefix}max": float(t.max()),
-        }
+        values = _values_in_memory_order(t)
+        mean = values.mean()
+        # The spread about the mean, a cache-sized piece at a time: torch.std_mean took 170 ms for a
+        # 1024 px layer's 33 M values, a whole-tensor (values - mean) allocates 134 MB.
+        squares = sum(float(torch.dot(piece - mean, piece - mean)) for piece in values.split(1 << 18))
+        low, high = torch.aminmax(values)
+        return {f"{prefix}mean": float(mean), f"{prefix}std": math.sqrt(squares / max(values.numel(), 1)),
+                f"{prefix}min": float(low), f"{prefix}max": float(high)}
 
     return {**summary(x, ""), **summary(selected, "sel_")}
+
+
+def _values_in_memory_order(t):
+    """t's values as one flat tensor, a view where t is dense in some order of its dimensions. The
+    statistics do not depend on the order, and reductions over a channels-last layer seen as
+    [C, H, W] stride through memory."""
+    return t.permute(sorted(range(t.ndim), key=lambda d: -t.stride(d))).reshape(-1)
 
 
 def _to_view(tensor, request, is_image):

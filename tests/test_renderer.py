@@ -455,3 +455,20 @@ def test_auto_preview_is_an_eighth_of_a_big_image_and_none_for_a_small_one(small
     assert frame.preview and frame.tensor_shape == (1, 3, 32, 32) and frame.image.shape == (256, 256, 3)
     frame = renderer_for(small_sg2).render(RenderRequest(pkl=net_file, seeds=1), preview_resolution="auto")
     assert not frame.preview and frame.error is None  # 32 px: the full frame straight away
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_statistics_are_those_of_the_values_whatever_their_layout(channels_last):
+    from renderer.renderer import _stats
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 24, 40, 40) * 3 + 5
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x = x[0]
+    stats = _stats(x, x[4:7])
+    for prefix, t in (("", x), ("sel_", x[4:7])):
+        t64 = t.double()
+        assert stats[prefix + "mean"] == pytest.approx(float(t64.mean()), rel=1e-6)
+        assert stats[prefix + "std"] == pytest.approx(float(t64.std(unbiased=False)), rel=1e-6)
+        assert stats[prefix + "min"] == float(t.min()) and stats[prefix + "max"] == float(t.max())
