@@ -353,7 +353,7 @@ def cmd_video(args):
     video_format(args.out)
     base = _base_request(args)
     headless_threads()
-    renderer = Renderer(recent_frames_bytes=0)  # a video's frames are each made once
+    renderer = Renderer(recent_frames_bytes=0, recent_captures_bytes=0)  # a video's frames are each made once
     export.check_mixing(renderer, [base])  # slerp-z frames take base's mixing: check it before frame 1
     warn_if_transform_ignored(renderer, base)
     cols = 1
@@ -396,7 +396,7 @@ def cmd_grid(args):
     export.check_png_name(args.out)
     base = _base_request(args)
     headless_threads()
-    renderer = Renderer(recent_frames_bytes=0)  # a grid's cells are each made once
+    renderer = Renderer(recent_frames_bytes=0, recent_captures_bytes=0)  # a grid's cells are each made once
     if args.rows or args.cols:
         if not (args.rows and args.cols):
             raise ValueError("grid: a style-mixing grid needs both --rows and --cols")

@@ -44,9 +44,10 @@ def _digest(tensor):
 
 
 class RecentFrames:
-    """Least recently used raw images [1, C, H, W] within a byte budget. The renderer keeps one per
-    network: back and forth over a mixing range, a seed, a noise mode or a checkbox shows frames
-    already made at once instead of rendering them again."""
+    """Least recently used tensors within a byte budget: raw images [1, C, H, W] or captured layer
+    outputs. The renderer keeps one of each per network: back and forth over a mixing range, a
+    seed, a noise mode or a checkbox shows frames already made at once, and another view of a
+    captured layer needs no pass."""
 
     def __init__(self, budget=RECENT_FRAMES_BYTES):
         self.budget = budget

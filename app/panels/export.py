@@ -113,7 +113,8 @@ class ExportPanel(Panel):
 
         if self._renderer is None:
             device = getattr(getattr(self.app, "engine", None), "device", None) or "auto"
-            self._renderer = Renderer(device=device, recent_frames_bytes=0)  # exported frames are seldom shown twice
+            # Exported frames are seldom made twice: nothing kept for going back.
+            self._renderer = Renderer(device=device, recent_frames_bytes=0, recent_captures_bytes=0)
         return self._renderer
 
     def output_path(self, settings, stem, suffix):
