@@ -1,6 +1,7 @@
 """Benchmark the renderer: full frame time, preview latency, new-submit latency while a render is in flight,
-frames on screen during a continuous slider drag, and the reduced-render previews (orig/resnet
-StyleGAN2, StyleGAN3) against the full frame."""
+frames on screen during a continuous slider drag, the mixing range dragged and back (recent frames),
+other views of a captured layer, and the reduced-render previews (orig/resnet StyleGAN2,
+StyleGAN3) against the full frame."""
 
 import argparse
 import dataclasses
@@ -220,6 +221,25 @@ def bench_mix_drag(renderer, pkl, device, preview_resolution, threads, steps=7):
                   f"{kind:<8} {(full_stamp - start) * 1000:10.1f}")
 
 
+def bench_layer_views(renderer, pkl, device, threads, layers=("b512.conv1", "b1024.conv1")):
+    """The Layers view: a layer's first capture, then other views of it (another channel, a grid,
+    the FFT), which the renderer makes from the kept capture without a pass."""
+    if threads:
+        torch.set_num_threads(threads)
+    print("layer views, Renderer.render on this thread (ms): first capture, then other views of it")
+    print(f"  {'layer':<12} {'capture':>8} {'channel':>8} {'grid 16':>8} {'FFT':>8}  recalled")
+    for seed, layer in enumerate(layers, start=40):
+        view = RenderRequest(pkl=pkl, device=device, seeds=seed, layer=layer, channel_mode="one", channel=0)
+        first = renderer.render(view)
+        others = [renderer.render(dataclasses.replace(view, channel=channel)) for channel in (1, 2, 3)]
+        grid = renderer.render(dataclasses.replace(view, channel_mode="grid", normalize="std"))
+        fft = renderer.render(dataclasses.replace(view, fft=True))
+        recalled = all(frame.recalled for frame in others + [grid, fft])
+        channel_ms = statistics.median(frame.timings["total"] for frame in others) * 1000
+        print(f"  {layer:<12} {first.timings['total'] * 1000:8.0f} {channel_ms:8.0f} "
+              f"{grid.timings['total'] * 1000:8.0f} {fft.timings['total'] * 1000:8.0f}  {'yes' if recalled else 'NO'}")
+
+
 def bench_continuous_drag(label, renderer, pkl, device, preview_resolution, threads, interval=0.04, seconds=3.0):
     """A slider held and moved: a new request (truncation psi) every `interval` s for `seconds`, as
     the window sends them, on a worker with previews on. What reaches the screen meanwhile, and
@@ -288,6 +308,7 @@ def main():
                         help="worker torch threads (default: half the cores, as the window)")
     parser.add_argument("--reduced-only", action="store_true", help="only the reduced-render preview table")
     parser.add_argument("--drag-only", action="store_true", help="only the StyleGAN2-1024 mix range and slider drags")
+    parser.add_argument("--views-only", action="store_true", help="only the StyleGAN2-1024 layer views")
     args = parser.parse_args()
     threads = args.threads if args.threads is not None else ui_threads()
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
@@ -296,6 +317,12 @@ def main():
     print(f"device {device}, worker torch threads {threads}, median of {args.repeats}; times in ms")
     if args.reduced_only:
         bench_reduced_previews(device, args.repeats, threads, args.fixtures)
+        return
+    if args.views_only:
+        G = full_size_sg2_1024().to(device)
+        renderer = Renderer(device, load=lambda path, device="cpu": G)
+        renderer.render(RenderRequest(pkl=str(Path(__file__)), device=device, seeds=0))  # load, layer list
+        bench_layer_views(renderer, str(Path(__file__)), device, threads)
         return
     if args.drag_only:
         G = full_size_sg2_1024().to(device)
@@ -324,6 +351,7 @@ def main():
                       args.preview_resolution, threads)
         bench_mix_drag(renderer, str(Path(__file__)), device, args.preview_resolution, threads)
         bench_continuous_drag("stylegan2-1024", renderer, str(Path(__file__)), device, 1024 // 8, threads)
+        bench_layer_views(renderer, str(Path(__file__)), device, threads)
     bench_reduced_previews(device, args.repeats, threads, args.fixtures)
 
 
