@@ -230,15 +230,17 @@ class Renderer:
             quick = preview_resolution and request.layer is None and _preview_kind(G)
             if quick and preview_should_stop is not None:
                 kwargs["should_stop"] = preview_should_stop
-            if quick and self._preview_helps(key, G, ws, kwargs, preview_resolution, recall):
+            inputs = frame_key(key, G, ws, kwargs)  # what decides the image, for the recent frames and captures
+            if quick and self._preview_helps(key, G, ws, kwargs, preview_resolution, inputs if recall else None):
                 tensor = self._preview_image(G, ws, kwargs, preview_resolution)
                 frame.preview = True
                 frame.layers = self._layers.get(key, [])
             elif request.layer is not None:
                 frame.layers = self._discover_layers(key, G, ws, request)
-                tensor, frame.recalled = self._recent_capture(key, G, ws, kwargs, request.layer, frame.layers, recall)
+                tensor, frame.recalled = self._recent_capture(key, G, ws, kwargs, inputs, request.layer, frame.layers,
+                                                              recall)
             else:
-                tensor, frame.recalled = self._full_frame(key, G, ws, kwargs, recall)
+                tensor, frame.recalled = self._full_frame(key, G, ws, kwargs, inputs, recall)
                 frame.layers = self._layers[key]
                 cache = self._block_caches.get(key)
                 if cache is not None and not frame.recalled:
@@ -258,19 +260,19 @@ class Renderer:
         """The one place the synthesis network runs."""
         return G.synthesis(ws, **kwargs)
 
-    def _full_frame(self, key, G, ws, kwargs, recall=True):
+    def _full_frame(self, key, G, ws, kwargs, inputs, recall=True):
         """(the plain full image, whether it was a recent frame): a recent frame of the same inputs
         as it was made, else a pass re-using the blocks whose inputs did not change since the last one.
 
         Only here: hooks of re-used blocks do not fire, so capture, layer discovery and previews
-        run without the caches. Families without a block cache ignore the argument."""
+        run without the caches. Families without a block cache ignore the argument. inputs: the
+        request's frame_key (None: nothing kept or recalled)."""
         if not self._block_cache_lock.acquire(blocking=False):
             with self._recording_layers(key, G):
                 return self._synthesize(G, ws, **kwargs), False
         try:
             recent = self._recent.setdefault(key, RecentFrames(self._recent_bytes))
-            image_key = frame_key(key, G, ws, kwargs)
-            image = recent.get(image_key) if recall and key in self._layers else None  # else a pass records the layers
+            image = recent.get(inputs) if recall and key in self._layers else None  # else a pass records the layers
             if image is not None:
                 return image, True
             cache = self._block_caches.setdefault(key, BlockCache())
@@ -278,17 +280,18 @@ class Renderer:
                 cache.clear()  # every block must run, so that the recording hooks see every layer
             with self._recording_layers(key, G):  # the layer list comes free with a full pass
                 image = self._synthesize(G, ws, block_cache=cache, **kwargs)
-            recent.put(image_key, image)
+            recent.put(inputs, image)
             return image, False
         finally:
             self._block_cache_lock.release()
 
-    def _preview_helps(self, key, G, ws, kwargs, resolution, recall=True):
-        """False when the cached full frame would recompute only blocks above the preview's
-        resolution (a fine-layer drag), or (StyleGAN3 and v1, by estimated cost) at most
+    def _preview_helps(self, key, G, ws, kwargs, resolution, recall_key=None):
+        """False when the full frame is a recent one (recall_key: the request's frame_key, None where
+        nothing may be recalled), when the cached full frame would recompute only blocks above the
+        preview's resolution (a fine-layer drag), or (StyleGAN3 and v1, by estimated cost) at most
         CACHED_PREVIEW_SKIP of a pass: that re-render is then itself the quick frame."""
         recent = self._recent.get(key)
-        if recall and recent is not None and recent.get(frame_key(key, G, ws, kwargs)) is not None:
+        if recent is not None and recent.get(recall_key) is not None:
             return False  # the full frame was made lately: it comes back at once
         cache = self._block_caches.get(key)
         layered = cache is not None and cache.checkpoints is not None  # StyleGAN3, v1
@@ -447,12 +450,11 @@ class Renderer:
                 handle.remove()
         self._layers[key] = [(name, shape, res) for name, (shape, res) in found.items()]
 
-    def _recent_capture(self, key, G, ws, kwargs, layer_name, layers, recall=True):
+    def _recent_capture(self, key, G, ws, kwargs, inputs, layer_name, layers, recall=True):
         """(the layer's output, whether it was kept from lately): another view of the same capture
-        (channels, scaling, FFT) needs no pass."""
+        (channels, scaling, FFT) needs no pass. inputs: the request's frame_key."""
         captures = self._captures.setdefault(key, RecentFrames(self._captures_bytes))
-        capture_key = frame_key(key, G, ws, kwargs)
-        capture_key = None if capture_key is None else capture_key + (layer_name,)
+        capture_key = None if inputs is None else inputs + (layer_name,)
         tensor = captures.get(capture_key) if recall else None
         if tensor is not None:
             return tensor, True

@@ -155,7 +155,7 @@ class RenderWorker:
             # Already on screen; the GUI may resubmit an unchanged state. A resubmit may also have
             # cancelled bringing the block cache up to a recalled frame: that goes on.
             if self._cache_behind == request:
-                self._bring_cache_up(request, should_stop)
+                self._bring_cache_up(shown, should_stop)
             return
         if self.preview and request.layer is None:
             # The preview runs to the end even when newer requests come in meanwhile (only closing
@@ -165,8 +165,7 @@ class RenderWorker:
             frame = self._safe_render(request, should_stop, self.preview_resolution, preview_should_stop=only_closing)
             self._publish(frame)
             if not frame.preview:  # no preview for this network (or a recalled frame): that was the full frame
-                if frame.recalled:
-                    self._bring_cache_up(request, should_stop)
+                self._bring_cache_up(frame, should_stop)
                 return
         elif self._seconds.get((request.pkl, request.layer), QUICK_RENDER_S + 1) <= QUICK_RENDER_S:
             # No preview shows meanwhile (previews off, or a layer view, which has none), and this
@@ -175,18 +174,20 @@ class RenderWorker:
         if not should_stop():
             frame = self._safe_render(request, should_stop, None)
             self._publish(frame)
-            if frame.recalled and request.layer is None:  # (captures do not go through the block cache)
-                self._bring_cache_up(request, should_stop)
+            self._bring_cache_up(frame, should_stop)
             timings = frame.timings or {}
             if (frame.image is not None and not frame.preview and not frame.reused_blocks and not frame.recalled
                     and "synthesis" in timings):
                 self._seconds[(request.pkl, request.layer)] = timings["synthesis"] + timings.get("mapping", 0.0)
 
-    def _bring_cache_up(self, request, should_stop):
-        """With a recalled frame on screen: the pass it saved, unpublished and stopped by any newer
-        request, so that the block cache follows what is shown and the next small change (a
-        fine-layer drag) re-renders from where it enters, not from the first block."""
-        self._cache_behind = request
+    def _bring_cache_up(self, frame, should_stop):
+        """After a full frame is shown: where it was a recalled image (captures do not go through the
+        block cache), the pass it saved, unpublished and stopped by any newer request, so that the
+        block cache follows what is shown and the next small change (a fine-layer drag) re-renders
+        from where it enters, not from the first block."""
+        if not frame.recalled or frame.request.layer is not None:
+            return
+        request = self._cache_behind = frame.request
         if not should_stop() and not self._safe_render(request, should_stop, None, recall=False).cancelled:
             self._cache_behind = None
 

@@ -1,5 +1,6 @@
 """Drives the real explorer window for the GUI tests: an Xvfb of its own, xdotool input, screenshots, the app's test log."""
 
+import contextlib
 import ctypes
 import ctypes.util
 import json
@@ -229,6 +230,19 @@ class AppUnderTest:
                 self.process.kill()
         if not self.stderr_file.closed:
             self.stderr_file.close()
+
+
+@contextlib.contextmanager
+def laid_out_app(screen, workdir, **kwargs):
+    """An AppUnderTest whose first frame is on screen and laid out; killed on exit, a setup that
+    fails included (a window left running would slow every later test)."""
+    app = AppUnderTest(screen, workdir, **kwargs)
+    try:
+        app.wait_for_frame(timeout=120)
+        app.wait_for_rects(after_time=app.frames()[0]["time"])
+        yield app
+    finally:
+        app.kill()
 
 
 def crop(image, rect):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gui_driver import ROOT, AppUnderTest, VirtualScreen, crop, downsample, missing_tools
+from gui_driver import ROOT, AppUnderTest, VirtualScreen, crop, downsample, laid_out_app, missing_tools
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())} (scripts/system_deps.sh)")
 FUZZ_SECONDS = float(os.environ.get("STYLESCOPE_GUI_FUZZ_SECONDS", "60"))
@@ -32,14 +32,9 @@ def app(screen, fixtures_dir, tmp_path_factory):
     # A slow device, simulated: full frames take 0.3 s more and previews 0.25 s (a 1024 px
     # network's on this CPU), so that this tiny network shows previews as a big one does, and a
     # drag sends requests faster than previews come.
-    app = AppUnderTest(screen, workdir, pkl=fixtures_dir / "sg2ada_64.pkl",
-                       extra_env={"STYLESCOPE_TEST_FULL_FRAME_DELAY": "0.3", "STYLESCOPE_TEST_PREVIEW_DELAY": "0.25"})
-    try:  # a setup that fails must not leave the window running either
-        app.wait_for_frame(timeout=120)
-        app.wait_for_rects(after_time=app.frames()[0]["time"])
+    slow = {"STYLESCOPE_TEST_FULL_FRAME_DELAY": "0.3", "STYLESCOPE_TEST_PREVIEW_DELAY": "0.25"}
+    with laid_out_app(screen, workdir, pkl=fixtures_dir / "sg2ada_64.pkl", extra_env=slow) as app:
         yield app
-    finally:
-        app.kill()
 
 
 def screen_pos(rects_event, name):

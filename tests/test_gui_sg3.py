@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from gui_driver import AppUnderTest, VirtualScreen, missing_tools
+from gui_driver import VirtualScreen, laid_out_app, missing_tools
 from test_gui import (assert_screen_shows, centre, headless_render, image_on_screen, screen_pos, settled_frame,
                       shown_image)
 
@@ -17,14 +17,11 @@ pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join
 def sg3_app(fixtures_dir, tmp_path_factory):
     screen = VirtualScreen()
     # A slow device, simulated as in test_gui: full frames take 0.3 s more, previews do not.
-    app = AppUnderTest(screen, tmp_path_factory.mktemp("gui_sg3"), pkl=fixtures_dir / "sg3_t_64.pkl",
-                       extra_env={"STYLESCOPE_TEST_FULL_FRAME_DELAY": "0.3"})
-    try:  # a setup that fails must not leave the window running either
-        app.wait_for_frame(timeout=120)
-        app.wait_for_rects(after_time=app.frames()[0]["time"])
-        yield app
+    try:
+        with laid_out_app(screen, tmp_path_factory.mktemp("gui_sg3"), pkl=fixtures_dir / "sg3_t_64.pkl",
+                          extra_env={"STYLESCOPE_TEST_FULL_FRAME_DELAY": "0.3"}) as app:
+            yield app
     finally:
-        app.kill()
         screen.close()
 
 
