@@ -20,6 +20,8 @@ Usage (the caller owns one cache per loaded network):
     img = G.synthesis(ws, noise_mode="const", block_cache=cache)   # same pixels as without it
 """
 
+import contextlib
+
 import torch
 
 from models import fast_stylegan2, ops
@@ -100,7 +102,20 @@ class BlockCache:
         self.layers_run = 0  # blocks rerun from conv1 (conv0's output reused) in the last pass
         self.images_run = 0  # blocks whose image alone was recomputed in the last pass
         self.convs_skipped = 0  # layers whose convolution came from pre_noise in the last pass
+        self.blocks_seen = 0  # blocks the last pass reached (a capture stops inside one)
+        self.must_run = None  # a module the pass must run even where its inputs are unchanged (capturing)
         self._network = None
+
+    @contextlib.contextmanager
+    def capturing(self, module):
+        """Passes inside run `module` (its forward hooks fire: a layer capture) and reuse only what
+        comes before it: the block or stage holding it is recomputed even when nothing that decides
+        it changed. What a pass recomputes that way equals what was kept, so nothing is dropped for it."""
+        self.must_run = module
+        try:
+            yield
+        finally:
+            self.must_run = None
 
     def clear(self):
         """Forget everything (the caller changed weights, say)."""
@@ -113,13 +128,14 @@ class BlockCache:
         if self.checkpoints is None or self.checkpoints.network is not synthesis:
             self.clear()
             self.checkpoints = LayerCheckpoints(synthesis, self.checkpoint_budget)
+        self.checkpoints.must_run = self.must_run
         return self.checkpoints
 
     def reused(self):
         """How many blocks (StyleGAN2, v1) or layers (StyleGAN3) the last pass took from the cache."""
         if self.checkpoints is not None:
             return self.checkpoints.start
-        return max(len(self.entries) - self.blocks_run, 0)
+        return max(self.blocks_seen - self.blocks_run, 0)
 
     def applies(self, ws, noise_mode, noise_generator):
         """Batch 1 only, and random noise only when it comes from a generator (reproducible)."""
@@ -134,12 +150,13 @@ class BlockCache:
             self._network = synthesis
         settings = _settings(force_fp32, fused_modconv, noise_mode, noise_generator)
         layer_kwargs = dict(noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
-        self.blocks_run = self.images_run = self.layers_run = self.convs_skipped = 0
+        self.blocks_run = self.images_run = self.layers_run = self.convs_skipped = self.blocks_seen = 0
         x = img = None
         reusing = True
         for res, cur_ws in zip(synthesis.block_resolutions, block_ws):
             if should_stop is not None and should_stop():
                 raise RenderCancelled("synthesis cancelled")
+            self.blocks_seen += 1
             block = getattr(synthesis, f"b{res}")
             layers = _conv_layers(block)
             conv_inputs, torgb_w = _block_inputs(block, cur_ws, settings, noise_mode, noise_strength)
@@ -149,13 +166,19 @@ class BlockCache:
             x_mid = None
 
             if entry is not None and _same(entry.conv_inputs, conv_inputs) and _same(entry.torgb_w, torgb_w):
+                if _holds(block, self.must_run):  # run for its hooks; the outputs equal the kept ones
+                    self.blocks_run += 1
+                    block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv, **layer_kwargs)
+                else:
+                    _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator)
                 x, img = entry.x, entry.img  # nothing that decides this block changed
-                _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator)
                 continue
             if reusing:
                 self._drop_from(res)  # later entries were computed from what is about to change
                 reusing = False
 
+            if _holds(block, self.must_run):
+                entry = None  # the shortcuts below skip some of the block's layers: run it whole
             if entry is not None and _same(entry.conv_inputs, conv_inputs):
                 # Only the ToRGB w changed: x stands, the image is recomputed from the previous one.
                 _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator)
@@ -173,15 +196,15 @@ class BlockCache:
             elif (entry is not None and len(layers) == 2 and block.architecture != "resnet"
                   and _same(entry.conv_inputs[2], conv_inputs[2])):
                 # The block's input stands and conv0 changed: conv0 is the layer this pass starts at.
+                self.blocks_run += 1
                 x_mid = self._starting_layer(res, 0, block.conv0, block.layer_input(x, cur_ws, force_fp32),
                                              cur_ws[:, 0], fused, layer_kwargs, source=x)
                 x = block.conv1(x_mid, cur_ws[:, 1], fused_modconv=fused, **layer_kwargs)
                 img = block.image_step(x, img, torgb_w, fused_modconv=fused, fast=fast)
                 x_mid = x_mid if self.keep_layer_outputs else None
-                self.blocks_run += 1
             else:
+                self.blocks_run += 1  # counted first: a capture may stop inside the block
                 x_mid, x, img = self._run_block(block, x, img, cur_ws, force_fp32, fused_modconv, layer_kwargs)
-                self.blocks_run += 1
             self.entries[res] = _Entry(_detached(conv_inputs), None if torgb_w is None else torgb_w.clone(), x, img,
                                        x_mid)
         # The caller may write into the image it gets; the kept one must stay as it was.
@@ -273,6 +296,11 @@ class BlockCache:
         return kept + sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
+def _holds(module, inner):
+    """Whether `inner` is `module` or one of its submodules."""
+    return inner is not None and any(m is inner for m in module.modules())
+
+
 def _settings(force_fp32, fused_modconv, noise_mode, noise_generator):
     """What decides every block alike."""
     return (noise_mode, bool(force_fp32), fused_modconv,
@@ -354,29 +382,49 @@ class LayerCheckpoints:
         self._buffers = {}  # stage index -> flat float32 memory for its input (StyleGAN3)
         self.stages_run = 0  # stages the last pass ran
         self.start = 0  # the stage the last pass started at (self.count: none ran)
+        self.must_run = None  # BlockCache.capturing's module: the pass starts at or before its stage
 
-    def plan_start(self, keys):
+    def plan_start(self, keys, until=None):
         """The stage a pass with these keys would start at: the last kept input at or before the
-        first changed key, or 0 (the first stage's input is not kept), or the number of stages when
-        nothing changed and the output is kept."""
-        if self.keys is None or not _same(self.keys[0], keys[0]):
-            return 0
-        changed = next((j for j in range(self.count) if not _same(self.keys[j + 1], keys[j + 1])), self.count)
-        if changed == self.count and self.output is not None:
+        first changed key (and at or before stage `until`, when given), or 0 (the first stage's
+        input is not kept), or the number of stages when nothing changed and the output is kept."""
+        changed = self._first_changed(keys)
+        if changed == self.count and self.output is not None and until is None:
             return self.count
-        return max([j for j in self.inputs if j <= changed], default=0)
+        limit = changed if until is None else min(changed, until)
+        return max([j for j in self.inputs if j <= limit], default=0)
 
     def resume(self, keys):
-        """(plan_start(keys), that stage's input: None for stage 0, the kept output when nothing
-        changed). Forgets whatever the changes make stale and takes `keys` as the current ones."""
-        start = self.plan_start(keys)
+        """(the stage this pass starts at, that stage's input: None for stage 0, the kept output when
+        nothing changed). Forgets whatever the changes make stale and takes `keys` as the current
+        ones. With must_run set (BlockCache.capturing) the pass starts at or before its stage."""
+        until = None if self.must_run is None else self.stage_of(self.must_run)
+        start = self.plan_start(keys, until)
+        changed = self._first_changed(keys)
         self.start = start
         if start == self.count:
             return start, self.output
-        self.inputs = {j: x for j, x in self.inputs.items() if j <= start}
-        self.output = None
+        # Inputs up to the first change stand (a pass from an earlier stage rewrites them unchanged).
+        self.inputs = {j: x for j, x in self.inputs.items() if j <= changed}
+        if changed < self.count:
+            self.output = None
         self.keys = [_detached_key(key) for key in keys]
         return start, self.inputs.get(start)
+
+    def stage_of(self, module):
+        """The stage whose module is or holds `module`; 0 for one that runs before every stage
+        (StyleGAN3's input layer)."""
+        for index, stage in enumerate(self.network.checkpoint_stages()):
+            if _holds(stage, module):
+                return index
+        return 0
+
+    def _first_changed(self, keys):
+        """The first stage whose key differs from the last pass's (0 when the first key does: the
+        whole pass changed), or the number of stages when none does."""
+        if self.keys is None or not _same(self.keys[0], keys[0]):
+            return 0
+        return next((j for j in range(self.count) if not _same(self.keys[j + 1], keys[j + 1])), self.count)
 
     def share_from(self, index):
         """The estimated share of a whole pass that running layers index.. takes."""

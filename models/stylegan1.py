@@ -413,10 +413,11 @@ class SynthesisNetwork(nn.Module):
                 raise RenderCancelled()
             block = getattr(self, f"b{res}")
             strengths = [_strength_for(noise_strength, f"b{res}.{name}") for name in block.layer_names]
+            if checkpoints is not None:
+                checkpoints.stages_run += 1  # counted first: a capture may stop inside the block
             x = block(x, ws[:, 2 * block_idx: 2 * block_idx + 2], noise_strengths=strengths,
                       noise_mode=noise_mode, noise_generator=noise_generator)
             if checkpoints is not None:
-                checkpoints.stages_run += 1
                 if block_idx + 1 < len(self.block_resolutions):
                     checkpoints.computed(block_idx + 1, x)
             if lod > 0:
@@ -447,6 +448,10 @@ class SynthesisNetwork(nn.Module):
             costs.append(sum(res * res * layer.out_channels * (9 * layer.in_channels + 20) for layer in layers))
             sizes.append(4 * layers[0].in_channels * (res // 2) ** 2 if res > 4 else 0)
         return costs, sizes
+
+    def checkpoint_stages(self):
+        """For the block cache: the module of each stage (block), in pass order."""
+        return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
     def stage_keys(self, ws, noise_mode="const", noise_strength=1.0, noise_generator=None, force_fp32=True,
                    **_ignored):

@@ -524,10 +524,11 @@ class SynthesisNetwork(torch.nn.Module):
                 allocate = functools.partial(self._kept_buffer, index % 2, x.device)
                 if checkpoints is not None:
                     allocate = checkpoints.allocator(index + 1) or allocate
+            if checkpoints is not None:
+                checkpoints.stages_run += 1  # counted first: a capture may stop inside the layer
             x = layer(x, ws[index + 1], force_fp32=force_fp32, update_emas=update_emas, allocate=allocate)
             if checkpoints is not None:
                 checkpoints.computed(index + 1, x)
-                checkpoints.stages_run += 1
         if self.output_scale != 1:
             return (x * self.output_scale).to(torch.float32).contiguous()
         # The kept output must stay as it is whatever the caller does with the image.
@@ -541,6 +542,10 @@ class SynthesisNetwork(torch.nn.Module):
         sizes = [0] + [4 * -(-layer.out_channels // CHANNEL_VECTOR) * CHANNEL_VECTOR * int(np.prod(layer.out_size))
                        for layer in layers[:-1]]
         return [_layer_cost(layer) for layer in layers], sizes
+
+    def checkpoint_stages(self):
+        """For the block cache: the module of each stage, in pass order (the input layer runs before the first)."""
+        return [getattr(self, name) for name in self.layer_names]
 
     def stage_keys(self, ws, input_transform=None, force_fp32=True, **_ignored):
         """What decides each stage of a batch-1 pass, for the block cache: [the input's (its w row,

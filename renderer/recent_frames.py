@@ -69,11 +69,12 @@ class RecentFrames:
             return
         if key in self._images:
             self._bytes -= self._nbytes(self._images.pop(key))
-        self._images[key] = image.clone()
-        self._bytes += size
-        while self._bytes > self.budget:
+        # Room first, then the copy: the copy may take the memory just freed instead of new pages.
+        while self._bytes + size > self.budget:
             _, old = self._images.popitem(last=False)
             self._bytes -= self._nbytes(old)
+        self._images[key] = image.clone()
+        self._bytes += size
 
     def clear(self):
         self._images.clear()

@@ -242,9 +242,9 @@ class Renderer:
             else:
                 tensor, frame.recalled = self._full_frame(key, G, ws, kwargs, inputs, recall)
                 frame.layers = self._layers[key]
-                cache = self._block_caches.get(key)
-                if cache is not None and not frame.recalled:
-                    frame.reused_blocks = cache.reused()
+            cache = self._block_caches.get(key)
+            if cache is not None and not (frame.recalled or frame.preview):
+                frame.reused_blocks = cache.reused()
             if tensor.is_cuda:
                 torch.cuda.synchronize(tensor.device)
             frame.timings["synthesis"] = time.perf_counter() - t1
@@ -264,9 +264,9 @@ class Renderer:
         """(the plain full image, whether it was a recent frame): a recent frame of the same inputs
         as it was made, else a pass re-using the blocks whose inputs did not change since the last one.
 
-        Only here: hooks of re-used blocks do not fire, so capture, layer discovery and previews
-        run without the caches. Families without a block cache ignore the argument. inputs: the
-        request's frame_key (None: nothing kept or recalled)."""
+        Hooks of re-used blocks do not fire, so layer discovery and previews run without the block
+        cache (captures use BlockCache.capturing). Families without a block cache ignore the
+        argument. inputs: the request's frame_key (None: nothing kept or recalled)."""
         if not self._block_cache_lock.acquire(blocking=False):
             with self._recording_layers(key, G):
                 return self._synthesize(G, ws, **kwargs), False
@@ -458,12 +458,15 @@ class Renderer:
         tensor = captures.get(capture_key) if recall else None
         if tensor is not None:
             return tensor, True
-        tensor = self._capture(G, ws, kwargs, layer_name, layers)
+        tensor = self._capture(key, G, ws, kwargs, layer_name, layers)
         captures.put(capture_key, tensor)
         return tensor, False
 
-    def _capture(self, G, ws, kwargs, layer_name, layers):
-        """Run synthesis until `layer_name` has produced its output; return that tensor."""
+    def _capture(self, key, G, ws, kwargs, layer_name, layers):
+        """Run synthesis until `layer_name` has produced its output; return that tensor. The pass goes
+        through the network's block cache: what comes before the layer's block (StyleGAN2) or stage
+        (StyleGAN3, v1) and is unchanged since the last pass is reused, and what the pass computes
+        on the way is kept for the next one."""
         name = layer_name[len("synthesis."):] if layer_name.startswith("synthesis.") else layer_name
         try:
             module = G.synthesis.get_submodule(name)
@@ -471,7 +474,17 @@ class Renderer:
             valid = [n for n, _, _ in layers]
             sample = ", ".join(valid[:3] + valid[-3:]) if len(valid) > 6 else ", ".join(valid)
             raise ValueError(f"layer: no layer named {layer_name!r} in this network (e.g. {sample})") from None
-        output = _first_tensor(self._run_until(module, G, ws, kwargs))
+        output = None
+        if self._block_cache_lock.acquire(blocking=False):
+            try:
+                cache = self._block_caches.setdefault(key, BlockCache())
+                with cache.capturing(module):
+                    output = self._run_until(module, G, ws, dict(kwargs, block_cache=cache))
+            finally:
+                self._block_cache_lock.release()
+        if output is None:  # another thread holds the cache, or the cached pass did not reach the layer
+            output = self._run_until(module, G, ws, kwargs)
+        output = _first_tensor(output)
         if output is None:
             raise ValueError(f"layer: {layer_name!r} produced no tensor output")
         return output

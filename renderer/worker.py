@@ -181,10 +181,11 @@ class RenderWorker:
                 self._seconds[(request.pkl, request.layer)] = timings["synthesis"] + timings.get("mapping", 0.0)
 
     def _bring_cache_up(self, frame, should_stop):
-        """After a full frame is shown: where it was a recalled image (captures do not go through the
-        block cache), the pass it saved, unpublished and stopped by any newer request, so that the
-        block cache follows what is shown and the next small change (a fine-layer drag) re-renders
-        from where it enters, not from the first block."""
+        """After a full frame is shown: where it was a recalled image, the pass it saved, unpublished
+        and stopped by any newer request, so that the block cache follows what is shown and the next
+        small change (a fine-layer drag) re-renders from where it enters, not from the first block.
+        Not for recalled layer views: other views of one capture come recalled one after another,
+        and a capture's pass always reruns the layer's block."""
         if not frame.recalled or frame.request.layer is not None:
             return
         request = self._cache_behind = frame.request

@@ -259,3 +259,53 @@ def test_a_cancelled_render_leaves_the_cache_sound(request, net_file, network, f
     assert renderer.render(second, should_stop=stop_midway).cancelled
     for job in (second, first, third):
         assert_same_as_fresh(G, renderer.render(job), job)
+
+
+# ---------------------------------------------------------------------------
+# Layer captures go through the block cache (BlockCache.capturing)
+
+
+def last_stage_layer(G):
+    """A layer of the network's last block (StyleGAN2, v1) or its second-to-last layer (StyleGAN3)."""
+    synthesis = G.synthesis
+    if G.architecture.startswith("stylegan3"):
+        return synthesis.layer_names[-2]
+    return f"b{synthesis.block_resolutions[-1]}.conv1"
+
+
+def passes_run(renderer):
+    """Blocks (StyleGAN2) or stages (StyleGAN3, v1) the renderer's last cached pass ran."""
+    cache = block_cache(renderer)
+    return cache.checkpoints.stages_run if cache.checkpoints is not None else cache.blocks_run + cache.layers_run
+
+
+@pytest.mark.parametrize("network", ["fast_sg2", "sg3", "sg1"])
+def test_a_capture_reuses_what_comes_before_its_layer(request, net_file, network):
+    G = request.getfixturevalue(network)
+    renderer = renderer_for(G)
+    base = RenderRequest(pkl=net_file, seeds=1, mix_seed=2, mix_layers=f"{G.synthesis.num_ws - 1}")
+    late = dataclasses.replace(base, layer=last_stage_layer(G), channel_mode="one")
+    synthesis = G.synthesis
+    stages = len(synthesis.checkpoint_stages() if hasattr(synthesis, "checkpoint_stages") else synthesis.block_resolutions)
+
+    renderer.render(base)
+    frame = renderer.render(late)  # the same inputs: only the layer's own block or stage runs
+    assert frame.reused_blocks > 0 and not frame.recalled
+    assert_same_as_fresh(G, frame, late)
+    assert 0 < passes_run(renderer) < stages
+
+    # The capture ran a block whose inputs were unchanged: nothing was dropped for it.
+    assert not renderer.render(base).recalled and passes_run(renderer) == 0
+
+    # Another seed in the layer view: a whole pass up to the layer, kept for the image that follows.
+    moved = dataclasses.replace(late, seeds=3)
+    assert_same_as_fresh(G, renderer.render(moved), moved)
+    image = dataclasses.replace(base, seeds=3)
+    frame = renderer.render(image)
+    assert frame.reused_blocks > 0
+    assert_same_as_fresh(G, frame, image)
+
+    # An early layer after a late change reruns from no later than that layer.
+    early = dataclasses.replace(image, mix_layers="1", layer=renderer.layers(image)[2][0], channel_mode="one")
+    assert_same_as_fresh(G, renderer.render(early), early)
+    assert_same_as_fresh(G, renderer.render(image), image)
