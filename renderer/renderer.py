@@ -624,39 +624,58 @@ def _select_channels(x, request, is_image):
     return x[first:first + request.grid_channels]
 
 
-def _normalize(x, mode):
-    """Per-channel normalisation to roughly [-1, 1] (the display range of x * 127.5 + 128)."""
+def _normalization(planes, mode):
+    """Per-channel (scale, offset) [K] that bring dense planes [K, H, W] to roughly [-1, 1] (the
+    display range of x * 127.5 + 128): 'minmax' spans each channel's range, 'std' puts +-2
+    standard deviations about its mean there, 'none' leaves the values as they are."""
+    count = planes.shape[0]
+    flat = planes.reshape(count, -1)
     if mode == "minmax":
-        lo = x.amin(dim=(1, 2), keepdim=True)
-        hi = x.amax(dim=(1, 2), keepdim=True)
-        return (x - lo) / (hi - lo).clamp_min(1e-8) * 2 - 1
-    if mode == "std":  # +-2 standard deviations span the display range
-        mean = x.mean(dim=(1, 2), keepdim=True)
-        std = x.std(dim=(1, 2), keepdim=True, unbiased=False)
-        return (x - mean) / (2 * std.clamp_min(1e-8))
-    return x
+        low, high = torch.aminmax(flat, dim=1)
+        scale = 2 / (high - low).clamp_min(1e-8)
+        return scale, -low * scale - 1
+    if mode == "std":
+        mean = flat.mean(dim=1)
+        std = torch.tensor([_spread(row, row_mean) for row, row_mean in zip(flat, mean)], dtype=flat.dtype)
+        scale = 1 / (2 * std.clamp_min(1e-8))
+        return scale, -mean * scale
+    return planes.new_ones(count), planes.new_zeros(count)
 
 
-def _power_spectrum_db(x, gain_db):
-    """Centered power spectrum per channel in dB, top FFT_RANGE_DB mapped onto [-1, 1]."""
-    spectrum = torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1))
-    db = 10 * torch.log10(spectrum.abs().square().clamp_min(1e-20)) + gain_db
-    top = db.amax(dim=(1, 2), keepdim=True) - gain_db  # gain moves the picture, not the window
-    return (db - top) / (FFT_RANGE_DB / 2) + 1
+def _power_spectrum_db(planes):
+    """(centered power spectrum in dB [K, H, W], each channel's top in dB [K]) of dense planes.
+
+    A real map's spectrum is conjugate-symmetric, F(-u, -v) = conj F(u, v), so the half that
+    rfft2 computes (a sixth of fft2's time here) gives every value. Centered as fftshift does,
+    the columns from the middle on are that half's first columns; those left of it are its
+    columns 1.. read backwards, from the rows negated (u -> -u)."""
+    count, height, width = planes.shape
+    half = torch.fft.rfft2(planes)  # [K, H, W // 2 + 1]
+    real, imag = half.real, half.imag
+    db = torch.addcmul(real * real, imag, imag).clamp_min_(1e-20).log10_().mul_(10)
+    negated = torch.cat([db[:, :1], db[:, 1:].flip(1)], dim=1)  # row u holds row -u
+    right = torch.roll(db[..., :width - width // 2], height // 2, dims=1)
+    left = torch.roll(negated[..., 1:width // 2 + 1].flip(2), height // 2, dims=1)
+    return torch.cat([left, right], dim=2), db.amax(dim=(1, 2))
 
 
 def _stats(x, selected):
     def summary(t, prefix):
         values = _values_in_memory_order(t)
         mean = values.mean()
-        # The spread about the mean, a cache-sized piece at a time: torch.std_mean took 170 ms for a
-        # 1024 px layer's 33 M values, a whole-tensor (values - mean) allocates 134 MB.
-        squares = sum(float(torch.dot(piece - mean, piece - mean)) for piece in values.split(1 << 18))
         low, high = torch.aminmax(values)
-        return {f"{prefix}mean": float(mean), f"{prefix}std": math.sqrt(squares / max(values.numel(), 1)),
+        return {f"{prefix}mean": float(mean), f"{prefix}std": _spread(values, mean),
                 f"{prefix}min": float(low), f"{prefix}max": float(high)}
 
     return {**summary(x, ""), **summary(selected, "sel_")}
+
+
+def _spread(values, mean):
+    """The standard deviation of flat `values` about their `mean`, summed a cache-sized piece at a
+    time: torch.std_mean took 170 ms for a 1024 px layer's 33 M values (and 83 ms per-channel over
+    16 of its channels), a whole-tensor (values - mean) allocates 134 MB."""
+    squares = sum(float(torch.dot(piece - mean, piece - mean)) for piece in values.split(1 << 18))
+    return math.sqrt(squares / max(values.numel(), 1))
 
 
 def _values_in_memory_order(t):
@@ -673,26 +692,56 @@ def _to_view(tensor, request, is_image):
     if plain and x.shape[0] == 3:  # bit-exact gen_images.py conversion
         image = image_to_uint8(tensor[:1].float())[0]
         return image.cpu().numpy(), _stats(x, x)
-    selected = _select_channels(x, request, is_image)
+    selected = _dense_planes(_select_channels(x, request, is_image))
     stats = _stats(x, selected)
-    if request.fft:
-        shown = _power_spectrum_db(selected, request.gain_db)
+    # Every view is a per-channel line through the display mapping shown * 127.5 + 128.
+    if request.fft:  # the top FFT_RANGE_DB of each channel's spectrum onto [-1, 1]; gain moves the picture
+        values, top = _power_spectrum_db(selected)
+        scale = torch.full_like(top, 2 / FFT_RANGE_DB)
+        offset = 1 - (top - request.gain_db) * scale
     else:
-        shown = _normalize(selected, request.normalize) * (10 ** (request.gain_db / 20))
+        values = selected
+        scale, offset = _normalization(selected, request.normalize)
+        gain = 10 ** (request.gain_db / 20)
+        scale, offset = scale * gain, offset * gain
+    pixels = _display_pixels(values, scale * 127.5, offset * 127.5 + 128)
     if not is_image and request.channel_mode == "grid":
-        shown = _tile(shown)[None]
-    pixels = (shown * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    if pixels.shape[0] == 1:
-        pixels = pixels.expand(3, -1, -1)
+        pixels = _tile(pixels, fill=0)[None]  # empty cells at the display minimum
+    if pixels.shape[0] == 1:  # grey: the one channel three times, interleaved in one pass
+        return torch.stack([pixels[0]] * 3, dim=-1).cpu().numpy(), stats
     return pixels.permute(1, 2, 0).contiguous().cpu().numpy(), stats
 
 
-def _tile(maps):
-    """[N, H, W] -> one [rows*H, cols*W] picture, near-square, empty cells at the display minimum."""
+def _display_pixels(values, scale, offset):
+    """uint8 clamp(values * scale + offset) per channel: values [K, H, W], scale and offset [K]."""
+    count = values.shape[0]
+    line = torch.addcmul(offset.view(count, 1, 1), values, scale.view(count, 1, 1))
+    return line.clamp_(0, 255).to(torch.uint8)
+
+
+def _dense_planes(maps):
+    """maps [K, H, W] as a dense channels-first tensor. Channels sliced from a channels-last layer
+    are copied a band of rows at a time (the band's source stays in cache: 90 -> 55 ms for 16
+    channels of a 1024 px layer); every per-channel reduction after reads whole planes."""
+    if maps.is_contiguous():
+        return maps
+    count, height, width = maps.shape
+    if maps.stride(0) != 1:
+        return maps.contiguous()
+    rows = maps.permute(1, 2, 0)  # [H, W, K], each pixel's channels adjacent
+    planes = torch.empty((count, height, width), dtype=maps.dtype, device=maps.device)
+    band = 16
+    for top in range(0, height, band):
+        planes[:, top:top + band] = rows[top:top + band].permute(2, 0, 1)
+    return planes
+
+
+def _tile(maps, fill):
+    """[N, H, W] -> one [rows*H, cols*W] picture, near-square, empty cells at `fill`."""
     count, height, width = maps.shape
     cols = math.ceil(math.sqrt(count))
     rows = math.ceil(count / cols)
-    canvas = maps.new_full((rows * cols, height, width), -1.0)
+    canvas = maps.new_full((rows * cols, height, width), fill)
     canvas[:count] = maps
     return canvas.reshape(rows, cols, height, width).permute(0, 2, 1, 3).reshape(rows * height, cols * width)
 

@@ -472,3 +472,53 @@ def test_statistics_are_those_of_the_values_whatever_their_layout(channels_last)
         assert stats[prefix + "mean"] == pytest.approx(float(t64.mean()), rel=1e-6)
         assert stats[prefix + "std"] == pytest.approx(float(t64.std(unbiased=False)), rel=1e-6)
         assert stats[prefix + "min"] == float(t.min()) and stats[prefix + "max"] == float(t.max())
+
+
+def reference_view(x, channels, normalize, gain_db, fft, grid):
+    """The Layers view as the README describes it, in float64 numpy: [K, H, W] channels -> uint8 [H', W', 3]."""
+    from renderer.renderer import FFT_RANGE_DB
+
+    maps = x[channels].double().numpy()
+    if fft:
+        power = np.abs(np.fft.fftshift(np.fft.fft2(maps), axes=(-2, -1))) ** 2
+        db = 10 * np.log10(np.maximum(power, 1e-20)) + gain_db
+        top = db.max(axis=(1, 2), keepdims=True) - gain_db
+        shown = (db - top) / (FFT_RANGE_DB / 2) + 1
+    else:
+        if normalize == "minmax":
+            lo, hi = maps.min(axis=(1, 2), keepdims=True), maps.max(axis=(1, 2), keepdims=True)
+            maps = (maps - lo) / np.maximum(hi - lo, 1e-8) * 2 - 1
+        elif normalize == "std":
+            maps = (maps - maps.mean(axis=(1, 2), keepdims=True)) / (2 * maps.std(axis=(1, 2), keepdims=True))
+        shown = maps * 10 ** (gain_db / 20)
+    if grid:  # near-square, row by row, empty cells at the display minimum
+        count, h, w = shown.shape
+        cols = int(np.ceil(np.sqrt(count)))
+        rows = int(np.ceil(count / cols))
+        canvas = np.full((rows * h, cols * w), -1.0)
+        for k in range(count):
+            canvas[(k // cols) * h:(k // cols + 1) * h, (k % cols) * w:(k % cols + 1) * w] = shown[k]
+        shown = canvas[None]
+    pixels = np.clip(shown * 127.5 + 128, 0, 255).astype(np.uint8)
+    return np.repeat(pixels, 3, axis=0).transpose(1, 2, 0) if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+
+
+@pytest.mark.parametrize("channels_last, size", [(False, (24, 20)), (True, (24, 20)), (True, (23, 19))])
+@pytest.mark.parametrize("mode, channel, count", [("grid", 3, 5), ("one", 6, 1), ("rgb", 2, 3)])
+@pytest.mark.parametrize("normalize, gain_db, fft", [
+    ("none", 0.0, False), ("minmax", 0.0, False), ("std", 6.0, False), ("std", 0.0, True), ("none", -12.0, True)])
+def test_layer_views_match_a_float64_reference(channels_last, size, mode, channel, count, normalize, gain_db, fft):
+    from renderer.renderer import _to_view
+
+    torch.manual_seed(1)
+    x = torch.randn(1, 12, *size) * 0.6 + torch.linspace(-1, 1, size[1])  # structure along W, for the FFT
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    request = RenderRequest(layer="b16.conv1", channel_mode=mode, channel=channel, grid_channels=count,
+                            normalize=normalize, gain_db=gain_db, fft=fft)
+    image, stats = _to_view(x, request, is_image=False)
+    expected = reference_view(x[0], slice(channel, channel + count), normalize, gain_db, fft, mode == "grid")
+    assert image.shape == expected.shape and image.dtype == np.uint8
+    difference = np.abs(image.astype(int) - expected.astype(int))
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.01  # float32 against float64 at pixel edges
+    assert stats["sel_max"] == pytest.approx(float(x[0, channel:channel + count].max()))
