@@ -221,23 +221,31 @@ def bench_mix_drag(renderer, pkl, device, preview_resolution, threads, steps=7):
                   f"{kind:<8} {(full_stamp - start) * 1000:10.1f}")
 
 
-def bench_layer_views(renderer, pkl, device, threads, layers=("b512.conv1", "b1024.conv1")):
-    """The Layers view: a layer's first capture, then other views of it (another channel, a grid,
-    the FFT), which the renderer makes from the kept capture without a pass."""
+def bench_layer_views(label, renderer, pkl, device, threads, layers):
+    """The Layers view: a layer captured right after the image of the same inputs (the block cache
+    holds everything before the layer's block or stage), then for a new seed (a pass up to the layer),
+    then other views of that capture (another channel, a grid, the FFT), made from the kept capture
+    without a pass."""
     if threads:
         torch.set_num_threads(threads)
-    print("layer views, Renderer.render on this thread (ms): first capture, then other views of it")
-    print(f"  {'layer':<12} {'capture':>8} {'channel':>8} {'grid 16':>8} {'FFT':>8}  recalled")
+    print(f"layer views of {label}, Renderer.render on this thread (ms): the layer after the image, for a new")
+    print("  seed, then other views of that capture")
+    print(f"  {'layer':<12} {'from image':>10} {'new seed':>9} {'channel':>8} {'grid 16':>8} {'FFT':>8}  recalled")
     for seed, layer in enumerate(layers, start=40):
-        view = RenderRequest(pkl=pkl, device=device, seeds=seed, layer=layer, channel_mode="one", channel=0)
+        image = RenderRequest(pkl=pkl, device=device, seeds=seed)
+        renderer.render(image)
+        view = dataclasses.replace(image, layer=layer, channel_mode="one", channel=0)
+        from_image = renderer.render(view)
+        view = dataclasses.replace(view, seeds=seed + 100)
         first = renderer.render(view)
         others = [renderer.render(dataclasses.replace(view, channel=channel)) for channel in (1, 2, 3)]
         grid = renderer.render(dataclasses.replace(view, channel_mode="grid", normalize="std"))
         fft = renderer.render(dataclasses.replace(view, fft=True))
         recalled = all(frame.recalled for frame in others + [grid, fft])
         channel_ms = statistics.median(frame.timings["total"] for frame in others) * 1000
-        print(f"  {layer:<12} {first.timings['total'] * 1000:8.0f} {channel_ms:8.0f} "
-              f"{grid.timings['total'] * 1000:8.0f} {fft.timings['total'] * 1000:8.0f}  {'yes' if recalled else 'NO'}")
+        print(f"  {layer:<12} {from_image.timings['total'] * 1000:10.0f} {first.timings['total'] * 1000:9.0f} "
+              f"{channel_ms:8.0f} {grid.timings['total'] * 1000:8.0f} {fft.timings['total'] * 1000:8.0f}  "
+              f"{'yes' if recalled else 'NO'}")
 
 
 def bench_continuous_drag(label, renderer, pkl, device, preview_resolution, threads, interval=0.04, seconds=3.0):
@@ -308,7 +316,7 @@ def main():
                         help="worker torch threads (default: half the cores, as the window)")
     parser.add_argument("--reduced-only", action="store_true", help="only the reduced-render preview table")
     parser.add_argument("--drag-only", action="store_true", help="only the StyleGAN2-1024 mix range and slider drags")
-    parser.add_argument("--views-only", action="store_true", help="only the StyleGAN2-1024 layer views")
+    parser.add_argument("--views-only", action="store_true", help="only the layer views (StyleGAN2-1024, StyleGAN3-T 1024)")
     args = parser.parse_args()
     threads = args.threads if args.threads is not None else ui_threads()
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
@@ -319,10 +327,12 @@ def main():
         bench_reduced_previews(device, args.repeats, threads, args.fixtures)
         return
     if args.views_only:
-        G = full_size_sg2_1024().to(device)
-        renderer = Renderer(device, load=lambda path, device="cpu": G)
-        renderer.render(RenderRequest(pkl=str(Path(__file__)), device=device, seeds=0))  # load, layer list
-        bench_layer_views(renderer, str(Path(__file__)), device, threads)
+        for label, make, layers in (("stylegan2-1024", full_size_sg2_1024, ("b512.conv1", "b1024.conv1")),
+                                    ("stylegan3-t-1024", lambda: random_sg3("t", 1024), ("L12_1044_32", "L13_1024_32"))):
+            G = make().to(device)
+            renderer = Renderer(device, load=lambda path, device="cpu", G=G: G)
+            renderer.render(RenderRequest(pkl=str(Path(__file__)), device=device, seeds=0))  # load, layer list
+            bench_layer_views(label, renderer, str(Path(__file__)), device, threads, layers)
         return
     if args.drag_only:
         G = full_size_sg2_1024().to(device)
@@ -351,7 +361,7 @@ def main():
                       args.preview_resolution, threads)
         bench_mix_drag(renderer, str(Path(__file__)), device, args.preview_resolution, threads)
         bench_continuous_drag("stylegan2-1024", renderer, str(Path(__file__)), device, 1024 // 8, threads)
-        bench_layer_views(renderer, str(Path(__file__)), device, threads)
+        bench_layer_views("stylegan2-1024", renderer, str(Path(__file__)), device, threads, ("b512.conv1", "b1024.conv1"))
     bench_reduced_previews(device, args.repeats, threads, args.fixtures)
 
 
