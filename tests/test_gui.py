@@ -198,9 +198,10 @@ def test_picking_a_layer_shows_its_feature_maps_like_headless(app, tmp_path):
     x0, y0, x1, y1 = screen_pos(rects, "layer_list")
     row = (y1 - y0) / 8  # the list shows eight rows: the output image, then the layers in order
     count = len(app.frames())
-    app.screen.click((x0 + x1) / 2, y0 + 3.5 * row)
+    app.screen.click((x0 + x1) / 2, y0 + 5.5 * row)  # an 8 px layer
     frame = app.wait_for_frame(count, lambda f: f["request"]["layer"] is not None)
-    assert frame["request"]["layer"].startswith("b"), frame["request"]["layer"]
+    assert frame["request"]["layer"].startswith("b8.conv"), frame["request"]["layer"]
+    assert frame["reused"] == 1, frame  # the capture reran b8 alone: b4 came from the shown image's pass
     reference = headless_render(frame["request"], tmp_path)
     np.testing.assert_array_equal(shown_image(frame), reference)  # the feature maps, as `frame --layer` makes them
     after, shot = image_on_screen(app, tmp_path, "layer")
