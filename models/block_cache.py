@@ -229,6 +229,43 @@ class BlockCache:
                 return res
         return None
 
+    def kept_output(self, synthesis, ws, module, **settings):
+        """What `module` output in the last pass, where the cache holds it and nothing that decides
+        it changed since; else None. A layer view of the image on screen then needs no pass.
+        StyleGAN2: a block's features, its conv0's output and, outside resnet blocks, its conv1's
+        (the block's features). StyleGAN3 and v1: a layer's (block's) output where it is the kept
+        input of the next. settings: as rerun_from (StyleGAN2) or stage_keys take them."""
+        if self.checkpoints is not None:
+            return self._kept_stage_output(synthesis, ws, module, settings)
+        if self._network is not synthesis:
+            return None
+        res = next((r for r in synthesis.block_resolutions if _holds(getattr(synthesis, f"b{r}"), module)), None)
+        entry = self.entries.get(res)
+        if entry is None:
+            return None
+        changed = self.rerun_from(synthesis, ws, **settings)
+        if changed is not None and changed <= res:
+            return None
+        block = getattr(synthesis, f"b{res}")
+        if module is block or (module is getattr(block, "conv1", None) and block.architecture != "resnet"):
+            return entry.x
+        if module is getattr(block, "conv0", None):
+            return entry.x_mid
+        return None
+
+    def _kept_stage_output(self, synthesis, ws, module, settings):
+        kept = self.checkpoints
+        if kept.network is not synthesis or kept.keys is None:
+            return None
+        stage = kept.stage_of(module)
+        if module is not synthesis.checkpoint_stages()[stage] or (stage + 1) not in kept.inputs:
+            return None
+        if not self.applies(ws, settings.get("noise_mode", "const"), settings.get("noise_generator")):
+            return None
+        if kept.first_changed(synthesis.stage_keys(ws, **settings)) <= stage:
+            return None
+        return kept.inputs[stage + 1]
+
     def rerun_fraction(self, synthesis, ws, noise_mode="const", noise_generator=None, **settings):
         """StyleGAN3 and v1: the estimated share of a whole pass that a pass with these ws and
         settings (as synthesis takes them) would run: 0 when everything comes from the cache, 1
@@ -388,7 +425,7 @@ class LayerCheckpoints:
         """The stage a pass with these keys would start at: the last kept input at or before the
         first changed key (and at or before stage `until`, when given), or 0 (the first stage's
         input is not kept), or the number of stages when nothing changed and the output is kept."""
-        changed = self._first_changed(keys)
+        changed = self.first_changed(keys)
         if changed == self.count and self.output is not None and until is None:
             return self.count
         limit = changed if until is None else min(changed, until)
@@ -400,7 +437,7 @@ class LayerCheckpoints:
         ones. With must_run set (BlockCache.capturing) the pass starts at or before its stage."""
         until = None if self.must_run is None else self.stage_of(self.must_run)
         start = self.plan_start(keys, until)
-        changed = self._first_changed(keys)
+        changed = self.first_changed(keys)
         self.start = start
         if start == self.count:
             return start, self.output
@@ -419,7 +456,7 @@ class LayerCheckpoints:
                 return index
         return 0
 
-    def _first_changed(self, keys):
+    def first_changed(self, keys):
         """The first stage whose key differs from the last pass's (0 when the first key does: the
         whole pass changed), or the number of stages when none does."""
         if self.keys is None or not _same(self.keys[0], keys[0]):

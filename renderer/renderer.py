@@ -297,8 +297,7 @@ class Renderer:
         layered = cache is not None and cache.checkpoints is not None  # StyleGAN3, v1
         if not (layered or (cache is not None and cache.entries and getattr(G, "architecture", "") == "stylegan2")):
             return True
-        same = {name: kwargs[name] for name in ("noise_mode", "noise_strength", "force_fp32", "noise_generator")
-                if name in kwargs}
+        same = _cache_settings(kwargs)
         if not self._block_cache_lock.acquire(blocking=False):
             return True
         try:
@@ -451,43 +450,40 @@ class Renderer:
         self._layers[key] = [(name, shape, res) for name, (shape, res) in found.items()]
 
     def _recent_capture(self, key, G, ws, kwargs, inputs, layer_name, layers, recall=True):
-        """(the layer's output, whether it was kept from lately): another view of the same capture
+        """(the layer's output, whether it came without a pass): another view of the same capture
         (channels, scaling, FFT) needs no pass. inputs: the request's frame_key."""
         captures = self._captures.setdefault(key, RecentFrames(self._captures_bytes))
         capture_key = None if inputs is None else inputs + (layer_name,)
         tensor = captures.get(capture_key) if recall else None
         if tensor is not None:
             return tensor, True
-        tensor = self._capture(key, G, ws, kwargs, layer_name, layers)
-        captures.put(capture_key, tensor)
-        return tensor, False
+        tensor, kept = self._capture(key, G, ws, kwargs, _layer_module(G, layer_name, layers), recall)
+        if tensor is None:
+            raise ValueError(f"layer: {layer_name!r} produced no tensor output")
+        if not kept:  # what the block cache holds stays there
+            captures.put(capture_key, tensor)
+        return tensor, kept
 
-    def _capture(self, key, G, ws, kwargs, layer_name, layers):
-        """Run synthesis until `layer_name` has produced its output; return that tensor. The pass goes
-        through the network's block cache: what comes before the layer's block (StyleGAN2) or stage
-        (StyleGAN3, v1) and is unchanged since the last pass is reused, and what the pass computes
-        on the way is kept for the next one."""
-        name = layer_name[len("synthesis."):] if layer_name.startswith("synthesis.") else layer_name
-        try:
-            module = G.synthesis.get_submodule(name)
-        except AttributeError:
-            valid = [n for n, _, _ in layers]
-            sample = ", ".join(valid[:3] + valid[-3:]) if len(valid) > 6 else ", ".join(valid)
-            raise ValueError(f"layer: no layer named {layer_name!r} in this network (e.g. {sample})") from None
+    def _capture(self, key, G, ws, kwargs, module, recall=True):
+        """(`module`'s output for these inputs, whether the block cache held it): a pass through
+        the network's block cache stopped at the module, where the cache does not hold that output
+        already (recall). What comes before the module's block (StyleGAN2) or stage (StyleGAN3,
+        v1) and is unchanged since the last pass is reused; what the pass computes on the way is
+        kept for the next one."""
         output = None
         if self._block_cache_lock.acquire(blocking=False):
             try:
                 cache = self._block_caches.setdefault(key, BlockCache())
+                kept = cache.kept_output(G.synthesis, ws, module, **_cache_settings(kwargs)) if recall else None
+                if kept is not None:
+                    return kept, True
                 with cache.capturing(module):
                     output = self._run_until(module, G, ws, dict(kwargs, block_cache=cache))
             finally:
                 self._block_cache_lock.release()
         if output is None:  # another thread holds the cache, or the cached pass did not reach the layer
             output = self._run_until(module, G, ws, kwargs)
-        output = _first_tensor(output)
-        if output is None:
-            raise ValueError(f"layer: {layer_name!r} produced no tensor output")
-        return output
+        return _first_tensor(output), False
 
     def _run_until(self, module, G, ws, kwargs):
         """Run synthesis until `module` has produced its output, stop the pass there, return it."""
@@ -544,6 +540,23 @@ def reduced_resolution(G, resolution):
         # 512 px and 0.3-0.56 s at 1024 px on one core here (docs/speed.md).
         resolution = min(resolution, max(SG3_PREVIEW_MIN, G.img_resolution // 16))
     return resolution
+
+
+def _layer_module(G, layer_name, layers):
+    """The synthesis submodule a layer name (as the layer list gives it) names; a readable error else."""
+    name = layer_name[len("synthesis."):] if layer_name.startswith("synthesis.") else layer_name
+    try:
+        return G.synthesis.get_submodule(name)
+    except AttributeError:
+        valid = [n for n, _, _ in layers]
+        sample = ", ".join(valid[:3] + valid[-3:]) if len(valid) > 6 else ", ".join(valid)
+        raise ValueError(f"layer: no layer named {layer_name!r} in this network (e.g. {sample})") from None
+
+
+def _cache_settings(kwargs):
+    """The synthesis settings the block cache compares besides the ws."""
+    return {name: kwargs[name] for name in ("noise_mode", "noise_strength", "force_fp32", "noise_generator")
+            if name in kwargs}
 
 
 def _error_text(exc):

@@ -108,7 +108,8 @@ def test_a_recalled_frame_needs_no_preview(fast_sg2, net_file):
 def test_no_budget_keeps_nothing(fast_sg2, net_file):
     renderer = renderer_for(fast_sg2, recent_frames_bytes=0, recent_captures_bytes=0)
     request = RenderRequest(pkl=net_file, seeds=4)
-    for shown in (request, dataclasses.replace(request, layer="b32.conv1")):
+    # (A ToRGB layer: the features and conv0 outputs of the shown pass come from the block cache.)
+    for shown in (request, dataclasses.replace(request, layer="b32.torgb")):
         renderer.render(shown)
         assert not renderer.render(shown).recalled
 
@@ -129,8 +130,8 @@ def test_other_views_of_a_captured_layer_need_no_pass(fast_sg2, net_file):
         assert frame.recalled and frame.error is None, other
         np.testing.assert_array_equal(frame.image, renderer_for(fast_sg2).render(other).image)
     assert not passes
-    # Anything that decides the layer's values, or another layer: a pass.
-    for changed in (dataclasses.replace(view, layer="b16.conv1"), dataclasses.replace(view, truncation_psi=0.5),
+    # Anything that decides the layer's values, or a layer after it (the capture stopped at b32): a pass.
+    for changed in (dataclasses.replace(view, layer="b64.conv1"), dataclasses.replace(view, truncation_psi=0.5),
                     dataclasses.replace(view, noise_mode="none")):
         assert not renderer.render(changed).recalled, changed
     assert len(passes) == 3

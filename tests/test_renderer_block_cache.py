@@ -266,11 +266,13 @@ def test_a_cancelled_render_leaves_the_cache_sound(request, net_file, network, f
 
 
 def last_stage_layer(G):
-    """A layer of the network's last block (StyleGAN2, v1) or its second-to-last layer (StyleGAN3)."""
+    """A layer of the network's last block or stage whose output the cache does not hold: the
+    ToRGB of StyleGAN2 and 3, v1's conv1."""
     synthesis = G.synthesis
     if G.architecture.startswith("stylegan3"):
-        return synthesis.layer_names[-2]
-    return f"b{synthesis.block_resolutions[-1]}.conv1"
+        return synthesis.layer_names[-1]
+    last = synthesis.block_resolutions[-1]
+    return f"b{last}.torgb" if G.architecture != "stylegan" else f"b{last}.conv1"
 
 
 def passes_run(renderer):
@@ -309,3 +311,49 @@ def test_a_capture_reuses_what_comes_before_its_layer(request, net_file, network
     early = dataclasses.replace(image, mix_layers="1", layer=renderer.layers(image)[2][0], channel_mode="one")
     assert_same_as_fresh(G, renderer.render(early), early)
     assert_same_as_fresh(G, renderer.render(image), image)
+
+
+def test_a_stylegan2_layer_the_block_cache_holds_comes_without_a_pass(fast_sg2, net_file):
+    renderer = renderer_for(fast_sg2)
+    base = RenderRequest(pkl=net_file, seeds=1, mix_seed=2, mix_layers="9")  # the last ToRGB's w
+    renderer.render(base)
+    views = [dataclasses.replace(base, layer=layer, channel_mode="grid")  # features and conv0 outputs are kept
+             for layer in ("b64.conv1", "b64.conv0", "b64", "b16.conv1")]
+    torgb = dataclasses.replace(base, layer="b64.torgb")  # not kept: a pass from b64
+    synthesis_calls = []
+    handle = fast_sg2.synthesis.register_forward_pre_hook(lambda *_: synthesis_calls.append(1))
+    try:
+        frames = [renderer.render(view) for view in views]
+        assert all(frame.recalled for frame in frames) and not synthesis_calls
+        torgb_frame = renderer.render(torgb)
+        assert not torgb_frame.recalled and torgb_frame.reused_blocks == 4 and synthesis_calls
+    finally:
+        handle.remove()
+    for frame, view in zip(frames + [torgb_frame], views + [torgb]):
+        assert_same_as_fresh(fast_sg2, frame, view)
+    # A change that enters at b64 (w 7: its conv0) makes its kept outputs stale: the capture runs.
+    moved = dataclasses.replace(base, mix_layers="7-9", layer="b64.conv1")
+    frame = renderer.render(moved)
+    assert not frame.recalled and frame.reused_blocks == 4
+    assert_same_as_fresh(fast_sg2, frame, moved)
+
+
+@pytest.mark.parametrize("network", ["sg3", "sg1"])
+def test_a_layer_output_kept_as_the_next_input_comes_without_a_pass(request, net_file, network):
+    G = request.getfixturevalue(network)
+    renderer = renderer_for(G)
+    base = RenderRequest(pkl=net_file, seeds=1, truncation_psi=0.8)
+    renderer.render(base)
+    kept = block_cache(renderer).checkpoints
+    names = {module: name for name, module in G.synthesis.named_modules()}
+    stages = G.synthesis.checkpoint_stages()
+    stage = max(kept.inputs) - 1  # the stage whose output is the last kept input
+    view = dataclasses.replace(base, layer=names[stages[stage]], channel_mode="grid")
+    frame = renderer.render(view)
+    assert frame.recalled and frame.error is None
+    assert_same_as_fresh(G, frame, view)
+    # A change before that stage makes the kept input stale: the capture runs.
+    changed = dataclasses.replace(view, mix_seed=2, mix_layers="1")
+    frame = renderer.render(changed)
+    assert not frame.recalled
+    assert_same_as_fresh(G, frame, changed)
