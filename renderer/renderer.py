@@ -717,19 +717,38 @@ def _to_view(tensor, request, is_image):
         scale, offset = _normalization(selected, request.normalize)
         gain = 10 ** (request.gain_db / 20)
         scale, offset = scale * gain, offset * gain
-    pixels = _display_pixels(values, scale * 127.5, offset * 127.5 + 128)
-    if not is_image and request.channel_mode == "grid":
-        pixels = _tile(pixels, fill=0)[None]  # empty cells at the display minimum
+    grid = not is_image and request.channel_mode == "grid"
+    cells = _grid_cells(values) if grid else None
+    pixels = _display_pixels(values, scale * 127.5, offset * 127.5 + 128, cells)
     if pixels.shape[0] == 1:  # grey: the one channel three times, interleaved in one pass
         return torch.stack([pixels[0]] * 3, dim=-1).cpu().numpy(), stats
     return pixels.permute(1, 2, 0).contiguous().cpu().numpy(), stats
 
 
-def _display_pixels(values, scale, offset):
-    """uint8 clamp(values * scale + offset) per channel: values [K, H, W], scale and offset [K]."""
-    count = values.shape[0]
-    line = torch.addcmul(offset.view(count, 1, 1), values, scale.view(count, 1, 1))
-    return line.clamp_(0, 255).to(torch.uint8)
+def _display_pixels(values, scale, offset, cells=None):
+    """uint8 clamp(values * scale + offset) per channel: values [K, H, W], scale and offset [K].
+    One channel at a time, so the float line is a cache-sized temporary, not a [K, H, W] one.
+    cells: (picture, its K cells) from _grid_cells: the channels go there and the picture
+    [1, rows*H, cols*W] is returned; else a [K, H, W] one."""
+    if cells is None:
+        picture = torch.empty(values.shape, dtype=torch.uint8, device=values.device)
+        cells = (picture, list(picture))
+    picture, targets = cells
+    for k, target in enumerate(targets):
+        target.copy_(torch.addcmul(offset[k], values[k], scale[k]).clamp_(0, 255))  # float -> uint8 truncates
+    return picture
+
+
+def _grid_cells(maps):
+    """(a uint8 picture [1, rows*H, cols*W] at the display minimum, views of its cells in row order)
+    for maps [N, H, W]: near-square, the last row's empty cells left dark."""
+    count, height, width = maps.shape
+    cols = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / cols)
+    picture = torch.zeros((1, rows * height, cols * width), dtype=torch.uint8, device=maps.device)
+    cells = [picture[0, (k // cols) * height:(k // cols + 1) * height, (k % cols) * width:(k % cols + 1) * width]
+             for k in range(count)]
+    return picture, cells
 
 
 def _dense_planes(maps):
@@ -747,16 +766,6 @@ def _dense_planes(maps):
     for top in range(0, height, band):
         planes[:, top:top + band] = rows[top:top + band].permute(2, 0, 1)
     return planes
-
-
-def _tile(maps, fill):
-    """[N, H, W] -> one [rows*H, cols*W] picture, near-square, empty cells at `fill`."""
-    count, height, width = maps.shape
-    cols = math.ceil(math.sqrt(count))
-    rows = math.ceil(count / cols)
-    canvas = maps.new_full((rows * cols, height, width), fill)
-    canvas[:count] = maps
-    return canvas.reshape(rows, cols, height, width).permute(0, 2, 1, 3).reshape(rows * height, cols * width)
 
 
 def _upscale_nearest(image, factor):
