@@ -352,8 +352,12 @@ def test_a_layer_output_kept_as_the_next_input_comes_without_a_pass(request, net
     frame = renderer.render(view)
     assert frame.recalled and frame.error is None
     assert_same_as_fresh(G, frame, view)
-    # A change before that stage makes the kept input stale: the capture runs.
-    changed = dataclasses.replace(view, mix_seed=2, mix_layers="1")
-    frame = renderer.render(changed)
-    assert not frame.recalled
-    assert_same_as_fresh(G, frame, changed)
+    # A change before that stage (StyleGAN3: the input transform too) makes the kept input stale.
+    changes = [dataclasses.replace(view, mix_seed=2, mix_layers="1")]
+    if network == "sg3":
+        changes.append(dataclasses.replace(view, transform_rotate=5.0))
+    for changed in changes:
+        renderer.render(dataclasses.replace(view, layer=None))  # the image on screen again
+        frame = renderer.render(changed)
+        assert not frame.recalled
+        assert_same_as_fresh(G, frame, changed)
