@@ -649,7 +649,8 @@ def _normalization(planes, mode):
         return scale, -low * scale - 1
     if mode == "std":
         mean = flat.mean(dim=1)
-        std = torch.tensor([_spread(row, row_mean) for row, row_mean in zip(flat, mean)], dtype=flat.dtype)
+        std = torch.tensor([_spread(row, row_mean) for row, row_mean in zip(flat, mean)], dtype=flat.dtype,
+                           device=flat.device)
         scale = 1 / (2 * std.clamp_min(1e-8))
         return scale, -mean * scale
     return planes.new_ones(count), planes.new_zeros(count)
@@ -717,35 +718,30 @@ def _to_view(tensor, request, is_image):
         scale, offset = _normalization(selected, request.normalize)
         gain = 10 ** (request.gain_db / 20)
         scale, offset = scale * gain, offset * gain
-    grid = not is_image and request.channel_mode == "grid"
-    cells = _grid_cells(values) if grid else None
-    pixels = _display_pixels(values, scale * 127.5, offset * 127.5 + 128, cells)
+    if not is_image and request.channel_mode == "grid":
+        pixels, targets = _grid_cells(values.shape, values.device)
+    else:
+        pixels = targets = torch.empty(values.shape, dtype=torch.uint8, device=values.device)
+    _write_display_pixels(values, scale * 127.5, offset * 127.5 + 128, targets)
     if pixels.shape[0] == 1:  # grey: the one channel three times, interleaved in one pass
         return torch.stack([pixels[0]] * 3, dim=-1).cpu().numpy(), stats
     return pixels.permute(1, 2, 0).contiguous().cpu().numpy(), stats
 
 
-def _display_pixels(values, scale, offset, cells=None):
-    """uint8 clamp(values * scale + offset) per channel: values [K, H, W], scale and offset [K].
-    One channel at a time, so the float line is a cache-sized temporary, not a [K, H, W] one.
-    cells: (picture, its K cells) from _grid_cells: the channels go there and the picture
-    [1, rows*H, cols*W] is returned; else a [K, H, W] one."""
-    if cells is None:
-        picture = torch.empty(values.shape, dtype=torch.uint8, device=values.device)
-        cells = (picture, list(picture))
-    picture, targets = cells
+def _write_display_pixels(values, scale, offset, targets):
+    """targets[k] = uint8 clamp(values[k] * scale[k] + offset[k]) for each channel of values [K, H, W]:
+    one channel at a time, so the float line is a cache-sized temporary, not a [K, H, W] one."""
     for k, target in enumerate(targets):
         target.copy_(torch.addcmul(offset[k], values[k], scale[k]).clamp_(0, 255))  # float -> uint8 truncates
-    return picture
 
 
-def _grid_cells(maps):
-    """(a uint8 picture [1, rows*H, cols*W] at the display minimum, views of its cells in row order)
-    for maps [N, H, W]: near-square, the last row's empty cells left dark."""
-    count, height, width = maps.shape
+def _grid_cells(shape, device="cpu"):
+    """(a dark uint8 picture [1, rows*H, cols*W], views of its N cells in row order) for maps of
+    shape [N, H, W]: near-square, the last row's empty cells left at the display minimum."""
+    count, height, width = shape
     cols = math.ceil(math.sqrt(count))
     rows = math.ceil(count / cols)
-    picture = torch.zeros((1, rows * height, cols * width), dtype=torch.uint8, device=maps.device)
+    picture = torch.zeros((1, rows * height, cols * width), dtype=torch.uint8, device=device)
     cells = [picture[0, (k // cols) * height:(k // cols + 1) * height, (k % cols) * width:(k % cols + 1) * width]
              for k in range(count)]
     return picture, cells
