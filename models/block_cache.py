@@ -158,6 +158,7 @@ class BlockCache:
                 raise RenderCancelled("synthesis cancelled")
             self.blocks_seen += 1
             block = getattr(synthesis, f"b{res}")
+            forced = _holds(block, self.must_run)  # a capture's block: its layers run
             layers = _conv_layers(block)
             conv_inputs, torgb_w = _block_inputs(block, cur_ws, settings, noise_mode, noise_strength)
             entry = self.entries.get(res) if reusing else None
@@ -166,7 +167,7 @@ class BlockCache:
             x_mid = None
 
             if entry is not None and _same(entry.conv_inputs, conv_inputs) and _same(entry.torgb_w, torgb_w):
-                if _holds(block, self.must_run):  # run for its hooks; the outputs equal the kept ones
+                if forced:  # run for its hooks; the outputs equal the kept ones
                     self.blocks_run += 1
                     block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv, **layer_kwargs)
                 else:
@@ -177,7 +178,7 @@ class BlockCache:
                 self._drop_from(res)  # later entries were computed from what is about to change
                 reusing = False
 
-            if _holds(block, self.must_run):
+            if forced:
                 entry = None  # the shortcuts below skip some of the block's layers: run it whole
             if entry is not None and _same(entry.conv_inputs, conv_inputs):
                 # Only the ToRGB w changed: x stands, the image is recomputed from the previous one.
@@ -425,7 +426,10 @@ class LayerCheckpoints:
         """The stage a pass with these keys would start at: the last kept input at or before the
         first changed key (and at or before stage `until`, when given), or 0 (the first stage's
         input is not kept), or the number of stages when nothing changed and the output is kept."""
-        changed = self.first_changed(keys)
+        return self._start(self.first_changed(keys), until)
+
+    def _start(self, changed, until):
+        """plan_start, given the first changed stage."""
         if changed == self.count and self.output is not None and until is None:
             return self.count
         limit = changed if until is None else min(changed, until)
@@ -436,8 +440,8 @@ class LayerCheckpoints:
         nothing changed). Forgets whatever the changes make stale and takes `keys` as the current
         ones. With must_run set (BlockCache.capturing) the pass starts at or before its stage."""
         until = None if self.must_run is None else self.stage_of(self.must_run)
-        start = self.plan_start(keys, until)
         changed = self.first_changed(keys)
+        start = self._start(changed, until)
         self.start = start
         if start == self.count:
             return start, self.output

@@ -185,7 +185,7 @@ class RenderWorker:
         and stopped by any newer request, so that the block cache follows what is shown and the next
         small change (a fine-layer drag) re-renders from where it enters, not from the first block.
         Not for recalled layer views: other views of one capture come recalled one after another,
-        and a capture's pass always reruns the layer's block."""
+        and a capture's pass reruns the layer's block wherever the cache does not hold its output."""
         if not frame.recalled or frame.request.layer is not None:
             return
         request = self._cache_behind = frame.request
