@@ -219,16 +219,55 @@ class BlockCache:
         if self._network is not synthesis or not self.applies(ws, noise_mode, noise_generator):
             return synthesis.block_resolutions[0]
         settings = _settings(force_fp32, fused_modconv, noise_mode, noise_generator)
-        w_idx = 0
-        for res in synthesis.block_resolutions:
-            block = getattr(synthesis, f"b{res}")
-            cur_ws = ws.to(torch.float32).narrow(1, w_idx, block.num_conv + block.num_torgb)
-            w_idx += block.num_conv
+        for res, block, cur_ws in _blocks_with_ws(synthesis, ws):
             conv_inputs, torgb_w = _block_inputs(block, cur_ws, settings, noise_mode, noise_strength)
             entry = self.entries.get(res)
             if entry is None or not (_same(entry.conv_inputs, conv_inputs) and _same(entry.torgb_w, torgb_w)):
                 return res
         return None
+
+    def prepare_noise_drag(self, synthesis, ws, layer, noise_mode="const", noise_strength=1.0, force_fp32=True,
+                           fused_modconv=None, noise_generator=None):
+        """Before a drag of one layer's noise strength starts (the hand is on its slider): compute
+        that layer's convolution output before noise from the kept outputs upstream and keep it
+        as the next pass would, so that the drag's first step already skips the layer's
+        convolution, as its later steps do (StyleGAN2-1024, b512.conv0: 54% -> 41% of a frame).
+        Only where the cache holds the pass of exactly these inputs (the image on screen) and the
+        fast path runs the layer. True when the output is kept (now or already)."""
+        if (self._network is not synthesis or not self.keep_layer_outputs
+                or not self.applies(ws, noise_mode, noise_generator)
+                or self.rerun_from(synthesis, ws, noise_mode=noise_mode, noise_strength=noise_strength,
+                                   force_fp32=force_fp32, fused_modconv=fused_modconv,
+                                   noise_generator=noise_generator) is not None):
+            return False
+        previous = None
+        for res, block, cur_ws in _blocks_with_ws(synthesis, ws):
+            layers = _conv_layers(block)
+            if layer in layers:
+                break
+            previous = self.entries[res]
+        else:
+            return False
+        index = layers.index(layer)
+        entry = self.entries[res]
+        # Where a pass changing this layer's noise would start (run): conv1 from the kept conv0
+        # output; conv0 from the block's input, outside resnet blocks.
+        if index == 1 and entry.x_mid is not None:
+            x = source = entry.x_mid
+        elif index == 0 and len(layers) == 2 and block.architecture != "resnet" and previous is not None:
+            source = previous.x
+            x = block.layer_input(source, cur_ws, force_fp32)
+        else:
+            return False
+        w = cur_ws[:, index]
+        if not (layer.fast and fast_stylegan2.usable(x, w, layer) and fast_stylegan2.layer_usable(layer)):
+            return False
+        kept = self.pre_noise
+        if kept is not None and kept.fits(res, index, w, source):
+            return True
+        self.pre_noise = None  # free the old one before the new one is made
+        self.pre_noise = _PreNoise(res, index, w.clone(), source, fast_stylegan2.layer_before_noise(layer, x, w))
+        return True
 
     def kept_output(self, synthesis, ws, module, **settings):
         """What `module` output in the last pass, where the cache holds it and nothing that decides
@@ -354,6 +393,15 @@ def _block_inputs(block, cur_ws, settings, noise_mode, noise_strength):
                         for i, layer in enumerate(layers))
     conv_inputs += ((settings, bool(getattr(block, "fast", False))),)
     return conv_inputs, torgb_w
+
+
+def _blocks_with_ws(synthesis, ws):
+    """(resolution, block, its ws rows [1, n, w_dim] in float32) for each block, in order."""
+    w_idx = 0
+    for res in synthesis.block_resolutions:
+        block = getattr(synthesis, f"b{res}")
+        yield res, block, ws.to(torch.float32).narrow(1, w_idx, block.num_conv + block.num_torgb)
+        w_idx += block.num_conv
 
 
 def _detached(conv_inputs):

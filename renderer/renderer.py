@@ -169,6 +169,31 @@ class Renderer:
         except Exception:  # RenderCancelled included: nothing to show either way
             return False
 
+    def prepare_noise_drag(self, request, layer_name):
+        """Before a drag of one layer's noise strength (RenderWorker.prepare_noise_drag): that
+        layer's convolution output before noise, computed from the block cache's pass of `request`
+        (the image on screen) and kept there, so that the drag's first step skips the convolution
+        as its later steps do (BlockCache.prepare_noise_drag). True when kept; False where that
+        does not apply (no StyleGAN2 cache of this request, a layer view) or on an error (the
+        real render reports those)."""
+        try:
+            key, G = self.load(request)
+            cache = self._block_caches.get(key)
+            if cache is None or request.layer is not None or getattr(G, "architecture", "") != "stylegan2":
+                return False
+            layer = _layer_module(G, layer_name, [])
+            with torch.no_grad():
+                ws = self._compute_ws(key, G, request)
+                kwargs = self._synthesis_kwargs(G, request, None)
+                if not self._block_cache_lock.acquire(blocking=False):
+                    return False
+                try:
+                    return cache.prepare_noise_drag(G.synthesis, ws, layer, **_cache_settings(kwargs))
+                finally:
+                    self._block_cache_lock.release()
+        except Exception:
+            return False
+
     def load(self, request):
         """The generator a request names (cached per file, device and precision)."""
         path = Path(request.pkl) if request.pkl else DEFAULT_MODEL

@@ -73,12 +73,26 @@ class RenderWorker:
         after), and heap memory for the block cache's re-renders. A submit stops it at its next
         block. Returns whether it was queued."""
         with self._cond:
-            if self._closing or self._busy or self._pending is not None:
-                return False
-            self._pending = _PrepareForDrags(request, resolution)
-            self._ticket += 1
-            self._cond.notify_all()
-            return True
+            return self._queue_preparation(lambda should_stop: self.renderer.prepare_for_drags(
+                request, resolution, should_stop=should_stop))
+
+    def prepare_noise_drag(self, request, layer_name):
+        """In the background, when nothing else is queued or rendering: before a drag of one layer's
+        noise strength (the hand just went down on its slider), that layer's convolution output
+        before noise (Renderer.prepare_noise_drag), so that the drag's first step costs what its
+        later ones do. The first step, if it comes sooner, waits for the one layer. Returns whether
+        it was queued."""
+        with self._cond:
+            return self._queue_preparation(lambda should_stop: self.renderer.prepare_noise_drag(request, layer_name))
+
+    def _queue_preparation(self, run):
+        """Queue run(should_stop) unless the worker is closing, busy or has a request waiting (under the lock)."""
+        if self._closing or self._busy or self._pending is not None:
+            return False
+        self._pending = _Preparation(run)
+        self._ticket += 1
+        self._cond.notify_all()
+        return True
 
     def latest(self):
         """The newest finished Frame, or None before the first one."""
@@ -133,9 +147,8 @@ class RenderWorker:
                 self._pending = None
                 self._busy = True
             try:
-                if isinstance(request, _PrepareForDrags):
-                    self.renderer.prepare_for_drags(request.request, request.resolution,
-                                                  should_stop=lambda: self._is_stale(ticket))
+                if isinstance(request, _Preparation):
+                    request.run(lambda: self._is_stale(ticket))
                 else:
                     self._render(request, ticket)
             finally:
@@ -212,8 +225,8 @@ class RenderWorker:
                 traceback.print_exc()
 
 
-class _PrepareForDrags:
-    """A queued preparation: a preview made and not published, heap faulted in (RenderWorker.prepare_for_drags)."""
+class _Preparation:
+    """Queued work that shows nothing (prepare_for_drags, prepare_noise_drag): run(should_stop)."""
 
-    def __init__(self, request, resolution):
-        self.request, self.resolution = request, resolution
+    def __init__(self, run):
+        self.run = run

@@ -277,6 +277,11 @@ def test_dragging_a_fine_layers_noise_strength_re_renders_from_the_cache_like_he
     x0, y0, x1, y1 = screen_pos(rects, slider)
     count = len(app.frames())
     y = (y0 + y1) / 2
+    # The hand over the slider: the renderer, idle, prepares the layer for a drag (its convolution
+    # before noise), so that the first step skips it like the later ones (tests/test_speed_paths.py).
+    app.screen.move(x0 + (x1 - x0) * 0.25, y)
+    app.wait_for(lambda events: [e for e in events if e["event"] == "prepare_noise_drag"
+                                 and e["layer"] == "b64.conv1"], 30, "the drag prepared on hover")
     app.screen.drag(x0 + (x1 - x0) * 0.25, y, x0 + (x1 - x0) * 0.9, y, steps=10, pause=0.08)
     last, values = settled_frame(app)
     strengths = dict(values["noise_layer_strength"])

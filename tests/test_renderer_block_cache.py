@@ -85,6 +85,33 @@ def test_fine_changes_skip_the_preview_coarse_ones_do_not(fast_sg2, net_file):
     assert_same_as_fresh(fast_sg2, renderer.render(coarse), coarse)
 
 
+@pytest.mark.parametrize("layer", ["b64.conv0", "b32.conv1"])
+def test_a_noise_drag_prepared_when_the_hand_goes_down_skips_the_convolution_from_its_first_step(
+        fast_sg2, net_file, layer):
+    from renderer.worker import RenderWorker
+
+    request = RenderRequest(pkl=net_file, seeds=1, truncation_psi=0.7, noise_mode="random", noise_seed=3)
+    renderer = renderer_for(fast_sg2)
+    assert not renderer.prepare_noise_drag(request, layer)  # nothing rendered yet
+    frames = []
+    with RenderWorker(renderer, num_threads=0, on_frame=frames.append) as worker:
+        worker.submit(request)
+        assert worker.wait_idle(timeout=60)
+        assert worker.prepare_noise_drag(request, layer)  # idle: queued
+        assert worker.wait_idle(timeout=60)
+        assert len(frames) == 1  # it shows nothing
+    cache = block_cache(renderer)
+    assert cache.pre_noise is not None
+    step = dataclasses.replace(request, noise_layer_strength=((layer, 1.6),))
+    frame = renderer.render(step)  # the drag's first step
+    assert cache.convs_skipped == 1
+    assert_same_as_fresh(fast_sg2, frame, step)
+    # Where it does not apply: a layer view, a name the network lacks, another request than the cached one.
+    assert not renderer.prepare_noise_drag(dataclasses.replace(step, layer="b16.conv1"), layer)
+    assert not renderer.prepare_noise_drag(step, "b64.conv9")
+    assert not renderer.prepare_noise_drag(dataclasses.replace(step, seeds=2), layer)
+
+
 def test_a_second_thread_on_the_same_renderer_renders_uncached(fast_sg2, net_file):
     renderer = renderer_for(fast_sg2)
     request = RenderRequest(pkl=net_file, seeds=1)

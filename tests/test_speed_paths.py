@@ -377,6 +377,41 @@ def test_noise_drag_skips_the_dragged_layers_convolution_from_its_second_step(la
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("layer", ["b64.conv0", "b64.conv1", "b128.conv0", "b128.conv1"])
+@pytest.mark.parametrize("noise_mode", ["const", "random"])
+def test_a_prepared_noise_drag_skips_the_convolution_from_its_first_step(layer, noise_mode):
+    G = _random_generator(128).set_reference(False)
+    cache = BlockCache()
+    ws = G.mapping(torch.randn([1, G.z_dim]), None)
+    generator = torch.Generator()
+    module = G.synthesis.get_submodule(layer)
+
+    def settings(strength):
+        kwargs = dict(noise_mode=noise_mode, noise_strength={layer: strength})
+        if noise_mode == "random":
+            kwargs["noise_generator"] = generator.manual_seed(5)
+        return kwargs
+
+    # Nothing to prepare from before a pass of these very inputs.
+    assert not cache.prepare_noise_drag(G.synthesis, ws, module, **settings(1.0))
+    G.synthesis(ws, block_cache=cache, **settings(1.0))
+    other = ws.clone()
+    other[:, 1] += 1
+    assert not cache.prepare_noise_drag(G.synthesis, other, module, **settings(1.0))
+    calls = []
+    module.register_forward_hook(lambda *_: calls.append(1))  # the layer's own forward: not needed
+    assert cache.prepare_noise_drag(G.synthesis, ws, module, **settings(1.0))
+    assert cache.pre_noise is not None and not calls
+    img = G.synthesis(ws, block_cache=cache, **settings(1.7))  # the drag's first step
+    assert cache.convs_skipped == 1
+    assert torch.equal(img, G.synthesis(ws, **settings(1.7)))
+    assert cache.prepare_noise_drag(G.synthesis, ws, module, **settings(1.7))  # kept already
+    # The first layer has no noise-free input kept to start from; ToRGB layers have no noise.
+    assert not cache.prepare_noise_drag(G.synthesis, ws, G.synthesis.b4.conv1, **settings(1.7))
+    assert not cache.prepare_noise_drag(G.synthesis, ws, G.synthesis.b128.torgb, **settings(1.7))
+
+
+@torch.no_grad()
 def test_cancelled_pass_leaves_no_stale_entries():
     G = _random_generator(128).set_reference(False)
     cache = BlockCache()

@@ -15,6 +15,7 @@ class TruncationPanel(Panel):
         self.num_ws = 0
         self.noise_layers = []
         self.layer_sliders = {}
+        self.prepared_for = None  # (layer, state version) of the last noise drag prepared
 
     def build(self):
         self.slider_float("truncation_psi", tag="truncation_psi", width=-130)
@@ -32,6 +33,8 @@ class TruncationPanel(Panel):
         self.slider_float("noise_strength", tag="noise_strength", width=-130, fmt="%.2fx")
         with dpg.tree_node(label="Per-layer strength", tag="noise_layers_node", default_open=False):
             dpg.add_group(tag="noise_layers")
+        with dpg.item_handler_registry() as self.hover_handlers:
+            dpg.add_item_hover_handler(callback=self.on_layer_slider_hovered)
         self.sync_cutoff()
 
     def on_cutoff(self, sender=None, value=None):
@@ -56,6 +59,20 @@ class TruncationPanel(Panel):
             del strengths[layer]  # 1.0 is the default: keep the request short
         self.app.edit("noise_layer_strength", strengths)
 
+    def on_layer_slider_hovered(self, sender, item):
+        """The mouse is over a layer's slider: the renderer prepares that layer for a drag (its
+        convolution before noise), so that the drag's first step is as quick as the later ones.
+        Not on the press: a click on a slider moves its value in the same UI frame. Once per layer
+        and state, when the renderer is idle (hover handlers fire every frame)."""
+        name = (dpg.get_item_alias(item) or "")[len("noise_layer_"):]
+        wanted = (name, self.app.state.version)
+        if name not in self.layer_sliders or wanted == self.prepared_for:
+            return
+        if self.app.engine.prepare_noise_drag(self.app.state, name):
+            self.prepared_for = wanted
+            if self.app.log:
+                self.app.log.write("prepare_noise_drag", layer=name)
+
     def rebuild_layer_sliders(self):
         dpg.delete_item("noise_layers", children_only=True)
         self.layer_sliders = {}
@@ -68,6 +85,7 @@ class TruncationPanel(Panel):
                 label=name, tag=f"noise_layer_{name}", parent="noise_layers", width=-130, min_value=0.0,
                 max_value=4.0, format="%.2fx",
                 default_value=float(strengths.get(name, 1.0)), callback=self.on_layer_strength, user_data=name)
+            dpg.bind_item_handler_registry(self.layer_sliders[name], self.hover_handlers)
 
     def on_model(self, info):
         self.num_ws = int(info.get("num_ws") or 0)
