@@ -66,8 +66,8 @@ class TruncationPanel(Panel):
         and state, when the renderer is idle (hover handlers fire every frame)."""
         name = (dpg.get_item_alias(item) or "")[len("noise_layer_"):]
         wanted = (name, self.app.state.version)
-        if name not in self.layer_sliders or wanted == self.prepared_for:
-            return
+        if name not in self.layer_sliders or wanted == self.prepared_for or dpg.is_item_active(item):
+            return  # (while it is dragged, each step keeps the layer's convolution for the next)
         if self.app.engine.prepare_noise_drag(self.app.state, name):
             self.prepared_for = wanted
             if self.app.log:
