@@ -405,15 +405,16 @@ def print_tables(results):
               f"cache {r['cache_mb']} MB, {r.get('cache_mb_max', r['cache_mb'])} MB {kept}; "
               f"re-render == uncached render: {r['rerender_exact']})")
         print()
-        print("| change | first step s | of a full frame | later steps s | of a full frame "
-              "| first step, prepared on hover s | of a full frame |")
-        print("|---|---|---|---|---|---|---|")
+        # StyleGAN2 only: later steps of a drag, and its first step prepared on hover (noise changes)
+        extra = [(key, title) for key, title in (("rerender_later", "later steps"),
+                                                 ("rerender_prepared", "first step, prepared on hover"))
+                 if r.get(f"{key}_s")]
+        print("| change | first step s | of a full frame |" + "".join(f" {t} s | of a full frame |" for _, t in extra))
+        print("|---|---|---|" + "---|---|" * len(extra))
         for change, seconds in r["rerender_s"].items():
-            cells = []
-            for key in ("rerender_later", "rerender_prepared"):
-                value = r.get(f"{key}_s", {}).get(change)
-                cells.append(f"{value:.2f} | {r[f'{key}_fraction'][change]:.0%}" if value is not None else "- | -")
-            print(f"| {change} | {seconds:.2f} | {r['rerender_fraction'][change]:.0%} | {' | '.join(cells)} |")
+            cells = "".join(f" {r[f'{key}_s'][change]:.2f} | {r[f'{key}_fraction'][change]:.0%} |"
+                            if change in r[f"{key}_s"] else " - | - |" for key, _ in extra)
+            print(f"| {change} | {seconds:.2f} | {r['rerender_fraction'][change]:.0%} |{cells}")
 
 
 def main():
