@@ -69,8 +69,8 @@ class Engine:
         return self.worker.prepare_for_drags(self.request_for(state), preview_resolution(img_resolution))
 
     def prepare_noise_drag(self, state, layer_name):
-        """The hand went down on one layer's noise-strength slider: while the window is idle, make
-        the first step of the drag as quick as the next (RenderWorker.prepare_noise_drag)."""
+        """The mouse is over one layer's noise-strength slider: while the renderer is idle, make the
+        first step of a drag as quick as the next (RenderWorker.prepare_noise_drag)."""
         return self.worker.prepare_noise_drag(self.request_for(state), layer_name)
 
     def submit(self, state):

@@ -228,12 +228,14 @@ class BlockCache:
 
     def prepare_noise_drag(self, synthesis, ws, layer, noise_mode="const", noise_strength=1.0, force_fp32=True,
                            fused_modconv=None, noise_generator=None):
-        """Before a drag of one layer's noise strength starts (the hand is on its slider): compute
+        """Before a drag of one layer's noise strength starts (the mouse is over its slider): compute
         that layer's convolution output before noise from the kept outputs upstream and keep it
         as the next pass would, so that the drag's first step already skips the layer's
-        convolution, as its later steps do (StyleGAN2-1024, b512.conv0: 54% -> 41% of a frame).
-        Only where the cache holds the pass of exactly these inputs (the image on screen) and the
-        fast path runs the layer. True when the output is kept (now or already)."""
+        convolution, as its later steps do (StyleGAN2-1024, b512.conv0: 53% -> 42% of a frame).
+        Only where the cache holds the pass of exactly these inputs (the image on screen), the
+        layer has noise and the fast path runs it. True when the output is kept (now or already)."""
+        if noise_mode == "none" or not getattr(layer, "use_noise", False):
+            return False  # its strength changes nothing
         if (self._network is not synthesis or not self.keep_layer_outputs
                 or not self.applies(ws, noise_mode, noise_generator)
                 or self.rerun_from(synthesis, ws, noise_mode=noise_mode, noise_strength=noise_strength,

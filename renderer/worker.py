@@ -78,7 +78,7 @@ class RenderWorker:
 
     def prepare_noise_drag(self, request, layer_name):
         """In the background, when nothing else is queued or rendering: before a drag of one layer's
-        noise strength (the hand just went down on its slider), that layer's convolution output
+        noise strength (the mouse is over its slider), that layer's convolution output
         before noise (Renderer.prepare_noise_drag), so that the drag's first step costs what its
         later ones do. The first step, if it comes sooner, waits for the one layer. Returns whether
         it was queued."""

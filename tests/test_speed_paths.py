@@ -409,6 +409,9 @@ def test_a_prepared_noise_drag_skips_the_convolution_from_its_first_step(layer, 
     # The first layer has no noise-free input kept to start from; ToRGB layers have no noise.
     assert not cache.prepare_noise_drag(G.synthesis, ws, G.synthesis.b4.conv1, **settings(1.7))
     assert not cache.prepare_noise_drag(G.synthesis, ws, G.synthesis.b128.torgb, **settings(1.7))
+    # Without noise a strength changes nothing: nothing to prepare.
+    G.synthesis(ws, block_cache=cache, noise_mode="none")
+    assert not cache.prepare_noise_drag(G.synthesis, ws, module, noise_mode="none")
 
 
 @torch.no_grad()
