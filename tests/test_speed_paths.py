@@ -347,20 +347,30 @@ def test_cache_with_seeded_random_noise_replays_skipped_draws():
     assert cache.blocks_run == 5
 
 
+def _noise_drag(layer, noise_mode):
+    """A 128 px network on the fast path, an empty cache, ws, and settings(strength): the synthesis
+    settings of one step of a drag of `layer`'s noise strength (random noise seeded the same each time)."""
+    G = _random_generator(128).set_reference(False)
+    ws = G.mapping(torch.randn([1, G.z_dim]), None)
+    generator = torch.Generator()
+
+    def settings(strength):
+        kwargs = dict(noise_mode=noise_mode, noise_strength={layer: strength})
+        if noise_mode == "random":
+            kwargs["noise_generator"] = generator.manual_seed(5)
+        return kwargs
+
+    return G, BlockCache(), ws, settings
+
+
 @torch.no_grad()
 @pytest.mark.parametrize("layer", ["b64.conv0", "b64.conv1", "b128.conv0"])
 @pytest.mark.parametrize("noise_mode", ["const", "random"])
 def test_noise_drag_skips_the_dragged_layers_convolution_from_its_second_step(layer, noise_mode):
-    G = _random_generator(128).set_reference(False)
-    cache = BlockCache()
-    ws = G.mapping(torch.randn([1, G.z_dim]), None)
-    generator = torch.Generator()
+    G, cache, ws, settings = _noise_drag(layer, noise_mode)
 
     def render(strength, cached=True):
-        kwargs = dict(noise_mode=noise_mode, noise_strength={layer: strength})
-        if noise_mode == "random":
-            kwargs["noise_generator"] = generator.manual_seed(5)
-        return G.synthesis(ws, block_cache=cache if cached else None, **kwargs)
+        return G.synthesis(ws, block_cache=cache if cached else None, **settings(strength))
 
     render(1.0)
     for step, strength in enumerate([1.5, 2.0, 0.0, 2.0]):  # a drag, then back to a value seen before
@@ -380,18 +390,8 @@ def test_noise_drag_skips_the_dragged_layers_convolution_from_its_second_step(la
 @pytest.mark.parametrize("layer", ["b64.conv0", "b64.conv1", "b128.conv0", "b128.conv1"])
 @pytest.mark.parametrize("noise_mode", ["const", "random"])
 def test_a_prepared_noise_drag_skips_the_convolution_from_its_first_step(layer, noise_mode):
-    G = _random_generator(128).set_reference(False)
-    cache = BlockCache()
-    ws = G.mapping(torch.randn([1, G.z_dim]), None)
-    generator = torch.Generator()
+    G, cache, ws, settings = _noise_drag(layer, noise_mode)
     module = G.synthesis.get_submodule(layer)
-
-    def settings(strength):
-        kwargs = dict(noise_mode=noise_mode, noise_strength={layer: strength})
-        if noise_mode == "random":
-            kwargs["noise_generator"] = generator.manual_seed(5)
-        return kwargs
-
     # Nothing to prepare from before a pass of these very inputs.
     assert not cache.prepare_noise_drag(G.synthesis, ws, module, **settings(1.0))
     G.synthesis(ws, block_cache=cache, **settings(1.0))
