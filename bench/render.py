@@ -1,5 +1,6 @@
 """Benchmark the renderer: full frame time, preview latency, new-submit latency while a render is in flight,
 frames on screen during a continuous slider drag, the mixing range dragged and back (recent frames),
+the first step of a noise-strength drag with and without the window's hover preparation,
 other views of a captured layer, and the reduced-render previews (orig/resnet StyleGAN2,
 StyleGAN3) against the full frame."""
 
@@ -221,6 +222,53 @@ def bench_mix_drag(renderer, pkl, device, preview_resolution, threads, steps=7):
                   f"{kind:<8} {(full_stamp - start) * 1000:10.1f}")
 
 
+NOISE_DRAG_LAYERS = ("b256.conv1", "b512.conv0", "b512.conv1", "b1024.conv0", "b1024.conv1")
+
+
+def bench_noise_drag(renderer, pkl, device, preview_resolution, threads, layers, strength=1.5, repeats=3):
+    """The first step of a drag of one layer's noise strength, through a worker as the window runs it:
+    straight after the frame (nothing kept for the layer), and after the window prepared the layer
+    because the mouse rested on its slider (RenderWorker.prepare_noise_drag). Each case starts from
+    a new seed, so the block cache holds the pass of the image on screen and nothing of the layer."""
+    watch = FrameWatch()
+    print(f"noise drag, first step (worker with previews at {preview_resolution} px; ms from submit to the full "
+          f"frame, minimum of {repeats})")
+    print(f"  {'layer':<12} {'full frame':>10} {'first step':>10} {'prepared on hover':>17}")
+    with RenderWorker(renderer, preview=True, preview_resolution=preview_resolution, num_threads=threads,
+                      on_frame=watch) as worker:
+        seed = 100
+        first = RenderRequest(pkl=pkl, device=device, seeds=seed)
+        worker.submit(first)  # the network's first frame, then what the window prepares after it
+        worker.wait_idle()
+        worker.prepare_for_drags(first, preview_resolution)
+        worker.wait_idle()
+        for layer in layers:
+            times = {"full": [], "plain": [], "hovered": []}
+            for _ in range(repeats):  # interleaved; the minimum of each
+                for prepared in (False, True):
+                    seed += 1
+                    base = RenderRequest(pkl=pkl, device=device, seeds=seed)
+                    watch.frames.clear()
+                    start = time.perf_counter()
+                    worker.submit(base)
+                    full_stamp, _ = watch.wait_for(lambda f: f.request == base and not f.preview)
+                    worker.wait_idle()
+                    times["full"].append(full_stamp - start)
+                    if prepared and not worker.prepare_noise_drag(base, layer):
+                        raise RuntimeError("the worker did not take the preparation")
+                    worker.wait_idle()
+                    step = dataclasses.replace(base, noise_layer_strength=((layer, strength),))
+                    watch.frames.clear()
+                    start = time.perf_counter()
+                    worker.submit(step)
+                    stamp, _ = watch.wait_for(lambda f: f.request == step and not f.preview)
+                    times["hovered" if prepared else "plain"].append(stamp - start)
+                    worker.wait_idle()
+            times = {key: min(values) for key, values in times.items()}
+            full, plain, hovered = (times[key] * 1000 for key in ("full", "plain", "hovered"))
+            print(f"  {layer:<12} {full:10.0f} {plain:10.0f} ({plain / full:4.0%}) {hovered:9.0f} ({hovered / full:4.0%})")
+
+
 def bench_layer_views(label, renderer, pkl, device, threads, layers):
     """The Layers view: a layer captured right after the image of the same inputs (the block cache
     holds everything before the layer's block or stage), then for a new seed (a pass up to the layer),
@@ -316,6 +364,8 @@ def main():
                         help="worker torch threads (default: half the cores, as the window)")
     parser.add_argument("--reduced-only", action="store_true", help="only the reduced-render preview table")
     parser.add_argument("--drag-only", action="store_true", help="only the StyleGAN2-1024 mix range and slider drags")
+    parser.add_argument("--noise-drag-only", action="store_true",
+                        help="only the first step of StyleGAN2-1024 noise drags, with and without the hover preparation")
     parser.add_argument("--views-only", action="store_true", help="only the layer views (StyleGAN2-1024, StyleGAN3-T 1024)")
     args = parser.parse_args()
     threads = args.threads if args.threads is not None else ui_threads()
@@ -334,10 +384,16 @@ def main():
             renderer.render(RenderRequest(pkl=str(Path(__file__)), device=device, seeds=0))  # load, layer list
             bench_layer_views(label, renderer, str(Path(__file__)), device, threads, layers)
         return
+    if args.noise_drag_only:
+        G = full_size_sg2_1024().to(device)
+        bench_noise_drag(Renderer(device, load=lambda path, device="cpu": G), str(Path(__file__)), device, 1024 // 8,
+                         threads, NOISE_DRAG_LAYERS)
+        return
     if args.drag_only:
         G = full_size_sg2_1024().to(device)
         renderer = Renderer(device, load=lambda path, device="cpu": G)
         bench_mix_drag(renderer, str(Path(__file__)), device, args.preview_resolution, threads)
+        bench_noise_drag(renderer, str(Path(__file__)), device, 1024 // 8, threads, NOISE_DRAG_LAYERS)
         bench_continuous_drag("stylegan2-1024", renderer, str(Path(__file__)), device, 1024 // 8, threads)
         for config, res in (("t", 512), ("r", 512), ("t", 1024), ("r", 1024)):
             G = random_sg3(config, res).to(device)
@@ -360,6 +416,7 @@ def main():
         bench_network("stylegan2-1024 random", lambda: renderer, str(Path(__file__)), device, args.repeats,
                       args.preview_resolution, threads)
         bench_mix_drag(renderer, str(Path(__file__)), device, args.preview_resolution, threads)
+        bench_noise_drag(renderer, str(Path(__file__)), device, 1024 // 8, threads, NOISE_DRAG_LAYERS)
         bench_continuous_drag("stylegan2-1024", renderer, str(Path(__file__)), device, 1024 // 8, threads)
         bench_layer_views("stylegan2-1024", renderer, str(Path(__file__)), device, threads, ("b512.conv1", "b1024.conv1"))
     bench_reduced_previews(device, args.repeats, threads, args.fixtures)
