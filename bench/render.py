@@ -242,28 +242,27 @@ def bench_noise_drag(renderer, pkl, device, preview_resolution, threads, layers,
         worker.wait_idle()
         worker.prepare_for_drags(first, preview_resolution)
         worker.wait_idle()
+
+        def seconds_to_full_frame(request):
+            watch.frames.clear()
+            start = time.perf_counter()
+            worker.submit(request)
+            stamp, _ = watch.wait_for(lambda f: f.request == request and not f.preview)
+            worker.wait_idle()
+            return stamp - start
+
         for layer in layers:
             times = {"full": [], "plain": [], "hovered": []}
             for _ in range(repeats):  # interleaved; the minimum of each
                 for prepared in (False, True):
                     seed += 1
                     base = RenderRequest(pkl=pkl, device=device, seeds=seed)
-                    watch.frames.clear()
-                    start = time.perf_counter()
-                    worker.submit(base)
-                    full_stamp, _ = watch.wait_for(lambda f: f.request == base and not f.preview)
-                    worker.wait_idle()
-                    times["full"].append(full_stamp - start)
+                    times["full"].append(seconds_to_full_frame(base))
                     if prepared and not worker.prepare_noise_drag(base, layer):
                         raise RuntimeError("the worker did not take the preparation")
                     worker.wait_idle()
                     step = dataclasses.replace(base, noise_layer_strength=((layer, strength),))
-                    watch.frames.clear()
-                    start = time.perf_counter()
-                    worker.submit(step)
-                    stamp, _ = watch.wait_for(lambda f: f.request == step and not f.preview)
-                    times["hovered" if prepared else "plain"].append(stamp - start)
-                    worker.wait_idle()
+                    times["hovered" if prepared else "plain"].append(seconds_to_full_frame(step))
             times = {key: min(values) for key, values in times.items()}
             full, plain, hovered = (times[key] * 1000 for key in ("full", "plain", "hovered"))
             print(f"  {layer:<12} {full:10.0f} {plain:10.0f} ({plain / full:4.0%}) {hovered:9.0f} ({hovered / full:4.0%})")
