@@ -236,10 +236,13 @@ def test_blending_a_second_seed_and_animating_through_seed_space(app, tmp_path):
     np.testing.assert_array_equal(shown_image(frame), headless_render(frame["request"], tmp_path))
     app.screen.click(*centre(screen_pos(app.rects(), "image")))
     app.screen.key("Home")  # one seed again
-    app.wait_for_frame(len(app.frames()) - 1, lambda f: f["request"]["seeds"] == [[0, 1.0]] and not f["preview"])
+    single = app.wait_for_frame(len(app.frames()) - 1,
+                                lambda f: f["request"]["seeds"] == [[0, 1.0]] and not f["preview"])
+    # The blend row is gone, so the checkbox moved up: its place as laid out after that frame.
+    rects = app.wait_for_rects(after_time=single["time"])
     # Animate: the seed position moves on by itself, frames keep coming; unticked, it stops.
     count = len(app.frames())
-    app.screen.click(*centre(screen_pos(app.rects(), "animate")))
+    app.screen.click(*centre(screen_pos(rects, "animate")))
     moving = app.wait_for(lambda _: (lambda fs: fs if len({f["request"]["seed_xy"][0] for f in fs
                                                             if f["request"]["seed_xy"]}) >= 3 else None)(
         app.frames()[count:]), 30, "three frames of the animation")

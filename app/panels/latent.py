@@ -63,6 +63,10 @@ class LatentPanel(Panel):
         if c_dim == 0 and self.app.state["class_idx"] is not None:
             self.app.state.values["class_idx"] = None  # an unconditional network takes no label
 
+    def layout_state(self):
+        """What moves this panel's controls: the blend rows above the animation checkbox."""
+        return len(self.shown_rows)
+
     def on_random(self):
         self.app.edit_many({"seed_x": float(random.randrange(0, 1 << 24)), "seed_y": 0.0}, coalesce=False)
         self.sync()
