@@ -55,11 +55,14 @@ def test_mixing_the_last_layer_comes_from_the_cache_without_a_preview(sg3_app, t
     rects = app.rects()
     last_box = max((name for name in rects["rects"] if name.startswith("mix_box_")),
                    key=lambda name: int(name.rsplit("_", 1)[1]))
-    app.screen.click(*centre(screen_pos(rects, last_box)))  # the last w (the ToRGB's) from the mix seed
-    time.sleep(0.3)
-    if not app.rects()["values"]["mix_enabled"]:
-        app.screen.click(*centre(screen_pos(rects, "mix_enabled")))
     index = last_box.rsplit("_", 1)[1]
+    clicked = time.time()
+    app.screen.click(*centre(screen_pos(rects, last_box)))  # the last w (the ToRGB's) from the mix seed
+    # The state as logged after the click has been applied (rects logged before it would say the old one).
+    values = app.wait_for(lambda _: (lambda r: r["values"] if r and list(r["values"]["mix_layers"]) == [int(index)] else None)(
+        app.rects(after_time=clicked)), 30, "the box to be ticked")
+    if not values["mix_enabled"]:
+        app.screen.click(*centre(screen_pos(rects, "mix_enabled")))
     frame = app.wait_for_frame(count, lambda f: f["request"]["mix_layers"] == index, full=False)
     assert not frame["preview"], "re-running the last layer is itself the quick frame"
     assert frame["reused"] >= 10, "the layers before the last one came from the cache"
