@@ -1,5 +1,6 @@
 """Engine: the app's one door to the renderer (requests out, frames in), and readers for what a Frame carries."""
 
+import dataclasses
 import os
 import re
 
@@ -72,6 +73,21 @@ class Engine:
         """The mouse is over one layer's noise-strength slider: while the renderer is idle, make the
         first step of a drag as quick as the next (RenderWorker.prepare_noise_drag)."""
         return self.worker.prepare_noise_drag(self.request_for(state), layer_name)
+
+    def image_ws(self, state):
+        """The ws [num_ws, w_dim] of the image the state asks for, before its directions (mapping,
+        truncation, seed blend and style mixing baked in): a w to freeze and edit. Quick once the
+        network is loaded (the window asks only then): the mapping network only."""
+        request = dataclasses.replace(self.request_for(state), w_offset=None)
+        return self.renderer.compute_ws(request)[0].cpu().numpy().astype("float64")
+
+    def seed_ws(self, state, seed):
+        """One seed's ws [num_ws, w_dim] at psi 1, on the state's network and class: the ends of a
+        direction between two seeds."""
+        request = dataclasses.replace(self.request_for(state), seeds=((int(seed), 1.0),), seed_xy=None, z=None,
+                                      w=None, mix_seed=None, mix_w=None, mix_layers="", w_offset=None,
+                                      truncation_psi=1.0, truncation_cutoff=None)
+        return self.renderer.compute_ws(request)[0].cpu().numpy().astype("float64")
 
     def submit(self, state):
         request = self.request_for(state)

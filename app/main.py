@@ -405,8 +405,9 @@ class App:
 
     def animate(self, dt):
         if self.state["animate"] and self.state["animate_speed"] > 0:
-            # Animation moves the seed without filling the undo history.
+            # Animation moves the seed without filling the undo history (and walks the seeds, not a loaded vector).
             self.state.values["seed_x"] = round(self.state["seed_x"] + self.state["animate_speed"] * dt, 4)
+            self.state.values["latent"] = None
             self.state.version += 1
             self.panel("Latent").sync()
 

@@ -35,6 +35,10 @@ PARAMS = [
     Param("blend_seeds", (), "Blend", tooltip="Extra (seed, weight) pairs blended with the main seed"),
     Param("blend_space", "w", "Blend in", tooltip="Blend the seeds' z vectors or their w vectors"),
     Param("class_idx", None, "Class", tooltip="Conditional networks: the class label (off: picked from the seed)"),
+    # (kind 'z' or 'w', name, values): a loaded or frozen vector, used instead of the seeds.
+    Param("latent", None, "Latent vector", tooltip="A z or w from a file, or the image's w frozen: used instead of the seeds"),
+    # ((name, strength, limit, rows), ...): rows [1 or num_ws][w_dim], added to every w times strength.
+    Param("directions", (), "Directions", tooltip="Directions in W, each added to the ws times its strength"),
     Param("animate", False, "Animate", tooltip="Walk through seeds on its own"),
     Param("animate_speed", 0.25, "Speed", 0.0, 4.0, "Seeds per second while animating"),
     Param("mix_enabled", False, "Style mixing", tooltip="Take the chosen layers' styles from the mix seed"),
@@ -101,6 +105,12 @@ class ExplorerState:
         changes = {k: freeze(v) for k, v in changes.items()}
         if all(self.values[k] == v for k, v in changes.items()):
             return False
+        if "latent" not in changes and any(k in SEED_SOURCES and self.values[k] != v for k, v in changes.items()):
+            changes["latent"] = None  # a seed edit goes back to the seeds from a loaded vector
+        if changes.get("pkl", self.values["pkl"]) != self.values["pkl"]:
+            # Vectors belong to a network's z and w spaces; another network may not even take their shape.
+            changes.setdefault("latent", None)
+            changes.setdefault("directions", ())
         key = tuple(sorted(changes))
         now = self._clock()
         last_key, last_time = self._last_edit
@@ -159,7 +169,10 @@ class ExplorerState:
         v = self.values
         latent = {}
         extras = [(s, w) for s, w in self["blend_seeds"] if float(w) != 0]
-        if v["blend_space"] == "z" and z_dim and len(self.seeds()) > 1:
+        if v["latent"] is not None:
+            kind, _name, values = v["latent"]
+            latent[kind] = values
+        elif v["blend_space"] == "z" and z_dim and len(self.seeds()) > 1:
             latent["z"] = blend_z(self.seeds(), z_dim)
         elif extras:
             latent["seeds"] = self.seeds()
@@ -174,7 +187,7 @@ class ExplorerState:
             truncation_psi=v["truncation_psi"], truncation_cutoff=v["truncation_cutoff"],
             mix_seed=v["mix_seed"] if mixing else None,
             mix_layers=layers_spec(v["mix_layers"]) if mixing else "",
-            mix_strength=v["mix_strength"],
+            mix_strength=v["mix_strength"], w_offset=direction_offset(v["directions"]),
             noise_mode=v["noise_mode"], noise_seed=v["noise_seed"], noise_strength=v["noise_strength"],
             noise_layer_strength=dict(v["noise_layer_strength"]),
             layer=v["layer"], channel_mode=v["channel_mode"], channel=v["channel"],
@@ -195,8 +208,15 @@ class ExplorerState:
         changes["translate_x"], changes["translate_y"] = request.transform_translate
         if request.pkl is not None:
             changes["pkl"] = request.pkl
-        if request.w is not None or request.z is not None:
-            notes.append("the session's own z/w vector is not editable here; its seeds are used")
+        changes["latent"] = None
+        for kind in ("w", "z"):
+            if getattr(request, kind) is not None:
+                changes["latent"] = (kind, "from the session", getattr(request, kind))
+        changes["directions"] = ()
+        if request.w_offset is not None:
+            changes["directions"] = (("offset from the session", 1.0, DIRECTION_LIMIT, request.w_offset),)
+        if request.mixing and request.mix_w is not None:
+            notes.append("the session's mix_w is not editable here; style mixing is off")
         if request.seed_xy is not None:
             changes.update(seed_x=float(request.seed_xy[0]), seed_y=float(request.seed_xy[1]), blend_seeds=())
         else:
@@ -204,7 +224,7 @@ class ExplorerState:
             if weight != 1.0:
                 notes.append(f"seed {first} weight {weight} taken as 1")
             changes.update(seed_x=float(first), seed_y=0.0, blend_seeds=tuple(rest))
-        if request.mixing and request.mix_seed is not None:
+        if request.mixing and request.mix_w is None and request.mix_seed is not None:
             changes["mix_enabled"] = True
             changes["mix_seed"] = request.mix_seed
             if ws_resolutions:
@@ -223,6 +243,23 @@ class ExplorerState:
         """Take the known values from a dict (unknown keys are ignored); one undo step."""
         changes = {k: v for k, v in data.items() if k in PARAM_BY_NAME}
         return self.update(changes, coalesce=False)
+
+
+# Values that pick the seeds: editing one leaves a loaded latent vector for the seeds again.
+SEED_SOURCES = ("seed_x", "seed_y", "blend_seeds")
+# The strength slider's range for a direction (a loaded file's or one between two seeds' ws).
+DIRECTION_LIMIT = 10.0
+
+
+def direction_offset(directions):
+    """The sum of strength x rows over the directions (None when nothing is added): the request's w_offset."""
+    total = None
+    for _name, strength, _limit, rows in directions:
+        if float(strength) == 0.0:
+            continue
+        term = float(strength) * np.asarray(rows, dtype=np.float64)
+        total = term if total is None else total + term  # [1, D] rows broadcast over [num_ws, D]
+    return None if total is None else total
 
 
 # Values that a RenderRequest holds under the same name and meaning.

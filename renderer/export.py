@@ -501,6 +501,27 @@ def load_latent(path):
     return "z", rows.reshape(-1)
 
 
+def load_direction(path):
+    """A direction in W from a file, as an array ([w_dim], [num_ws, w_dim], or with a batch of 1).
+
+    .npy: the array. .npz: the array named 'direction', 'boundary' or 'w', or the only one.
+    Directions from InterFaceGAN (boundary .npy, [1, w_dim]) and GANSpace-style components
+    load as they are; the strength slider scales them.
+    """
+    path = Path(path)
+    try:
+        data = np.load(path)  # allow_pickle stays off: a direction file must not run code
+    except (OSError, ValueError) as error:
+        raise ExportError(f"{path}: not a readable numpy file ({str(error).splitlines()[0]})") from None
+    if hasattr(data, "files"):
+        names = [name for name in ("direction", "boundary", "w") if name in data.files]
+        if not names and len(data.files) != 1:
+            raise ExportError(f"{path}: several arrays and none named 'direction', 'boundary' or 'w' "
+                              f"(found {', '.join(data.files)})")
+        data = data[names[0] if names else data.files[0]]
+    return np.asarray(data, dtype=np.float64)
+
+
 # ---------------------------------------------------------------- request sequences
 
 

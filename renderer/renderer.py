@@ -114,6 +114,9 @@ class Renderer:
         # A Renderer is meant for one thread; should two threads share one anyway, only one of them
         # uses the block cache at a time (the other renders uncached) rather than corrupt it.
         self._block_cache_lock = threading.Lock()
+        # compute_ws is also called from the window's thread (a frozen w, a direction between two
+        # seeds) beside the worker's renders: the network and mapping caches change under this.
+        self._lookup_lock = threading.Lock()
 
     # -- public --------------------------------------------------------------------------
 
@@ -202,10 +205,15 @@ class Renderer:
             raise models.LoadError(f"{path}: {what} not found")
         stat = path.stat()
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, self._device_of(request), request.precision)
-        G = self._networks.get(key)
-        if G is None:
-            G = self._load(str(path), device=key[3])
-            self._networks[key] = G
+        with self._lookup_lock:
+            G = self._networks.get(key)
+            if G is not None:
+                self._networks.move_to_end(key)
+                return key, G
+        G = self._load(str(path), device=key[3])  # seconds: not under the lock
+        with self._lookup_lock:
+            G = self._networks.setdefault(key, G)
+            self._networks.move_to_end(key)
             while len(self._networks) > MAX_NETWORKS:
                 old_key, _ = self._networks.popitem(last=False)
                 self._layers.pop(old_key, None)
@@ -213,7 +221,6 @@ class Renderer:
                 self._block_caches.pop(old_key, None)
                 self._recent.pop(old_key, None)
                 self._captures.pop(old_key, None)
-        self._networks.move_to_end(key)
         return key, G
 
     def compute_ws(self, request):
@@ -414,16 +421,19 @@ class Renderer:
         if G.c_dim > 0 and class_idx is None:
             class_idx = seed_class(seed, G.z_dim, G.c_dim)
         cache_key = (key, seed, request.truncation_psi, request.truncation_cutoff, class_idx)
-        ws = self._mapped.get(cache_key)
-        if ws is None:
-            device = G.mapping.w_avg.device
-            z = torch.from_numpy(seed_z(seed, G.z_dim)).to(device=device, dtype=torch.float32)
-            c = self._class_vector(G, class_idx)
-            ws = G.mapping(z, c, truncation_psi=request.truncation_psi, truncation_cutoff=request.truncation_cutoff)
+        with self._lookup_lock:
+            ws = self._mapped.get(cache_key)
+            if ws is not None:
+                self._mapped.move_to_end(cache_key)
+                return ws
+        device = G.mapping.w_avg.device
+        z = torch.from_numpy(seed_z(seed, G.z_dim)).to(device=device, dtype=torch.float32)
+        c = self._class_vector(G, class_idx)
+        ws = G.mapping(z, c, truncation_psi=request.truncation_psi, truncation_cutoff=request.truncation_cutoff)
+        with self._lookup_lock:
             self._mapped[cache_key] = ws
             while len(self._mapped) > MAX_MAPPED:
                 self._mapped.popitem(last=False)
-        self._mapped.move_to_end(cache_key)
         return ws
 
     def _class_vector(self, G, class_idx):

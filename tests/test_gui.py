@@ -299,6 +299,74 @@ def test_dragging_a_fine_layers_noise_strength_re_renders_from_the_cache_like_he
     toggle_panels(app, "noise_layers_node", "header_LatentPanel", "header_MixingPanel")
 
 
+def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_headless(app, tmp_path):
+    import torch
+
+    from renderer.renderer import Renderer
+    from renderer.request import RenderRequest
+
+    app.screen.click(*centre(screen_pos(app.rects(), "image")))
+    app.screen.key("Home")
+    home = app.wait_for_frame(len(app.frames()) - 1, lambda f: f["request"]["seeds"] == [[0, 1.0]]
+                              and f["request"]["w"] is None and not f["preview"])
+    pkl = home["request"]["pkl"]
+    headless = Renderer(device="cpu")
+
+    def seed_ws(seed, psi):
+        with torch.no_grad():
+            return headless.compute_ws(RenderRequest(pkl=pkl, seeds=seed, truncation_psi=psi))[0].numpy()
+
+    seven = seed_ws(7, 0.6)
+    np.save(tmp_path / "seven_w.npy", seven[None])  # [1, num_ws, w_dim], as a projector writes it
+    toggle_panels(app, "vectors_node")
+    app.wait_for_item("latent_path")
+    count = len(app.frames())
+    type_into(app, "latent_path", str(tmp_path / "seven_w.npy"))  # Enter loads it
+    loaded = app.wait_for_frame(count, lambda f: f["request"]["w"] is not None)
+    np.testing.assert_allclose(np.asarray(loaded["request"]["w"]), seven, rtol=0, atol=1e-6)
+    # The image is seed 7's at psi 0.6, exactly: the w went through the file unchanged.
+    seven_request = RenderRequest(pkl=pkl, seeds=7, truncation_psi=0.6).to_dict()
+    np.testing.assert_array_equal(shown_image(loaded), headless_render(seven_request, tmp_path))
+
+    # A direction from seed 0's w to seed 3's, dragged to some strength: added to every w.
+    type_into(app, "direction_from", "0")
+    type_into(app, "direction_to", "3")
+    app.screen.click(*centre(screen_pos(app.rects(), "direction_add_seeds")))
+    x0, y0, x1, y1 = screen_pos(app.wait_for_item("direction_0"), "direction_0")
+    y = (y0 + y1) / 2
+    app.screen.drag(x0 + (x1 - x0) * 0.5, y, x0 + (x1 - x0) * 0.8, y, steps=10, pause=0.05)
+    last, values = settled_frame(app)
+    strength = values["directions"][0][1]
+    assert strength > 0.3 and values["latent"][0] == "w", values["directions"][0][:3]
+    expected = strength * (seed_ws(3, 1.0) - seed_ws(0, 1.0))
+    np.testing.assert_allclose(np.asarray(last["request"]["w_offset"]), expected, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(shown_image(last), headless_render(last["request"], tmp_path))
+    moved, shot = image_on_screen(app, tmp_path, "vectors")
+    assert np.abs(moved.astype(float) - crop_like(shown_image(loaded), moved)).mean() > 1, "the direction moved it"
+
+    # A seed key goes back to the seeds; the direction stays. Freezing that image's w changes no pixel.
+    app.screen.click(*centre(screen_pos(app.rects(), "image")))
+    app.screen.key("Right")
+    stepped = app.wait_for_frame(len(app.frames()), lambda f: f["request"]["w"] is None
+                                 and f["request"]["seeds"] == [[1, 1.0]] and f["request"]["w_offset"] is not None)
+    count = len(app.frames())
+    app.screen.click(*centre(screen_pos(app.rects(), "latent_freeze")))
+    frozen = app.wait_for_frame(count, lambda f: f["request"]["w"] is not None, full=False)
+    assert frozen["request"]["w_offset"] == stepped["request"]["w_offset"]
+    np.testing.assert_array_equal(shown_image(frozen), shown_image(stepped))
+    assert not [e for e in app.events("error") if e["time"] > home["time"]], "no error on the way"
+    app.screen.click(*centre(screen_pos(app.rects(), "image")))
+    app.screen.key("Home")  # seeds again, no directions, for the tests that follow
+    app.wait_for_frame(len(app.frames()) - 1, lambda f: f["request"]["w"] is None and not f["request"]["w_offset"]
+                       and f["request"]["seeds"] == [[0, 1.0]] and not f["preview"])
+    toggle_panels(app, "vectors_node")
+
+
+def crop_like(image, like):
+    """`image` resized to the on-screen crop's size, for a rough comparison."""
+    return np.asarray(Image.fromarray(image).resize((like.shape[1], like.shape[0]), Image.NEAREST)).astype(float)
+
+
 def test_broken_file_shows_error_and_keeps_the_image(app, tmp_path):
     broken = tmp_path / "broken_network.pkl"
     broken.write_bytes(b"\x80\x04this is not a pickle at all" + bytes(range(256)))

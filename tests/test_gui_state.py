@@ -235,3 +235,75 @@ def test_performance_panel_says_how_the_last_frame_was_made():
     assert frame_origin(Frame()) == "a whole pass"
     assert frame_origin(Frame(reused_blocks=7)).startswith("7 blocks")
     assert frame_origin(Frame(recalled=True)).startswith("recalled")
+
+
+# --- vectors: a loaded or frozen z / w, and directions in W ---------------------------------------
+INFO = {"z_dim": 4, "w_dim": 3, "num_ws": 5, "pkl": None}
+
+
+def test_a_loaded_vector_replaces_the_seeds_and_a_seed_edit_goes_back_to_them():
+    state = ExplorerState()
+    w = ((0.5, -1.0, 2.0),) * 5
+    state.update({"latent": ("w", "projected_w.npz", w), "truncation_psi": 0.7})
+    request = state.to_request()
+    assert request.w == w and request.z is None and request.seed_xy is None
+    state.set("seed_x", 3.0)  # the seed field, a key, a drag on the image: back to the seeds
+    assert state["latent"] is None and state.to_request().w is None
+    assert state.to_request().seeds == ((3, 1.0),)
+    assert state.undo() and state.to_request().w == w  # one undo step brings the vector back
+    state.set("latent", ("z", "z.npy", (0.1, 0.2, 0.3, 0.4)))
+    assert state.to_request().z == (0.1, 0.2, 0.3, 0.4) and state.to_request().w is None
+    state.set("pkl", "/elsewhere/other.pkl")  # another network: the vector may not even fit it
+    assert state["latent"] is None and state["directions"] == ()
+
+
+def test_directions_add_their_strength_times_rows_to_every_w():
+    state = ExplorerState()
+    one = ((1.0, 0.0, 0.0),)  # a single row stands for every layer
+    per_layer = tuple((float(i), 1.0, 0.0) for i in range(5))
+    state.set("directions", [("a", 0.0, 10.0, one), ("b", 0.0, 2.0, per_layer)])
+    assert state.to_request().w_offset is None  # strength 0: nothing added
+    state.set("directions", [("a", 2.0, 10.0, one), ("b", -0.5, 2.0, per_layer)])
+    offset = np.asarray(state.to_request().w_offset)
+    expected = 2.0 * np.asarray(one) - 0.5 * np.asarray(per_layer)
+    np.testing.assert_allclose(offset, expected)
+    state.set("seed_x", 5.0)  # directions stay when the seed changes: they move any image
+    np.testing.assert_allclose(np.asarray(state.to_request().w_offset), expected)
+
+
+def test_a_session_with_a_w_and_an_offset_loads_back_exactly():
+    state = ExplorerState()
+    state.update({"latent": ("w", "mine.npy", ((0.25, 0.5, 0.75),) * 5), "mix_enabled": True,
+                  "mix_layers": (3, 4), "mix_seed": 2,
+                  "directions": [("d", 1.5, 10.0, ((0.0, 1.0, 0.0),))]})
+    data = json.loads(json.dumps(session_json(state)))
+    other = ExplorerState()
+    assert load_session(other, data) == []
+    assert other.to_request() == state.to_request()
+    assert other["latent"][0] == "w" and len(other["directions"]) == 1
+
+
+def test_vector_files_are_checked_against_the_network(tmp_path):
+    from app.panels.latent import direction_from_file, fit_w, latent_from_file
+
+    np.savez(tmp_path / "projected_w.npz", w=np.ones((1, 5, 3)))  # NVIDIA's projector writes this
+    kind, name, values = latent_from_file(tmp_path / "projected_w.npz", INFO)
+    assert (kind, name) == ("w", "projected_w.npz") and np.asarray(values).shape == (5, 3)
+    np.save(tmp_path / "seed_z.npy", np.arange(4.0))  # what the export writes beside a PNG
+    assert latent_from_file(tmp_path / "seed_z.npy", INFO)[::2] == ("z", (0.0, 1.0, 2.0, 3.0))
+    np.save(tmp_path / "boundary.npy", np.ones((1, 3)))  # an InterFaceGAN boundary: [1, w_dim]
+    name, strength, limit, rows = direction_from_file(tmp_path / "boundary.npy", INFO)
+    assert strength == 0.0 and limit > 0 and rows == ((1.0, 1.0, 1.0),)
+    bad = {"wrong_w.npy": np.ones((7, 3)), "wrong_z_z.npy": np.ones(9), "nan_w.npy": np.full((5, 3), np.nan)}
+    for filename, array in bad.items():
+        np.save(tmp_path / filename, array)
+        with pytest.raises(ValueError, match="shape|z_dim|NaN"):
+            latent_from_file(tmp_path / filename, INFO)
+    (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
+    with pytest.raises(ValueError, match="not a readable numpy file"):
+        latent_from_file(tmp_path / "junk.npy", INFO)
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError):  # pickled objects are never loaded
+        direction_from_file(tmp_path / "objects.npy", INFO)
+    with pytest.raises(ValueError, match="does not fit"):
+        fit_w(np.ones((2, 2, 3)), INFO)
