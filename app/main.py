@@ -486,9 +486,8 @@ class App:
 
         failed_pkl = bridge.frame_pkl(frame)
         if failed_pkl != self.last_good_pkl and failed_pkl == self.state["pkl"] and self.model_info:
-            # A file that fails to load leaves the current model (and its picture) in place.
-            self.state.values["pkl"] = self.last_good_pkl
-            self.state.version += 1
+            # A file that fails to load leaves the current model (and its picture, vectors) in place.
+            self.state.restore_previous_network(self.last_good_pkl)
             self.sync_panels()
         self.set_status(error, error=True)
         self.render_error_shown = failed_pkl == self.last_good_pkl  # an error of this model's view, not a load

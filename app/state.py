@@ -86,6 +86,7 @@ class ExplorerState:
         self._redo = []
         self._last_edit = (None, -1e9)
         self._clock = clock
+        self.previous_network = {}  # the network-bound values before the last change of network
 
     def __getitem__(self, name):
         return self.values[name]
@@ -108,7 +109,9 @@ class ExplorerState:
         if "latent" not in changes and any(k in SEED_SOURCES and self.values[k] != v for k, v in changes.items()):
             changes["latent"] = None  # a seed edit goes back to the seeds from a loaded vector
         if changes.get("pkl", self.values["pkl"]) != self.values["pkl"]:
-            # Vectors belong to a network's z and w spaces; another network may not even take their shape.
+            # Vectors belong to a network's z and w spaces; another network may not even take their
+            # shape. Kept aside, for when that network fails to open (restore_previous_network).
+            self.previous_network = {name: self.values[name] for name in NETWORK_BOUND}
             changes.setdefault("latent", None)
             changes.setdefault("directions", ())
         key = tuple(sorted(changes))
@@ -123,6 +126,12 @@ class ExplorerState:
         self.values.update(changes)
         self.version += 1
         return True
+
+    def restore_previous_network(self, pkl):
+        """A network that failed to open: back to `pkl` with the vectors it had, outside the undo
+        history (the failed file never showed)."""
+        self.values.update(self.previous_network, pkl=pkl)
+        self.version += 1
 
     def can_undo(self):
         return bool(self._undo)
@@ -247,6 +256,8 @@ class ExplorerState:
 
 # Values that pick the seeds: editing one leaves a loaded latent vector for the seeds again.
 SEED_SOURCES = ("seed_x", "seed_y", "blend_seeds")
+# Values that only make sense with the network they were made for.
+NETWORK_BOUND = ("pkl", "latent", "directions")
 # The strength slider's range for a direction (a loaded file's or one between two seeds' ws).
 DIRECTION_LIMIT = 10.0
 

@@ -343,6 +343,15 @@ def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_he
     np.testing.assert_array_equal(shown_image(last), headless_render(last["request"], tmp_path))
     moved, shot = image_on_screen(app, tmp_path, "vectors")
     assert np.abs(moved.astype(float) - crop_like(shown_image(loaded), moved)).mean() > 1, "the direction moved it"
+    # A network file that fails to open loses nothing: the vector and the direction stay.
+    broken = tmp_path / "broken.pkl"
+    broken.write_bytes(b"\x80\x04not a pickle")
+    errors = len(app.events("error"))
+    type_into(app, "net_path", str(broken))
+    error = app.wait_for(lambda ev: [e for e in ev if e["event"] == "error"][errors:], 60, "an error")[0]
+    back = app.wait_for_frame(len(app.frames()), lambda f: f["time"] > error["time"], full=False)
+    assert back["request"]["pkl"] == pkl and back["request"]["w"] == last["request"]["w"]
+    assert back["request"]["w_offset"] == last["request"]["w_offset"]
 
     # A seed key goes back to the seeds; the direction stays. Freezing that image's w changes no pixel.
     app.screen.click(*centre(screen_pos(app.rects(), "image")))
@@ -354,7 +363,7 @@ def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_he
     frozen = app.wait_for_frame(count, lambda f: f["request"]["w"] is not None, full=False)
     assert frozen["request"]["w_offset"] == stepped["request"]["w_offset"]
     np.testing.assert_array_equal(shown_image(frozen), shown_image(stepped))
-    assert not [e for e in app.events("error") if e["time"] > home["time"]], "no error on the way"
+    assert [e["message"] for e in app.events("error") if e["time"] > home["time"]] == [error["message"]]
     app.screen.click(*centre(screen_pos(app.rects(), "image")))
     app.screen.key("Home")  # seeds again, no directions, for the tests that follow
     app.wait_for_frame(len(app.frames()) - 1, lambda f: f["request"]["w"] is None and not f["request"]["w_offset"]

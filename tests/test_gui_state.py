@@ -253,8 +253,11 @@ def test_a_loaded_vector_replaces_the_seeds_and_a_seed_edit_goes_back_to_them():
     assert state.undo() and state.to_request().w == w  # one undo step brings the vector back
     state.set("latent", ("z", "z.npy", (0.1, 0.2, 0.3, 0.4)))
     assert state.to_request().z == (0.1, 0.2, 0.3, 0.4) and state.to_request().w is None
+    state.set("directions", [("d", 1.0, 10.0, ((1.0, 0.0, 0.0),))])
     state.set("pkl", "/elsewhere/other.pkl")  # another network: the vector may not even fit it
     assert state["latent"] is None and state["directions"] == ()
+    state.restore_previous_network(None)  # ... and that file failed to open: all comes back
+    assert state["pkl"] is None and state["latent"][1] == "z.npy" and len(state["directions"]) == 1
 
 
 def test_directions_add_their_strength_times_rows_to_every_w():
