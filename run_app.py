@@ -66,6 +66,8 @@ def add_request_arguments(parser):
     add("--seeds", metavar="S:W,S:W", help="a weighted blend of seeds, blended in W")
     add("--seed-xy", metavar="X,Y", help="fractional position on NVIDIA's seed plane (seed = x + 100 y)")
     add("--w", metavar="FILE", dest="w_file", help="w vector(s) from .npy or .npz (key 'w'), e.g. a projection")
+    add("--direction", action="append", metavar="FILE=STRENGTH",
+        help="add STRENGTH times a direction in W (.npy/.npz: [w_dim] or [num_ws, w_dim]) to every w (repeatable)")
     add("--psi", type=float, help="truncation psi (default 1)")
     add("--cutoff", type=int, help="truncate only the first N ws")
     add("--class", type=int, dest="class_idx", help="class label of a conditional network")
@@ -115,6 +117,8 @@ def request_from_args(args):
     if latent:
         changes.update(seeds=base.seeds, seed_xy=None, z=None, w=None)  # the flag replaces the source
         changes.update(latent)
+    if getattr(args, "direction", None):
+        changes["w_offset"] = _direction_offset(args.direction)
     if getattr(args, "noise_layer", None):
         changes["noise_layer_strength"] = dict(_name_value("--noise-layer", item) for item in args.noise_layer)
     if getattr(args, "channels", None):
@@ -140,6 +144,32 @@ def _latent_changes(args):
     if args.seed_xy is not None:
         return {"seed_xy": _floats("--seed-xy", args.seed_xy, 2)}
     return {"w": _load_w(args.w_file)}
+
+
+def _direction_offset(items):
+    """The sum of STRENGTH x direction over --direction FILE=STRENGTH items: the request's w_offset."""
+    import numpy as np
+
+    from renderer.export import load_direction
+
+    total = None
+    for item in items:
+        path, found, strength = item.rpartition("=")  # the file name may hold '=' itself
+        if not found or not path:
+            raise ValueError(f"--direction: expected FILE=STRENGTH, got {item!r}")
+        try:
+            strength = float(strength)
+        except ValueError:
+            raise ValueError(f"--direction: {strength!r} is not a number") from None
+        rows = load_direction(path)
+        while rows.ndim > 2 and rows.shape[0] == 1:
+            rows = rows[0]
+        rows = rows.reshape(1, -1) if rows.ndim == 1 else rows
+        if rows.ndim != 2 or (total is not None and rows.shape[1] != total.shape[1]) or (
+                total is not None and 1 not in (rows.shape[0], total.shape[0]) and rows.shape[0] != total.shape[0]):
+            raise ValueError(f"--direction: {path} has shape {list(rows.shape)}, which does not add up with the others")
+        total = strength * rows if total is None else total + strength * rows
+    return total
 
 
 def _load_w(path):

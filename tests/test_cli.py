@@ -222,3 +222,23 @@ def test_convert_into_a_read_only_folder_fails_before_loading(read_only_folder, 
     assert run_app.main(["convert", "--pkl", "net.pkl", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.strip() == f"stylescope: cannot write {out}: folder {read_only_folder} is on a read-only file system"
+
+
+def test_directions_add_their_strength_times_rows_as_the_w_offset(tmp_path, capsys):
+    np.save(tmp_path / "smile.npy", np.ones((1, 4)))  # an InterFaceGAN boundary: [1, w_dim]
+    np.savez(tmp_path / "age=2.npz", direction=np.arange(12.0).reshape(3, 4))  # '=' in the name
+    request = run_app.request_from_args(parse("frame", "--seed", "3", "--direction", f"{tmp_path / 'smile.npy'}=1.5",
+                                              "--direction", f"{tmp_path / 'age=2.npz'}=-0.5", "--out", "x"))
+    expected = 1.5 * np.ones((1, 4)) - 0.5 * np.arange(12.0).reshape(3, 4)
+    np.testing.assert_allclose(np.asarray(request.w_offset), expected)
+    assert request.seeds == ((3, 1.0),)
+    np.save(tmp_path / "wide.npy", np.ones((2, 5)))
+    for bad, words in ((f"{tmp_path / 'smile.npy'}", "FILE=STRENGTH"), (f"{tmp_path / 'smile.npy'}=much", "much"),
+                       (f"{tmp_path / 'nope.npy'}=1", "nope.npy")):
+        code = run_app.main(["frame", "--direction", bad, "--out", str(tmp_path / "x.png")])
+        err = capsys.readouterr().err
+        assert code != 0 and words in err and len(err.strip().splitlines()) == 1, err
+    code = run_app.main(["frame", "--direction", f"{tmp_path / 'age=2.npz'}=1", "--direction",
+                         f"{tmp_path / 'wide.npy'}=1", "--out", str(tmp_path / "x.png")])
+    assert code != 0 and "does not add up" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
