@@ -319,6 +319,8 @@ def cmd_frame(args):
 
 def add_video_arguments(parser):
     """Flags of the video command (the request flags give the base frame)."""
+    from renderer.export import SWEEP_CONTROLS  # numpy only: the parser stays quick to build
+
     group = parser.add_argument_group("video")
     add = group.add_argument
     add("--seeds", metavar="0,1,2", help="keyframe seeds (ranges like 3-7 allowed)")
@@ -328,9 +330,10 @@ def add_video_arguments(parser):
     add("--easing", choices=["linear", "ease-in-out", "cosine", "ease-in", "ease-out"], default="linear")
     add("--loop", action="store_true", help="return to the first keyframe: a seamless loop")
     add("--grid", metavar="RxC", help="a grid video: one seed sequence per cell")
-    add("--sweep", choices=["psi", "mix_strength", "mix_layers", "noise_seed"], help="sweep one control instead")
-    add("--sweep-from", type=float, help="sweep start (psi, mix_strength, noise_seed)")
-    add("--sweep-to", type=float, help="sweep end (psi, mix_strength)")
+    add("--sweep", choices=list(SWEEP_CONTROLS), help="sweep one control instead (direction: the --direction "
+        "offset times -1..1)")
+    add("--sweep-from", type=float, help="sweep start (psi, mix_strength, noise_seed, direction)")
+    add("--sweep-to", type=float, help="sweep end (psi, mix_strength, direction)")
     add("--sweep-width", type=int, help="mix_layers sweep: how many ws the sliding window covers (default 2)")
     add("--frames", type=int, default=60, help="frames of a sweep (default 60)")
     add("--fps", type=float, default=30, help="frames per second (default 30)")

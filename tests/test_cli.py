@@ -242,3 +242,23 @@ def test_directions_add_their_strength_times_rows_as_the_w_offset(tmp_path, caps
                          f"{tmp_path / 'wide.npy'}=1", "--out", str(tmp_path / "x.png")])
     assert code != 0 and "does not add up" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_video_sweeps_a_direction_from_its_opposite_to_itself(standin_models, tmp_path, capsys):
+    from renderer.video import read_video
+
+    w_dim = Renderer("cpu").compute_ws(RenderRequest(pkl=standin_models)).shape[-1]
+    np.save(tmp_path / "d.npy", np.full(w_dim, 0.8))
+    out = tmp_path / "sweep.gif"
+    code = run_app.main(["video", "--pkl", standin_models, "--seed", "2", "--direction", f"{tmp_path / 'd.npy'}=1",
+                         "--sweep", "direction", "--frames", "3", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    frames = read_video(out)
+    assert len(frames) == 3 and np.abs(frames[0].astype(float) - frames[2]).mean() > 1
+    plain = tmp_path / "plain.png"
+    assert run_app.main(["frame", "--pkl", standin_models, "--seed", "2", "--out", str(plain)]) == 0
+    plain = np.asarray(Image.open(plain).convert("RGB")).astype(float)
+    gaps = [np.abs(frame.astype(float) - plain).mean() for frame in frames]
+    assert gaps[1] < min(gaps[0], gaps[2]) / 2, gaps  # the middle frame has no edit (GIF colours are coarse)
+    code = run_app.main(["video", "--pkl", standin_models, "--sweep", "direction", "--out", str(tmp_path / "x.gif")])
+    assert code != 0 and "w_offset" in capsys.readouterr().err

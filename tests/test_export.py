@@ -1,5 +1,6 @@
 """Exports: atomic writes, PNG metadata, grids and videos made through the real renderer."""
 
+import dataclasses
 import errno
 import hashlib
 import json
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from renderer import export
@@ -405,6 +407,14 @@ def test_sweeps_and_grid_video_layout(net):
     assert [(r.noise_mode, r.noise_seed) for r in noise] == [("random", 0), ("random", 1), ("random", 2)]
     with pytest.raises(ExportError, match="mixing source"):
         export.sweep_requests(renderer, RenderRequest(pkl=pkl), "mix_strength", 3)
+    edited = dataclasses.replace(base, w_offset=[0.5] * renderer.compute_ws(base).shape[-1])
+    direction = export.sweep_requests(renderer, edited, "direction", 3)  # the edit's opposite, none, the edit
+    assert [r.w_offset[0][0] for r in direction] == [-0.5, 0.0, 0.5]
+    ws = [renderer.compute_ws(r) for r in direction]
+    torch.testing.assert_close(ws[1], renderer.compute_ws(base))
+    torch.testing.assert_close(ws[2] - ws[1], ws[1] - ws[0])
+    with pytest.raises(ExportError, match="w_offset"):
+        export.sweep_requests(renderer, base, "direction", 3)
     assert export.grid_cell_keyframes([0, 1, 2, 3], 2) == [[0, 1], [2, 3]]
     assert export.grid_cell_keyframes([0, 1, 2], 2) == [[0, 1, 2], [3, 4, 5]]
     frames = list(export.video_frames(renderer, [psi[:1], psi[1:2]], cols=2))

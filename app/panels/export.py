@@ -10,7 +10,7 @@ from app.panels.base import Panel
 
 INTERPOLATIONS = ["slerp-z", "lerp-w", "cubic-w"]
 EASINGS = ["linear", "ease-in-out", "cosine", "ease-in", "ease-out"]
-SWEEPS = ["psi", "mix_strength", "mix_layers", "noise_seed"]
+SWEEPS = ["psi", "mix_strength", "mix_layers", "noise_seed", "direction"]
 MIX_GROUPS = ["coarse", "middle", "fine"]
 VIDEO_FORMATS = ["mp4", "gif"]
 
