@@ -4,6 +4,8 @@ import dataclasses
 import os
 import re
 
+import numpy as np
+
 from renderer.request import RenderRequest
 
 # A full frame slower than this makes the worker send a quick preview first (a slow device).
@@ -88,6 +90,24 @@ class Engine:
                                       w=None, mix_seed=None, mix_w=None, mix_layers="", w_offset=None,
                                       truncation_psi=1.0, truncation_cutoff=None)
         return self.renderer.compute_ws(request)[0].cpu().numpy().astype("float64")
+
+    def principal_direction(self, state, index, layers="all"):
+        """Rows [1 or num_ws][w_dim]: principal direction `index` of W (Renderer.principal_directions)
+        scaled to one standard deviation, on every layer ('all') or on a group's ws only ('coarse',
+        'middle', 'fine', or a mix_layers spec), as GANSpace edits a layer range."""
+        from renderer.request import mix_indices
+
+        request = self.request_for(state)
+        components, sigmas = self.renderer.principal_directions(request)
+        if not 0 <= index < len(sigmas):
+            raise ValueError(f"principal direction {index}: this network has 0-{len(sigmas) - 1}")
+        row = components[index] * sigmas[index]
+        if layers == "all":
+            return row[None]
+        _, G = self.renderer.load(request)  # loaded already: the window asks once it is on screen
+        rows = np.zeros((G.num_ws, row.shape[0]))
+        rows[mix_indices(layers, G.synthesis.ws_resolutions)] = row
+        return rows
 
     def submit(self, state):
         request = self.request_for(state)

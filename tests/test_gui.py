@@ -363,6 +363,13 @@ def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_he
     frozen = app.wait_for_frame(count, lambda f: f["request"]["w"] is not None, full=False)
     assert frozen["request"]["w_offset"] == stepped["request"]["w_offset"]
     np.testing.assert_array_equal(shown_image(frozen), shown_image(stepped))
+    # The network's first principal direction of W (GANSpace), dragged: another image, as headless.
+    app.screen.click(*centre(screen_pos(app.rects(), "direction_add_pca")))
+    x0, y0, x1, y1 = screen_pos(app.wait_for_item("direction_1"), "direction_1")
+    app.screen.drag(x0 + (x1 - x0) * 0.4, (y0 + y1) / 2, x0 + (x1 - x0) * 0.2, (y0 + y1) / 2, steps=6, pause=0.05)
+    last, values = settled_frame(app)
+    assert values["directions"][1][0] == "PC0 all" and values["directions"][1][1] < 0, values["directions"][1][:3]
+    np.testing.assert_array_equal(shown_image(last), headless_render(last["request"], tmp_path))
     assert [e["message"] for e in app.events("error") if e["time"] > home["time"]] == [error["message"]]
     app.screen.click(*centre(screen_pos(app.rects(), "image")))
     app.screen.key("Home")  # seeds again, no directions, for the tests that follow

@@ -310,3 +310,39 @@ def test_vector_files_are_checked_against_the_network(tmp_path):
         direction_from_file(tmp_path / "objects.npy", INFO)
     with pytest.raises(ValueError, match="does not fit"):
         fit_w(np.ones((2, 2, 3)), INFO)
+
+
+def test_principal_directions_for_the_window_on_every_w_or_one_group(fixtures_dir, tmp_path):
+    from types import SimpleNamespace
+
+    from app.bridge import Engine
+    from renderer.renderer import Renderer
+    from renderer_standin import standin_loader
+
+    engine = Engine(SimpleNamespace(device="cpu"), renderer=Renderer("cpu"))
+    try:
+        state = ExplorerState()
+        state.set("pkl", str(fixtures_dir / "sg2ada_64.pkl"))
+        components, sigmas = engine.renderer.principal_directions(state.to_request())
+        every = engine.principal_direction(state, 1)
+        np.testing.assert_allclose(every, components[1:2] * sigmas[1])  # one row: every w, one sigma
+        coarse = engine.principal_direction(state, 0, "coarse")
+        resolutions = engine.renderer.load(state.to_request())[1].synthesis.ws_resolutions
+        on = [i for i, res in enumerate(resolutions) if res <= 8]
+        assert np.abs(coarse[on] - components[0] * sigmas[0]).max() < 1e-12
+        assert not np.delete(coarse, on, axis=0).any()  # the other ws are untouched
+        with pytest.raises(ValueError, match="principal direction 99"):
+            engine.principal_direction(state, 99)
+    finally:
+        engine.close()
+    # A conditional network: the state's class, else random classes, both give directions.
+    conditional = Engine(SimpleNamespace(device="cpu"), renderer=Renderer("cpu", load=standin_loader(c_dim=3)))
+    try:
+        state = ExplorerState()
+        state.set("pkl", str(tmp_path / "standin.pkl"))
+        (tmp_path / "standin.pkl").write_bytes(b"x")
+        assert np.isfinite(conditional.principal_direction(state, 0)).all()
+        state.set("class_idx", 2)
+        assert np.isfinite(conditional.principal_direction(state, 0)).all()
+    finally:
+        conditional.close()

@@ -556,3 +556,24 @@ def test_compute_ws_from_a_second_thread_beside_renders(fixtures_dir, monkeypatc
         stop.set()
         thread.join()
     assert not failures, failures[0]
+
+
+def test_principal_directions_are_the_axes_of_w_largest_variance_first(fixtures_dir):
+    from renderer.renderer import PCA_COMPONENTS
+
+    request = RenderRequest(pkl=str(fixtures_dir / "sg2ada_64.pkl"))
+    components, sigmas = Renderer("cpu").principal_directions(request)
+    assert components.shape[0] == sigmas.shape[0] == PCA_COMPONENTS
+    np.testing.assert_allclose(components @ components.T, np.eye(PCA_COMPONENTS), atol=1e-9)  # orthonormal
+    assert (np.diff(sigmas) <= 0).all() and sigmas[-1] > 0
+    again, _ = Renderer("cpu").principal_directions(request)
+    np.testing.assert_array_equal(again, components)  # seeded: the same directions every time
+    # On fresh samples (other seeds), w spreads along each axis by about its sigma, and along the
+    # first axis more than along a random direction.
+    renderer = Renderer("cpu")
+    ws = np.stack([renderer.compute_ws(dataclasses.replace(request, seeds=seed))[0, 0].numpy()
+                   for seed in range(1000, 1400)]).astype(np.float64)
+    spread = (ws - ws.mean(axis=0)) @ components[:3].T
+    np.testing.assert_allclose(spread.std(axis=0), sigmas[:3], rtol=0.2)
+    random_axis = np.random.RandomState(0).randn(components.shape[1])
+    assert ((ws - ws.mean(axis=0)) @ (random_axis / np.linalg.norm(random_axis))).std() < 0.8 * sigmas[0]

@@ -15,6 +15,8 @@ from renderer.request import MAX_LATENT, SEED_STEP_Y
 MAX_BLEND_ROWS = 8
 MAX_DIRECTIONS = 8
 SEED_DIRECTION_LIMIT = 2.0  # a direction between two seeds' ws: 1 reaches the second seed's ws
+PCA_DIRECTION_LIMIT = 5.0  # a principal direction's strength is in standard deviations
+PCA_LAYER_GROUPS = ["all", "coarse", "middle", "fine"]
 LATENT_EXTENSIONS = (".npy", ".npz")
 
 
@@ -147,7 +149,16 @@ class LatentPanel(Panel):
                 dpg.add_text("to")
                 dpg.add_input_int(tag="direction_to", width=110, default_value=1, min_value=0, min_clamped=True)
                 dpg.add_button(label="Add", tag="direction_add_seeds", callback=self.on_add_seed_direction)
-        self.app.text_inputs.extend(["latent_path", "direction_path", "direction_from", "direction_to"])
+            with dpg.group(horizontal=True):
+                dpg.add_text("Principal")
+                dpg.add_input_int(tag="pca_index", width=110, default_value=0, min_value=0, min_clamped=True)
+                dpg.add_combo(PCA_LAYER_GROUPS, tag="pca_layers", default_value="all", width=90)
+                dpg.add_button(label="Add", tag="direction_add_pca", callback=self.on_add_principal_direction)
+            with dpg.tooltip("pca_index"):
+                dpg.add_text("GANSpace: the principal axes of W (0 has the most variance), from the\n"
+                             "network's own mapping of 5000 random z. Strength in standard deviations;\n"
+                             "on every w or on one group's ws only (coarse 4-8 px, middle 16-32, fine 64+).")
+        self.app.text_inputs.extend(["latent_path", "direction_path", "direction_from", "direction_to", "pca_index"])
         self.dialog_target = "latent"
         with dpg.file_dialog(tag="latent_dialog", show=False, width=720, height=440, modal=True,
                              callback=self.on_dialog, cancel_callback=lambda: None):
@@ -262,6 +273,18 @@ class LatentPanel(Panel):
             self.app.set_status(f"direction: {type(error).__name__}: {error}".splitlines()[0], error=True)
             return
         self.add_direction((f"seed {start} -> {end}", 0.0, SEED_DIRECTION_LIMIT, rows))
+
+    def on_add_principal_direction(self):
+        info = self.network_info()
+        if info is None:
+            return
+        index, layers = int(dpg.get_value("pca_index")), dpg.get_value("pca_layers") or "all"
+        try:
+            rows = fit_w(self.app.engine.principal_direction(self.app.state, index, layers), info, what="direction")
+        except Exception as error:
+            self.app.set_status(f"direction: {type(error).__name__}: {error}".splitlines()[0], error=True)
+            return
+        self.add_direction((f"PC{index} {layers}", 0.0, PCA_DIRECTION_LIMIT, rows))
 
     def add_direction(self, direction):
         directions = list(self.app.state["directions"])
