@@ -17,6 +17,7 @@ from models import stylegan2, stylegan3
 from models.block_cache import BlockCache
 from models.errors import RenderCancelled
 from models.runtime import reserve_heap, tune_cpu
+from renderer.interpolate import seed_z
 from renderer.recent_frames import RECENT_CAPTURES_BYTES, RECENT_FRAMES_BYTES, RecentFrames, frame_key
 from renderer.request import RenderRequest, mix_indices
 
@@ -72,11 +73,6 @@ def resolve_device(device):
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def seed_z(seed, z_dim):
-    """z for a seed exactly as NVIDIA's gen_images.py: RandomState(seed).randn(1, z_dim)."""
-    return np.random.RandomState(seed).randn(1, z_dim)
 
 
 def seed_class(seed, z_dim, c_dim):
