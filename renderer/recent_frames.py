@@ -49,8 +49,13 @@ class RecentFrames:
     seed, a noise mode or a checkbox shows frames already made at once, and another view of a
     captured layer needs no pass."""
 
-    def __init__(self, budget=RECENT_FRAMES_BYTES):
+    def __init__(self, budget=RECENT_FRAMES_BYTES, keep_oversized=False):
+        """keep_oversized: an item larger than the whole budget is kept alone (everything else goes)
+        instead of not at all: for layer captures, where one StyleGAN3 1024 px layer (353 MB for
+        T's L10) outgrows the budget, and without it each change of its view ran the network again.
+        A budget of 0 still keeps nothing."""
         self.budget = budget
+        self.keep_oversized = keep_oversized and budget > 0
         self._images = collections.OrderedDict()  # key -> tensor
         self._bytes = 0
 
@@ -63,14 +68,15 @@ class RecentFrames:
 
     def put(self, key, image):
         """Keep a copy of `image` (the block cache and StyleGAN3's kept buffers may reuse the memory
-        of the one they returned), unless the key is None or the image exceeds the whole budget."""
+        of the one they returned), unless the key is None or the image exceeds the whole budget
+        (then, with keep_oversized, it is kept alone)."""
         size = self._nbytes(image)
-        if key is None or size > self.budget:
+        if key is None or (size > self.budget and not self.keep_oversized):
             return
         if key in self._images:
             self._bytes -= self._nbytes(self._images.pop(key))
         # Room first, then the copy: the copy may take the memory just freed instead of new pages.
-        while self._bytes + size > self.budget:
+        while self._images and self._bytes + size > self.budget:
             _, old = self._images.popitem(last=False)
             self._bytes -= self._nbytes(old)
         self._images[key] = image.clone()

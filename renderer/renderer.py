@@ -521,7 +521,7 @@ class Renderer:
     def _recent_capture(self, key, G, ws, kwargs, inputs, layer_name, layers, recall=True):
         """(the layer's output, whether it came without a pass): another view of the same capture
         (channels, scaling, FFT) needs no pass. inputs: the request's frame_key."""
-        captures = self._captures.setdefault(key, RecentFrames(self._captures_bytes))
+        captures = self._captures.setdefault(key, RecentFrames(self._captures_bytes, keep_oversized=True))
         capture_key = None if inputs is None else inputs + (layer_name,)
         tensor = captures.get(capture_key) if recall else None
         if tensor is not None:

@@ -151,6 +151,17 @@ def test_budget_drops_the_least_recently_used():
     assert frames.get("big") is None and len(frames) == 3
     frames.put(None, images["a"])  # not reproducible: never kept
     assert len(frames) == 3
+    # Layer captures keep an oversized one alone (a StyleGAN3 1024 px layer outgrows the budget),
+    # until the next one needs the room.
+    captures = RecentFrames(budget=3 * 4 * 16, keep_oversized=True)
+    captures.put("a", images["a"])
+    captures.put("big", torch.ones(1, 1, 8, 8))
+    assert torch.equal(captures.get("big"), torch.ones(1, 1, 8, 8)) and len(captures) == 1
+    captures.put("b", images["b"])
+    assert captures.get("big") is None and len(captures) == 1 and captures.nbytes() == 64
+    nothing = RecentFrames(budget=0, keep_oversized=True)  # a budget of 0 (exports) keeps nothing
+    nothing.put("a", images["a"])
+    assert len(nothing) == 0 and nothing.get("a") is None
 
 
 def test_unseeded_random_noise_has_no_key(fast_sg2):
