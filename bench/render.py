@@ -377,7 +377,8 @@ def main():
         return
     if args.views_only:
         for label, make, layers in (("stylegan2-1024", full_size_sg2_1024, ("b512.conv1", "b1024.conv1")),
-                                    ("stylegan3-t-1024", lambda: random_sg3("t", 1024), ("L10_1044_81", "L12_1044_32", "L13_1024_32"))):
+                                    ("stylegan3-t-1024", lambda: random_sg3("t", 1024),
+                                     ("L10_1044_81", "L12_1044_32", "L13_1024_32"))):
             G = make().to(device)
             renderer = Renderer(device, load=lambda path, device="cpu", G=G: G)
             renderer.render(RenderRequest(pkl=str(Path(__file__)), device=device, seeds=0))  # load, layer list
