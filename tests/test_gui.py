@@ -318,7 +318,7 @@ def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_he
 
     seven = seed_ws(7, 0.6)
     np.save(tmp_path / "seven_w.npy", seven[None])  # [1, num_ws, w_dim], as a projector writes it
-    toggle_panels(app, "vectors_node")
+    toggle_panels(app, "header_VectorsPanel")
     app.wait_for_item("latent_path")
     count = len(app.frames())
     type_into(app, "latent_path", str(tmp_path / "seven_w.npy"))  # Enter loads it
@@ -329,6 +329,7 @@ def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_he
     np.testing.assert_array_equal(shown_image(loaded), headless_render(seven_request, tmp_path))
 
     # A direction from seed 0's w to seed 3's, dragged to some strength: added to every w.
+    app.wait_for_rects(after_time=loaded["time"])  # the controls as laid out with the vector in use
     type_into(app, "direction_from", "0")
     type_into(app, "direction_to", "3")
     app.screen.click(*centre(screen_pos(app.rects(), "direction_add_seeds")))
@@ -359,12 +360,12 @@ def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_he
     stepped = app.wait_for_frame(len(app.frames()), lambda f: f["request"]["w"] is None
                                  and f["request"]["seeds"] == [[1, 1.0]] and f["request"]["w_offset"] is not None)
     count = len(app.frames())
-    app.screen.click(*centre(screen_pos(app.rects(), "latent_freeze")))
+    app.screen.click(*centre(screen_pos(app.wait_for_rects(after_time=stepped["time"]), "latent_freeze")))
     frozen = app.wait_for_frame(count, lambda f: f["request"]["w"] is not None, full=False)
     assert frozen["request"]["w_offset"] == stepped["request"]["w_offset"]
     np.testing.assert_array_equal(shown_image(frozen), shown_image(stepped))
     # The network's first principal direction of W (GANSpace), dragged: another image, as headless.
-    app.screen.click(*centre(screen_pos(app.rects(), "direction_add_pca")))
+    app.screen.click(*centre(screen_pos(app.wait_for_rects(after_time=frozen["time"]), "direction_add_pca")))
     x0, y0, x1, y1 = screen_pos(app.wait_for_item("direction_1"), "direction_1")
     app.screen.drag(x0 + (x1 - x0) * 0.4, (y0 + y1) / 2, x0 + (x1 - x0) * 0.2, (y0 + y1) / 2, steps=6, pause=0.05)
     last, values = settled_frame(app)
@@ -375,7 +376,7 @@ def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_he
     app.screen.key("Home")  # seeds again, no directions, for the tests that follow
     app.wait_for_frame(len(app.frames()) - 1, lambda f: f["request"]["w"] is None and not f["request"]["w_offset"]
                        and f["request"]["seeds"] == [[0, 1.0]] and not f["preview"])
-    toggle_panels(app, "vectors_node")
+    toggle_panels(app, "header_VectorsPanel")
 
 
 def crop_like(image, like):

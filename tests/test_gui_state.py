@@ -287,7 +287,7 @@ def test_a_session_with_a_w_and_an_offset_loads_back_exactly():
 
 
 def test_vector_files_are_checked_against_the_network(tmp_path):
-    from app.panels.latent import direction_from_file, fit_w, latent_from_file
+    from app.panels.vectors import direction_from_file, fit_w, latent_from_file
 
     np.savez(tmp_path / "projected_w.npz", w=np.ones((1, 5, 3)))  # NVIDIA's projector writes this
     kind, name, values = latent_from_file(tmp_path / "projected_w.npz", INFO)
