@@ -122,6 +122,7 @@ class VectorsPanel(Panel):
                          "on every w or on one group's ws only (coarse 4-8 px, middle 16-32, fine 64+).")
         self.app.text_inputs.extend(["latent_path", "direction_path", "direction_from", "direction_to", "pca_index"])
         self.dialog_target = "latent"
+        self.principal_pending = None  # (index, layers, UI frames to wait): see on_add_principal_direction
         with dpg.file_dialog(tag="latent_dialog", show=False, width=720, height=440, modal=True,
                              callback=self.on_dialog, cancel_callback=lambda: None):
             for ext in LATENT_EXTENSIONS:
@@ -218,10 +219,17 @@ class VectorsPanel(Panel):
         self.add_direction((f"seed {start} -> {end}", 0.0, SEED_DIRECTION_LIMIT, rows))
 
     def on_add_principal_direction(self):
+        if self.network_info() is None:
+            return
+        # A network's first principal directions take a mapping of 5000 z (~0.5 s at 1024 px): say
+        # so first, and compute them on the next UI frame, once the status line has been drawn.
+        self.principal_pending = (int(dpg.get_value("pca_index")), dpg.get_value("pca_layers") or "all", 2)
+        self.app.set_status("principal directions of W: mapping 5000 random z ...")
+
+    def add_principal_direction(self, index, layers):
         info = self.network_info()
         if info is None:
             return
-        index, layers = int(dpg.get_value("pca_index")), dpg.get_value("pca_layers") or "all"
         try:
             rows = fit_w(self.app.engine.principal_direction(self.app.state, index, layers), info, what="direction")
         except Exception as error:
@@ -276,6 +284,11 @@ class VectorsPanel(Panel):
         # the line that says what is used follows the state, whoever changed it.
         if self.shown_latent is not self.app.state["latent"]:
             self.show_latent()
+        if self.principal_pending is not None:
+            index, layers, frames_left = self.principal_pending
+            self.principal_pending = (index, layers, frames_left - 1) if frames_left > 1 else None
+            if frames_left <= 1:
+                self.add_principal_direction(index, layers)
 
     def show_latent(self):
         self.shown_latent = self.app.state["latent"]
