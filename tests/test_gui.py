@@ -329,7 +329,8 @@ def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_he
     np.testing.assert_array_equal(shown_image(loaded), headless_render(seven_request, tmp_path))
 
     # A direction from seed 0's w to seed 3's, dragged to some strength: added to every w.
-    app.wait_for_rects(after_time=loaded["time"])  # the controls as laid out with the vector in use
+    rects = app.wait_for_rects(after_time=loaded["time"])  # the controls as laid out with the vector in use
+    assert {"truncation_psi", "cutoff_on"} <= set(rects["disabled"]), "a w is used as it is: psi greyed out"
     type_into(app, "direction_from", "0")
     type_into(app, "direction_to", "3")
     app.screen.click(*centre(screen_pos(app.rects(), "direction_add_seeds")))
@@ -359,8 +360,10 @@ def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_he
     app.screen.key("Right")
     stepped = app.wait_for_frame(len(app.frames()), lambda f: f["request"]["w"] is None
                                  and f["request"]["seeds"] == [[1, 1.0]] and f["request"]["w_offset"] is not None)
+    rects = app.wait_for_rects(after_time=stepped["time"])
+    assert "truncation_psi" not in rects["disabled"], "back on the seeds, psi applies again"
     count = len(app.frames())
-    app.screen.click(*centre(screen_pos(app.wait_for_rects(after_time=stepped["time"]), "latent_freeze")))
+    app.screen.click(*centre(screen_pos(rects, "latent_freeze")))
     frozen = app.wait_for_frame(count, lambda f: f["request"]["w"] is not None, full=False)
     assert frozen["request"]["w_offset"] == stepped["request"]["w_offset"]
     np.testing.assert_array_equal(shown_image(frozen), shown_image(stepped))

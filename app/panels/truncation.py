@@ -16,6 +16,7 @@ class TruncationPanel(Panel):
         self.noise_layers = []
         self.layer_sliders = {}
         self.prepared_for = None  # (layer, state version) of the last noise drag prepared
+        self.truncation_applies = True  # False while a loaded or frozen w is used (see tick)
 
     def build(self):
         self.slider_float("truncation_psi", tag="truncation_psi", width=-130)
@@ -46,7 +47,18 @@ class TruncationPanel(Panel):
         dpg.set_value("cutoff_on", cutoff is not None)
         if cutoff is not None:
             dpg.set_value("cutoff", int(cutoff))
-        dpg.configure_item("cutoff", enabled=cutoff is not None)
+        dpg.configure_item("cutoff", enabled=cutoff is not None and self.truncation_applies)
+
+    def tick(self):
+        # A w from the Vectors panel is used as it is (truncation acts on the mapping's output):
+        # psi and cutoff would change nothing, so they are greyed out meanwhile.
+        latent = self.app.state["latent"]
+        applies = latent is None or latent[0] != "w"
+        if applies != self.truncation_applies:
+            self.truncation_applies = applies
+            for tag in ("truncation_psi", "cutoff_on"):
+                dpg.configure_item(tag, enabled=applies)
+            self.sync_cutoff()
 
     def layout_state(self):
         """What moves this panel's controls: the per-layer sliders folded or not."""
