@@ -72,12 +72,14 @@ def direction_from_file(path, info):
 
 
 def describe_latent(latent):
+    """Two short lines whatever is used, so that the controls below never move."""
     if latent is None:
-        return "The seeds above (no vector loaded)."
+        return "Using the seeds (Latent panel).\nLoad a z or a w, or freeze the image's w."
     kind, name, values = latent
     shape = f"{len(values)} x {len(values[0])}" if kind == "w" else f"{len(values)}"
-    note = "; psi and cutoff do not apply to a w" if kind == "w" else ""
-    return f"{kind} {shape}: {name}{note}. Editing the seed goes back to the seeds."
+    name = name if len(name) <= 24 else name[:21] + "..."
+    second = "Used as it is: psi and cutoff do not apply." if kind == "w" else "Mapped with psi and cutoff."
+    return f"Using {kind} {shape} from {name}.\n{second}"
 
 
 class VectorsPanel(Panel):
