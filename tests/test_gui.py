@@ -375,6 +375,10 @@ def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_he
     assert values["directions"][1][0] == "PC0 all" and values["directions"][1][1] < 0, values["directions"][1][:3]
     np.testing.assert_array_equal(shown_image(last), headless_render(last["request"], tmp_path))
     assert [e["message"] for e in app.events("error") if e["time"] > home["time"]] == [error["message"]]
+    count = len(app.frames())
+    app.screen.click(*centre(screen_pos(app.wait_for_rects(after_time=last["time"]), "latent_clear")))
+    seeds_again = app.wait_for_frame(count, lambda f: f["request"]["w"] is None, full=False)
+    assert seeds_again["request"]["seeds"] == [[1, 1.0]] and seeds_again["request"]["w_offset"] is not None
     app.screen.click(*centre(screen_pos(app.rects(), "image")))
     app.screen.key("Home")  # seeds again, no directions, for the tests that follow
     app.wait_for_frame(len(app.frames()) - 1, lambda f: f["request"]["w"] is None and not f["request"]["w_offset"]
