@@ -269,8 +269,10 @@ def _vector(name, value):
     if not items:
         raise ValueError(f"{name}: must not be empty")
     # Latents live within a few units of the origin; 1e4 leaves room while keeping inf/NaN out
-    # of the network's sums.
-    return tuple(_real(f"{name}[{i}]", v, -MAX_LATENT, MAX_LATENT) for i, v in enumerate(items))
+    # of the network's sums. A plain float in range (NaN fails the comparison) passes as it is:
+    # a w of 18 x 512 values is validated on every edit in the window while a vector is used.
+    return tuple(v if type(v) is float and -MAX_LATENT <= v <= MAX_LATENT
+                 else _real(f"{name}[{i}]", v, -MAX_LATENT, MAX_LATENT) for i, v in enumerate(items))
 
 
 def _vector_or_matrix(name, value):

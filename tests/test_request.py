@@ -50,6 +50,8 @@ def test_json_round_trip_is_exact():
         ({"truncation_psi": "0.7"}, "truncation_psi"),
         ({"z": [0.0, math.inf]}, "z[1]"),
         ({"w": [0.0, 1e300]}, "w[1]"),
+        ({"w_offset": [[0.0, math.nan]]}, "w_offset[0][1]"),
+        ({"w": [0.0, True]}, "w[1]"),
         ({"w": [[0.0, 1.0], [0.0]]}, "w"),
         ({"seeds": [(-1, 1.0)]}, "seeds[0] seed"),
         ({"seeds": [(1, math.nan)]}, "seeds[0] weight"),
