@@ -51,7 +51,7 @@ class ExportPanel(Panel):
         with dpg.tooltip("export_keys"):
             dpg.add_text("Seeds (0,1,5-7), latent files (.npy/.npz), sessions (.json) or exported PNGs.\n"
                          "Empty: the current seed and the next three. The current settings (psi, mixing,\n"
-                         "noise, the shown layer: a feature-map video) apply to every frame.")
+                         "directions, noise, the shown layer: a feature-map video) apply to every frame.")
         dpg.add_combo(INTERPOLATIONS, tag="export_interp", label="Interpolation", default_value="slerp-z", width=-110)
         dpg.add_combo(EASINGS, tag="export_easing", label="Easing", default_value="linear", width=-110)
         dpg.add_input_int(tag="export_per", label="Frames / transition", default_value=30, min_value=1,
