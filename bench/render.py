@@ -1,8 +1,8 @@
 """Benchmark the renderer: full frame time, preview latency, new-submit latency while a render is in flight,
 frames on screen during a continuous slider drag, the mixing range dragged and back (recent frames),
 the first step of a noise-strength drag with and without the window's hover preparation,
-other views of a captured layer, and the reduced-render previews (orig/resnet StyleGAN2,
-StyleGAN3) against the full frame."""
+other views of a captured layer, the reduced-render previews (orig/resnet StyleGAN2,
+StyleGAN3) against the full frame, and what the Vectors panel costs the window thread."""
 
 import argparse
 import dataclasses
@@ -295,6 +295,43 @@ def bench_layer_views(label, renderer, pkl, device, threads, layers):
               f"{'yes' if recalled else 'NO'}")
 
 
+def bench_vectors(G, pkl, device, threads, repeats):
+    """The window thread's share of the Vectors panel on a network: a network's principal directions
+    (mapping 5000 z, once per network), the ws of a seed (Freeze w, a seed-to-seed direction), and
+    the state -> request step of every edit while an 18 x 512 w and 8 directions are in use."""
+    from app.state import ExplorerState
+
+    if threads:
+        torch.set_num_threads(threads)
+    renderer = Renderer(device, load=lambda path, device="cpu": G)
+    request = RenderRequest(pkl=pkl, device=device)
+    renderer.compute_ws(request)  # loaded
+    principal = []
+    for _ in range(repeats):
+        renderer._principal.clear()  # each time from the start, as for a newly opened network
+        started = time.perf_counter()
+        renderer.principal_directions(request)
+        principal.append(time.perf_counter() - started)
+    seeds = []
+    for seed in range(repeats):
+        started = time.perf_counter()
+        renderer.compute_ws(dataclasses.replace(request, seeds=1000 + seed))
+        seeds.append(time.perf_counter() - started)
+    rows = tuple(tuple(float(x) for x in row) for row in np.random.RandomState(0).randn(G.num_ws, G.w_dim))
+    state = ExplorerState()
+    state.update({"pkl": pkl, "latent": ("w", "bench", rows),
+                  "directions": [(f"d{i}", 0.5, 10.0, rows) for i in range(8)]})
+    started = time.perf_counter()
+    for _ in range(20):
+        state.to_request(device=device)
+    to_request = (time.perf_counter() - started) / 20
+    print(f"vectors, on this thread ({threads or torch.get_num_threads()} torch threads; ms, median of {repeats}):")
+    for label, seconds in (("principal directions (5000 z mapped, PCA)", statistics.median(principal)),
+                           ("one seed's ws (Freeze w, seed directions)", statistics.median(seeds)),
+                           (f"state -> request, {G.num_ws} x {G.w_dim} w, 8 directions", to_request)):
+        print(f"  {label:<46} {seconds * 1000:8.1f}")
+
+
 def bench_continuous_drag(label, renderer, pkl, device, preview_resolution, threads, interval=0.04, seconds=3.0):
     """A slider held and moved: a new request (truncation psi) every `interval` s for `seconds`, as
     the window sends them, on a worker with previews on. What reaches the screen meanwhile, and
@@ -365,6 +402,8 @@ def main():
     parser.add_argument("--drag-only", action="store_true", help="only the StyleGAN2-1024 mix range and slider drags")
     parser.add_argument("--noise-drag-only", action="store_true",
                         help="only the first step of StyleGAN2-1024 noise drags, with and without the hover preparation")
+    parser.add_argument("--vectors-only", action="store_true",
+                        help="only the Vectors panel's costs on the window thread (StyleGAN2-1024)")
     parser.add_argument("--views-only", action="store_true", help="only the layer views (StyleGAN2-1024, StyleGAN3-T 1024)")
     args = parser.parse_args()
     threads = args.threads if args.threads is not None else ui_threads()
@@ -374,6 +413,10 @@ def main():
     print(f"device {device}, worker torch threads {threads}, median of {args.repeats}; times in ms")
     if args.reduced_only:
         bench_reduced_previews(device, args.repeats, threads, args.fixtures)
+        return
+    if args.vectors_only:
+        # The window's own thread keeps torch's default thread count (every core), unlike the worker.
+        bench_vectors(full_size_sg2_1024().to(device), str(Path(__file__)), device, args.threads, args.repeats)
         return
     if args.views_only:
         for label, make, layers in (("stylegan2-1024", full_size_sg2_1024, ("b512.conv1", "b1024.conv1")),
