@@ -220,7 +220,7 @@ class ExplorerState:
         changes["latent"] = None
         for kind in ("w", "z"):
             if getattr(request, kind) is not None:
-                changes["latent"] = (kind, "from the session", getattr(request, kind))
+                changes["latent"] = (kind, "the session", getattr(request, kind))
         changes["directions"] = ()
         if request.w_offset is not None:
             changes["directions"] = (("offset from the session", 1.0, DIRECTION_LIMIT, request.w_offset),)

@@ -183,7 +183,7 @@ class VectorsPanel(Panel):
         except Exception as error:  # a network that fails to map: say so, keep everything
             self.app.set_status(f"freeze w: {type(error).__name__}: {error}".splitlines()[0], error=True)
             return
-        name = f"frozen from seed {combined_seed(self.app.state['seed_x'], self.app.state['seed_y'])}"
+        name = f"seed {combined_seed(self.app.state['seed_x'], self.app.state['seed_y'])} (frozen)"
         self.app.edit_many({"latent": ("w", name, rows), "mix_enabled": False}, coalesce=False)
         self.app.sync_panels()
         self.app.set_status("the image's w is frozen: directions move it; the seed controls go back to seeds")
