@@ -76,38 +76,34 @@ class Engine:
         first step of a drag as quick as the next (RenderWorker.prepare_noise_drag)."""
         return self.worker.prepare_noise_drag(self.request_for(state), layer_name)
 
+    # What the Vectors panel asks of the network runs on the worker thread (RenderWorker.call):
+    # each returns a WorkerCall whose result, once done(), is a numpy array of ws rows.
+
     def image_ws(self, state):
         """The ws [num_ws, w_dim] of the image the state asks for, before its directions (mapping,
-        truncation, seed blend and style mixing baked in): a w to freeze and edit. Quick once the
-        network is loaded (the window asks only then): the mapping network only."""
+        truncation, seed blend and style mixing baked in): a w to freeze and edit."""
         request = dataclasses.replace(self.request_for(state), w_offset=None)
-        return self.renderer.compute_ws(request)[0].cpu().numpy().astype("float64")
+        return self.worker.call(lambda renderer: _ws_rows(renderer.compute_ws(request)))
 
-    def seed_ws(self, state, seed):
-        """One seed's ws [num_ws, w_dim] at psi 1, on the state's network and class: the ends of a
-        direction between two seeds."""
-        request = dataclasses.replace(self.request_for(state), seeds=((int(seed), 1.0),), seed_xy=None, z=None,
-                                      w=None, mix_seed=None, mix_w=None, mix_layers="", w_offset=None,
-                                      truncation_psi=1.0, truncation_cutoff=None)
-        return self.renderer.compute_ws(request)[0].cpu().numpy().astype("float64")
+    def seed_direction(self, state, start, end):
+        """The direction [num_ws, w_dim] from seed `start`'s ws to seed `end`'s, at psi 1 on the
+        state's network and class: strength 1 carries one face's w to the other's."""
+        base = dataclasses.replace(self.request_for(state), seed_xy=None, z=None, w=None, mix_seed=None, mix_w=None,
+                                   mix_layers="", w_offset=None, truncation_psi=1.0, truncation_cutoff=None)
+
+        def direction(renderer):
+            ends = [_ws_rows(renderer.compute_ws(dataclasses.replace(base, seeds=((int(seed), 1.0),))))
+                    for seed in (start, end)]
+            return ends[1] - ends[0]
+
+        return self.worker.call(direction)
 
     def principal_direction(self, state, index, layers="all"):
         """Rows [1 or num_ws][w_dim]: principal direction `index` of W (Renderer.principal_directions)
         scaled to one standard deviation, on every layer ('all') or on a group's ws only ('coarse',
         'middle', 'fine', or a mix_layers spec), as GANSpace edits a layer range."""
-        from renderer.request import mix_indices
-
         request = self.request_for(state)
-        components, sigmas = self.renderer.principal_directions(request)
-        if not 0 <= index < len(sigmas):
-            raise ValueError(f"principal direction {index}: this network has 0-{len(sigmas) - 1}")
-        row = components[index] * sigmas[index]
-        if layers == "all":
-            return row[None]
-        _, G = self.renderer.load(request)  # loaded already: the window asks once it is on screen
-        rows = np.zeros((G.num_ws, row.shape[0]))
-        rows[mix_indices(layers, G.synthesis.ws_resolutions)] = row
-        return rows
+        return self.worker.call(lambda renderer: principal_rows(renderer, request, index, layers))
 
     def submit(self, state):
         request = self.request_for(state)
@@ -177,6 +173,27 @@ def slowed_frames(render, delay, preview_delay=0.0):
         return frame
 
     return slow_render
+
+
+def _ws_rows(ws):
+    """[1, num_ws, w_dim] tensor -> [num_ws, w_dim] float64 numpy."""
+    return ws[0].cpu().numpy().astype(np.float64)
+
+
+def principal_rows(renderer, request, index, layers="all"):
+    """See Engine.principal_direction (run on the renderer's own thread)."""
+    from renderer.request import mix_indices
+
+    components, sigmas = renderer.principal_directions(request)
+    if not 0 <= index < len(sigmas):
+        raise ValueError(f"principal direction {index}: this network has 0-{len(sigmas) - 1}")
+    row = components[index] * sigmas[index]
+    if layers == "all":
+        return row[None]
+    _, G = renderer.load(request)
+    rows = np.zeros((G.num_ws, row.shape[0]))
+    rows[mix_indices(layers, G.synthesis.ws_resolutions)] = row
+    return rows
 
 
 def frame_error(frame):

@@ -25,8 +25,8 @@ DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default_mod
 MAX_NETWORKS = 2  # networks kept in memory (a 1024 StyleGAN2 is ~120 MB in fp32)
 MAX_MAPPED = 512  # cached mapping outputs
 # Principal directions of W (GANSpace, Haerkoenen et al. 2020): the PCA of this many mapped random
-# z's. Their top components are stable at a few thousand; the mapping of 5000 takes ~0.2 s on a
-# 2-core CPU for a 512-wide, 8-layer network.
+# z's. Their top components are stable at a few thousand; mapping 5000 and their PCA take
+# ~0.4 s on a 2-core CPU for a 512-wide, 8-layer network (bench/render.py --vectors-only).
 PCA_SAMPLES = 5000
 PCA_COMPONENTS = 32
 FFT_RANGE_DB = 80.0  # the FFT view shows the top this-many dB of the power spectrum
@@ -116,9 +116,6 @@ class Renderer:
         # A Renderer is meant for one thread; should two threads share one anyway, only one of them
         # uses the block cache at a time (the other renders uncached) rather than corrupt it.
         self._block_cache_lock = threading.Lock()
-        # compute_ws is also called from the window's thread (a frozen w, a direction between two
-        # seeds) beside the worker's renders: the network and mapping caches change under this.
-        self._lookup_lock = threading.Lock()
 
     # -- public --------------------------------------------------------------------------
 
@@ -207,15 +204,10 @@ class Renderer:
             raise models.LoadError(f"{path}: {what} not found")
         stat = path.stat()
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, self._device_of(request), request.precision)
-        with self._lookup_lock:
-            G = self._networks.get(key)
-            if G is not None:
-                self._networks.move_to_end(key)
-                return key, G
-        G = self._load(str(path), device=key[3])  # seconds: not under the lock
-        with self._lookup_lock:
-            G = self._networks.setdefault(key, G)
-            self._networks.move_to_end(key)
+        G = self._networks.get(key)
+        if G is None:
+            G = self._load(str(path), device=key[3])
+            self._networks[key] = G
             while len(self._networks) > MAX_NETWORKS:
                 old_key, _ = self._networks.popitem(last=False)
                 self._layers.pop(old_key, None)
@@ -225,6 +217,7 @@ class Renderer:
                 self._captures.pop(old_key, None)
                 for principal_key in [k for k in self._principal if k[0] == old_key]:
                     del self._principal[principal_key]
+        self._networks.move_to_end(key)
         return key, G
 
     def compute_ws(self, request):
@@ -240,8 +233,7 @@ class Renderer:
         z's of a fixed seed, so the same every time; kept per network."""
         key, G = self.load(request)
         cache_key = (key, request.class_idx)
-        with self._lookup_lock:
-            found = self._principal.get(cache_key)
+        found = self._principal.get(cache_key)
         if found is not None:
             return found
         generator = torch.Generator().manual_seed(0)
@@ -259,8 +251,7 @@ class Renderer:
         _, singular, axes = torch.linalg.svd(w, full_matrices=False)
         count = min(PCA_COMPONENTS, axes.shape[0])
         found = (axes[:count].numpy(), (singular[:count] / math.sqrt(PCA_SAMPLES - 1)).numpy())
-        with self._lookup_lock:
-            self._principal[cache_key] = found
+        self._principal[cache_key] = found
         return found
 
     def layers(self, request):
@@ -455,19 +446,16 @@ class Renderer:
         if G.c_dim > 0 and class_idx is None:
             class_idx = seed_class(seed, G.z_dim, G.c_dim)
         cache_key = (key, seed, request.truncation_psi, request.truncation_cutoff, class_idx)
-        with self._lookup_lock:
-            ws = self._mapped.get(cache_key)
-            if ws is not None:
-                self._mapped.move_to_end(cache_key)
-                return ws
-        device = G.mapping.w_avg.device
-        z = torch.from_numpy(seed_z(seed, G.z_dim)).to(device=device, dtype=torch.float32)
-        c = self._class_vector(G, class_idx)
-        ws = G.mapping(z, c, truncation_psi=request.truncation_psi, truncation_cutoff=request.truncation_cutoff)
-        with self._lookup_lock:
+        ws = self._mapped.get(cache_key)
+        if ws is None:
+            device = G.mapping.w_avg.device
+            z = torch.from_numpy(seed_z(seed, G.z_dim)).to(device=device, dtype=torch.float32)
+            c = self._class_vector(G, class_idx)
+            ws = G.mapping(z, c, truncation_psi=request.truncation_psi, truncation_cutoff=request.truncation_cutoff)
             self._mapped[cache_key] = ws
             while len(self._mapped) > MAX_MAPPED:
                 self._mapped.popitem(last=False)
+        self._mapped.move_to_end(cache_key)
         return ws
 
     def _class_vector(self, G, class_idx):

@@ -45,6 +45,7 @@ class RenderWorker:
         self.num_threads = ui_threads() if num_threads is None else num_threads
         self._cond = threading.Condition()
         self._pending = None
+        self._calls = []  # WorkerCalls waiting, run before the pending request
         self._ticket = 0  # increments with each submit; a render checks it to notice staleness
         self._busy = False
         self._closing = False
@@ -85,9 +86,23 @@ class RenderWorker:
         with self._cond:
             return self._queue_preparation(lambda should_stop: self.renderer.prepare_noise_drag(request, layer_name))
 
+    def call(self, fn):
+        """Run fn(renderer) on the worker thread, after the render in flight and before the next
+        request, and return a WorkerCall to poll: the window's thread never runs the network, and
+        the Renderer stays with one thread (the window's frozen w, directions between seeds, a
+        network's principal directions). Calls run in the order made; none is dropped by a submit."""
+        call = WorkerCall(fn)
+        with self._cond:
+            if self._closing:
+                call.finish(error="the renderer is closed")
+            else:
+                self._calls.append(call)
+                self._cond.notify_all()
+        return call
+
     def _queue_preparation(self, run):
         """Queue run(should_stop) unless the worker is closing, busy or has a request waiting (under the lock)."""
-        if self._closing or self._busy or self._pending is not None:
+        if self._closing or self._busy or self._pending is not None or self._calls:
             return False
         self._pending = _Preparation(run)
         self._ticket += 1
@@ -102,13 +117,13 @@ class RenderWorker:
     @property
     def busy(self):
         with self._cond:
-            return self._busy or self._pending is not None
+            return self._busy or self._pending is not None or bool(self._calls)
 
     def wait_idle(self, timeout=None):
         """Block until nothing is pending or rendering; False on timeout. For scripts and tests."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._busy or self._pending is not None:
+            while self._busy or self._pending is not None or self._calls:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -123,7 +138,10 @@ class RenderWorker:
         with self._cond:
             self._closing = True
             self._pending = None
+            calls, self._calls = self._calls, []
             self._cond.notify_all()
+        for call in calls:
+            call.finish(error="the renderer is closed")
         self._thread.join(timeout)
 
     def __enter__(self):
@@ -139,15 +157,20 @@ class RenderWorker:
             torch.set_num_threads(self.num_threads)
         while True:
             with self._cond:
-                while self._pending is None and not self._closing:
+                while self._pending is None and not self._calls and not self._closing:
                     self._cond.wait()
                 if self._closing:
                     return
-                request, ticket = self._pending, self._ticket
-                self._pending = None
+                if self._calls:
+                    request, ticket = self._calls.pop(0), None
+                else:
+                    request, ticket = self._pending, self._ticket
+                    self._pending = None
                 self._busy = True
             try:
-                if isinstance(request, _Preparation):
+                if isinstance(request, WorkerCall):
+                    request.run(self.renderer)
+                elif isinstance(request, _Preparation):
                     request.run(lambda: self._is_stale(ticket))
                 else:
                     self._render(request, ticket)
@@ -230,3 +253,31 @@ class _Preparation:
 
     def __init__(self, run):
         self.run = run
+
+
+class WorkerCall:
+    """A function run on the worker thread (RenderWorker.call): poll done(), then read result or error."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.result = None
+        self.error = None  # one line, where fn raised
+        self._done = threading.Event()
+
+    def done(self):
+        return self._done.is_set()
+
+    def wait(self, timeout=None):
+        """Block until it ran; False on timeout. For scripts and tests (the window polls done())."""
+        return self._done.wait(timeout)
+
+    def run(self, renderer):
+        try:
+            with torch.no_grad():
+                self.finish(result=self.fn(renderer))
+        except Exception as exc:  # the caller shows it; the worker goes on
+            self.finish(error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+    def finish(self, result=None, error=None):
+        self.result, self.error = result, error
+        self._done.set()

@@ -1,5 +1,6 @@
 """ExplorerState, the texture helpers and the renderer bridge, without a window."""
 
+import dataclasses
 import json
 import os
 import sys
@@ -312,37 +313,57 @@ def test_vector_files_are_checked_against_the_network(tmp_path):
         fit_w(np.ones((2, 2, 3)), INFO)
 
 
-def test_principal_directions_for_the_window_on_every_w_or_one_group(fixtures_dir, tmp_path):
+def test_the_windows_vector_requests_run_on_the_worker(fixtures_dir, tmp_path):
+    # Freeze w, a direction between two seeds and the principal directions each run on the worker
+    # thread (the window's thread never runs the network) and come back as polled results.
+    import threading
     from types import SimpleNamespace
 
     from app.bridge import Engine
     from renderer.renderer import Renderer
     from renderer_standin import standin_loader
 
-    engine = Engine(SimpleNamespace(device="cpu"), renderer=Renderer("cpu"))
+    def result(call):
+        assert call.wait(60) and call.error is None, call.error
+        return call.result
+
+    renderer = Renderer("cpu")
+    threads = []
+    original = renderer.compute_ws
+    renderer.compute_ws = lambda request: threads.append(threading.current_thread().name) or original(request)
+    engine = Engine(SimpleNamespace(device="cpu"), renderer=renderer)
     try:
         state = ExplorerState()
-        state.set("pkl", str(fixtures_dir / "sg2ada_64.pkl"))
-        components, sigmas = engine.renderer.principal_directions(state.to_request())
-        every = engine.principal_direction(state, 1)
+        state.update({"pkl": str(fixtures_dir / "sg2ada_64.pkl"), "seed_x": 3.0, "truncation_psi": 0.5})
+        request = state.to_request()
+        lone = Renderer("cpu")
+        np.testing.assert_array_equal(result(engine.image_ws(state)), lone.compute_ws(request)[0].numpy())
+        psi_one = [lone.compute_ws(dataclasses.replace(request, seeds=seed, truncation_psi=1.0))[0].numpy()
+                   for seed in (0, 4)]
+        np.testing.assert_allclose(result(engine.seed_direction(state, 0, 4)), psi_one[1] - psi_one[0])
+        assert set(threads) == {"RenderWorker"}
+        components, sigmas = lone.principal_directions(request)
+        every = result(engine.principal_direction(state, 1))
         np.testing.assert_allclose(every, components[1:2] * sigmas[1])  # one row: every w, one sigma
-        coarse = engine.principal_direction(state, 0, "coarse")
-        resolutions = engine.renderer.load(state.to_request())[1].synthesis.ws_resolutions
+        coarse = result(engine.principal_direction(state, 0, "coarse"))
+        resolutions = lone.load(request)[1].synthesis.ws_resolutions
         on = [i for i, res in enumerate(resolutions) if res <= 8]
         assert np.abs(coarse[on] - components[0] * sigmas[0]).max() < 1e-12
         assert not np.delete(coarse, on, axis=0).any()  # the other ws are untouched
-        with pytest.raises(ValueError, match="principal direction 99"):
-            engine.principal_direction(state, 99)
+        bad = engine.principal_direction(state, 99)
+        assert bad.wait(60) and "principal direction 99" in bad.error and bad.result is None
     finally:
         engine.close()
+    closed = engine.image_ws(state)
+    assert closed.done() and "closed" in closed.error  # after close: an answer, never a hang
     # A conditional network: the state's class, else random classes, both give directions.
     conditional = Engine(SimpleNamespace(device="cpu"), renderer=Renderer("cpu", load=standin_loader(c_dim=3)))
     try:
         state = ExplorerState()
-        state.set("pkl", str(tmp_path / "standin.pkl"))
         (tmp_path / "standin.pkl").write_bytes(b"x")
-        assert np.isfinite(conditional.principal_direction(state, 0)).all()
+        state.set("pkl", str(tmp_path / "standin.pkl"))
+        assert np.isfinite(result(conditional.principal_direction(state, 0))).all()
         state.set("class_idx", 2)
-        assert np.isfinite(conditional.principal_direction(state, 0)).all()
+        assert np.isfinite(result(conditional.principal_direction(state, 0))).all()
     finally:
         conditional.close()

@@ -524,40 +524,6 @@ def test_layer_views_match_a_float64_reference(channels_last, size, mode, channe
     assert stats["sel_max"] == pytest.approx(float(x[0, channel:channel + count].max()))
 
 
-def test_compute_ws_from_a_second_thread_beside_renders(fixtures_dir, monkeypatch):
-    # The window's thread asks for ws (Freeze w, a direction between two seeds) while the worker
-    # renders on the same Renderer; with a tiny mapping cache every call evicts, so both threads
-    # keep changing it. Every answer must equal a lone renderer's.
-    import threading
-
-    import renderer.renderer as renderer_module
-
-    monkeypatch.setattr(renderer_module, "MAX_MAPPED", 2)
-    pkl = str(fixtures_dir / "sg2ada_64.pkl")
-    shared, lone = Renderer("cpu"), Renderer("cpu")
-    expected = {seed: lone.compute_ws(RenderRequest(pkl=pkl, seeds=seed)) for seed in range(12)}
-    failures, stop = [], threading.Event()
-
-    def render_loop():
-        seed = 100
-        while not stop.is_set():
-            frame = shared.render(RenderRequest(pkl=pkl, seeds=seed, truncation_psi=0.8))
-            if frame.error:
-                failures.append(frame.error)
-            seed += 1
-
-    thread = threading.Thread(target=render_loop)
-    thread.start()
-    try:
-        for _ in range(5):
-            for seed, ws in expected.items():
-                assert torch.equal(shared.compute_ws(RenderRequest(pkl=pkl, seeds=seed)), ws)
-    finally:
-        stop.set()
-        thread.join()
-    assert not failures, failures[0]
-
-
 def test_principal_directions_are_the_axes_of_w_largest_variance_first(fixtures_dir):
     from renderer.renderer import PCA_COMPONENTS
 

@@ -255,3 +255,20 @@ def test_a_resubmit_that_stops_the_cache_catching_up_lets_it_finish_after(net_fi
         assert worker.wait_idle(timeout=30)
     cache = next(iter(worker.renderer._block_caches.values()))
     assert cache.blocks_run + cache.layers_run == 1  # the catch-up went on after the resubmit: only b64 ran
+
+
+def test_calls_run_on_the_worker_thread_in_order_and_a_submit_drops_none(net_file):
+    worker, _, frames = make_worker(block_delay=0.02)
+    with worker:
+        seen = []
+        worker.submit(RenderRequest(pkl=net_file, seeds=1))  # a render in flight: the calls wait for it
+        first = worker.call(lambda renderer: seen.append(("first", threading.current_thread().name)) or 1)
+        failing = worker.call(lambda renderer: 1 / 0)
+        worker.submit(RenderRequest(pkl=net_file, seeds=2))  # replaces a pending request, never a call
+        last = worker.call(lambda renderer: renderer.compute_ws(RenderRequest(pkl=net_file, seeds=3)).shape)
+        assert last.wait(30) and first.done() and failing.done()
+        assert seen == [("first", "RenderWorker")] and first.result == 1
+        assert failing.result is None and failing.error.startswith("ZeroDivisionError")
+        assert len(last.result) == 3 and last.error is None
+        assert worker.wait_idle(timeout=30)
+        assert worker.latest().request.seeds == ((2, 1.0),), "the worker went on rendering after a failing call"

@@ -124,7 +124,7 @@ class VectorsPanel(Panel):
                          "on every w or on one group's ws only (coarse 4-8 px, middle 16-32, fine 64+).")
         self.app.text_inputs.extend(["latent_path", "direction_path", "direction_from", "direction_to", "pca_index"])
         self.dialog_target = "latent"
-        self.principal_pending = None  # (index, layers, UI frames to wait): see on_add_principal_direction
+        self.calls = []  # (what, WorkerCall, apply, pkl) waiting for the worker: see start()
         with dpg.file_dialog(tag="latent_dialog", show=False, width=720, height=440, modal=True,
                              callback=self.on_dialog, cancel_callback=lambda: None):
             for ext in LATENT_EXTENSIONS:
@@ -175,16 +175,13 @@ class VectorsPanel(Panel):
     def on_freeze(self):
         """The image's w as it is now (truncation, blend and mixing baked in) becomes an editable
         vector; mixing is switched off, since it is already in that w."""
-        info = self.network_info()
-        if info is None:
-            return
-        try:
-            rows = fit_w(self.app.engine.image_ws(self.app.state), info)
-        except Exception as error:  # a network that fails to map: say so, keep everything
-            self.app.set_status(f"freeze w: {type(error).__name__}: {error}".splitlines()[0], error=True)
+        if self.network_info() is None:
             return
         name = f"seed {combined_seed(self.app.state['seed_x'], self.app.state['seed_y'])} (frozen)"
-        self.app.edit_many({"latent": ("w", name, rows), "mix_enabled": False}, coalesce=False)
+        self.start("freeze w", self.app.engine.image_ws(self.app.state), lambda ws, info: self.freeze(name, ws, info))
+
+    def freeze(self, name, ws, info):
+        self.app.edit_many({"latent": ("w", name, fit_w(ws, info)), "mix_enabled": False}, coalesce=False)
         self.app.sync_panels()
         self.app.set_status("the image's w is frozen: directions move it; the seed controls go back to seeds")
 
@@ -205,39 +202,44 @@ class VectorsPanel(Panel):
         self.add_direction(direction)
 
     def on_add_seed_direction(self):
-        info = self.network_info()
-        if info is None:
+        if self.network_info() is None:
             return
         start, end = int(dpg.get_value("direction_from")), int(dpg.get_value("direction_to"))
         if start == end:
             self.app.set_status("a direction needs two different seeds", error=True)
             return
-        try:
-            rows = fit_w(self.app.engine.seed_ws(self.app.state, end) - self.app.engine.seed_ws(self.app.state, start),
-                         info, what="direction")
-        except Exception as error:
-            self.app.set_status(f"direction: {type(error).__name__}: {error}".splitlines()[0], error=True)
-            return
-        self.add_direction((f"seed {start} -> {end}", 0.0, SEED_DIRECTION_LIMIT, rows))
+        self.start(f"direction seed {start} -> {end}", self.app.engine.seed_direction(self.app.state, start, end),
+                   lambda rows, info: self.add_direction((f"seed {start} -> {end}", 0.0, SEED_DIRECTION_LIMIT,
+                                                          fit_w(rows, info, what="direction"))))
 
     def on_add_principal_direction(self):
         if self.network_info() is None:
             return
-        # A network's first principal directions take a mapping of 5000 z (~0.5 s at 1024 px): say
-        # so first, and compute them on the next UI frame, once the status line has been drawn.
-        self.principal_pending = (int(dpg.get_value("pca_index")), dpg.get_value("pca_layers") or "all", 2)
-        self.app.set_status("principal directions of W: mapping 5000 random z ...")
+        index, layers = int(dpg.get_value("pca_index")), dpg.get_value("pca_layers") or "all"
+        # A network's first principal directions map 5000 z (~0.4 s at 1024 px) on the worker.
+        self.start("principal directions of W", self.app.engine.principal_direction(self.app.state, index, layers),
+                   lambda rows, info: self.add_direction((f"PC{index} {layers}", 0.0, PCA_DIRECTION_LIMIT,
+                                                          fit_w(rows, info, what="direction"))))
 
-    def add_principal_direction(self, index, layers):
-        info = self.network_info()
-        if info is None:
-            return
-        try:
-            rows = fit_w(self.app.engine.principal_direction(self.app.state, index, layers), info, what="direction")
-        except Exception as error:
-            self.app.set_status(f"direction: {type(error).__name__}: {error}".splitlines()[0], error=True)
-            return
-        self.add_direction((f"PC{index} {layers}", 0.0, PCA_DIRECTION_LIMIT, rows))
+    def start(self, what, call, apply):
+        """Wait for a WorkerCall (the network runs on the worker thread, never here) without
+        blocking: tick() hands its result to apply(result, network info) once it is done."""
+        self.calls.append((what, call, apply, self.app.state["pkl"]))
+        self.app.set_status(f"{what} ...")
+
+    def finish_calls(self):
+        while self.calls and self.calls[0][1].done():
+            what, call, apply, pkl = self.calls.pop(0)
+            info = self.app.model_info
+            if call.error is not None:
+                self.app.set_status(f"{what}: {call.error}", error=True)
+            elif pkl != self.app.state["pkl"] or not info or info.get("pkl") != pkl:
+                self.app.set_status(f"{what}: the network changed meanwhile; nothing added", error=True)
+            else:
+                try:
+                    apply(call.result, info)
+                except ValueError as error:  # a result that does not fit the network: say so
+                    self.app.set_status(f"{what}: {error}".splitlines()[0], error=True)
 
     def add_direction(self, direction):
         directions = list(self.app.state["directions"])
@@ -286,11 +288,7 @@ class VectorsPanel(Panel):
         # the line that says what is used follows the state, whoever changed it.
         if self.shown_latent is not self.app.state["latent"]:
             self.show_latent()
-        if self.principal_pending is not None:
-            index, layers, frames_left = self.principal_pending
-            self.principal_pending = (index, layers, frames_left - 1) if frames_left > 1 else None
-            if frames_left <= 1:
-                self.add_principal_direction(index, layers)
+        self.finish_calls()
 
     def show_latent(self):
         self.shown_latent = self.app.state["latent"]
