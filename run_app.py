@@ -148,28 +148,22 @@ def _latent_changes(args):
 
 def _direction_offset(items):
     """The sum of STRENGTH x direction over --direction FILE=STRENGTH items: the request's w_offset."""
-    import numpy as np
-
     from renderer.export import load_direction
+    from renderer.request import direction_sum
 
-    total = None
+    terms = []
     for item in items:
         path, found, strength = item.rpartition("=")  # the file name may hold '=' itself
         if not found or not path:
             raise ValueError(f"--direction: expected FILE=STRENGTH, got {item!r}")
         try:
-            strength = float(strength)
-        except ValueError:
-            raise ValueError(f"--direction: {strength!r} is not a number") from None
-        rows = load_direction(path)
-        while rows.ndim > 2 and rows.shape[0] == 1:
-            rows = rows[0]
-        rows = rows.reshape(1, -1) if rows.ndim == 1 else rows
-        if rows.ndim != 2 or (total is not None and rows.shape[1] != total.shape[1]) or (
-                total is not None and 1 not in (rows.shape[0], total.shape[0]) and rows.shape[0] != total.shape[0]):
-            raise ValueError(f"--direction: {path} has shape {list(rows.shape)}, which does not add up with the others")
-        total = strength * rows if total is None else total + strength * rows
-    return total
+            terms.append((float(strength), load_direction(path)))
+        except ValueError as error:  # ExportError included: unreadable or missing file
+            raise ValueError(f"--direction: {error}") from None
+    try:
+        return direction_sum(terms)
+    except ValueError as error:
+        raise ValueError(f"--direction: {error}") from None
 
 
 def _load_w(path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from renderer.request import SEED_STEP_Y, RenderRequest, mix_indices, seed_xy_blend
+from renderer.request import SEED_STEP_Y, RenderRequest, direction_sum, mix_indices, seed_xy_blend
 
 # Edits of the same control closer together than this are one undo step (a slider drag).
 UNDO_COALESCE_SECONDS = 0.8
@@ -263,14 +263,8 @@ DIRECTION_LIMIT = 10.0
 
 
 def direction_offset(directions):
-    """The sum of strength x rows over the directions (None when nothing is added): the request's w_offset."""
-    total = None
-    for _name, strength, _limit, rows in directions:
-        if float(strength) == 0.0:
-            continue
-        term = float(strength) * np.asarray(rows, dtype=np.float64)
-        total = term if total is None else total + term  # [1, D] rows broadcast over [num_ws, D]
-    return None if total is None else total
+    """The request's w_offset: the sum of strength x rows over the directions (None when nothing is added)."""
+    return direction_sum((strength, rows) for _name, strength, _limit, rows in directions)
 
 
 # Values that a RenderRequest holds under the same name and meaning.

@@ -240,7 +240,7 @@ def test_directions_add_their_strength_times_rows_as_the_w_offset(tmp_path, caps
         assert code != 0 and words in err and len(err.strip().splitlines()) == 1, err
     code = run_app.main(["frame", "--direction", f"{tmp_path / 'age=2.npz'}=1", "--direction",
                          f"{tmp_path / 'wide.npy'}=1", "--out", str(tmp_path / "x.png")])
-    assert code != 0 and "does not add up" in capsys.readouterr().err
+    assert code != 0 and "do not add up" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
 
 

@@ -10,7 +10,7 @@ from app.panels.base import Panel
 from app.panels.latent import combined_seed
 from app.state import DIRECTION_LIMIT
 from renderer import export
-from renderer.request import MAX_LATENT
+from renderer.request import MAX_LATENT, ws_rows
 
 MAX_DIRECTIONS = 8
 SEED_DIRECTION_LIMIT = 2.0  # a direction between two seeds' ws: 1 reaches the second seed's ws
@@ -31,14 +31,10 @@ def fit_w(array, info, what="w"):
     """Rows [1 or num_ws][w_dim] (as tuples) from an array meant as a w of this network (a batch of
     1 is dropped, a single row stands for every layer); ValueError says why it does not fit."""
     try:
-        array = np.asarray(array, dtype=np.float64)
+        shape = list(np.shape(array))
+        array = ws_rows(array)
     except (TypeError, ValueError):
         raise ValueError(f"{what}: not an array of numbers") from None
-    shape = list(array.shape)
-    while array.ndim > 2 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim == 1:
-        array = array[None]
     w_dim, num_ws = info.get("w_dim"), info.get("num_ws")
     if array.ndim != 2 or array.shape[1] != w_dim or array.shape[0] not in (1, num_ws):
         raise ValueError(f"{what}: shape {shape} does not fit this network ([{w_dim}] or [{num_ws}, {w_dim}])")
