@@ -39,6 +39,12 @@ class Panel:
         return True
 
     # --- helpers ----------------------------------------------------------------------------
+    @staticmethod
+    def dialog_path(app_data):
+        """The file a dearpygui file dialog's callback was given: the selected one, else the typed name."""
+        selections = list((app_data or {}).get("selections", {}).values())
+        return selections[0] if selections else (app_data or {}).get("file_path_name")
+
     def build_header(self, parent):
         self.header = dpg.add_collapsing_header(label=self.title, parent=parent, default_open=self.default_open,
                                                 tag=f"header_{type(self).__name__}")

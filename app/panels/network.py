@@ -59,8 +59,7 @@ class NetworkPanel(Panel):
         dpg.configure_item("net_dialog", default_path=str(start.parent if start.is_file() else start), show=True)
 
     def on_dialog(self, sender, app_data):
-        selections = list((app_data or {}).get("selections", {}).values())
-        path = selections[0] if selections else (app_data or {}).get("file_path_name")
+        path = self.dialog_path(app_data)
         if path:
             self.open_path(path)
 

@@ -20,6 +20,7 @@ LATENT_EXTENSIONS = (".npy", ".npz")
 
 
 def _checked(array, what):
+    """array, if every value is finite and within the request's latent bound; else ValueError."""
     if not np.isfinite(array).all():
         raise ValueError(f"{what}: holds NaN or infinite values")
     if np.abs(array).max(initial=0.0) > MAX_LATENT:
@@ -143,8 +144,7 @@ class VectorsPanel(Panel):
         dpg.configure_item("latent_dialog", show=True)
 
     def on_dialog(self, sender, app_data):
-        selections = list((app_data or {}).get("selections", {}).values())
-        path = selections[0] if selections else (app_data or {}).get("file_path_name")
+        path = self.dialog_path(app_data)
         if not path:
             return
         field = "latent_path" if self.dialog_target == "latent" else "direction_path"
