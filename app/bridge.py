@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from renderer.request import RenderRequest
+from renderer.request import RenderRequest, mix_indices
 
 # A full frame slower than this makes the worker send a quick preview first (a slow device).
 SLOW_RENDER_MS = 120
@@ -182,8 +182,6 @@ def _ws_rows(ws):
 
 def principal_rows(renderer, request, index, layers="all"):
     """See Engine.principal_direction (run on the renderer's own thread)."""
-    from renderer.request import mix_indices
-
     components, sigmas = renderer.principal_directions(request)
     if not 0 <= index < len(sigmas):
         raise ValueError(f"principal direction {index}: this network has 0-{len(sigmas) - 1}")
