@@ -98,6 +98,16 @@ class Engine:
 
         return self.worker.call(direction)
 
+    def toward_seed(self, state, seed):
+        """The direction [num_ws, w_dim] from the image's ws (before its directions) to seed `seed`'s
+        with the state's truncation and class: strength t blends the two ws, 1 reaching the seed's.
+        The way to blend a loaded or frozen w with a seed."""
+        image = dataclasses.replace(self.request_for(state), w_offset=None)
+        target = dataclasses.replace(image, seeds=((int(seed), 1.0),), seed_xy=None, z=None, w=None, mix_seed=None,
+                                     mix_w=None, mix_layers="")
+        return self.worker.call(lambda renderer: _ws_rows(renderer.compute_ws(target))
+                                - _ws_rows(renderer.compute_ws(image)))
+
     def principal_direction(self, state, index, layers="all"):
         """Rows [1 or num_ws][w_dim]: principal direction `index` of W (Renderer.principal_directions)
         scaled to one standard deviation, on every layer ('all') or on a group's ws only ('coarse',

@@ -341,6 +341,12 @@ def test_the_windows_vector_requests_run_on_the_worker(fixtures_dir, tmp_path):
         psi_one = [lone.compute_ws(dataclasses.replace(request, seeds=seed, truncation_psi=1.0))[0].numpy()
                    for seed in (0, 4)]
         np.testing.assert_allclose(result(engine.seed_direction(state, 0, 4)), psi_one[1] - psi_one[0])
+        # From the image (here a loaded w) to seed 6 with the state's psi: strength 1 lands on seed 6's ws.
+        loaded = lone.compute_ws(dataclasses.replace(request, seeds=9))[0].numpy()
+        state.set("latent", ("w", "nine", tuple(map(tuple, loaded.tolist()))))
+        toward = result(engine.toward_seed(state, 6))
+        np.testing.assert_allclose(loaded + toward, lone.compute_ws(dataclasses.replace(request, seeds=6))[0].numpy(),
+                                   atol=1e-6)
         assert set(threads) == {"RenderWorker"}
         components, sigmas = lone.principal_directions(request)
         every = result(engine.principal_direction(state, 1))

@@ -111,6 +111,13 @@ class VectorsPanel(Panel):
             dpg.add_input_int(tag="direction_to", width=110, default_value=1, min_value=0, min_clamped=True)
             dpg.add_button(label="Add", tag="direction_add_seeds", callback=self.on_add_seed_direction)
         with dpg.group(horizontal=True):
+            dpg.add_text("From the image to seed")
+            dpg.add_input_int(tag="direction_toward", width=110, default_value=1, min_value=0, min_clamped=True)
+            dpg.add_button(label="Add", tag="direction_add_toward", callback=self.on_add_toward_direction)
+        with dpg.tooltip("direction_add_toward"):
+            dpg.add_text("Strength 0.5 blends the image's w (a loaded vector's too) halfway with that\n"
+                         "seed's; 1 reaches it.")
+        with dpg.group(horizontal=True):
             dpg.add_text("Principal")
             dpg.add_input_int(tag="pca_index", width=110, default_value=0, min_value=0, min_clamped=True)
             dpg.add_combo(PCA_LAYER_GROUPS, tag="pca_layers", default_value="all", width=90)
@@ -119,7 +126,8 @@ class VectorsPanel(Panel):
             dpg.add_text("GANSpace: the principal axes of W (0 has the most variance), from the\n"
                          "network's own mapping of 5000 random z. Strength in standard deviations;\n"
                          "on every w or on one group's ws only (coarse 4-8 px, middle 16-32, fine 64+).")
-        self.app.text_inputs.extend(["latent_path", "direction_path", "direction_from", "direction_to", "pca_index"])
+        self.app.text_inputs.extend(["latent_path", "direction_path", "direction_from", "direction_to",
+                                     "direction_toward", "pca_index"])
         self.dialog_target = "latent"
         self.calls = []  # (what, WorkerCall, apply, pkl) waiting for the worker: see start()
         with dpg.file_dialog(tag="latent_dialog", show=False, width=720, height=440, modal=True,
@@ -206,6 +214,14 @@ class VectorsPanel(Panel):
             return
         self.start(f"direction seed {start} -> {end}", self.app.engine.seed_direction(self.app.state, start, end),
                    lambda rows, info: self.add_direction((f"seed {start} -> {end}", 0.0, SEED_DIRECTION_LIMIT,
+                                                          fit_w(rows, info, what="direction"))))
+
+    def on_add_toward_direction(self):
+        if self.network_info() is None:
+            return
+        seed = int(dpg.get_value("direction_toward"))
+        self.start(f"direction to seed {seed}", self.app.engine.toward_seed(self.app.state, seed),
+                   lambda rows, info: self.add_direction((f"image -> seed {seed}", 0.0, SEED_DIRECTION_LIMIT,
                                                           fit_w(rows, info, what="direction"))))
 
     def on_add_principal_direction(self):
