@@ -318,7 +318,8 @@ def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_he
 
     seven = seed_ws(7, 0.6)
     np.save(tmp_path / "seven_w.npy", seven[None])  # [1, num_ws, w_dim], as a projector writes it
-    toggle_panels(app, "header_VectorsPanel")
+    # The Latent panel folded, so that the Vectors and Truncation panels fit on the screen together.
+    toggle_panels(app, "header_LatentPanel", "header_VectorsPanel")
     app.wait_for_item("latent_path")
     count = len(app.frames())
     type_into(app, "latent_path", str(tmp_path / "seven_w.npy"))  # Enter loads it
@@ -383,7 +384,7 @@ def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_he
     app.screen.key("Home")  # seeds again, no directions, for the tests that follow
     app.wait_for_frame(len(app.frames()) - 1, lambda f: f["request"]["w"] is None and not f["request"]["w_offset"]
                        and f["request"]["seeds"] == [[0, 1.0]] and not f["preview"])
-    toggle_panels(app, "header_VectorsPanel")
+    toggle_panels(app, "header_VectorsPanel", "header_LatentPanel")
 
 
 def crop_like(image, like):
