@@ -296,9 +296,10 @@ def bench_layer_views(label, renderer, pkl, device, threads, layers):
 
 
 def bench_vectors(G, pkl, device, threads, repeats):
-    """The window thread's share of the Vectors panel on a network: a network's principal directions
-    (mapping 5000 z, once per network), the ws of a seed (Freeze w, a seed-to-seed direction), and
-    the state -> request step of every edit while an 18 x 512 w and 8 directions are in use."""
+    """What the Vectors panel costs: on the worker, with its thread count (RenderWorker.call), a
+    network's principal directions (mapping 5000 z, once per network) and the ws of a seed (Freeze
+    w, a seed-to-seed direction); on the window's thread, the state -> request step of every edit
+    while an 18 x 512 w and 8 directions are in use."""
     from app.state import ExplorerState
 
     if threads:
@@ -325,7 +326,8 @@ def bench_vectors(G, pkl, device, threads, repeats):
     for _ in range(20):
         state.to_request(device=device)
     to_request = (time.perf_counter() - started) / 20
-    print(f"vectors, on this thread ({threads or torch.get_num_threads()} torch threads; ms, median of {repeats}):")
+    print(f"vectors panel, StyleGAN2-1024 ({threads or torch.get_num_threads()} torch threads, as the worker; ms, "
+          f"median of {repeats}):")
     for label, seconds in (("principal directions (5000 z mapped, PCA)", statistics.median(principal)),
                            ("one seed's ws (Freeze w, seed directions)", statistics.median(seeds)),
                            (f"state -> request, {G.num_ws} x {G.w_dim} w, 8 directions", to_request)):
@@ -403,7 +405,7 @@ def main():
     parser.add_argument("--noise-drag-only", action="store_true",
                         help="only the first step of StyleGAN2-1024 noise drags, with and without the hover preparation")
     parser.add_argument("--vectors-only", action="store_true",
-                        help="only the Vectors panel's costs on the window thread (StyleGAN2-1024)")
+                        help="only the Vectors panel's costs (StyleGAN2-1024)")
     parser.add_argument("--views-only", action="store_true", help="only the layer views (StyleGAN2-1024, StyleGAN3-T 1024)")
     args = parser.parse_args()
     threads = args.threads if args.threads is not None else ui_threads()
@@ -415,8 +417,7 @@ def main():
         bench_reduced_previews(device, args.repeats, threads, args.fixtures)
         return
     if args.vectors_only:
-        # The window's own thread keeps torch's default thread count (every core), unlike the worker.
-        bench_vectors(full_size_sg2_1024().to(device), str(Path(__file__)), device, args.threads, args.repeats)
+        bench_vectors(full_size_sg2_1024().to(device), str(Path(__file__)), device, threads, args.repeats)
         return
     if args.views_only:
         for label, make, layers in (("stylegan2-1024", full_size_sg2_1024, ("b512.conv1", "b1024.conv1")),

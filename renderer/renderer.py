@@ -26,7 +26,8 @@ MAX_NETWORKS = 2  # networks kept in memory (a 1024 StyleGAN2 is ~120 MB in fp32
 MAX_MAPPED = 512  # cached mapping outputs
 # Principal directions of W (GANSpace, Haerkoenen et al. 2020): the PCA of this many mapped random
 # z's. Their top components are stable at a few thousand; mapping 5000 and their PCA take
-# ~0.4 s on a 2-core CPU for a 512-wide, 8-layer network (bench/render.py --vectors-only).
+# 0.3-0.6 s (two threads, one) on a 2-core CPU for a 512-wide, 8-layer network
+# (bench/render.py --vectors-only).
 PCA_SAMPLES = 5000
 PCA_COMPONENTS = 32
 FFT_RANGE_DB = 80.0  # the FFT view shows the top this-many dB of the power spectrum

@@ -228,7 +228,7 @@ class VectorsPanel(Panel):
         if self.network_info() is None:
             return
         index, layers = int(dpg.get_value("pca_index")), dpg.get_value("pca_layers") or "all"
-        # A network's first principal directions map 5000 z (~0.4 s at 1024 px) on the worker.
+        # A network's first principal directions map 5000 z (~0.6 s at 1024 px) on the worker.
         self.start("principal directions of W", self.app.engine.principal_direction(self.app.state, index, layers),
                    lambda rows, info: self.add_direction((f"PC{index} {layers}", 0.0, PCA_DIRECTION_LIMIT,
                                                           fit_w(rows, info, what="direction"))))
