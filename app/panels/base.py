@@ -40,6 +40,15 @@ class Panel:
 
     # --- helpers ----------------------------------------------------------------------------
     @staticmethod
+    def add_file_dialog(tag, extensions, callback):
+        """A hidden modal file dialog that lists `extensions` first (and any file); callback(sender, app_data)."""
+        with dpg.file_dialog(tag=tag, show=False, width=720, height=440, modal=True, callback=callback,
+                             cancel_callback=lambda: None):
+            for ext in extensions:
+                dpg.add_file_extension(ext, color=(140, 200, 255))
+            dpg.add_file_extension(".*")
+
+    @staticmethod
     def dialog_path(app_data):
         """The file a dearpygui file dialog's callback was given: the selected one, else the typed name."""
         selections = list((app_data or {}).get("selections", {}).values())

@@ -47,11 +47,7 @@ class NetworkPanel(Panel):
         dpg.add_combo([], tag="net_recent", label="Recent", width=-60,
                       callback=lambda s, v: self.open_path(v))
         dpg.add_text("No network loaded", tag="net_summary", wrap=PANEL_WRAP)
-        with dpg.file_dialog(tag="net_dialog", show=False, width=720, height=440, modal=True,
-                             callback=self.on_dialog, cancel_callback=lambda: None):
-            for ext in NETWORK_EXTENSIONS:
-                dpg.add_file_extension(ext, color=(140, 200, 255))
-            dpg.add_file_extension(".*")
+        self.add_file_dialog("net_dialog", NETWORK_EXTENSIONS, self.on_dialog)
         self.refresh_recent()
 
     def open_dialog(self):

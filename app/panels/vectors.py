@@ -130,11 +130,7 @@ class VectorsPanel(Panel):
                                      "direction_toward", "pca_index"])
         self.dialog_target = "latent"
         self.calls = []  # (what, WorkerCall, apply, pkl) waiting for the worker: see start()
-        with dpg.file_dialog(tag="latent_dialog", show=False, width=720, height=440, modal=True,
-                             callback=self.on_dialog, cancel_callback=lambda: None):
-            for ext in LATENT_EXTENSIONS:
-                dpg.add_file_extension(ext, color=(140, 200, 255))
-            dpg.add_file_extension(".*")
+        self.add_file_dialog("latent_dialog", LATENT_EXTENSIONS, self.on_dialog)
         self.rebuild_direction_rows()
         self.show_latent()
 
@@ -162,15 +158,21 @@ class VectorsPanel(Panel):
         else:
             self.add_direction_file(path)
 
-    def load_latent(self, path):
+    def read_file(self, path, reader, failure):
+        """reader(path, network info) for a typed or chosen file, or None with the reason in the status line."""
         path = (path or "").strip()
         info = self.network_info()
         if not path or info is None:
-            return
+            return None
         try:
-            latent = latent_from_file(Path(path).expanduser(), info)
+            return reader(Path(path).expanduser(), info)
         except ValueError as error:  # ExportError included: unreadable, wrong shape, NaN
-            self.app.set_status(f"vector not loaded: {error}".splitlines()[0], error=True)
+            self.app.set_status(f"{failure}: {error}".splitlines()[0], error=True)
+            return None
+
+    def load_latent(self, path):
+        latent = self.read_file(path, latent_from_file, "vector not loaded")
+        if latent is None:
             return
         self.app.edit("latent", latent, coalesce=False)
         self.app.set_status(f"loaded {latent[0]} from {latent[1]}")
@@ -194,16 +196,9 @@ class VectorsPanel(Panel):
         self.app.sync_panels()
 
     def add_direction_file(self, path):
-        path = (path or "").strip()
-        info = self.network_info()
-        if not path or info is None:
-            return
-        try:
-            direction = direction_from_file(Path(path).expanduser(), info)
-        except ValueError as error:
-            self.app.set_status(f"direction not added: {error}".splitlines()[0], error=True)
-            return
-        self.add_direction(direction)
+        direction = self.read_file(path, direction_from_file, "direction not added")
+        if direction is not None:
+            self.add_direction(direction)
 
     def on_add_seed_direction(self):
         if self.network_info() is None:
