@@ -376,6 +376,14 @@ def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_he
     assert values["directions"][1][0] == "PC0 all" and values["directions"][1][1] < 0, values["directions"][1][:3]
     np.testing.assert_array_equal(shown_image(last), headless_render(last["request"], tmp_path))
     assert [e["message"] for e in app.events("error") if e["time"] > home["time"]] == [error["message"]]
+    # A direction from a file (an InterFaceGAN-style boundary, [1, w_dim]), and a file that is not there.
+    np.save(tmp_path / "boundary.npy", np.ones((1, seven.shape[-1])))
+    type_into(app, "direction_path", str(tmp_path / "boundary.npy"))  # Enter adds it
+    app.wait_for_item("direction_2")
+    errors = len(app.events("error"))
+    type_into(app, "direction_path", str(tmp_path / "missing.npy"))
+    missing = app.wait_for(lambda ev: [e for e in ev if e["event"] == "error"][errors:], 30, "an error")[0]
+    assert "direction not added" in missing["message"] and "missing.npy" in missing["message"]
     count = len(app.frames())
     app.screen.click(*centre(screen_pos(app.wait_for_rects(after_time=last["time"]), "latent_clear")))
     seeds_again = app.wait_for_frame(count, lambda f: f["request"]["w"] is None, full=False)
