@@ -151,11 +151,11 @@ class VectorsPanel(Panel):
         path = self.dialog_path(app_data)
         if not path:
             return
-        field = "latent_path" if self.dialog_target == "latent" else "direction_path"
-        dpg.set_value(field, path)
         if self.dialog_target == "latent":
+            dpg.set_value("latent_path", path)
             self.load_latent(path)
         else:
+            dpg.set_value("direction_path", path)
             self.add_direction_file(path)
 
     def read_file(self, path, reader, failure):
