@@ -595,7 +595,7 @@ def reduced_resolution(G, resolution):
     if str(getattr(G, "architecture", "")).startswith("stylegan3"):
         # Its layers keep 512-1024 channels up to high rates, so a reduced pass costs more per
         # pixel than StyleGAN2's: a 16th of the image size (at least 32 px) takes 0.2-0.26 s at
-        # 512 px and 0.3-0.56 s at 1024 px on one core here (docs/speed.md).
+        # 512 px and 0.3-0.56 s at 1024 px on one core here (docs/decisions.md).
         resolution = min(resolution, max(SG3_PREVIEW_MIN, G.img_resolution // 16))
     return resolution
 
