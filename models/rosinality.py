@@ -62,6 +62,8 @@ def _blur_taps(kernel_2d):
 
 def generator_config(sd):
     """Everything a rosinality Generator's state dict says about its shape (channels from the tensors)."""
+    if any(k.startswith("iwt.") or ".iwt." in k for k in sd):
+        raise LoadError("rosinality SWAGAN generators (wavelet ToRGB) are not supported")
     n_mlp = len(_indices(sd, r"style\.(\d+)\.weight"))
     num_rgbs = len(_indices(sd, r"to_rgbs\.(\d+)\.conv\.weight"))
     num_convs = len(_indices(sd, r"convs\.(\d+)\.conv\.weight"))
@@ -152,7 +154,8 @@ def load_generator_state(sd, latent_avg=None):
     cfg = generator_config(sd)
     G = stylegan2.build(init_kwargs(cfg))
     stylegan2.load_state_dict_checked(G, generator_state(sd, G))
-    notes = {"inferred": {k: cfg[k] for k in ("size", "z_dim", "w_dim", "n_mlp", "channels", "blur")},
+    notes = {"inferred": dict(resolution=cfg["size"], z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], mapping_layers=cfg["n_mlp"],
+                              channels=cfg["channels"], blur=cfg["blur"]),
              "lr_multiplier": f"{cfg['lr_mlp']} (from the mapping weights' scale)"}
     notes["w_avg"] = set_w_avg(G, latent_avg)
     if not all(f"noises.noise_{i}" in sd for i in range(2 * len(cfg["channels"]) - 1)):

@@ -67,7 +67,7 @@ def _locate(tree, key):
     state = tree.get("state_dict")
     if _tensor_dict(state) and any(str(k).startswith("decoder.") for k in state):
         decoder = {k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")}
-        return decoder, "psp", tree.get("latent_avg")
+        return decoder, "psp-e4e", tree.get("latent_avg")
     for name in ("G_ema", "G"):
         if _tensor_dict(tree.get(name)):
             return tree[name], "state-dict", None

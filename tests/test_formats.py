@@ -19,13 +19,19 @@ from renderer.renderer import image_to_uint8
 FIXTURES = {  # file -> (reference npz, format, keys the file cannot reproduce because it lacks that network)
     "rosi_32.pt": ("rosi_32", "rosinality-checkpoint", set()),
     "rosi_32_nada.pt": ("rosi_32", "stylegan-nada", {"D_logits_seed0_psi1p0", "img_G_nonema_seed0_psi1p0_const"}),
-    "psp_32.pt": ("rosi_32", "psp", {"D_logits_seed0_psi1p0", "img_G_nonema_seed0_psi1p0_const"}),
+    "psp_32.pt": ("rosi_32", "psp-e4e", {"D_logits_seed0_psi1p0", "img_G_nonema_seed0_psi1p0_const"}),
     "sg2ada_64_state_dict.pt": ("sg2ada_64", "stylegan2-state-dict", {"D_logits_seed0_psi1p0", "img_G_nonema_seed0_psi1p0_const"}),
     "sg3_t_64_state_dict.pt": ("sg3_t_64", "stylegan3-state-dict", {"D_logits_seed0_psi1p0", "img_G_nonema_seed0_psi1p0_const"}),
 }
 PSI = {"psi1p0": {}, "psi0p7": dict(truncation_psi=0.7), "psi0p5_cutoff2": dict(truncation_psi=0.5, truncation_cutoff=2)}
 WS_ATOL, IMG_ATOL = 1e-5, 1e-4
 _cache = {}
+
+
+@pytest.fixture(autouse=True)
+def one_thread_commands(monkeypatch):
+    """run_app's commands take every core; these tiny networks run faster on one on a shared machine."""
+    monkeypatch.setattr(run_app, "headless_threads", lambda: torch.set_num_threads(1))
 
 
 def _diff(a, b):
@@ -108,17 +114,35 @@ def test_fixture_matches_every_reference_key(fixtures_dir, name):
     assert set(ref) <= checked, sorted(set(ref) - checked)
 
 
+def _frame_cases(ref, num_ws):
+    """(flags, reference ws key or None, reference image key or None) covering the npz keys a frame can show."""
+    k = int(ref["mix_k"])
+    cases = [(["--seed", str(s), "--psi", psi], f"ws_seed{s}_{tag}", f"img_seed{s}_{tag}_const")
+             for s in ref["seeds"] for psi, tag in (("1", "psi1p0"), ("0.7", "psi0p7"))]
+    cases.append((["--seed", "0", "--psi", "0.5", "--cutoff", "2"], "ws_seed0_psi0p5_cutoff2", None))
+    cases.append((["--seed", "0", "--mix-seed", "1", "--mix-layers", f"{k}-{num_ws - 1}"], "ws_mix_seed0_seed1",
+                  "img_mix_seed0_seed1"))
+    cases.append((["--seed", "0", "--noise-mode", "none"], "ws_seed0_psi1p0", "img_seed0_psi1p0_none"))
+    if "transform_translate_angle" in ref:
+        tx, ty, angle = (float(v) for v in ref["transform_translate_angle"])
+        cases.append(([f"--translate={tx},{ty}", f"--rotate={angle}", "--seed", "0"], None, "img_seed0_psi1p0_const_transform"))
+    return cases
+
+
 @pytest.mark.parametrize("name", FIXTURES)
 def test_frame_command_renders_the_reference(fixtures_dir, tmp_path, name, capsys):
-    _, ref = _loaded(fixtures_dir, name)
+    G, ref = _loaded(fixtures_dir, name)
     out = tmp_path / "frame.png"
-    argv = ["frame", "--pkl", str(fixtures_dir / name), "--seed", "7", "--psi", "0.7", "--noise-mode", "const",
-            "--device", "cpu", "--out", str(out), "--save-latents"]
-    assert run_app.main(argv) == 0, capsys.readouterr().err
-    assert _diff(np.load(tmp_path / "frame_w.npy").reshape(ref["ws_seed7_psi0p7"].shape), ref["ws_seed7_psi0p7"]) < 1e-4
-    expected = image_to_uint8(torch.from_numpy(ref["img_seed7_psi0p7_const"]))[0].numpy().astype(int)
-    written = np.asarray(Image.open(out)).astype(int)
-    assert np.abs(written - expected).max() <= 1  # 5e-4 of float error can cross one uint8 step
+    for flags, ws_key, img_key in _frame_cases(ref, G.num_ws):
+        argv = ["frame", "--pkl", str(fixtures_dir / name), "--device", "cpu", "--out", str(out), "--save-latents"]
+        argv += flags if "--noise-mode" in flags else flags + ["--noise-mode", "const"]
+        assert run_app.main(argv) == 0, capsys.readouterr().err
+        if ws_key:
+            assert _diff(np.load(tmp_path / "frame_w.npy").reshape(ref[ws_key].shape), ref[ws_key]) < 1e-4, flags
+        if img_key:
+            expected = image_to_uint8(torch.from_numpy(ref[img_key]))[0].numpy().astype(int)
+            written = np.asarray(Image.open(out)).astype(int)
+            assert np.abs(written - expected).max() <= 1, flags  # 5e-4 of float error can cross one uint8 step
 
 
 @pytest.mark.parametrize("name", ["rosi_32.pt", "psp_32.pt", "sg3_t_64_state_dict.pt"])
@@ -270,3 +294,17 @@ def test_namespace_holding_a_hostile_global_is_still_refused(tmp_path):
     torch.save({"g_ema": {"x": torch.zeros(1)}, "args": argparse.Namespace(hook=Evil())}, path)
     with pytest.raises(UnsafeFileError, match="refused global"):
         load_generator(path)
+
+
+def test_psp_latent_avg_with_different_rows_uses_their_mean_and_says_so(tmp_path):
+    sd = rosi.random_generator(8, 8, 2, rosi.channel_table(8, divide=64))
+    rows = torch.randn(4, 8)
+    G = load_generator(_save({"state_dict": {f"decoder.{k}": v for k, v in sd.items()}, "latent_avg": rows},
+                             tmp_path / "e4e.pt", legacy=False))
+    assert torch.allclose(G.mapping.w_avg, rows.mean(0)) and "their mean" in G.info["source"]["w_avg"]
+
+
+def test_swagan_checkpoint_is_refused_by_name(tmp_path):
+    sd = dict(rosi.random_generator(8, 8, 2, rosi.channel_table(8, divide=64)), **{"iwt.ll": torch.ones(2, 2)})
+    with pytest.raises(LoadError, match="SWAGAN"):
+        load_generator(_save({"g_ema": sd}, tmp_path / "swagan.pt", legacy=False))
