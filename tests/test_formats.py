@@ -308,3 +308,31 @@ def test_swagan_checkpoint_is_refused_by_name(tmp_path):
     sd = dict(rosi.random_generator(8, 8, 2, rosi.channel_table(8, divide=64)), **{"iwt.ll": torch.ones(2, 2)})
     with pytest.raises(LoadError, match="SWAGAN"):
         load_generator(_save({"g_ema": sd}, tmp_path / "swagan.pt", legacy=False))
+
+
+def test_renderer_block_cache_previews_and_layer_names_work_on_a_rosinality_file(fixtures_dir):
+    import dataclasses
+
+    from renderer.renderer import Renderer
+    from renderer.request import RenderRequest
+
+    base = RenderRequest(pkl=str(fixtures_dir / "rosi_32.pt"), device="cpu", seeds=1, truncation_psi=0.7)
+    renderer = Renderer("cpu", recent_frames_bytes=0)
+    fresh = Renderer("cpu", recent_frames_bytes=0, recent_captures_bytes=0)
+    reused = 0
+    for request in [base, dataclasses.replace(base, mix_seed=2, mix_layers="6-7"),
+                    dataclasses.replace(base, mix_seed=2, mix_layers="5-7"),
+                    dataclasses.replace(base, mix_seed=2, mix_layers="5-7", noise_layer_strength=(("b32.conv1", 0.0),)),
+                    dataclasses.replace(base, layer="b8.conv1", normalize="std")]:
+        frame = renderer.render(request)
+        fresh._block_caches.clear()
+        expected = fresh.render(request)
+        assert frame.error is None and np.array_equal(frame.image, expected.image), request
+        if request.layer is None:
+            (cache,) = renderer._block_caches.values()
+            reused += cache.blocks_run < 4  # of b4 ... b32: some blocks came from the cache
+    assert reused >= 2
+    names = [name for name, _, _ in frame.layers]
+    assert {"b4.conv1", "b8.conv0", "b16.conv1", "b32.torgb"} <= set(names)
+    preview = renderer.render(dataclasses.replace(base, seeds=9), preview_resolution=8)
+    assert preview.preview and preview.error is None
