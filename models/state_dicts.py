@@ -38,7 +38,8 @@ def _has_network_objects(tree):
 
 
 def _key_list(mapping):
-    keys = [str(k) for k in mapping]
+    # Keys come from the file: printable, short, no line breaks.
+    keys = ["".join(c if c.isprintable() else "?" for c in " ".join(str(k).split()))[:40] for k in mapping]
     shown = ", ".join(keys[:_KEYS_SHOWN])
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > _KEYS_SHOWN else "")
 
@@ -81,6 +82,15 @@ def generator_from_tree(tree, key=None):
     if not isinstance(tree, dict) or _has_network_objects(tree) or not _holds_tensors(tree):
         return None
     sd, kind, latent_avg = _locate(tree, key)
+    try:
+        return _build(sd, kind, latent_avg)
+    except KeyError as err:  # a layout recognised by some keys, missing others
+        raise LoadError(f"{kind} generator lacks the tensor {str(err)[:80]}") from None
+    except (IndexError, ValueError, RuntimeError) as err:  # tensors of the wrong rank or size
+        raise LoadError(f"{kind} generator tensors do not fit together ({(str(err).splitlines() or [type(err).__name__])[0][:120]})") from None
+
+
+def _build(sd, kind, latent_avg):
     if rosinality.is_generator_state(sd):
         G, notes = rosinality.load_generator_state(sd, latent_avg)
         file_format = kind if kind != "state-dict" else "rosinality-state-dict"
@@ -93,7 +103,7 @@ def generator_from_tree(tree, key=None):
     elif rosinality.is_discriminator_state(sd):
         raise LoadError("this state dict is a rosinality discriminator, not a generator")
     else:
-        raise _no_generator(sd if kind == "state-dict" and key is None and sd is tree else tree)
+        raise _no_generator(sd)
     G.info["source"] = notes
     return G, file_format
 

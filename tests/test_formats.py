@@ -336,3 +336,16 @@ def test_renderer_block_cache_previews_and_layer_names_work_on_a_rosinality_file
     assert {"b4.conv1", "b8.conv0", "b16.conv1", "b32.torgb"} <= set(names)
     preview = renderer.render(dataclasses.replace(base, seeds=9), preview_resolution=8)
     assert preview.preview and preview.error is None
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_a_damaged_generator_state_dict_is_one_line_naming_what_is_wrong(tmp_path, legacy):
+    sd = rosi.random_generator(16, 8, 2, rosi.channel_table(16, divide=64))
+    del sd["convs.1.conv.modulation.weight"]
+    with pytest.raises(LoadError, match=r"rosinality-g_ema generator lacks the tensor 'convs.1.conv.modulation.weight'") as err:
+        load_generator(_save({"g_ema": sd}, tmp_path / "damaged.pt", legacy))
+    assert "\n" not in str(err.value) and "damaged.pt" in str(err.value)
+    sd = rosi.random_generator(16, 8, 2, rosi.channel_table(16, divide=64))
+    sd["convs.2.conv.weight"] = sd["convs.2.conv.weight"][:, :, :3]  # in channels no longer fit the layer before
+    with pytest.raises(LoadError, match="convs.2 takes 3 channels"):
+        load_generator(_save(sd, tmp_path / "misfit.pt", legacy))
