@@ -349,3 +349,14 @@ def test_a_damaged_generator_state_dict_is_one_line_naming_what_is_wrong(tmp_pat
     sd["convs.2.conv.weight"] = sd["convs.2.conv.weight"][:, :, :3]  # in channels no longer fit the layer before
     with pytest.raises(LoadError, match="convs.2 takes 3 channels"):
         load_generator(_save(sd, tmp_path / "misfit.pt", legacy))
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+@torch.no_grad()
+def test_the_same_data_in_the_zipless_legacy_format_loads_the_same(fixtures_dir, tmp_path, name):
+    tree = torch.load(fixtures_dir / name, weights_only=False)  # our own trusted fixture, to re-save it
+    G, _ = _loaded(fixtures_dir, name)
+    H = load_generator(_save(tree, tmp_path / name, legacy=True))
+    assert H.info["format"] == G.info["format"] and H.info["source"] == G.info["source"]
+    for key, value in G.state_dict().items():
+        assert torch.equal(H.state_dict()[key], value), key
