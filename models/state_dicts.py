@@ -21,7 +21,8 @@ _KEYS_SHOWN = 6
 
 
 def _tensor_dict(value):
-    return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
+    return isinstance(value, dict) and bool(value) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
 
 
 def _holds_tensors(tree, depth=0):
@@ -50,20 +51,20 @@ def _no_generator(tree):
 
 def _locate(tree, key):
     """(state dict, format name, latent_avg or None) of the generator a checkpoint tree holds."""
-    if key is not None:
+    if "g" in tree and "d" in tree:
+        kind = "rosinality-checkpoint"
+    elif "g_optim" in tree:
+        kind = "stylegan-nada"
+    elif "latent_avg" in tree:
+        kind = "rosinality-converted"
+    else:
+        kind = "rosinality-g_ema"
+    if key is not None:  # another network of the file, e.g. 'g' (or NVIDIA's name 'G'): the training generator
         name = key if key in tree else key.lower() if key.lower() in tree else None
         if name is None or not _tensor_dict(tree[name]):
             raise LoadError(f"no {key!r} state dict in this checkpoint (keys: {_key_list(tree)})")
-        return tree[name], "state-dict", None
+        return tree[name], (kind if "g_ema" in tree else "state-dict"), None
     if _tensor_dict(tree.get("g_ema")):
-        if "g" in tree and "d" in tree:
-            kind = "rosinality-checkpoint"
-        elif "g_optim" in tree:
-            kind = "stylegan-nada"
-        elif "latent_avg" in tree:
-            kind = "rosinality-converted"
-        else:
-            kind = "rosinality-g_ema"
         return tree["g_ema"], kind, tree.get("latent_avg")
     state = tree.get("state_dict")
     if _tensor_dict(state) and any(str(k).startswith("decoder.") for k in state):
@@ -87,7 +88,8 @@ def generator_from_tree(tree, key=None):
     except KeyError as err:  # a layout recognised by some keys, missing others
         raise LoadError(f"{kind} generator lacks the tensor {str(err)[:80]}") from None
     except (IndexError, ValueError, RuntimeError) as err:  # tensors of the wrong rank or size
-        raise LoadError(f"{kind} generator tensors do not fit together ({(str(err).splitlines() or [type(err).__name__])[0][:120]})") from None
+        what = (str(err).splitlines() or [type(err).__name__])[0][:120]
+        raise LoadError(f"{kind} generator tensors do not fit together ({what})") from None
 
 
 def _build(sd, kind, latent_avg):
