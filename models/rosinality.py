@@ -154,8 +154,9 @@ def load_generator_state(sd, latent_avg=None):
     cfg = generator_config(sd)
     G = stylegan2.build(init_kwargs(cfg))
     stylegan2.load_state_dict_checked(G, generator_state(sd, G))
-    notes = {"inferred": dict(resolution=cfg["size"], z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], mapping_layers=cfg["n_mlp"],
-                              channels=cfg["channels"], blur=cfg["blur"]),
+    inferred = dict(resolution=cfg["size"], z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], mapping_layers=cfg["n_mlp"],
+                    channels=cfg["channels"], blur=cfg["blur"])
+    notes = {"inferred": inferred,
              "lr_multiplier": f"{cfg['lr_mlp']} (from the mapping weights' scale)"}
     notes["w_avg"] = set_w_avg(G, latent_avg)
     if not all(f"noises.noise_{i}" in sd for i in range(2 * len(cfg["channels"]) - 1)):
@@ -167,7 +168,8 @@ def set_w_avg(G, latent_avg):
     """Put the file's latent_avg (or an estimate) into G.mapping.w_avg; say which, for info."""
     if latent_avg is None:
         G.mapping.w_avg.copy_(mean_latent(G))
-        return f"estimated: mean of {MEAN_LATENT_SAMPLES} mapped z, torch seed {MEAN_LATENT_SEED} (rosinality's mean_latent)"
+        return (f"estimated: mean of {MEAN_LATENT_SAMPLES} mapped z, torch seed {MEAN_LATENT_SEED} "
+                "(rosinality's mean_latent)")
     rows = torch.as_tensor(latent_avg, dtype=torch.float32).reshape(-1, G.w_dim) if \
         torch.as_tensor(latent_avg).numel() % G.w_dim == 0 else None
     if rows is None or rows.shape[0] == 0:
@@ -233,7 +235,8 @@ def _conv_layer(sd, prefix):
     if downsample:
         p = (sd[f"{prefix}.0.kernel"].shape[0] - 2) + (k - 1)
         layers.append(_Blur(sd[f"{prefix}.0.kernel"], ((p + 1) // 2, p // 2)))
-    layers.append(_EqualConv2d(weight, sd.get(f"{prefix}.{i}.bias"), 2 if downsample else 1, 0 if downsample else k // 2))
+    stride, padding = (2, 0) if downsample else (1, k // 2)
+    layers.append(_EqualConv2d(weight, sd.get(f"{prefix}.{i}.bias"), stride, padding))
     if f"{prefix}.{i + 1}.bias" in sd:
         layers.append(_FusedLeakyReLU(sd[f"{prefix}.{i + 1}.bias"]))
     return torch.nn.Sequential(*layers)
@@ -262,11 +265,13 @@ class Discriminator(torch.nn.Module):
         if not is_discriminator_state(sd):
             raise LoadError("not a rosinality discriminator state dict")
         num = len(_indices(sd, r"convs\.(\d+)\..*"))
-        self.convs = torch.nn.ModuleList([_conv_layer(sd, "convs.0")] + [_ResBlock(sd, f"convs.{i}") for i in range(1, num)])
+        blocks = [_ResBlock(sd, f"convs.{i}") for i in range(1, num)]
+        self.convs = torch.nn.ModuleList([_conv_layer(sd, "convs.0")] + blocks)
         self.size = 4 * 2 ** (num - 1)
         self.stddev_group, self.stddev_feat = stddev_group, stddev_feat
         self.final_conv = _conv_layer(sd, "final_conv")
-        self.final_linear = torch.nn.Sequential(_EqualLinearAct(sd, "final_linear.0"), _EqualLinearAct(sd, "final_linear.1", act=False))
+        self.final_linear = torch.nn.Sequential(_EqualLinearAct(sd, "final_linear.0"),
+                                                _EqualLinearAct(sd, "final_linear.1", act=False))
         self.load_state_dict({k: v.to(torch.float32) for k, v in sd.items()}, strict=True)
         self.eval().requires_grad_(False)
 
