@@ -360,3 +360,14 @@ def test_the_same_data_in_the_zipless_legacy_format_loads_the_same(fixtures_dir,
     assert H.info["format"] == G.info["format"] and H.info["source"] == G.info["source"]
     for key, value in G.state_dict().items():
         assert torch.equal(H.state_dict()[key], value), key
+
+
+def test_discriminator_features_carry_gradients_to_the_image(fixtures_dir):
+    D = rosinality.load_discriminator(fixtures_dir / "rosi_32.pt")
+    img = torch.randn(2, 3, 32, 32, requires_grad=True)
+    features = D.features(img)
+    assert list(features) == ["convs.0", "convs.1", "convs.2", "convs.3", "final_conv", "final_linear.0", "logits"]
+    sum(f.square().mean() for f in features.values()).backward()
+    assert img.grad.abs().sum() > 0 and not any(p.requires_grad for p in D.parameters())
+    with pytest.raises(LoadError, match="no 'd' discriminator"):
+        rosinality.load_discriminator(fixtures_dir / "rosi_32_nada.pt")
