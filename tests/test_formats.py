@@ -371,3 +371,17 @@ def test_discriminator_features_carry_gradients_to_the_image(fixtures_dir):
     assert img.grad.abs().sum() > 0 and not any(p.requires_grad for p in D.parameters())
     with pytest.raises(LoadError, match="no 'd' discriminator"):
         rosinality.load_discriminator(fixtures_dir / "rosi_32_nada.pt")
+
+
+def test_a_namespace_only_takes_one_plain_state(tmp_path):
+    import pickle
+
+    from models.safe_pickle import Namespace, read_pickle
+
+    plain = pickle.dumps(argparse.Namespace(a=1, lr=0.5), protocol=2)
+    assert read_pickle(plain) == Namespace(a=1, lr=0.5)
+    twice = plain[:-1] + b"}X\x01\x00\x00\x00bK\x02sb."  # a second BUILD on the filled namespace
+    slots = b"\x80\x02cargparse\nNamespace\n)\x81}X\x01\x00\x00\x00aK\x01s}\x86b."  # (dict, slot state)
+    for data in (twice, slots):
+        with pytest.raises(UnsafeFileError, match="refused to set the state of a Namespace"):
+            read_pickle(data)
