@@ -263,6 +263,7 @@ def cmd_info(args):
         "format": info.get("format"),
         "architecture": info.get("architecture"),
         "variant": info.get("variant"),
+        "source": info.get("source"),  # checkpoints of tensors: what was inferred, defaulted, where w_avg came from
         "resolution": info["img_resolution"],
         "img_channels": info["img_channels"],
         "z_dim": info["z_dim"], "w_dim": info["w_dim"], "c_dim": info["c_dim"], "num_ws": info["num_ws"],

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from models import stylegan2, tf_stylegan2
+from models import state_dicts, stylegan2, tf_stylegan2
 from models.atomic_write import WriteError, atomic_output, os_error_from_text
 from models.errors import LoadError, UnsafeFileError
 from models.runtime import faithful_cuda
@@ -152,9 +152,10 @@ def save_safetensors(G, path, extra_metadata=None):
 
 
 def load_generator(path, device="cpu", reference=False, key=None):
-    """Load a generator (NVIDIA pickle, TF pickle or our .safetensors) ready for inference on `device`.
+    """Load a generator (NVIDIA pickle, TF pickle, torch checkpoint or our .safetensors) ready for `device`.
 
-    `key` picks another network of a snapshot ('G' = the training generator instead of 'G_ema').
+    `key` picks another network of a snapshot ('G' = the training generator instead of 'G_ema';
+    'g' in a rosinality training checkpoint).
     By default the generator runs the fastest faithful path for its device (same pixels within
     float rounding); `reference=True` asks for the plain reference implementation.
     """
@@ -166,7 +167,9 @@ def load_generator(path, device="cpu", reference=False, key=None):
             G, file_format = _load_safetensors(path)
         else:
             tree = read_pickle(path)
-            G, file_format = _from_network(_pick_network(tree, key))
+            # Checkpoints of plain tensors (rosinality, NADA, pSp/e4e, bare state dicts) first.
+            found = state_dicts.generator_from_tree(tree, key)
+            G, file_format = found if found is not None else _from_network(_pick_network(tree, key))
     except UnsafeFileError:
         raise
     except LoadError as err:

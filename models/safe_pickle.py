@@ -25,7 +25,7 @@ import torch
 
 from models.errors import LoadError, UnsafeFileError
 
-__all__ = ["read_pickle", "PersistentObject", "TFNetwork", "EasyDict"]
+__all__ = ["read_pickle", "PersistentObject", "TFNetwork", "EasyDict", "Namespace"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -92,6 +92,10 @@ class TFNetwork:
 
 class EasyDict(dict):
     """Stands in for dnnlib.util.EasyDict: a plain dict, no attribute access, no code."""
+
+
+class Namespace(dict):
+    """Stands in for argparse.Namespace (rosinality's saved `args`): its attributes as a plain dict."""
 
 
 # ----------------------------------------------------------------------------------------
@@ -640,6 +644,7 @@ _NETWORK_GLOBALS = {
     ("numpy._core.numeric", "_frombuffer"): _numpy_frombuffer,
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
     ("dnnlib.util", "EasyDict"): EasyDict,
+    ("argparse", "Namespace"): Namespace,
     ("dnnlib.tflib.network", "Network"): _TF_NETWORK,
 }
 
@@ -703,7 +708,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
         cls = self.stack.pop()
         if not isinstance(args, tuple) or args:
             raise _Malformed("object creation with arguments is not supported")
-        if cls is EasyDict or cls is OrderedDict:
+        if cls is EasyDict or cls is OrderedDict or cls is Namespace:
             obj = cls()
         elif cls is _TF_NETWORK:
             obj = TFNetwork.__new__(TFNetwork)
@@ -724,6 +729,9 @@ class _RestrictedUnpickler(pickle._Unpickler):
         elif type(target) is OrderedDict and isinstance(state, dict) \
                 and all(isinstance(key, str) for key in state):
             vars(target).update(state)  # torch state dicts carry a `_metadata` attribute
+        elif type(target) is Namespace and not target and isinstance(state, dict) \
+                and all(isinstance(key, str) for key in state):
+            target.update(state)  # an argparse.Namespace's attributes, kept as dict items
         else:
             raise _Refused(f"refused to set the state of a {type(target).__name__} object")
 

@@ -317,7 +317,9 @@ class SynthesisNetwork(torch.nn.Module):
     """ws [N, num_ws, w_dim] -> image [N, C, H, W] through blocks b4 ... b{img_resolution}."""
 
     def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=0,
-                 **block_kwargs):
+                 channel_table=None, **block_kwargs):
+        """channel_table: explicit channels per block (4 px first), for files whose table no
+        channel_base/channel_max gives (rosinality checkpoints with a custom table)."""
         if img_resolution < 4 or img_resolution & (img_resolution - 1) != 0:
             raise ValueError(f"img_resolution must be a power of two >= 4, not {img_resolution}")
         super().__init__()
@@ -328,6 +330,10 @@ class SynthesisNetwork(torch.nn.Module):
         self.num_fp16_res = num_fp16_res
         self.block_resolutions = [2 ** i for i in range(2, self.img_resolution_log2 + 1)]
         channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
+        if channel_table is not None:
+            if len(channel_table) != len(self.block_resolutions):
+                raise ValueError(f"channel_table needs {len(self.block_resolutions)} entries, not {len(channel_table)}")
+            channels = {res: int(c) for res, c in zip(self.block_resolutions, channel_table)}
         fp16_resolution = max(2 ** (self.img_resolution_log2 + 1 - num_fp16_res), 8)
 
         self.num_ws = 0
