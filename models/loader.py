@@ -8,7 +8,8 @@ import torch
 
 from models import stylegan2, tf_stylegan2
 from models.atomic_write import WriteError, atomic_output, os_error_from_text
-from models.errors import LoadError, UnsafeFileError
+from models.errors import LoadError, UnsafeFileError, clean_line
+from models.limits import allocation_budget, stored_size
 from models.runtime import faithful_cuda
 from models.safe_pickle import PersistentObject, TFNetwork, read_pickle
 
@@ -31,10 +32,32 @@ def _family_module(family):
 
 
 def _one_line(err):
-    """An exception as one line of text."""
+    """An exception as one clean line of text (control characters escaped, long values cut)."""
     text = str(err).strip().splitlines()
     text = text[0] if text else ""
-    return text if isinstance(err, LoadError) else f"{type(err).__name__}: {text}"
+    return clean_line(text if isinstance(err, LoadError) else f"{type(err).__name__}: {text}")
+
+
+def _stored_tensors(net):
+    """The tensors / arrays a network record stores (each TF component once)."""
+    if isinstance(net, PersistentObject):
+        return list(net.state_dict().values())
+    arrays, seen, todo = [], set(), [net]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        arrays.extend(node.variables.values())
+        todo.extend(node.components.values())
+    return arrays
+
+
+def _build_within_budget(build, stored, what):
+    """build(): the network is made while torch may allocate only about what the file stores."""
+    stored_bytes, count = stored_size(stored)
+    with allocation_budget(stored_bytes, count, what):
+        return build()
 
 
 # ----------------------------------------------------------------------------
@@ -111,7 +134,8 @@ def _load_safetensors(path):
     except (ValueError, KeyError, TypeError) as err:
         raise LoadError(f"bad {CONFIG_KEY!r} config in the safetensors metadata ({_one_line(err)})") from None
 
-    G = _family_module(family).build(init_kwargs)
+    module = _family_module(family)
+    G = _build_within_budget(lambda: module.build(init_kwargs), tensors.values(), "the file")
     stylegan2.load_state_dict_checked(G, tensors)
     saved_info = dict(config.get("info") or {})
     saved_info.pop("format", None)
@@ -160,20 +184,23 @@ def load_generator(path, device="cpu", reference=False, key=None):
     """
     path = Path(path)
     if not path.is_file():
-        raise LoadError(f"{path}: no such file")
+        raise LoadError(f"{clean_line(path)}: no such file")
     try:
         if path.suffix.lower() == ".safetensors":
             G, file_format = _load_safetensors(path)
         else:
             tree = read_pickle(path)
-            G, file_format = _from_network(_pick_network(tree, key))
+            net = _pick_network(tree, key)
+            if not isinstance(net, (PersistentObject, TFNetwork)):
+                raise LoadError(f"not a network (found {type(net).__name__})")
+            G, file_format = _build_within_budget(lambda: _from_network(net), _stored_tensors(net), "the file")
     except UnsafeFileError:
         raise
     except LoadError as err:
         message = _one_line(err)
-        raise LoadError(message if path.name in message else f"{path}: {message}") from None
+        raise LoadError(message if path.name in message else f"{clean_line(path)}: {message}") from None
     except Exception as err:  # anything else while building is still "this file could not be loaded"
-        raise LoadError(f"{path}: {_one_line(err)}") from None
+        raise LoadError(f"{clean_line(path)}: {_one_line(err)}") from None
     G.info["format"] = file_format
     if hasattr(G, "set_reference"):  # families without a fast path have only the reference one
         G.set_reference(bool(reference))
