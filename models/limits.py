@@ -112,7 +112,7 @@ class NumpyFile:
             self._members = {name[:-4]: name for name in members if name.endswith(".npy")}
             self.names = list(self._members)
         elif head != b"\x93NUMPY":
-            raise ValueError(f"{self.what}: not a numpy .npy or .npz file")
+            raise ValueError(f"{self.what}: not a readable numpy file (no .npy or .npz header)")
 
     def __enter__(self):
         return self
