@@ -51,14 +51,16 @@ def _signal_name(exitcode):
         return f"signal {-exitcode}"
 
 
-def read_in_child(path, out_path, key=None, memory_bytes=None, seconds=SECONDS):
-    """Run the child on `path`, writing `out_path`; returns its format, or raises LoadError (one line)."""
+def read_in_child(path, out_path, key=None, memory_bytes=None, seconds=SECONDS, target=None):
+    """Run the child on `path`, writing `out_path`; returns its format, or raises LoadError (one line).
+
+    target: what the child runs (tests pass one that crashes); the reader by default."""
     path = Path(path)
     size = path.stat().st_size if path.is_file() else 0
     memory_bytes = memory_bytes or MEMORY_BYTES + 4 * size  # the file's bytes, its tensors, the built network
     report = Path(str(out_path) + ".json")
     name = clean_line(path.name, 120)
-    process = _fork_context().Process(target=_child_run, args=(str(path), str(out_path), str(report), key,
+    process = _fork_context().Process(target=target or _child_run, args=(str(path), str(out_path), str(report), key,
                                                                 memory_bytes, seconds), daemon=True)
     try:
         process.start()
@@ -99,12 +101,18 @@ def load_generator_isolated(path, device="cpu", reference=False, key=None, memor
     return G
 
 
+def apply_limits(memory_bytes, seconds):
+    """This process may use `memory_bytes` of address space and `seconds` of CPU, and dumps no core."""
+    for kind, soft in ((resource.RLIMIT_AS, memory_bytes), (resource.RLIMIT_CPU, seconds), (resource.RLIMIT_CORE, 0)):
+        _, hard = resource.getrlimit(kind)  # never above a limit the caller already lives under
+        soft = soft if hard == resource.RLIM_INFINITY else min(soft, hard)
+        resource.setrlimit(kind, (soft, soft))
+
+
 def _child_run(source, out, report, key, memory_bytes, seconds):
     """In the child: read `source` with load_generator under the limits, write `out` as .safetensors
     and the format (or the one-line refusal) as JSON into `report`."""
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    apply_limits(memory_bytes, seconds)
     import torch
 
     from models.loader import load_generator, save_safetensors

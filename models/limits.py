@@ -18,6 +18,32 @@ MAX_NESTING = 200  # containers inside containers; real network pickles and requ
 MAX_JSON_BYTES = 16 << 20  # a request with a 18 x 512 w is ~200 KB
 MAX_JSON_INT_DIGITS = 24  # seeds and counts; longer integers only make float() overflow later
 MAX_LATENT_VALUES = 1 << 22  # values in one latent/direction array: [num_ws, w_dim] is ~10^4
+MAX_ZIP_ENTRIES = 10_000  # a torch checkpoint with G, D, G_ema and optimizer state holds a few thousand
+ZIP_TAIL_BYTES = (1 << 16) + 22 + 20 + 56  # where a zip's end records are: comment, zip64 locator and record
+
+
+def zip_entry_count(tail):
+    """The number of entries a zip declares, from the last ZIP_TAIL_BYTES of the file (None if no end record).
+
+    Read before zipfile parses the directory: a million tiny entries cost seconds and gigabytes there.
+    """
+    end = tail.rfind(b"PK\x05\x06")
+    if end < 0 or len(tail) < end + 22:
+        return None
+    count = int.from_bytes(tail[end + 10:end + 12], "little")
+    if count == 0xFFFF:  # zip64: the count is in the zip64 end record
+        record = tail.rfind(b"PK\x06\x06", 0, end)
+        if record < 0 or len(tail) < record + 40:
+            return None
+        count = int.from_bytes(tail[record + 32:record + 40], "little")
+    return count
+
+
+def check_zip_entries(tail, what):
+    """ValueError when a zip declares more entries than any file we read holds."""
+    count = zip_entry_count(tail)
+    if count is not None and count > MAX_ZIP_ENTRIES:
+        raise ValueError(f"{what}: a zip of {count} entries (at most {MAX_ZIP_ENTRIES})")
 
 
 # ----------------------------------------------------------------------------------------
@@ -104,6 +130,9 @@ class NumpyFile:
         self._zip = None
         self.names = None
         if head.startswith(b"PK"):
+            with open(self.path, "rb") as handle:
+                handle.seek(max(0, self.path.stat().st_size - ZIP_TAIL_BYTES))
+                check_zip_entries(handle.read(), self.what)
             try:
                 self._zip = zipfile.ZipFile(self.path)
                 members = self._zip.namelist()

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from models.errors import LoadError, UnsafeFileError, clean_line
-from models.limits import MAX_NESTING
+from models.limits import MAX_NESTING, ZIP_TAIL_BYTES, check_zip_entries
 
 __all__ = ["read_pickle", "PersistentObject", "TFNetwork", "EasyDict"]
 
@@ -476,7 +476,8 @@ def _count_values(value, what, memo=None, limit=_MAX_KWARG_VALUES):
         return memo[id(value)]
     memo[id(value)] = None
     total = 1
-    for item in (value.items() if isinstance(value, dict) else value):
+    # A dict's keys and values one by one: items() would make pairs whose ids are reused.
+    for item in (list(value.keys()) + list(value.values()) if isinstance(value, dict) else value):
         total += _count_values(item, what, memo, limit)
         if total > limit:
             raise _Malformed(f"{what} expand to more than {limit} values")
@@ -706,8 +707,11 @@ class _RestrictedUnpickler(pickle._Unpickler):
         return entry[1] if entry is not None and entry[0] is obj else 0
 
     def _nesting(self, items, base=0):
-        depth = 1 + max((self._depth(item) for item in items), default=0)
-        depth = max(depth, base)
+        depth, depths = max(base, 1), self._depths
+        for item in items:
+            entry = depths.get(id(item))
+            if entry is not None and entry[1] >= depth and entry[0] is item:
+                depth = entry[1] + 1
         if depth > MAX_NESTING:
             raise _Malformed(f"containers nested more than {MAX_NESTING} levels deep")
         return depth
@@ -926,6 +930,10 @@ def _is_zip(data):
 
 def _read_torch_zip(data, allowed):
     """torch.save's zip format: <stem>/data.pkl plus one raw record per storage."""
+    try:
+        check_zip_entries(data[-ZIP_TAIL_BYTES:], "zip archive")
+    except ValueError as error:
+        raise _Malformed(str(error)) from None
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         names = set(archive.namelist())  # looked up once per storage: a list would be quadratic

@@ -68,7 +68,7 @@ def zip_expansion_bomb(records=400, numel=1 << 20):
     return buffer.getvalue()
 
 
-def many_records_zip(records=60_000):
+def many_records_zip(records=8_000):
     """A torch zip with many one-value records: a list lookup per storage would be quadratic."""
     data_pkl = dumps([_zip_storage(str(i), 1) for i in range(records)], protocol=2)
     return torch_zip(data_pkl, {str(i): b"\0\0\0\0" for i in range(records)})
@@ -82,12 +82,15 @@ def _sg2_kwargs(**changes):
 
 
 def generator(init_kwargs, modules=None, class_name="Generator"):
-    """A persistent Generator record with one small tensor and the given init kwargs."""
+    """A persistent Generator record with one small tensor and the given init kwargs (its synthesis
+    and mapping networks empty: the loader gets as far as building what the kwargs declare)."""
+    modules = modules or {"synthesis": persistent("SynthesisNetwork", "", module_state()),
+                          "mapping": persistent("MappingNetwork", "", module_state())}
     return persistent(class_name, "# source omitted\n", module_state(
-        buffers={"w_avg": tensor()}, modules=modules or {}, _init_kwargs=init_kwargs))
+        buffers={"w_avg": tensor()}, modules=modules, _init_kwargs=init_kwargs))
 
 
-def diamond_network(levels=40):
+def diamond_network(levels=30):
     """Submodules shared in a diamond: 2^levels paths through `levels` distinct modules."""
     node = persistent("Layer", "", module_state(parameters={"weight": tensor()}))
     for _ in range(levels):
@@ -134,6 +137,7 @@ def network_files():
     files.update({
         "zip_expansion_bomb": (".pt", zip_expansion_bomb()),
         "many_records_zip": (".pt", many_records_zip()),
+        "zip_of_100k_entries": (".pt", many_records_zip(100_000)),
         "diamond_modules": (".pkl", diamond_network()),
         "billion_laughs_kwargs": (".pkl", billion_laughs_kwargs()),
         "declares_32768px": (".pkl", declared_too_large("resolution")),
