@@ -174,7 +174,7 @@ class NumpyFile:
                 shape, fortran, dtype = fmt.read_array_header_1_0(stream)
             else:
                 shape, fortran, dtype = fmt.read_array_header_2_0(stream)
-        except (ValueError, TypeError, SyntaxError, OverflowError, MemoryError) as error:
+        except Exception as error:  # noqa: BLE001 -- numpy's header parser raises ValueError, SyntaxError, TokenError...
             raise ValueError(f"{what}: not a readable numpy array ({clean_line(error, 100)})") from None
         if dtype.kind not in "biuf" or dtype.names is not None or dtype.subdtype is not None \
                 or dtype.hasobject:

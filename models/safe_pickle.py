@@ -724,6 +724,14 @@ class _RestrictedUnpickler(pickle._Unpickler):
         """`target` gets `items` (APPEND, SETITEM, BUILD ...): its depth grows before they go in."""
         self._contains(target, self._nesting(items, self._depth(target)))
 
+    def load_mark(self):
+        # Each open mark is a container being built: as deep as they may nest, no deeper.
+        if len(self.metastack) >= MAX_NESTING:
+            raise _Malformed(f"containers nested more than {MAX_NESTING} levels deep")
+        super().load_mark()
+
+    dispatch[pickle.MARK[0]] = load_mark
+
     def load_tuple(self):
         items = self.pop_mark()
         self.append(self._contains(tuple(items), self._nesting(items)))

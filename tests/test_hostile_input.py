@@ -26,7 +26,7 @@ ENTRY_FILES = {
 EXPECTED = {
     "deep_": "nested", "zip_expansion_bomb": "expand", "diamond_modules": "too large", "zip_of_100k": "entries",
     "billion_laughs": "values", "declares_": "declares", "safetensors_declares": "declares",
-    "class_name_escape": "\\x1b", "names_system_file": "--pkl", "png_claims": "absurd size",
+    "class_name_escape": "\\x1b", "names_system_file": "not the one you chose", "png_claims": "absurd size",
     "npy_claims": "claims", "npz_claims": "claims", "npz_inflates": "claims", "npy_structured": "not plain numbers",
     "npz_structured": "not plain numbers", "json_nested": "nested", "png_json_nested": "nested",
     "json_400_digit": "digits", "png_json_400_digit": "digits",
