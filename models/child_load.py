@@ -113,6 +113,10 @@ def _child_run(source, out, report, key, memory_bytes, seconds):
     """In the child: read `source` with load_generator under the limits, write `out` as .safetensors
     and the format (or the one-line refusal) as JSON into `report`."""
     apply_limits(memory_bytes, seconds)
+    if Path(source).name == os.environ.get("STYLESCOPE_TEST_READER_CRASHES_ON"):
+        import ctypes
+
+        ctypes.string_at(0)  # the window test's stand-in for a parser bug: SIGSEGV in the reader
     import torch
 
     from models.loader import load_generator, save_safetensors
