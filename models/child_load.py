@@ -90,7 +90,9 @@ def load_generator_isolated(path, device="cpu", reference=False, key=None, memor
     path = Path(path)
     if not path.is_file():
         raise LoadError(f"{clean_line(path)}: no such file")
-    folder = tempfile.mkdtemp(prefix="stylescope-load-")
+    # In memory where the system has a tmpfs: the plain tensors are written once and read once.
+    shared = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    folder = tempfile.mkdtemp(prefix="stylescope-load-", dir=shared)
     try:
         out_path = Path(folder) / "network.safetensors"
         file_format = read_in_child(path, out_path, key, memory_bytes, seconds)
