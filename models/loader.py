@@ -10,7 +10,7 @@ import torch
 from models import stylegan2, tf_stylegan2
 from models.atomic_write import WriteError, atomic_output, os_error_from_text
 from models.errors import LoadError, UnsafeFileError, clean_line
-from models.limits import allocation_budget, stored_size
+from models.limits import allocation_budget, load_json, stored_size
 from models.runtime import faithful_cuda
 from models.safe_pickle import PersistentObject, TFNetwork, read_pickle
 
@@ -131,7 +131,7 @@ def _load_safetensors(path):
     if CONFIG_KEY not in metadata:
         raise LoadError(f"no {CONFIG_KEY!r} config in the safetensors metadata")
     try:
-        config = json.loads(metadata[CONFIG_KEY])
+        config = load_json(metadata[CONFIG_KEY], f"the {CONFIG_KEY!r} config")  # nesting bounded first
         family, init_kwargs = config["family"], config["init_kwargs"]
     except (ValueError, KeyError, TypeError) as err:
         raise LoadError(f"bad {CONFIG_KEY!r} config in the safetensors metadata ({_one_line(err)})") from None
