@@ -111,7 +111,7 @@ class _Malformed(Exception):
 _MAX_MODULES = 100_000  # modules visited by one state_dict(); real nets have a few hundred
 _MAX_KWARG_VALUES = 100_000  # values in a network's init kwargs, shared lists counted each time
 # Bytes that zip entries may still expand to in this read (read_pickle sets it per file).
-_UNPACK_BUDGET = contextvars.ContextVar("unpack_budget", default=[64 << 20])
+_UNPACK_BUDGET = contextvars.ContextVar("unpack_budget", default=None)
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.save's legacy (non-zip) format
 _LEGACY_PROTOCOL = 1001
 _LEGACY_HEADER = b"\x80\x02\x8a\x0a" + _LEGACY_MAGIC.to_bytes(10, "little")
@@ -984,9 +984,10 @@ def _read_zip_entry(archive, name, archive_size):
     if info.file_size > 4 * archive_size + (1 << 20):
         raise _Malformed(f"zip entry {name[:60]} claims an absurd size")
     left = _UNPACK_BUDGET.get()
-    left[0] -= info.file_size
-    if left[0] < 0:
-        raise _Malformed("zip entries expand to far more than the file's size")
+    if left is not None:
+        left[0] -= info.file_size
+        if left[0] < 0:
+            raise _Malformed("zip entries expand to far more than the file's size")
     with archive.open(info) as entry:
         data = entry.read(info.file_size + 1)
     if len(data) != info.file_size:
@@ -1064,6 +1065,7 @@ def read_pickle(path_or_bytes, name=None):
     unreadable, each with a one-line message '<name>: <what>'.
     """
     data, name = _read_input(path_or_bytes, name)
+    name = clean_line(name, 160)  # a file name can hold escape codes too
     # Compressed zip entries may expand, each within its own cap; together they may not
     # expand past a few times the file (torch stores its records uncompressed).
     budget = _UNPACK_BUDGET.set([4 * len(data) + (16 << 20)])
