@@ -172,3 +172,28 @@ def _state(pid):
     except OSError:
         return "gone"
 
+
+
+def test_a_session_finds_its_network_beside_it_by_name_and_sha256(tmp_path, fixtures_dir):
+    import shutil
+
+    from app.bridge import load_session_file, session_json
+    from app.state import ExplorerState
+
+    network = tmp_path / "made_here" / "net.pkl"
+    network.parent.mkdir()
+    shutil.copy(fixtures_dir / "sg2ada_64.pkl", network)
+    state = ExplorerState()
+    state.values["pkl"] = str(network)
+    session = session_json(state)
+    assert session["model_name"] == "net.pkl" and len(session["model_sha256"]) == 64
+    elsewhere = tmp_path / "sent" / "session.json"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(json.dumps(session))
+    # Opened on another machine: its recorded path is not the open network; nothing beside it yet.
+    fresh = ExplorerState()
+    notes, wanted = load_session_file(fresh, elsewhere)
+    assert wanted == str(network) and fresh["pkl"] is None and "press Load" in notes[0]
+    shutil.copy(network, elsewhere.parent / "net.pkl")  # the network sent along with it
+    notes, wanted = load_session_file(fresh, elsewhere)
+    assert wanted is None and fresh["pkl"] == str((elsewhere.parent / "net.pkl").resolve())
