@@ -172,15 +172,20 @@ def _direction_offset(items):
 
 
 def _load_w(path):
-    from renderer.export import load_latent
+    from models.errors import clean_line, error_line
+    from models.limits import NumpyFile
 
     try:
-        kind, array = load_latent(path)  # headers checked before reading; never unpickled
-    except ValueError as error:  # ExportError included
+        with NumpyFile(path) as data:  # headers checked before any data is read; never unpickled
+            if data.names is None:
+                return data.array()
+            if "w" not in data.names:
+                raise ValueError(f"{clean_line(path)} has no array named 'w' (found {clean_line(', '.join(data.names))})")
+            return data.array("w")
+    except OSError as error:
+        raise ValueError(f"--w: {clean_line(path)}: not a readable numpy array file ({error_line(error)})") from None
+    except ValueError as error:
         raise ValueError(f"--w: {error}") from None
-    if kind != "w" and Path(path).suffix.lower() == ".npz":
-        raise ValueError(f"--w: {path} has no array named 'w'")
-    return array
 
 
 def _parse_channels(text):
