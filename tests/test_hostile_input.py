@@ -197,3 +197,23 @@ def test_a_session_finds_its_network_beside_it_by_name_and_sha256(tmp_path, fixt
     shutil.copy(network, elsewhere.parent / "net.pkl")  # the network sent along with it
     notes, wanted = load_session_file(fresh, elsewhere)
     assert wanted is None and fresh["pkl"] == str((elsewhere.parent / "net.pkl").resolve())
+
+
+def test_json_nesting_skips_strings_and_escapes():
+    from models.limits import json_nesting, load_json
+
+    assert json_nesting('{"a": [1, {"b": "[[[[\\"]]]{"}]}') == 3
+    assert json_nesting("[" * 500, limit=200) == 201  # stops counting past the limit
+    assert load_json('{"seeds": [[7, 1.0]]}', "r") == {"seeds": [[7, 1.0]]}
+    with pytest.raises(ValueError, match="24|digits"):
+        load_json('{"seed": ' + "1" * 30 + "}", "r")
+
+
+def test_clean_line_escapes_and_cuts():
+    from models.errors import clean_line, error_line
+
+    assert clean_line("net\x1b[2J\x07.pkl\nnext") == "net\\x1b[2J\\x07.pkl\\nnext"
+    long = clean_line("x" * (50 << 20))
+    assert len(long) == 300 and long.endswith("…")
+    assert error_line(FileNotFoundError(2, "No such file or directory", "a\x1bb")) == \
+        "a\\x1bb: No such file or directory"
