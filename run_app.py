@@ -96,7 +96,12 @@ def request_from_args(args):
 
     base = RenderRequest()
     if getattr(args, "request", None):
-        base = RenderRequest.from_json(Path(args.request).read_text())
+        from renderer.request_files import choose_network, read_request_file
+
+        saved = read_request_file(args.request)  # size and nesting bounded before parsing
+        base = saved.request
+        if getattr(args, "pkl", None) is None:  # its network only beside it (same name and sha256)
+            base = choose_network(saved, None, "give the network with --pkl FILE")
     changes = {}
     if getattr(args, "pkl", None) is not None:
         changes["pkl"] = args.pkl
@@ -167,18 +172,20 @@ def _direction_offset(items):
 
 
 def _load_w(path):
-    import numpy as np
+    from models.errors import clean_line, error_line
+    from models.limits import NumpyFile
 
     try:
-        data = np.load(path)  # allow_pickle stays off: a latent file must not run code
-    except (OSError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"--w: {path}: not a readable numpy array file ({first_line})") from None
-    if hasattr(data, "files"):  # .npz
-        if "w" not in data.files:
-            raise ValueError(f"--w: {path} has no array named 'w' (found {', '.join(data.files)})")
-        data = data["w"]
-    return np.asarray(data, dtype=np.float64)
+        with NumpyFile(path) as data:  # headers checked before any data is read; never unpickled
+            if data.names is None:
+                return data.array()
+            if "w" not in data.names:
+                raise ValueError(f"{clean_line(path)} has no array named 'w' (found {clean_line(', '.join(data.names))})")
+            return data.array("w")
+    except OSError as error:
+        raise ValueError(f"--w: {clean_line(path)}: not a readable numpy array file ({error_line(error)})") from None
+    except ValueError as error:
+        raise ValueError(f"--w: {error}") from None
 
 
 def _parse_channels(text):
@@ -483,13 +490,25 @@ def cmd_gui(args):
     return run_app(args)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stop like Ctrl+C (an export kills ffmpeg and leaves no partial file)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None):
+    import signal
+
     from models import runtime
 
     runtime.short_openmp_waits()  # before anything loads torch
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", cmd_gui)
+    if func is not cmd_gui:  # the window handles its own closing
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         from models.errors import LoadError
 
@@ -497,15 +516,20 @@ def main(argv=None):
     except (LoadError, *USER_ERRORS) as exc:
         print(f"stylescope: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except (RecursionError, MemoryError, OverflowError) as exc:  # a file's doing: still one line
+        print(f"stylescope: the input is too large or too deeply nested ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    except Terminated:
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         return 130
 
 
 def _one_line(exc):
-    text = str(exc).strip()
-    if isinstance(exc, OSError) and exc.strerror and exc.filename:
-        text = f"{exc.filename}: {exc.strerror}"
-    return text.splitlines()[0] if text else type(exc).__name__
+    """One printable line: control characters from a file escaped, long values cut."""
+    from models.errors import error_line
+
+    return error_line(exc)
 
 
 if __name__ == "__main__":

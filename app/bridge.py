@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from models.errors import clean_line, error_line  # noqa: F401 -- the window's one way to print file data
 from renderer.request import RenderRequest, mix_indices
 
 # A full frame slower than this makes the worker send a quick preview first (a slow device).
@@ -28,6 +29,30 @@ def previews_pay(wanted, last_render_ms, img_resolution):
     return bool(wanted) and slow and int(img_resolution or 0) > preview_resolution(img_resolution)
 
 
+def load_network_isolated(path, device="cpu"):
+    """The window's network loader: a file the user opens is parsed in a child process with memory and
+    time limits (models.child_load), so a crash or bomb in any parser costs the child and a one-line
+    error, never the session. The embedded default model is our own file and loads in-process."""
+    from pathlib import Path
+
+    from models.child_load import load_generator_isolated
+    from models.loader import load_generator
+    from renderer.renderer import DEFAULT_MODEL
+
+    if Path(path).resolve() == DEFAULT_MODEL.resolve():
+        return load_generator(path, device=device)
+    return load_generator_isolated(path, device=device)
+
+
+def warm_up_isolated_loading():
+    """Start the loader's forkserver in the background (it imports torch once: seconds)."""
+    import threading
+
+    from models.child_load import warm_up
+
+    threading.Thread(target=warm_up, name="loader-warm-up", daemon=True).start()
+
+
 class Engine:
     """Wraps RenderWorker: builds requests from the state and hands frames back to the main loop."""
 
@@ -36,7 +61,9 @@ class Engine:
         from renderer.worker import RenderWorker
 
         self.default_model_path = DEFAULT_MODEL
-        self.renderer = renderer or Renderer(device=getattr(args, "device", None) or "auto")
+        if renderer is None:
+            warm_up_isolated_loading()
+        self.renderer = renderer or Renderer(device=getattr(args, "device", None) or "auto", load=load_network_isolated)
         self.device = self.renderer.device
         self.renderer.render = in_background_priority(self.renderer.render)
         delay = float(os.environ.get("STYLESCOPE_TEST_FULL_FRAME_DELAY", "0"))
@@ -256,11 +283,42 @@ def model_info(engine, frame):
 
 
 def session_json(state, model_info=None):
-    """The session file: exactly the RenderRequest JSON that `run_app.py frame --request` reads."""
+    """The session file: the RenderRequest JSON that `run_app.py frame --request` reads, plus the
+    network's file name and sha256 (a session opened elsewhere finds its network beside it by them)."""
+    from pathlib import Path
+
+    from renderer.export import file_sha256
+    from renderer.request_files import MODEL_NAME_KEY, MODEL_SHA256_KEY
+
     z_dim = (model_info or {}).get("z_dim")
-    return state.to_request(device="auto", z_dim=z_dim).to_dict()
+    out = state.to_request(device="auto", z_dim=z_dim).to_dict()
+    pkl = state["pkl"]
+    if pkl and Path(pkl).is_file():
+        out[MODEL_NAME_KEY], out[MODEL_SHA256_KEY] = Path(pkl).name, file_sha256(pkl)
+    return out
 
 
 def load_session(state, data, model_info=None):
-    request = RenderRequest.from_dict(data)
+    from renderer.request_files import request_from_data
+
+    request = request_from_data(data, "session").request
     return state.load_request(request, (model_info or {}).get("ws_resolutions"))
+
+
+def load_session_file(state, path, model_info=None):
+    """Load a session file into the state: (notes, wanted network path or None).
+
+    The file is parsed with its size and nesting bounded. Its network is opened only when it is
+    the one open now or lies beside the file with the recorded sha256; otherwise the rest of the
+    session is applied to the open network and `wanted` names the file it asks for.
+    """
+    from renderer.request_files import NetworkNotChosen, choose_network, read_request_file
+
+    saved = read_request_file(path)
+    wanted, notes = None, []
+    try:
+        request = choose_network(saved, state["pkl"], "its path is in the Network panel: press Load to open it")
+    except NetworkNotChosen as refusal:
+        request, wanted = refusal.kept, refusal.wanted
+        notes.append(str(refusal))
+    return notes + state.load_request(request, (model_info or {}).get("ws_resolutions")), wanted

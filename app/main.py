@@ -108,6 +108,9 @@ class App:
             panel.sync()
 
     def set_status(self, text, error=False):
+        from app.bridge import clean_line
+
+        text = clean_line(text)  # one line: control characters from a file escaped, long names cut
         self.status_text = text
         dpg = self.dpg
         if dpg.does_item_exist("status"):
@@ -336,11 +339,15 @@ class App:
         from app import bridge
 
         try:
-            notes = bridge.load_session(self.state, json.loads(Path(path).read_text()), self.model_info)
-        except (OSError, ValueError) as exc:
-            self.set_status(f"{path}: {exc}", error=True)
+            notes, wanted = bridge.load_session_file(self.state, path, self.model_info)
+        except (OSError, ValueError) as exc:  # size and nesting are bounded before parsing
+            self.set_status(bridge.error_line(exc), error=True)
             return
         self.sync_panels()
+        if wanted is not None and self.dpg.does_item_exist("net_path"):
+            self.dpg.set_value("net_path", wanted)  # its Load button opens it, when the user chooses to
+            self.set_status(notes[0], error=True)
+            return
         self.set_status(f"loaded session {path}" + (f" ({'; '.join(notes)})" if notes else ""))
 
     # --- the loop --------------------------------------------------------------------------------

@@ -2,13 +2,15 @@
 
 import importlib
 import json
+import warnings
 from pathlib import Path
 
 import torch
 
 from models import state_dicts, stylegan2, tf_stylegan2
 from models.atomic_write import WriteError, atomic_output, os_error_from_text
-from models.errors import LoadError, UnsafeFileError
+from models.errors import LoadError, UnsafeFileError, clean_line
+from models.limits import allocation_budget, load_json, stored_size
 from models.runtime import faithful_cuda
 from models.safe_pickle import PersistentObject, TFNetwork, read_pickle
 
@@ -31,10 +33,43 @@ def _family_module(family):
 
 
 def _one_line(err):
-    """An exception as one line of text."""
+    """An exception as one clean line of text (control characters escaped, long values cut)."""
     text = str(err).strip().splitlines()
     text = text[0] if text else ""
-    return text if isinstance(err, LoadError) else f"{type(err).__name__}: {text}"
+    return clean_line(text if isinstance(err, LoadError) else f"{type(err).__name__}: {text}")
+
+
+def _stored_tensors(net):
+    """The tensors / arrays a network record stores (each TF component once)."""
+    if isinstance(net, PersistentObject):
+        return list(net.state_dict().values())
+    arrays, seen, todo = [], set(), [net]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        arrays.extend(node.variables.values())
+        todo.extend(node.components.values())
+    return arrays
+
+
+def _tree_tensors(tree, depth=0):
+    """The tensors a checkpoint of plain containers stores (a state dict, or dicts of them)."""
+    if isinstance(tree, torch.Tensor):
+        return [tree]
+    if depth > 4 or not isinstance(tree, (dict, list, tuple)):
+        return []
+    items = tree.values() if isinstance(tree, dict) else tree
+    return [t for item in items for t in _tree_tensors(item, depth + 1)]
+
+
+def _build_within_budget(build, stored, what):
+    """build(): the network is made while torch may allocate only about what the file stores."""
+    stored_bytes, count = stored_size(stored)
+    with allocation_budget(stored_bytes, count, what), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # odd declared sizes make numpy warn: the error says it
+        return build()
 
 
 # ----------------------------------------------------------------------------
@@ -106,12 +141,13 @@ def _load_safetensors(path):
     if CONFIG_KEY not in metadata:
         raise LoadError(f"no {CONFIG_KEY!r} config in the safetensors metadata")
     try:
-        config = json.loads(metadata[CONFIG_KEY])
+        config = load_json(metadata[CONFIG_KEY], f"the {CONFIG_KEY!r} config")  # nesting bounded first
         family, init_kwargs = config["family"], config["init_kwargs"]
     except (ValueError, KeyError, TypeError) as err:
         raise LoadError(f"bad {CONFIG_KEY!r} config in the safetensors metadata ({_one_line(err)})") from None
 
-    G = _family_module(family).build(init_kwargs)
+    module = _family_module(family)
+    G = _build_within_budget(lambda: module.build(init_kwargs), tensors.values(), "the file")
     stylegan2.load_state_dict_checked(G, tensors)
     saved_info = dict(config.get("info") or {})
     saved_info.pop("format", None)
@@ -161,22 +197,29 @@ def load_generator(path, device="cpu", reference=False, key=None):
     """
     path = Path(path)
     if not path.is_file():
-        raise LoadError(f"{path}: no such file")
+        raise LoadError(f"{clean_line(path)}: no such file")
     try:
         if path.suffix.lower() == ".safetensors":
             G, file_format = _load_safetensors(path)
         else:
             tree = read_pickle(path)
             # Checkpoints of plain tensors (rosinality, NADA, pSp/e4e, bare state dicts) first.
-            found = state_dicts.generator_from_tree(tree, key)
-            G, file_format = found if found is not None else _from_network(_pick_network(tree, key))
+            found = _build_within_budget(lambda: state_dicts.generator_from_tree(tree, key), _tree_tensors(tree),
+                                         "the file")
+            if found is not None:
+                G, file_format = found
+            else:
+                net = _pick_network(tree, key)
+                if not isinstance(net, (PersistentObject, TFNetwork)):
+                    raise LoadError(f"not a network (found {type(net).__name__})")
+                G, file_format = _build_within_budget(lambda: _from_network(net), _stored_tensors(net), "the file")
     except UnsafeFileError:
         raise
     except LoadError as err:
         message = _one_line(err)
-        raise LoadError(message if path.name in message else f"{path}: {message}") from None
+        raise LoadError(message if path.name in message else f"{clean_line(path)}: {message}") from None
     except Exception as err:  # anything else while building is still "this file could not be loaded"
-        raise LoadError(f"{path}: {_one_line(err)}") from None
+        raise LoadError(f"{clean_line(path)}: {_one_line(err)}") from None
     G.info["format"] = file_format
     if hasattr(G, "set_reference"):  # families without a fast path have only the reference one
         G.set_reference(bool(reference))

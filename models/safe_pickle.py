@@ -11,6 +11,7 @@
 # Tensor.__setstate__ attaches hooks), and SETITEMS/APPENDS call methods of any object. Here
 # those opcodes only act on the objects we expect them on.
 
+import contextvars
 import io
 import math
 import pickle
@@ -23,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.errors import LoadError, UnsafeFileError
+from models.errors import LoadError, UnsafeFileError, clean_line
+from models.limits import MAX_NESTING, ZIP_TAIL_BYTES, check_zip_entries
 
 __all__ = ["read_pickle", "PersistentObject", "TFNetwork", "EasyDict", "Namespace"]
 
@@ -111,6 +113,9 @@ class _Malformed(Exception):
 
 
 _MAX_MODULES = 100_000  # modules visited by one state_dict(); real nets have a few hundred
+_MAX_KWARG_VALUES = 100_000  # values in a network's init kwargs, shared lists counted each time
+# Bytes that zip entries may still expand to in this read (read_pickle sets it per file).
+_UNPACK_BUDGET = contextvars.ContextVar("unpack_budget", default=None)
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.save's legacy (non-zip) format
 _LEGACY_PROTOCOL = 1001
 _LEGACY_HEADER = b"\x80\x02\x8a\x0a" + _LEGACY_MAGIC.to_bytes(10, "little")
@@ -460,6 +465,30 @@ def _plain_dicts(value, seen=None):
     return value
 
 
+def _count_values(value, what, memo=None, limit=_MAX_KWARG_VALUES):
+    """How many values `value` holds once every shared list is copied out; refused past `limit`.
+
+    Lists that share their items ("billion laughs") stay small in the file but grow
+    exponentially under a copy without memo; counting with a memo costs one visit per object.
+    """
+    memo = {} if memo is None else memo
+    if not isinstance(value, (dict, list, tuple, set, frozenset)):
+        return 1
+    if id(value) in memo:
+        if memo[id(value)] is None:
+            raise _Malformed(f"{what} contain themselves")
+        return memo[id(value)]
+    memo[id(value)] = None
+    total = 1
+    # A dict's keys and values one by one: items() would make pairs whose ids are reused.
+    for item in (list(value.keys()) + list(value.values()) if isinstance(value, dict) else value):
+        total += _count_values(item, what, memo, limit)
+        if total > limit:
+            raise _Malformed(f"{what} expand to more than {limit} values")
+    memo[id(value)] = total
+    return total
+
+
 def _reconstruct_persistent_obj(meta):
     """torch_utils.persistence's record -> PersistentObject; the module source stays text."""
     if not isinstance(meta, dict):
@@ -491,6 +520,7 @@ def _reconstruct_persistent_obj(meta):
     init_kwargs = state.get("_init_kwargs", {})
     if not isinstance(init_args, (tuple, list)) or not isinstance(init_kwargs, dict):
         raise _Malformed(f"{class_name[:40]} init args are malformed")
+    _count_values((init_args, init_kwargs), f"{class_name[:40]} init args")
     return PersistentObject(class_name=class_name, module_src=module_src, state=state,
                             init_args=tuple(_plain_dicts(list(init_args))),
                             init_kwargs=_plain_dicts(init_kwargs))
@@ -514,6 +544,7 @@ def _build_tf_network(network, state):
         raise _Malformed(f"TF network {name[:40]} kwargs or components are not dicts")
     if not all(isinstance(key, str) and isinstance(c, TFNetwork) for key, c in components.items()):
         raise _Malformed(f"TF network {name[:40]} components are not networks")
+    _count_values(static_kwargs, f"TF network {name[:40]} kwargs")
     variables = {}
     if not isinstance(state["variables"], (list, tuple)):
         raise _Malformed(f"TF network {name[:40]} variables are not a list")
@@ -671,6 +702,90 @@ class _RestrictedUnpickler(pickle._Unpickler):
         self._allowed = allowed
         self._load_persistent = persistent_load
         self._awaiting_build = {}  # id -> (object, builder) for objects made by our factories
+        self._depths = {}  # id -> (container, nesting depth); the object is kept so its id stays its own
+
+    # -- nesting: hashing a tuple nested 10^6 deep recurses in C without a guard and kills the
+    # process, so every container's depth is known, and checked before it is hashed or called.
+
+    def _depth(self, obj):
+        entry = self._depths.get(id(obj))
+        return entry[1] if entry is not None and entry[0] is obj else 0
+
+    def _nesting(self, items, base=0):
+        depth, depths = max(base, 1), self._depths
+        for item in items:
+            entry = depths.get(id(item))
+            if entry is not None and entry[1] >= depth and entry[0] is item:
+                depth = entry[1] + 1
+        if depth > MAX_NESTING:
+            raise _Malformed(f"containers nested more than {MAX_NESTING} levels deep")
+        return depth
+
+    def _contains(self, obj, depth):
+        self._depths[id(obj)] = (obj, depth)
+        return obj
+
+    def _holds(self, target, items):
+        """`target` gets `items` (APPEND, SETITEM, BUILD ...): its depth grows before they go in."""
+        self._contains(target, self._nesting(items, self._depth(target)))
+
+    def load_mark(self):
+        # Each open mark is a container being built: as deep as they may nest, no deeper.
+        if len(self.metastack) >= MAX_NESTING:
+            raise _Malformed(f"containers nested more than {MAX_NESTING} levels deep")
+        super().load_mark()
+
+    dispatch[pickle.MARK[0]] = load_mark
+
+    def load_tuple(self):
+        items = self.pop_mark()
+        self.append(self._contains(tuple(items), self._nesting(items)))
+
+    dispatch[pickle.TUPLE[0]] = load_tuple
+
+    def load_tuple1(self):
+        self.stack[-1] = self._contains((self.stack[-1],), self._nesting(self.stack[-1:]))
+
+    dispatch[pickle.TUPLE1[0]] = load_tuple1
+
+    def load_tuple2(self):
+        items = self.stack[-2:]
+        self.stack[-2:] = [self._contains(tuple(items), self._nesting(items))]
+
+    dispatch[pickle.TUPLE2[0]] = load_tuple2
+
+    def load_tuple3(self):
+        items = self.stack[-3:]
+        self.stack[-3:] = [self._contains(tuple(items), self._nesting(items))]
+
+    dispatch[pickle.TUPLE3[0]] = load_tuple3
+
+    def load_list(self):
+        items = self.pop_mark()
+        self.append(self._contains(items, self._nesting(items)))
+
+    dispatch[pickle.LIST[0]] = load_list
+
+    def load_dict(self):
+        items = self.pop_mark()
+        depth = self._nesting(items)
+        self.append(self._contains({items[i]: items[i + 1] for i in range(0, len(items) - 1, 2)}, depth))
+
+    dispatch[pickle.DICT[0]] = load_dict
+
+    def load_frozenset(self):
+        items = self.pop_mark()
+        depth = self._nesting(items)
+        self.append(self._contains(frozenset(items), depth))
+
+    dispatch[pickle.FROZENSET[0]] = load_frozenset
+
+    def load_binpersid(self):
+        pid = self.stack.pop()
+        self._nesting([pid])
+        self.append(self.persistent_load(pid))
+
+    dispatch[pickle.BINPERSID[0]] = load_binpersid
 
     def find_class(self, module, name):
         module = _MODULE_ALIASES.get(module, module)
@@ -695,7 +810,8 @@ class _RestrictedUnpickler(pickle._Unpickler):
             raise _Malformed("call arguments are not a tuple")
         if not callable(func):
             raise _Malformed(f"a {type(func).__name__} is called like a function")
-        result = func(*args)
+        depth = self._nesting([args])
+        result = self._contains(func(*args), depth)
         builder = next((b for f, b in _BUILDERS.items() if f is func), None)
         if builder is not None:
             self._await_build(result, builder)
@@ -723,6 +839,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
     def load_build(self):
         state = self.stack.pop()
         target = self.stack[-1]
+        self._holds(target, [state])
         pending = self._awaiting_build.pop(id(target), None)
         if pending is not None and pending[0] is target:
             pending[1](target, state)
@@ -740,13 +857,16 @@ class _RestrictedUnpickler(pickle._Unpickler):
     def load_setitem(self):
         value = self.stack.pop()
         key = self.stack.pop()
-        self._target(dict, "SETITEM")[key] = value
+        target = self._target(dict, "SETITEM")
+        self._holds(target, [key, value])
+        target[key] = value
 
     dispatch[pickle.SETITEM[0]] = load_setitem
 
     def load_setitems(self):
         items = self.pop_mark()
         target = self._target(dict, "SETITEMS")
+        self._holds(target, items)
         for i in range(0, len(items) - 1, 2):
             target[items[i]] = items[i + 1]
 
@@ -754,19 +874,25 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
     def load_append(self):
         value = self.stack.pop()
-        self._target(list, "APPEND").append(value)
+        target = self._target(list, "APPEND")
+        self._holds(target, [value])
+        target.append(value)
 
     dispatch[pickle.APPEND[0]] = load_append
 
     def load_appends(self):
         items = self.pop_mark()
-        self._target(list, "APPENDS").extend(items)
+        target = self._target(list, "APPENDS")
+        self._holds(target, items)
+        target.extend(items)
 
     dispatch[pickle.APPENDS[0]] = load_appends
 
     def load_additems(self):
         items = self.pop_mark()
-        self._target(set, "ADDITEMS").update(items)
+        target = self._target(set, "ADDITEMS")
+        self._holds(target, items)
+        target.update(items)
 
     dispatch[pickle.ADDITEMS[0]] = load_additems
 
@@ -821,8 +947,12 @@ def _is_zip(data):
 def _read_torch_zip(data, allowed):
     """torch.save's zip format: <stem>/data.pkl plus one raw record per storage."""
     try:
+        check_zip_entries(data[-ZIP_TAIL_BYTES:], "zip archive")
+    except ValueError as error:
+        raise _Malformed(str(error)) from None
+    try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-        names = archive.namelist()
+        names = set(archive.namelist())  # looked up once per storage: a list would be quadratic
     except (zipfile.BadZipFile, zipfile.LargeZipFile) as error:
         raise _Malformed(f"damaged zip archive ({error})") from None
     pickles = [n for n in names if n == "data.pkl" or (n.endswith("/data.pkl") and n.count("/") == 1)]
@@ -861,6 +991,11 @@ def _read_zip_entry(archive, name, archive_size):
     # refuses zip bombs before decompressing. Reading stops at the declared size in any case.
     if info.file_size > 4 * archive_size + (1 << 20):
         raise _Malformed(f"zip entry {name[:60]} claims an absurd size")
+    left = _UNPACK_BUDGET.get()
+    if left is not None:
+        left[0] -= info.file_size
+        if left[0] < 0:
+            raise _Malformed("zip entries expand to far more than the file's size")
     with archive.open(info) as entry:
         data = entry.read(info.file_size + 1)
     if len(data) != info.file_size:
@@ -927,9 +1062,7 @@ def _read_input(source, name):
 
 def _one_line(text, limit=300):
     # Names in the message come from the file: no newlines, no terminal escape codes.
-    text = " ".join(str(text).split())
-    text = "".join(c if c.isprintable() else "?" for c in text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clean_line(text, limit)
 
 
 def read_pickle(path_or_bytes, name=None):
@@ -940,6 +1073,10 @@ def read_pickle(path_or_bytes, name=None):
     unreadable, each with a one-line message '<name>: <what>'.
     """
     data, name = _read_input(path_or_bytes, name)
+    name = clean_line(name, 160)  # a file name can hold escape codes too
+    # Compressed zip entries may expand, each within its own cap; together they may not
+    # expand past a few times the file (torch stores its records uncompressed).
+    budget = _UNPACK_BUDGET.set([4 * len(data) + (16 << 20)])
     try:
         result = _read_any(data)
     except _Refused as error:
@@ -953,6 +1090,8 @@ def read_pickle(path_or_bytes, name=None):
             raise LoadError(f"{name}: {_describe_unreadable(data)}") from error
         raise LoadError(f"{name}: {_describe_failure(error)} ({type(error).__name__}: "
                         f"{_one_line(error, 160)})") from error
+    finally:
+        _UNPACK_BUDGET.reset(budget)
     if result is None or isinstance(result, (bool, int, float, complex, str, bytes)):
         raise LoadError(f"{name}: not a network file (the pickle holds only a single "
                         f"{type(result).__name__} value)")

@@ -456,16 +456,18 @@ def _flavour_of(obj):
 
 def _copy_pickled_settings(G, obj):
     """Take conv_clamp / use_fp16 from the pickled modules, so a fork's non-default choices survive."""
-    pickled = {}
+    def pickled(name):
+        # Followed along G's own module names: a walk of the file's module graph would visit a
+        # diamond-shared submodule once per path (2^depth times).
+        node = obj
+        for part in name.split(".") if name else ():
+            node = node.submodules().get(part)
+            if node is None:
+                return None
+        return node
 
-    def walk(node, prefix):
-        pickled[prefix] = node
-        for name, child in node.submodules().items():
-            walk(child, f"{prefix}.{name}" if prefix else name)
-
-    walk(obj, "")
     for name, module in G.named_modules():
-        node = pickled.get(name)
+        node = pickled(name)
         if node is None:
             continue
         for attr, kinds in (("conv_clamp", (int, float, type(None))), ("use_fp16", (bool,))):

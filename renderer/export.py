@@ -89,7 +89,10 @@ class PngMetadata:
         """The RenderRequest that made the picture."""
         from renderer.request import RenderRequest
 
-        return RenderRequest.from_json(self.request_json)
+        try:
+            return RenderRequest.from_json(self.request_json)
+        except ValueError as error:
+            raise ExportError(f"the PNG's request: {error}") from None
 
 
 def check_png_name(path):
@@ -137,17 +140,21 @@ def read_png_metadata(path):
     """The StyleScope metadata of an exported PNG; ExportError if it has none."""
     from PIL import Image
 
+    from models.errors import clean_line, error_line
+
     try:
         with Image.open(path) as picture:
             text = dict(getattr(picture, "text", {}) or {})
-    except OSError as error:
-        raise ExportError(f"{path}: not a readable PNG ({error})") from error
+    except Image.DecompressionBombError:  # a header claiming gigapixels: the pixels are not needed
+        raise ExportError(f"{clean_line(path)}: not a usable PNG (its header claims an absurd size)") from None
+    except Exception as error:  # noqa: BLE001 -- PIL raises OSError, SyntaxError, ValueError... for broken files
+        raise ExportError(f"{clean_line(path)}: not a readable PNG ({error_line(error, 120)})") from None
     if PNG_KEY_REQUEST not in text:
-        raise ExportError(f"{path}: no StyleScope request in this PNG (was it exported by StyleScope?)")
+        raise ExportError(f"{clean_line(path)}: no StyleScope request in this PNG (was it exported by StyleScope?)")
     return PngMetadata(
-        request_json=text[PNG_KEY_REQUEST],
-        model_name=text.get(PNG_KEY_MODEL, ""),
-        model_sha256=text.get(PNG_KEY_MODEL_SHA256, ""),
+        request_json=str(text[PNG_KEY_REQUEST]),
+        model_name=str(text.get(PNG_KEY_MODEL, "")),
+        model_sha256=str(text.get(PNG_KEY_MODEL_SHA256, "")),
     )
 
 
@@ -155,8 +162,15 @@ def read_png_image(path):
     """The pixels of a PNG as uint8 [H, W, 3]."""
     from PIL import Image
 
-    with Image.open(path) as picture:
-        return np.asarray(picture.convert("RGB"))
+    from models.errors import clean_line
+
+    try:
+        with Image.open(path) as picture:
+            return np.asarray(picture.convert("RGB"))
+    except Image.DecompressionBombError:
+        raise ExportError(f"{clean_line(path)}: not a usable PNG (its header claims an absurd size)") from None
+    except MemoryError:
+        raise ExportError(f"{clean_line(path)}: too large a picture") from None
 
 
 def save_array(array, path):
@@ -407,11 +421,15 @@ def rebuild_from_png(renderer, png_path, out_path, pkl=None):
     """
     import dataclasses
 
+    from renderer.request_files import choose_network, read_png_request
+
     check_png_name(out_path)
-    meta = read_png_metadata(png_path)
-    request = meta.request()
+    saved = read_png_request(png_path)
+    meta = saved  # its model_name / model_sha256 say which network made the picture
     if pkl is not None:
-        request = dataclasses.replace(request, pkl=str(pkl))
+        request = dataclasses.replace(saved.request, pkl=str(pkl))
+    else:  # the PNG's own path is opened only beside it with the recorded sha256
+        request = choose_network(saved, None, "give the network with --pkl FILE")
     model = model_path_of(request)
     if not model.is_file():
         raise ExportError(
@@ -446,8 +464,6 @@ def keyframe_request(base, item):
     """
     import dataclasses
 
-    from renderer.request import RenderRequest
-
     if isinstance(item, (int, np.integer)) or (isinstance(item, str) and item.strip().isdigit()):
         return dataclasses.replace(base, **{**_plain_latent(), "seeds": ((int(item), 1.0),)})
     path = Path(item)
@@ -460,11 +476,10 @@ def keyframe_request(base, item):
     if suffix == ".png":
         saved = read_png_metadata(path).request()
     elif suffix == ".json":
+        from renderer.request_files import read_request_file
+
         try:
-            data = json.loads(path.read_text())
-            if isinstance(data, dict) and isinstance(data.get("request"), dict):
-                data = data["request"]
-            saved = RenderRequest.from_dict(data)
+            saved = read_request_file(path).request
         except ValueError as error:
             raise ExportError(f"keyframe {path}: not a saved request or session ({error})") from None
     else:
@@ -480,16 +495,13 @@ def load_latent(path):
     several rows ([num_ws, w_dim] or [1, num_ws, w_dim]) is a w, a single vector a z.
     """
     path = Path(path)
-    try:
-        data = np.load(path)
-    except (OSError, ValueError) as error:
-        raise ExportError(f"{path}: not a readable numpy file ({error})") from None
-    if hasattr(data, "files"):
-        for kind in ("w", "z"):
-            if kind in data.files:
-                return kind, np.asarray(data[kind], dtype=np.float64)
-        raise ExportError(f"{path}: no array named 'w' or 'z' (found {', '.join(data.files)})")
-    array = np.asarray(data, dtype=np.float64)
+    with _numpy_file(path) as data:
+        if data.names is not None:
+            for kind in ("w", "z"):
+                if kind in data.names:
+                    return kind, _array_of(data, kind)
+            raise ExportError(f"{_name(path)}: no array named 'w' or 'z' (found {_names(data.names)})")
+        array = _array_of(data)
     stem = path.stem.lower()
     if stem.endswith(("_w", ".w")) or stem == "w":
         return "w", array
@@ -509,17 +521,46 @@ def load_direction(path):
     load as they are; the strength slider scales them.
     """
     path = Path(path)
+    with _numpy_file(path) as data:
+        if data.names is None:
+            return _array_of(data)
+        names = [name for name in ("direction", "boundary", "w") if name in data.names]
+        if not names and len(data.names) != 1:
+            raise ExportError(f"{_name(path)}: several arrays and none named 'direction', 'boundary' or 'w' "
+                              f"(found {_names(data.names)})")
+        return _array_of(data, names[0] if names else data.names[0])
+
+
+def _name(path):
+    from models.errors import clean_line
+
+    return clean_line(path, 160)
+
+
+def _names(names):
+    from models.errors import clean_line
+
+    return clean_line(", ".join(names), 120)
+
+
+def _numpy_file(path):
+    """A .npy/.npz opened with its headers checked before any data is read (never unpickled)."""
+    from models.errors import error_line
+    from models.limits import NumpyFile
+
     try:
-        data = np.load(path)  # allow_pickle stays off: a direction file must not run code
-    except (OSError, ValueError) as error:
-        raise ExportError(f"{path}: not a readable numpy file ({str(error).splitlines()[0]})") from None
-    if hasattr(data, "files"):
-        names = [name for name in ("direction", "boundary", "w") if name in data.files]
-        if not names and len(data.files) != 1:
-            raise ExportError(f"{path}: several arrays and none named 'direction', 'boundary' or 'w' "
-                              f"(found {', '.join(data.files)})")
-        data = data[names[0] if names else data.files[0]]
-    return np.asarray(data, dtype=np.float64)
+        return NumpyFile(path)
+    except OSError as error:
+        raise ExportError(f"{_name(path)}: not a readable numpy file ({error_line(error, 100)})") from None
+    except ValueError as error:
+        raise ExportError(str(error)) from None
+
+
+def _array_of(data, name=None):
+    try:
+        return data.array(name)
+    except ValueError as error:  # the header's claims, a structured dtype, a truncated member
+        raise ExportError(str(error)) from None
 
 
 # ---------------------------------------------------------------- request sequences

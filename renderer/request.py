@@ -122,18 +122,19 @@ class RenderRequest:
         if version != JSON_VERSION:
             raise ValueError(f"version: unsupported request version {version!r}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - names, key=str)
         if unknown:
-            raise ValueError(f"{unknown[0]}: unknown request field")
-        return cls(**data)
+            raise ValueError(f"{str(unknown[0])[:80]}: unknown request field")
+        try:
+            return cls(**data)
+        except (TypeError, KeyError, IndexError, OverflowError, RecursionError) as exc:  # odd JSON values
+            raise ValueError(f"request: malformed value ({type(exc).__name__})") from None
 
     @classmethod
     def from_json(cls, text):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"request: not valid JSON ({exc})") from None
-        return cls.from_dict(data)
+        from models.limits import load_json  # size, nesting and integer length bounded first
+
+        return cls.from_dict(load_json(text, "request"))
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -302,14 +303,18 @@ def _vector(name, value):
                  else _real(f"{name}[{i}]", v, -MAX_LATENT, MAX_LATENT) for i, v in enumerate(items))
 
 
+def _is_row(value):
+    return hasattr(value, "__iter__") and not isinstance(value, (str, bytes, dict))
+
+
 def _vector_or_matrix(name, value):
     """[D] or [N][D] (a leading batch of 1 is dropped); stored as a tuple of rows."""
     rows = _sequence(name, value)
     if not rows:
         raise ValueError(f"{name}: must not be empty")
-    if len(rows) == 1 and hasattr(rows[0], "__iter__") and rows[0] and hasattr(rows[0][0], "__iter__"):
+    if len(rows) == 1 and _is_row(rows[0]) and rows[0] and _is_row(list(rows[0])[0]):
         rows = list(rows[0])  # [1][N][D], e.g. a projector's w.npz
-    if not hasattr(rows[0], "__iter__"):
+    if not _is_row(rows[0]):
         return (_vector(name, rows),)
     matrix = tuple(_vector(f"{name}[{i}]", row) for i, row in enumerate(rows))
     if len({len(row) for row in matrix}) != 1:

@@ -64,8 +64,10 @@ def test_request_file_with_overrides(tmp_path):
     saved = RenderRequest(pkl="a.pkl", seeds=[(1, 0.5), (2, 0.5)], mix_seed=9, mix_layers="fine", gain_db=3.0)
     path = tmp_path / "r.json"
     path.write_text(saved.to_json())
-    assert run_app.request_from_args(parse("frame", "--request", str(path), "--out", "x")) == saved
-    changed = run_app.request_from_args(parse("frame", "--request", str(path), "--seed", "4", "--psi", "0.5", "--out", "x"))
+    # The file's network is used only when the user names it too (--pkl), or it lies beside the file.
+    assert run_app.request_from_args(parse("frame", "--request", str(path), "--pkl", "a.pkl", "--out", "x")) == saved
+    changed = run_app.request_from_args(parse("frame", "--request", str(path), "--pkl", "a.pkl", "--seed", "4",
+                                              "--psi", "0.5", "--out", "x"))
     assert changed.seeds == ((4, 1.0),) and changed.truncation_psi == 0.5 and changed.mix_layers == "fine"
 
 
@@ -114,7 +116,8 @@ def test_frame_writes_the_same_pixels_as_the_renderer(standin_models, tmp_path, 
     # the same request through --request gives the same file content
     (tmp_path / "r.json").write_text(request.to_json())
     again = tmp_path / "out" / "again.png"
-    assert run_app.main(["frame", "--request", str(tmp_path / "r.json"), "--out", str(again)]) == 0
+    assert run_app.main(["frame", "--request", str(tmp_path / "r.json"), "--pkl", standin_models,
+                         "--out", str(again)]) == 0
     assert np.array_equal(np.asarray(Image.open(again)), written)
 
 

@@ -344,7 +344,7 @@ def test_png_round_trip_through_from_png_is_exact(net, tmp_path):
     assert run_cli("frame", "--pkl", pkl, "--device", "cpu", "--seed", 11, "--psi", 0.6, "--mix-seed", 2,
                    "--mix-layers", "middle", "--noise-mode", "random", "--noise-seed", 99, "--out", original) == 0
     rebuilt = tmp_path / "again.png"
-    assert run_cli("frame", "--from-png", original, "--out", rebuilt) == 0
+    assert run_cli("frame", "--from-png", original, "--pkl", pkl, "--out", rebuilt) == 0
     np.testing.assert_array_equal(export.read_png_image(rebuilt), export.read_png_image(original))
     meta = export.read_png_metadata(original)
     assert meta.request() == export.read_png_metadata(rebuilt).request()

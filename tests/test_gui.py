@@ -97,8 +97,9 @@ def headless_render(request, workdir):
     request_path.write_text(json.dumps(request))
     out = Path(workdir) / "headless.png"
     if (ROOT / "run_app.py").exists():
+        chosen = ["--pkl", request["pkl"]] if request.get("pkl") else []  # a request file's network is not opened unasked
         result = subprocess.run([sys.executable, str(ROOT / "run_app.py"), "frame", "--request", str(request_path),
-                                 "--out", str(out)], capture_output=True, text=True, timeout=180, cwd=ROOT)
+                                 *chosen, "--out", str(out)], capture_output=True, text=True, timeout=180, cwd=ROOT)
         if result.returncode == 0 and out.exists():
             return np.asarray(Image.open(out).convert("RGB"))
         pytest.fail(f"run_app.py frame failed ({result.returncode}): {result.stdout[-500:]} {result.stderr[-1500:]}")

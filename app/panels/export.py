@@ -109,12 +109,14 @@ class ExportPanel(Panel):
 
     def export_renderer(self):
         """A Renderer of the export's own: the interactive worker's is never shared across threads."""
+        from app.bridge import load_network_isolated
         from renderer.renderer import Renderer
 
         if self._renderer is None:
             device = getattr(getattr(self.app, "engine", None), "device", None) or "auto"
             # Exported frames are seldom made twice: nothing kept for going back.
-            self._renderer = Renderer(device=device, recent_frames_bytes=0, recent_captures_bytes=0)
+            self._renderer = Renderer(device=device, recent_frames_bytes=0, recent_captures_bytes=0,
+                                      load=load_network_isolated)
         return self._renderer
 
     def output_path(self, settings, stem, suffix):
