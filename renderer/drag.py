@@ -11,6 +11,8 @@ without making the resized map), sg the stop-gradient, F0 the first step's featu
 The stages after the feature stage run only for a shown frame, from the step's own features.
 """
 
+import contextlib
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from models import stages
-from models.errors import RenderCancelled
+from renderer.renderer import image_to_uint8
 
 # Reference values at 512 px (DragGAN's defaults: r1 3, r2 12, Adam 2e-3 for faces, the first 6 ws);
 # the radii grow with larger images. Below 512 px r1 stays 3 px and r2 at least 6 px: on the 64 px
@@ -135,7 +137,7 @@ class DragSession:
         """Each handle's distance to its target, in pixels."""
         return (self.targets - self.handles).norm(dim=1)
 
-    def step(self, should_stop=None):
+    def step(self):
         """One pass up to the feature stage, tracking, and (unless done) one optimiser step.
         Returns whether the drag is done (all handles within stop_distance, or the budget spent)."""
         if self.done:
@@ -159,8 +161,6 @@ class DragSession:
         near = self.distances() <= self.settings.stop_distance
         if bool(near.all()) or self.steps_done >= self.settings.steps:
             self.done = True
-        elif should_stop is not None and should_stop():
-            raise RenderCancelled("drag stopped")
         else:
             loss = self._loss(features, near)
             self._optimizer.zero_grad(set_to_none=True)
@@ -236,3 +236,68 @@ class DragSession:
 def w_plus(ws):
     """ws as the projected_w layout [1, num_ws, w_dim], float32 numpy."""
     return ws.detach().cpu().to(torch.float32).numpy().reshape(1, ws.shape[-2], ws.shape[-1])
+
+
+def session_for(renderer, request, handles, targets, mask=None, settings=DragSettings()):
+    """A DragSession starting from the picture `request` shows (its ws and noise settings)."""
+    if request.layer is not None:
+        raise ValueError("drag: show the image, not a layer view")
+    _, G = renderer.load(request)
+    return DragSession(G, renderer.compute_ws(request), handles, targets, mask=mask, settings=settings,
+                       **renderer.synthesis_settings(request))
+
+
+def result_request(request, ws):
+    """`request` with the drag's ws as its latent (W+, used as is): every other control applies to it."""
+    return dataclasses.replace(request, w=w_plus(ws)[0].astype(np.float64), z=None, seed_xy=None, mix_seed=None,
+                               mix_w=None, mix_layers="", w_offset=None)
+
+
+def frame_of(session):
+    """The session's current picture, uint8 [H, W, 3]."""
+    return image_to_uint8(session.image())[0].cpu().numpy()
+
+
+def run_drag(session, on_frame=None, should_stop=None):
+    """Step until done or should_stop(); on_frame(image, session) gets a frame every few steps
+    (DragSession.frame_every) and the last one. Returns the session (stopped early or done)."""
+    every, last_shown = 1, -1
+    while True:
+        done = session.step()
+        stopped = not done and should_stop is not None and should_stop()
+        if on_frame is not None and (done or stopped or session.steps_done - last_shown >= every):
+            start = time.perf_counter()
+            on_frame(frame_of(session), session)
+            every = session.frame_every(time.perf_counter() - start)
+            last_shown = session.steps_done
+        if done or stopped:
+            return session
+
+
+class DragVideo:
+    """The frames a drag shows, written to an MP4 (or GIF) that appears whole or not at all."""
+
+    def __init__(self, path, fps=15):
+        from renderer import export, video
+
+        self.path = path
+        video.video_format(path)  # an unknown suffix fails before the drag runs
+        self._files = contextlib.ExitStack()
+        self._writer = video.VideoWriter(self._files.enter_context(export.atomic_output(path)), fps=fps,
+                                         fmt=video.video_format(path))
+
+    def append(self, image, _session=None):
+        self._writer.append(image)
+
+    def close(self):
+        """Finish the file (kept); abort() instead leaves no file."""
+        try:
+            self._writer.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._files.close()
+
+    def abort(self):
+        self._writer.abort()
+        self._files.__exit__(RuntimeError, RuntimeError("drag video abandoned"), None)

@@ -178,3 +178,41 @@ def test_stylegan3_drags_once_its_synthesis_is_differentiable(fixtures_dir):
         pytest.skip(f"StyleGAN3 synthesis is not differentiable yet: {str(exc).splitlines()[0]}")
     assert session.steps_done == 2 and not torch.equal(session.ws, ws)
     assert session.image().shape == (1, 3, 64, 64)
+
+
+def test_drag_command_writes_a_w_that_frame_rerenders_exactly(tmp_path, capsys):
+    import run_app
+    from PIL import Image
+
+    out, out_w, video = tmp_path / "result.png", tmp_path / "result.npz", tmp_path / "drag.mp4"
+    code = run_app.main(["drag", "--seed", "0", "--psi", "0.7", "--handle", "33,40", "--target", "27,40",
+                         "--handle", "20,20", "--target", "20,20", "--steps", "12", "--out", str(out),
+                         "--out-w", str(out_w), "--video", str(video)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "handle 0: ended at" in printed and "(target 20,20)" in printed
+    w = np.load(out_w)["w"]
+    assert w.shape == (1, 10, 128) and w.dtype == np.float32
+    again = tmp_path / "again.png"
+    assert run_app.main(["frame", "--w", str(out_w), "--noise-mode", "const", "--out", str(again)]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(again)))
+    from renderer.video import read_video
+
+    frames = read_video(video)
+    assert len(frames) >= 2 and not np.array_equal(frames[0], frames[-1])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--handle", "3,3", "--target", "4,4", "--target", "5,5"], "one --target per --handle"),
+    (["--handle", "3", "--target", "4,4"], "X,Y"),
+    (["--handle", "300,3", "--target", "4,4"], "outside"),
+    (["--handle", "3,3", "--target", "4,4", "--mask", "missing.png"], "--mask"),
+])
+def test_drag_command_bad_input_is_one_line(tmp_path, capsys, extra, message):
+    import run_app
+
+    code = run_app.main(["drag", "--seed", "0", "--steps", "1", "--out", str(tmp_path / "r.png"),
+                         "--out-w", str(tmp_path / "r.npz"), *extra])
+    error = capsys.readouterr().err
+    assert code == 1 and message in error and len(error.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())  # nothing half-written
