@@ -7,9 +7,13 @@ stage asked for, so that autograd still sees only the stages that ran.
 
 import torch
 
-# DragGAN takes the 6th synthesis block's output (Pan et al. 2023); networks with fewer stages, or
-# whose 6th stage is as fine as the image, take the deepest one at most half the image's size.
+# DragGAN takes the 6th synthesis block's output (Pan et al. 2023): a quarter of the image at
+# 512 px, an eighth at 1024. Networks whose 6th stage is finer than a quarter of the image (256 px
+# and less) take the deepest stage at most a quarter of the image, but not coarser than 32 px
+# (or half the image, for images under 64 px): tracking needs that many cells, and on a 256 px
+# network b64 instead of b128 halves the share of the network a step runs and differentiates.
 DRAG_FEATURE_STAGE = 5
+MIN_FEATURE_SIZE = 32
 
 
 class _Stop(Exception):
@@ -34,11 +38,12 @@ def stage_resolutions(synthesis, ws=None, **kwargs):
 
 def feature_stage(synthesis, img_resolution, ws=None, **kwargs):
     """The stage whose output a drag supervises and tracks on (see DRAG_FEATURE_STAGE)."""
-    sizes = stage_resolutions(synthesis, ws, **kwargs)
-    fitting = [i for i, size in enumerate(sizes[:-1]) if size <= img_resolution // 2] or [0]
-    if DRAG_FEATURE_STAGE in fitting:
+    sizes = stage_resolutions(synthesis, ws, **kwargs)[:-1] or [0]
+    limit = max(img_resolution // 4, min(MIN_FEATURE_SIZE, img_resolution // 2))
+    if DRAG_FEATURE_STAGE < len(sizes) and sizes[DRAG_FEATURE_STAGE] <= limit:
         return DRAG_FEATURE_STAGE
-    return max(fitting)
+    fitting = [i for i, size in enumerate(sizes) if size <= limit]
+    return max(fitting, default=0)
 
 
 def run_stages(synthesis, ws, start, stop, carry=None, **kwargs):

@@ -146,7 +146,9 @@ class DragSession:
         ws = torch.cat([self._moving, self._fixed], dim=1)
         kwargs = self._kwargs()
         with torch.enable_grad():
-            carry = stages.run_stages(self.G.synthesis, ws, 0, self.stage + 1, **kwargs)
+            # Unfused modulation (styles scale the activations around a plain convolution): the
+            # backward then needs no weight gradient of each convolution to reach the styles.
+            carry = stages.run_stages(self.G.synthesis, ws, 0, self.stage + 1, fused_modconv=False, **kwargs)
         features = carry[0]
         if features.dtype != torch.float32:
             features = features.float()
