@@ -140,15 +140,18 @@ class DragSession:
     def step(self):
         """One pass up to the feature stage, tracking, and (unless done) one optimiser step.
         Returns whether the drag is done (all handles within stop_distance, or the budget spent)."""
+        with torch.enable_grad():  # also where the caller runs without (the render worker)
+            return self._step()
+
+    def _step(self):
         if self.done:
             return True
         start = time.perf_counter()
         ws = torch.cat([self._moving, self._fixed], dim=1)
         kwargs = self._kwargs()
-        with torch.enable_grad():
-            # Unfused modulation (styles scale the activations around a plain convolution): the
-            # backward then needs no weight gradient of each convolution to reach the styles.
-            carry = stages.run_stages(self.G.synthesis, ws, 0, self.stage + 1, fused_modconv=False, **kwargs)
+        # Unfused modulation (styles scale the activations around a plain convolution): the
+        # backward then needs no weight gradient of each convolution to reach the styles.
+        carry = stages.run_stages(self.G.synthesis, ws, 0, self.stage + 1, fused_modconv=False, **kwargs)
         features = carry[0]
         if features.dtype != torch.float32:
             features = features.float()
@@ -303,3 +306,33 @@ class DragVideo:
     def abort(self):
         self._writer.abort()
         self._files.__exit__(RuntimeError, RuntimeError("drag video abandoned"), None)
+
+
+def drag_job(request, handles, targets, mask=None, settings=DragSettings(), video_path=None):
+    """fn(renderer, job) for RenderWorker.start_job: drags from `request`'s picture, posting
+    (image uint8 [H, W, 3], tracked handles [[x, y], ...], steps done) for each shown frame, and
+    stops early when job.stopped(). Returns {'ws': [num_ws, w_dim] float64, 'handles', 'steps',
+    'reached', 'video'}: the result so far also when stopped."""
+
+    def run(renderer, job):
+        session = session_for(renderer, request, handles, targets, mask=mask, settings=settings)
+        recorder = DragVideo(video_path) if video_path else None
+
+        def shown(image, current):
+            job.post((image, current.handles.tolist(), current.steps_done))
+            if recorder is not None:
+                recorder.append(image)
+
+        try:
+            run_drag(session, on_frame=shown, should_stop=job.stopped)
+        except BaseException:
+            if recorder is not None:
+                recorder.abort()
+            raise
+        if recorder is not None:
+            recorder.close()
+        return dict(ws=w_plus(session.ws)[0].astype(np.float64), handles=session.handles.tolist(),
+                    steps=session.steps_done, reached=bool((session.distances() <= settings.stop_distance).all()),
+                    video=video_path)
+
+    return run

@@ -1,5 +1,8 @@
 """Point dragging (renderer/drag.py, models/stages.py): the mouth drag, partial passes, every family."""
 
+import dataclasses
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -216,3 +219,29 @@ def test_drag_command_bad_input_is_one_line(tmp_path, capsys, extra, message):
     error = capsys.readouterr().err
     assert code == 1 and message in error and len(error.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_the_worker_runs_a_drag_job_posting_frames_and_stops_on_request(tmp_path):
+    from renderer.drag import drag_job
+    from renderer.video import read_video
+    from renderer.worker import RenderWorker
+
+    request = RenderRequest(seeds=0, truncation_psi=0.7)
+    with RenderWorker(Renderer(), num_threads=1) as worker:
+        video = tmp_path / "drag.mp4"
+        job = worker.start_job(drag_job(request, [MOUTH], [MOUTH_TARGET], video_path=str(video)))
+        assert job.wait(300) and job.error is None, job.error
+        assert job.posts >= 2 and job.result["reached"]
+        image, handles, steps = job.latest()
+        assert image.shape == (64, 64, 3) and steps == job.result["steps"] and handles == job.result["handles"]
+        assert job.result["ws"].shape == (10, 128)
+        assert len(read_video(video)) == job.posts
+
+        endless = worker.start_job(drag_job(request, [MOUTH], [(5, 5)], settings=DragSettings(steps=100000)))
+        while endless.posts < 2:
+            time.sleep(0.05)
+        endless.stop()
+        assert endless.wait(60) and endless.error is None
+        assert 0 < endless.result["steps"] < 100000 and not endless.result["reached"]
+        failing = worker.start_job(drag_job(dataclasses.replace(request, layer="b16.conv1"), [MOUTH], [MOUTH_TARGET]))
+        assert failing.wait(60) and "show the image" in failing.error
