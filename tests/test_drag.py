@@ -245,3 +245,48 @@ def test_the_worker_runs_a_drag_job_posting_frames_and_stops_on_request(tmp_path
         assert 0 < endless.result["steps"] < 100000 and not endless.result["reached"]
         failing = worker.start_job(drag_job(dataclasses.replace(request, layer="b16.conv1"), [MOUTH], [MOUTH_TARGET]))
         assert failing.wait(60) and "show the image" in failing.error
+
+
+def test_a_drag_result_is_an_ordinary_latent_for_undo_sessions_and_pngs(default_model, tmp_path):
+    from app.bridge import load_session, session_json
+    from app.state import ExplorerState
+    from renderer import export
+    from renderer.drag import drag_job
+
+    renderer, request, _ = default_model
+    state = ExplorerState()
+    state.set("truncation_psi", 0.7, coalesce=False)
+    before = state.to_request()
+
+    class Job:  # what RenderWorker.start_job hands the function
+        posts = 0
+
+        def post(self, _value):
+            self.posts += 1
+
+        def stopped(self):
+            return False
+
+    result = drag_job(before, [MOUTH], [MOUTH_TARGET], settings=DragSettings(steps=8))(renderer, Job())
+    rows = tuple(tuple(float(v) for v in row) for row in result["ws"])
+    # What the Drag panel does with the result: one edit, so one undo step.
+    state.update({"latent": ("w", "drag", rows), "directions": (), "mix_enabled": False}, coalesce=False)
+    dragged = state.to_request()
+    image = renderer.render(dragged).image
+    assert not np.array_equal(image, renderer.render(before).image)
+    again = ExplorerState()
+    load_session(again, json_roundtrip(session_json(state)))
+    assert renderer.render(again.to_request()).image.tobytes() == image.tobytes()
+    png = tmp_path / "dragged.png"
+    export.export_frame(renderer, dragged, png, image=image)
+    export.rebuild_from_png(renderer, png, tmp_path / "rebuilt.png")
+    from PIL import Image
+
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "rebuilt.png")), image)
+    assert state.undo() and state.to_request() == before
+
+
+def json_roundtrip(data):
+    import json
+
+    return json.loads(json.dumps(data))
