@@ -33,14 +33,22 @@ def measure(name, G, ws, handles, targets, repeats, budget):
 
     from renderer.drag import DragSession, DragSettings, run_drag
 
-    with torch.no_grad():
-        G.synthesis(ws, noise_mode="const")  # warm-up (packed weights, numba)
-        frame = median_seconds(lambda: G.synthesis(ws, noise_mode="const"), repeats)
-    settings = DragSettings(steps=budget)
+    def forward_frame():
+        with torch.no_grad():
+            G.synthesis(ws, noise_mode="const")
+
+    forward_frame()  # warm-up (packed weights, numba)
+    settings = DragSettings(steps=10 ** 6)
     probe = DragSession(G, ws, handles, targets, settings=settings)
     probe.step()  # warm-up (the first step also keeps the reference features)
-    step = median_seconds(probe.step, repeats)
+    # Interleaved, so that both see the same load on a shared machine.
+    frames, steps = [], []
+    for _ in range(repeats):
+        frames.append(median_seconds(forward_frame, 1))
+        steps.append(median_seconds(probe.step, 1))
+    frame, step = statistics.median(frames), statistics.median(steps)
     image = median_seconds(probe.image, repeats)
+    settings = DragSettings(steps=budget)
     session = DragSession(G, ws, handles, targets, settings=settings)
     shown = []
     start = time.perf_counter()
@@ -80,7 +88,7 @@ def random_256(repeats, budget):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--budget", type=int, default=100, help="step budget of the timed drags")
     args = parser.parse_args()
     from models import runtime
