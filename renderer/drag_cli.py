@@ -1,9 +1,8 @@
-"""The `drag` command: drag handle points to targets headless; writes the PNG, the W+ and a video."""
+"""The `drag` command: drag handle points to targets headless; writes the PNG, the W+ and a video.
+
+Only numpy at import: run_app.py builds its parser before torch may load."""
 
 import numpy as np
-
-from renderer import export
-from renderer.drag import DragSettings, DragVideo, run_drag, session_for, result_request, w_plus
 
 
 def add_drag_arguments(parser):
@@ -13,7 +12,7 @@ def add_drag_arguments(parser):
         help="a handle point in output-image pixels (repeatable; one --target each, in order)")
     add("--target", action="append", required=True, metavar="X,Y", help="where the handle should go")
     add("--mask", metavar="M.png", help="image-sized mask: white where the picture may change, black kept")
-    add("--steps", type=int, default=DragSettings.steps, help=f"step budget (default {DragSettings.steps})")
+    add("--steps", type=int, help="step budget (default: renderer/drag.py DragSettings.steps, 200)")
     add("--out", required=True, help="PNG file to write (the result, re-rendered as `frame --w` renders it)")
     add("--out-w", required=True, metavar="W.npz", help="the result's W+ ('w', [1, num_ws, w_dim])")
     add("--video", metavar="drag.mp4", help="also record the drag's frames (.mp4 or .gif)")
@@ -43,9 +42,13 @@ def _mask(path, size):
 
 def cmd_drag(args, request, renderer):
     """Run the drag; print where each handle ended. Returns 0."""
+    from renderer import export
+    from renderer.drag import DragSettings, DragVideo, result_request, run_drag, session_for, w_plus
+
     if len(args.handle) != len(args.target):
         raise ValueError(f"give one --target per --handle ({len(args.handle)} handles, {len(args.target)} targets)")
-    if args.steps < 0:
+    settings = DragSettings() if args.steps is None else DragSettings(steps=args.steps)
+    if settings.steps < 0:
         raise ValueError("--steps: must be 0 or more")
     export.check_png_name(args.out)
     if not str(args.out_w).lower().endswith(".npz"):
@@ -63,24 +66,24 @@ def cmd_drag(args, request, renderer):
         from PIL import Image
 
         mask = (np.asarray(Image.fromarray(mask * 255).convert("L").resize((size, size))) >= 128).astype(np.float32)
-    session = session_for(renderer, request, handles, targets, mask=mask, settings=DragSettings(steps=args.steps))
+    session = session_for(renderer, request, handles, targets, mask=mask, settings=settings)
     recorder = DragVideo(args.video) if args.video else None
     try:
         run_drag(session, on_frame=recorder.append if recorder else None)
+        result = result_request(request, session.ws)
+        frame = renderer.render(result)
+        if frame.error:
+            raise ValueError(frame.error)
+        if recorder:
+            recorder.close()
     except BaseException:
         if recorder:
             recorder.abort()
         raise
-    result = result_request(request, session.ws)
-    frame = renderer.render(result)
-    if frame.error:
-        raise ValueError(frame.error)
     with export.atomic_output(args.out_w) as name:
         with open(name, "wb") as handle:
             np.savez(handle, w=w_plus(session.ws))
     export.export_frame(renderer, result, args.out, image=frame.image)
-    if recorder:
-        recorder.close()
     scale = request.output_scale
     for index, (handle, target) in enumerate(zip(session.handles.tolist(), session.targets.tolist())):
         print(f"handle {index}: ended at {handle[0] * scale:g},{handle[1] * scale:g} "
