@@ -65,5 +65,19 @@ def test_drag_tool_moves_the_picture_and_undo_brings_it_back(tmp_path):
             back = app.wait_for_frame(after=count, predicate=lambda f: f["request"].get("w") is None, timeout=60)
             assert back["request"]["seeds"] == first["request"]["seeds"]
             np.testing.assert_array_equal(shown_image(back), before)
+
+            # The mask brush: a stroke across the forehead leaves a light trail over the picture.
+            rects = app.wait_for_rects(after_time=back["time"])
+            x0, y0, x1, y1 = screen_pos(rects, "drag_mode")
+            app.screen.click(x0 + 0.85 * (x1 - x0), (y0 + y1) / 2)  # the third choice: mask brush
+            time.sleep(0.5)
+            start, end = image_point(rects, (20, 22)), image_point(rects, (44, 22))
+            unpainted = app.screen.screenshot(tmp_path / "unpainted.png").astype(int)
+            app.screen.drag(*start, *end, steps=16, pause=0.06)
+            time.sleep(1.0)
+            painted = app.screen.screenshot(tmp_path / "brush.png").astype(int)
+            y = int(start[1])
+            row = slice(int(start[0]), int(end[0]))
+            assert (painted[y, row].sum(axis=1) - unpainted[y, row].sum(axis=1)).mean() > 15, "no brush trail"
     finally:
         screen.close()

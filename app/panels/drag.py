@@ -22,20 +22,25 @@ class DragPanel(Panel):
         self.pending = None  # a handle clicked whose target is yet to come
         self.mask_rect = None  # (x0, y0, x1, y1) in image pixels: the region that may change
         self.mask_start = None  # where a mask rectangle's drag began
+        self.brush = []  # (x, y, radius) stamps of the mask brush, in image pixels
         self.job = None
         self.posts_shown = 0
         self.was_down = False
+        self.was_painting = False
         self.drawn = None
 
     def build(self):
         dpg.add_checkbox(label="Drag tool (clicks on the image)", tag="drag_tool", callback=self.on_tool)
-        dpg.add_radio_button(items=["points", "mask rectangle"], tag="drag_mode", horizontal=True,
+        dpg.add_radio_button(items=["points", "mask rectangle", "mask brush"], tag="drag_mode", horizontal=True,
                              default_value="points")
         with dpg.group(horizontal=True):
             dpg.add_button(label="Start", tag="drag_start", callback=self.start)
             dpg.add_button(label="Stop", tag="drag_stop", callback=self.stop, enabled=False)
             dpg.add_button(label="Reset points", tag="drag_reset", callback=self.reset_points)
             dpg.add_button(label="Clear mask", tag="drag_clear_mask", callback=self.clear_mask)
+        dpg.add_input_int(label="Brush radius", tag="drag_brush", default_value=4, min_value=1, min_clamped=True,
+                          max_value=256, max_clamped=True, width=120)
+        self.app.text_inputs.append("drag_brush")
         dpg.add_input_int(label="Step budget", tag="drag_steps", default_value=200, min_value=1, min_clamped=True,
                           max_value=5000, max_clamped=True, width=120)
         self.app.text_inputs.append("drag_steps")
@@ -78,6 +83,7 @@ class DragPanel(Panel):
 
     def clear_mask(self):
         self.mask_rect = None
+        self.brush = []
         self.update_info()
 
     def update_info(self, text=None):
@@ -85,7 +91,7 @@ class DragPanel(Panel):
             pairs = len(self.targets)
             text = (f"{pairs} pair{'s' if pairs != 1 else ''}"
                     + (", a handle waiting for its target" if self.pending else "")
-                    + (", mask set" if self.mask_rect else "") + ". Click a handle, then its target.")
+                    + (", mask set" if self.mask_rect or self.brush else "") + ". Click a handle, then its target.")
         dpg.set_value("drag_info", text)
         self.drawn = None
 
@@ -98,7 +104,16 @@ class DragPanel(Panel):
         self.was_down = down
         if self.job is not None:
             return
-        if dpg.get_value("drag_mode") == "mask rectangle":
+        mode = dpg.get_value("drag_mode")
+        if mode == "mask brush":
+            stamp = None if point is None else (point[0], point[1], float(dpg.get_value("drag_brush")))
+            if down and stamp is not None and (not self.brush or self.brush[-1] != stamp):
+                self.brush.append(stamp)
+            if pressed or (not down and self.was_painting):
+                self.update_info()
+            self.was_painting = down
+            return
+        if mode == "mask rectangle":
             if pressed and point is not None:
                 self.mask_start = point
             if self.mask_start is not None and point is not None:
@@ -120,12 +135,17 @@ class DragPanel(Panel):
         self.update_info()
 
     def mask(self):
-        """The mask as an image-sized array (1 inside the rectangle), or None."""
-        if self.mask_rect is None:
+        """The mask as an image-sized array (1 inside the rectangle and the brush strokes), or None."""
+        if self.mask_rect is None and not self.brush:
             return None
-        x0, y0, x1, y1 = (int(v) for v in self.mask_rect)
-        mask = np.zeros((self.app.texture.height, self.app.texture.width), np.float32)
-        mask[y0:y1 + 1, x0:x1 + 1] = 1
+        height, width = self.app.texture.height, self.app.texture.width
+        mask = np.zeros((height, width), np.float32)
+        if self.mask_rect is not None:
+            x0, y0, x1, y1 = (int(v) for v in self.mask_rect)
+            mask[y0:y1 + 1, x0:x1 + 1] = 1
+        ys, xs = np.mgrid[0:height, 0:width]
+        for x, y, radius in self.brush:
+            mask[(xs - x) ** 2 + (ys - y) ** 2 <= radius ** 2] = 1
         return mask
 
     # --- the drag ----------------------------------------------------------------------------
@@ -193,7 +213,7 @@ class DragPanel(Panel):
     def draw(self, geometry):
         """Markers and arrows over the picture (redrawn only when something moved)."""
         key = (geometry, tuple(map(tuple, self.handles)), tuple(map(tuple, self.targets)), self.pending,
-               self.mask_rect)
+               self.mask_rect, len(self.brush))
         if key == self.drawn:
             return
         self.drawn = key
@@ -204,6 +224,9 @@ class DragPanel(Panel):
             corner0 = self.to_screen((x0 - 0.5, y0 - 0.5), geometry)
             corner1 = self.to_screen((x1 + 0.5, y1 + 0.5), geometry)
             dpg.draw_rectangle(corner0, corner1, color=MASK_COLOUR, thickness=2, parent=self.overlay)
+        for x, y, brush_radius in self.brush:
+            dpg.draw_circle(self.to_screen((x, y), geometry), brush_radius * geometry[2], color=(255, 255, 255, 0),
+                            fill=(255, 255, 255, 60), parent=self.overlay)
         for handle, target in zip(self.handles, self.targets):
             start, end = self.to_screen(handle, geometry), self.to_screen(target, geometry)
             dpg.draw_arrow(end, start, color=(255, 255, 255, 220), thickness=2, size=max(6, int(radius)),
@@ -217,4 +240,5 @@ class DragPanel(Panel):
     def test_geometry(self):
         """For the window tests: the points and the mask in image pixels."""
         return {"drag_handles": self.handles, "drag_targets": self.targets, "drag_mask": self.mask_rect,
+                "drag_brush": len(self.brush),
                 "drag_running": self.job is not None}
