@@ -210,15 +210,25 @@ def test_drag_command_writes_a_w_that_frame_rerenders_exactly(tmp_path, capsys):
     (["--handle", "3", "--target", "4,4"], "X,Y"),
     (["--handle", "300,3", "--target", "4,4"], "outside"),
     (["--handle", "3,3", "--target", "4,4", "--mask", "missing.png"], "--mask"),
+    (["--handle", "3,3", "--target", "4,4", "--mask", "{inputs}/corrupt.png"], "not a readable image"),
+    (["--handle", "3,3", "--target", "4,4", "--mask", "{inputs}/small.png"], "is 8x8; the image is 64x64"),
+    (["--handle", "nan,3", "--target", "4,4"], "finite"),
 ])
 def test_drag_command_bad_input_is_one_line(tmp_path, capsys, extra, message):
     import run_app
+    from PIL import Image
 
-    code = run_app.main(["drag", "--seed", "0", "--steps", "1", "--out", str(tmp_path / "r.png"),
-                         "--out-w", str(tmp_path / "r.npz"), *extra])
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 2)
+    Image.new("L", (8, 8), 255).save(inputs / "small.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    code = run_app.main(["drag", "--seed", "0", "--steps", "1", "--out", str(out / "r.png"),
+                         "--out-w", str(out / "r.npz"), *[arg.format(inputs=inputs) for arg in extra]])
     error = capsys.readouterr().err
-    assert code == 1 and message in error and len(error.strip().splitlines()) == 1
-    assert not list(tmp_path.iterdir())  # nothing half-written
+    assert code == 1 and message in error and len(error.strip().splitlines()) == 1, error
+    assert not list(out.iterdir())  # nothing half-written
 
 
 def test_the_worker_runs_a_drag_job_posting_frames_and_stops_on_request(tmp_path):
