@@ -42,7 +42,7 @@ class DragSettings:
     stop_distance: float = 1.0  # pixels: done when every handle is this close to its target
     motion_radius: float | None = None  # r1 in image pixels (None: 3, scaled up above 512 px)
     track_radius: int | None = None  # r2 in image pixels (None: 12 at 512 px, scaled; at least 6)
-    mask_weight: float = 10.0  # lambda of the mask term
+    mask_weight: float = 3.0  # lambda of the mask term (docs/drag.md: 10 held the default model still)
     feature_stage: int | None = None  # None: models.stages.feature_stage
     track_patch: float | None = None  # radius of the feature patch tracking compares (None: r1; 0: one point)
     track_stage: int | None = None  # a later stage to track handles on (None: the feature stage)
