@@ -50,6 +50,13 @@ def build_parser():
     add_grid_arguments(grid)
     grid.set_defaults(func=cmd_grid)
 
+    from renderer.drag_cli import add_drag_arguments
+
+    drag = commands.add_parser("drag", parents=[common], help="drag handle points to targets (DragGAN) headless")
+    add_request_arguments(drag)
+    add_drag_arguments(drag)
+    drag.set_defaults(func=cmd_drag)
+
     convert = commands.add_parser("convert", parents=[common],
                                   help="turn a network pickle into a safe .safetensors file (no code inside)")
     convert.add_argument("--out", required=True, help=".safetensors file to write")
@@ -456,6 +463,16 @@ def cmd_grid(args):
         bar.close()
     print(f"wrote {args.out} ({rows}x{cols} {kind} grid, {image.shape[1]}x{image.shape[0]})")
     return 0
+
+
+def cmd_drag(args):
+    """Drag points on a frame; write the result's PNG and W+ (renderer/drag_cli.py)."""
+    from renderer.drag_cli import cmd_drag as run
+    from renderer.renderer import Renderer
+
+    request = request_from_args(args)
+    headless_threads()
+    return run(args, request, Renderer())
 
 
 def cmd_convert(args):

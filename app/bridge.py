@@ -142,6 +142,16 @@ class Engine:
         request = self.request_for(state)
         return self.worker.call(lambda renderer: principal_rows(renderer, request, index, layers))
 
+    def start_drag(self, state, handles, targets, mask=None, steps=200, video_path=None):
+        """Drag handle points toward targets on the picture the state shows, on the worker thread
+        (renderer/drag.py): a WorkerJob whose latest() is (image, tracked handles, steps done),
+        stopped by stop(); its result's 'ws' [num_ws, w_dim] is the new latent."""
+        from renderer.drag import DragSettings, drag_job
+
+        job = drag_job(self.request_for(state), handles, targets, mask=mask, settings=DragSettings(steps=int(steps)),
+                       video_path=video_path or None)
+        return self.worker.start_job(job)
+
     def submit(self, state):
         request = self.request_for(state)
         self.last_request = request

@@ -72,6 +72,7 @@ class App:
         self.render_ms = None
         self.gl_info = ("?", "?")
         self.mouse_was_down = False
+        self.image_tool_active = False  # True while a panel's tool takes clicks on the image
         self.seed_drag = None
         self.status_text = ""
         self.frames_drawn = 0
@@ -396,7 +397,9 @@ class App:
         dpg = self.dpg
         down = dpg.is_mouse_button_down(dpg.mvMouseButton_Left)
         pos = dpg.get_mouse_pos(local=False)
-        if down and not self.mouse_was_down and dpg.is_item_hovered("image"):
+        if self.image_tool_active:  # a tool over the image (the Drag panel's) takes the clicks
+            self.seed_drag = None
+        elif down and not self.mouse_was_down and dpg.is_item_hovered("image"):
             self.seed_drag = (pos, self.state["seed_x"], self.state["seed_y"])
         elif down and self.seed_drag:
             (x0, y0), sx, sy = self.seed_drag
@@ -487,6 +490,20 @@ class App:
             panel.on_frame(frame)
         if self.log:
             self.log_frame(frame)
+
+    def show_pixels(self, image):
+        """Show an image that is no render of the state (a drag's frames); the next frame replaces it."""
+        old = self.texture.show(image)
+        if old is not None:
+            self.dpg.configure_item("image", texture_tag=self.texture.tag)
+            self.dpg.delete_item(old)
+        if self.log:
+            from PIL import Image
+
+            self.frames_logged += 1
+            shown = self.log.path.with_name(f"{self.log.path.stem}_frame{self.frames_logged:04d}.png")
+            Image.fromarray(self.texture.shown_pixels()).save(shown)
+            self.log.write("pixels", shown_copy=str(shown))
 
     def on_render_error(self, frame, error):
         from app import bridge

@@ -438,6 +438,26 @@ class SynthesisNetwork(nn.Module):
             return img.clone()
         return img
 
+    def stage_resolutions(self):
+        """The feature resolution after each stage (block) a partial pass can stop at (run_stages)."""
+        return list(self.block_resolutions)
+
+    def run_stages(self, ws, start, stop, carry=None, noise_mode="const", noise_strength=1.0,
+                   noise_generator=None, **_ignored):
+        """Blocks start..stop-1 of a pass (lod 0), from `carry` ((features, None) after block start-1;
+        None for start 0), returning (features, image): the image only after the last block.
+        Differentiable (a drag's backward then reaches only the blocks it ran)."""
+        x = carry[0] if carry is not None else None
+        ws = ws.to(torch.float32)
+        for block_idx in range(start, stop):
+            res = self.block_resolutions[block_idx]
+            block = getattr(self, f"b{res}")
+            strengths = [_strength_for(noise_strength, f"b{res}.{name}") for name in block.layer_names]
+            x = block(x, ws[:, 2 * block_idx: 2 * block_idx + 2], noise_strengths=strengths,
+                      noise_mode=noise_mode, noise_generator=noise_generator)
+        last = stop == len(self.block_resolutions)
+        return x, (getattr(self, f"b{self.img_resolution}").torgb(x) if last else None)
+
     def checkpoint_plan(self):
         """For the block cache: each block's estimated cost (multiply-adds of its convolutions, and
         of its per-value epilogue) and the bytes of its input."""

@@ -380,6 +380,27 @@ class SynthesisNetwork(torch.nn.Module):
                            noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
         return img.contiguous()  # the fast path's image is channels-last until here
 
+    def stage_resolutions(self):
+        """The feature resolution after each stage (block) a partial pass can stop at (run_stages)."""
+        return list(self.block_resolutions)
+
+    def run_stages(self, ws, start, stop, carry=None, noise_mode="const", noise_strength=1.0,
+                   noise_generator=None, force_fp32=True, **_ignored):
+        """Blocks start..stop-1 of a pass, from `carry` ((features, image so far) after block start-1;
+        None for start 0), returning the carry after block stop-1; after the last block its image is
+        the frame's. Differentiable: layers take the reference path where autograd needs it (a drag's
+        backward then reaches only the blocks it ran)."""
+        x, img = carry if carry is not None else (None, None)
+        w_idx = 0
+        for index, res in enumerate(self.block_resolutions):
+            block = getattr(self, f"b{res}")
+            if start <= index < stop:
+                cur_ws = ws.to(torch.float32).narrow(1, w_idx, block.num_conv + block.num_torgb)
+                x, img = block(x, img, cur_ws, force_fp32=force_fp32, noise_mode=noise_mode,
+                               noise_strength=noise_strength, noise_generator=noise_generator)
+            w_idx += block.num_conv
+        return x, (img.contiguous() if stop == len(self.block_resolutions) else img)
+
     def extra_repr(self):
         return (f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, "
                 f"img_channels={self.img_channels}, num_fp16_res={self.num_fp16_res}")

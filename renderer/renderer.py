@@ -255,6 +255,14 @@ class Renderer:
         self._principal[cache_key] = found
         return found
 
+    def synthesis_settings(self, request):
+        """The noise and precision settings a request's synthesis pass runs with (a drag's passes
+        use them, so that its frames are the request's): noise_mode, noise_strength (per layer
+        where set), noise_seed, force_fp32."""
+        _, G = self.load(request)
+        return dict(noise_mode=request.noise_mode, noise_strength=self._noise_strength(G, request),
+                    noise_seed=request.noise_seed, force_fp32=request.precision != "fp16")
+
     def layers(self, request):
         """[(name, shape, resolution)] for the network a request names (one discovery pass)."""
         key, G = self.load(request)

@@ -51,6 +51,7 @@ class RenderWorker:
         self._closing = False
         self._cache_behind = None  # a recalled request whose pass has not run through the block cache yet
         self._latest = None
+        self._running_job = None  # the WorkerJob running now, told to stop on close
         self._seconds = {}  # (pkl, layer) -> mapping + synthesis time of its last uncached frame
         self.frames_rendered = 0  # finished frames published (previews included)
         self._thread = threading.Thread(target=self._run, name="RenderWorker", daemon=True)
@@ -100,6 +101,20 @@ class RenderWorker:
                 self._cond.notify_all()
         return call
 
+    def start_job(self, fn):
+        """Run fn(renderer, job) on the worker thread like call(), for work that goes on for a while
+        (a drag): it posts what it has to show with job.post(value) and ends when job.stopped()
+        says so; the window polls job.latest() and job.done(), never waiting. Requests submitted
+        meanwhile wait for it (the newest one runs next)."""
+        job = WorkerJob(fn)
+        with self._cond:
+            if self._closing:
+                job.finish(error="the renderer is closed")
+            else:
+                self._calls.append(job)
+                self._cond.notify_all()
+        return job
+
     def _queue_preparation(self, run):
         """Queue run(should_stop) unless the worker is closing, busy or has a request waiting (under the lock)."""
         if self._closing or self._busy or self._pending is not None or self._calls:
@@ -131,7 +146,7 @@ class RenderWorker:
             return True
 
     def close(self, timeout=None):
-        """Stop the thread: the render in flight is cancelled at its next block.
+        """Stop the thread: the render in flight is cancelled at its next block, a job asked to stop.
 
         Waits for it by default: a torch thread still running at interpreter exit aborts the
         process, and one synthesis block of a large network on a slow CPU can take seconds."""
@@ -140,6 +155,9 @@ class RenderWorker:
             self._pending = None
             calls, self._calls = self._calls, []
             self._cond.notify_all()
+            running = self._running_job
+        if running is not None:
+            running.stop()
         for call in calls:
             call.finish(error="the renderer is closed")
         self._thread.join(timeout)
@@ -168,7 +186,11 @@ class RenderWorker:
                     self._pending = None
                 self._busy = True
             try:
-                if isinstance(request, WorkerCall):
+                if isinstance(request, WorkerJob):
+                    self._running_job = request
+                    request.run(self.renderer)
+                    self._running_job = None
+                elif isinstance(request, WorkerCall):
                     request.run(self.renderer)
                 elif isinstance(request, _Preparation):
                     request.run(lambda: self._is_stale(ticket))
@@ -281,3 +303,35 @@ class WorkerCall:
     def finish(self, result=None, error=None):
         self.result, self.error = result, error
         self._done.set()
+
+
+class WorkerJob(WorkerCall):
+    """A WorkerCall that runs for a while (RenderWorker.start_job): fn(renderer, job) posts values
+    for the window and stops when asked."""
+
+    def __init__(self, fn):
+        super().__init__(fn)
+        self._stop = threading.Event()
+        self._posted = None
+        self.posts = 0  # how many values were posted
+
+    def run(self, renderer):
+        try:
+            with torch.no_grad():  # what needs gradients turns them on itself
+                self.finish(result=self.fn(renderer, self))
+        except Exception as exc:  # the window shows it; the worker goes on
+            self.finish(error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+    def stop(self):
+        self._stop.set()
+
+    def stopped(self):
+        return self._stop.is_set()
+
+    def post(self, value):
+        """From the job: the newest thing to show (the window reads only the latest)."""
+        self._posted = value
+        self.posts += 1
+
+    def latest(self):
+        return self._posted
