@@ -136,7 +136,9 @@ class RayPool:
         if len(done) < len(ready):
             raise WorkerError(f"{len(ready) - len(done)} of {count} workers did not start within "
                               f"{START_TIMEOUT_S} s (does the cluster have {options}) free for each?)")
-        for _pid, sha in self._get(done):
+        answers = self._get(done)
+        self.pids = [pid for pid, _sha in answers]  # the workers' processes (on their nodes)
+        for _pid, sha in answers:
             if sha != expected:
                 raise WorkerError(f"a worker reads a different network file at {export.model_path_of(request)} "
                                   f"(sha256 {sha[:12]}... != {expected[:12]}...)")
