@@ -401,6 +401,7 @@ def cmd_batch(args):
     renderer = Renderer(recent_frames_bytes=0, recent_captures_bytes=0)
     export.check_mixing(renderer, [base])
     warn_if_transform_ignored(renderer, base)
+    batch.prepare_folder(base, seeds, args.out, args.format, grid, args.seeds)  # before workers start
     with _pool(args, base, renderer) as pool:
         bar, progress = _tqdm_progress(len(seeds), "image")
         try:

@@ -126,9 +126,8 @@ def write_manifest(out_dir, data):
 # ---------------------------------------------------------------- the batch
 
 
-def run_batch(pool, base, seeds, out_dir, fmt="png", grid=None, seeds_text=None, progress=None):
-    """Render the seeds whose files are missing in out_dir, with the pool's workers; the files
-    already there are kept. grid (rows, cols): also a contact sheet per rows*cols seeds."""
+def prepare_folder(base, seeds, out_dir, fmt="png", grid=None, seeds_text=None):
+    """Make the folder and its manifest (refusing another job's folder); before any rendering."""
     check_format(fmt)
     out_dir = Path(out_dir)
     try:
@@ -136,6 +135,13 @@ def run_batch(pool, base, seeds, out_dir, fmt="png", grid=None, seeds_text=None,
     except OSError as error:
         raise export.ExportError(export.describe_os_error(error, out_dir)) from None
     write_manifest(out_dir, manifest_data(base, seeds_text or ",".join(map(str, seeds)), fmt, grid))
+    return out_dir
+
+
+def run_batch(pool, base, seeds, out_dir, fmt="png", grid=None, seeds_text=None, progress=None):
+    """Render the seeds whose files are missing in out_dir, with the pool's workers; the files
+    already there are kept. grid (rows, cols): also a contact sheet per rows*cols seeds."""
+    out_dir = prepare_folder(base, seeds, out_dir, fmt, grid, seeds_text)
     result = BatchResult()
     missing = []
     for seed in seeds:

@@ -115,6 +115,7 @@ class RayPool:
             options.update(address="local", num_cpus=max(cpus, workers or 0),
                            object_store_memory=OBJECT_STORE_BYTES)
         else:
+            _check_reachable(address)
             options.update(address=address)
         try:
             self.ray.init(**options)
@@ -181,15 +182,16 @@ class RayPool:
 
     def close(self):
         """Stop the workers (and the local cluster this pool started); unfinished shards are dropped."""
-        for actor in self.actors:
-            try:
-                self.ray.kill(actor, no_restart=True)
-            except Exception:  # already gone
-                pass
-        self.actors = []
-        if self.started_ray:
+        if self.started_ray:  # the job ends, and Ray ends its actors with it
             self.ray.shutdown()
             self.started_ray = False
+        else:  # a cluster that outlives this job: free its workers now
+            for actor in self.actors:
+                try:
+                    self.ray.kill(actor, no_restart=True)
+                except Exception:  # already gone
+                    pass
+        self.actors = []
 
 
 def worker_plan(workers, resources, node_cpus):
@@ -226,10 +228,10 @@ def open_pool(request, workers=None, ray_address=None, renderer=None):
 
 def start_pool(request, workers=None, ray_address=None, renderer=None):
     """See open_pool; the caller closes the pool."""
-    if not workers and not ray_address:
-        return InProcessPool(request, renderer)
     if workers is not None and workers < 1:
         raise ValueError(f"--workers: must be at least 1, got {workers}")
+    if not workers and not ray_address:
+        return InProcessPool(request, renderer)
     # Before Ray loads: no usage report and no question about it.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
@@ -237,6 +239,20 @@ def start_pool(request, workers=None, ray_address=None, renderer=None):
     except ImportError:
         raise WorkerError("--workers/--ray need Ray: pip install -r requirements.txt") from None
     return RayPool(request, workers, ray_address or "local")
+
+
+def _check_reachable(address, timeout=5):
+    """WorkerError at once when nothing listens at HOST:PORT (ray.init would retry for minutes)."""
+    import socket
+
+    host, _, port = address.rpartition("://")[2].rpartition(":")
+    if not host or not port.isdigit():
+        return  # 'auto' and other forms: Ray resolves them
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise WorkerError(f"cannot reach the Ray cluster at {address} ({error.strerror or error}); "
+                          f"start one with `ray start --head`, or use --ray local") from None
 
 
 def _first_line(error):
