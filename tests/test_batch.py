@@ -185,10 +185,10 @@ def test_video_with_workers_equals_the_single_process_video(name, fixtures_dir, 
     pool = ["--workers", "2"] if name != "sg3_t" else ["--ray", "local"]
     assert run_app.main(["video", *args, *pool, "--out", str(sharded)]) == 0
     expected, got = read_video(single), read_video(sharded)
-    assert len(got) == len(expected) == 5
+    assert len(got) == len(expected) == 6
     for index, (a, b) in enumerate(zip(expected, got)):
         assert np.array_equal(a, b), f"frame {index}"
-    assert len({frame.tobytes() for frame in got}) == 5, "five different frames"
+    assert len({frame.tobytes() for frame in got}) == 6, "six different frames"
 
 
 def test_grid_video_and_grid_with_ray_local_equal_the_single_process_output(fixtures_dir, ray_cluster, tmp_path):
