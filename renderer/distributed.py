@@ -104,6 +104,8 @@ class RayPool:
             raise
 
     def _connect(self, address, workers):
+        if address != "local":
+            _check_reachable(address)
         if self.ray.is_initialized():  # a caller (a test, a notebook) already joined a cluster: use it
             return
         options = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR",
@@ -115,7 +117,6 @@ class RayPool:
             options.update(address="local", num_cpus=max(cpus, workers or 0),
                            object_store_memory=OBJECT_STORE_BYTES)
         else:
-            _check_reachable(address)
             options.update(address=address)
         try:
             self.ray.init(**options)
@@ -136,7 +137,7 @@ class RayPool:
         done, _ = ray.wait(ready, num_returns=len(ready), timeout=START_TIMEOUT_S)
         if len(done) < len(ready):
             raise WorkerError(f"{len(ready) - len(done)} of {count} workers did not start within "
-                              f"{START_TIMEOUT_S} s (does the cluster have {options}) free for each?)")
+                              f"{START_TIMEOUT_S} s (does the cluster have {options} free for each?)")
         answers = self._get(done)
         self.pids = [pid for pid, _sha in answers]  # the workers' processes (on their nodes)
         for _pid, sha in answers:
@@ -208,6 +209,8 @@ def worker_plan(workers, resources, node_cpus):
         return count, {"num_gpus": min(1.0, gpus / count), "num_cpus": min(1.0, cpus / count)}, 1
     count = workers or max(1, int(cpus) // CPU_THREADS_PER_WORKER)
     share = min(cpus / count, node_cpus or cpus)
+    if share >= 1:
+        share = int(share)  # Ray takes fractions of one CPU only
     return count, {"num_cpus": share}, max(1, int(share))
 
 

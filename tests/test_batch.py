@@ -293,6 +293,8 @@ def test_worker_plan_divides_cpus_and_asks_for_gpus():
     assert distributed.worker_plan(2, {"CPU": 2.0}, 2) == (2, {"num_cpus": 1.0}, 1)
     assert distributed.worker_plan(None, {"CPU": 8.0}, 8)[0] == 8 // distributed.CPU_THREADS_PER_WORKER
     assert distributed.worker_plan(2, {"CPU": 64.0}, 16) == (2, {"num_cpus": 16}, 16)  # one node's cores at most
+    assert distributed.worker_plan(3, {"CPU": 8.0}, 8) == (3, {"num_cpus": 2}, 2)  # whole CPUs above one
+    assert distributed.worker_plan(4, {"CPU": 2.0}, 2) == (4, {"num_cpus": 0.5}, 1)
     count, options, _ = distributed.worker_plan(None, {"CPU": 32.0, "GPU": 4.0}, 16)
     assert count == 4 and options["num_gpus"] == 1.0
 
