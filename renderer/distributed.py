@@ -39,10 +39,12 @@ class RenderWorker:
     keeps the caller's setting.
     """
 
-    def __init__(self, threads=None, renderer=None):
+    def __init__(self, threads=None, renderer=None, folder=None):
         from models import runtime
         from renderer.renderer import Renderer
 
+        if folder and os.path.isdir(folder):  # relative network paths mean what they mean to the command
+            os.chdir(folder)
         runtime.tune_cpu(threads)
         # Each request is rendered once: no memory spent on going back to earlier frames.
         self.renderer = renderer or Renderer(recent_frames_bytes=0, recent_captures_bytes=0)
@@ -129,7 +131,7 @@ class RayPool:
         count, options, threads = worker_plan(workers, ray.cluster_resources(), _largest_node_cpus(ray))
         actor_class = ray.remote(RenderWorker).options(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS,
                                                        **options)
-        self.actors = [actor_class.remote(threads) for _ in range(count)]
+        self.actors = [actor_class.remote(threads, None, os.getcwd()) for _ in range(count)]
         from renderer import export
 
         expected = export.file_sha256(export.model_path_of(request))

@@ -122,6 +122,42 @@ def test_ray_local_started_by_the_command_itself(fixtures_dir, tmp_path):
     assert all((out / f"seed{s:04d}.png").read_bytes() == frames[s].read_bytes() for s in range(4))
 
 
+def _free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_ray_address_of_a_cluster_started_with_ray_start(fixtures_dir, tmp_path, monkeypatch):
+    """The README's set-up: `ray start --head`, then the command joins it by address (relative paths too)."""
+    monkeypatch.chdir(ROOT)
+    port = _free_port()
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--port", str(port),
+                             "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        out = tmp_path / "batch"
+        pkl = os.path.relpath(fixtures_dir / "sg1_64.pkl", ROOT)
+        command = [sys.executable, "run_app.py", "batch", "--pkl", pkl, "--seeds", "0-3", "--out", str(out),
+                   "--ray", f"127.0.0.1:{port}"]
+        deadline = time.monotonic() + 120
+        while True:  # the head takes a while to listen
+            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            if done.returncode == 0 or "cannot reach" not in done.stderr or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "wrote 4 images" in done.stdout
+    finally:
+        head.terminate()  # `ray start --block` stops the head's processes on SIGTERM
+        head.wait(timeout=120)
+    frames = frame_files(tmp_path, ["--pkl", pkl], range(4))
+    assert all((out / f"seed{s:04d}.png").read_bytes() == frames[s].read_bytes() for s in range(4))
+
+
 def test_manifest_names_the_request_and_the_network(fixtures_dir, tmp_path, capsys):
     pkl = fixtures_dir / "sg2ada_64.pkl"
     out = tmp_path / "batch"
