@@ -7,6 +7,7 @@ Each way of running renders the same seeds into a fresh folder after a warm-up b
 printed apart.
     nice .venv/bin/python bench/batch.py                  # both networks (a few minutes)
     .venv/bin/python bench/batch.py --nets default --images 32
+    .venv/bin/python bench/batch.py --torgb               # ToRGB as a convolution and as ops.conv1x1
 """
 
 import argparse
@@ -79,11 +80,42 @@ def process_pool_start(path, workers):
     return seconds
 
 
+def torgb_times():
+    """ms of a ToRGB 1x1 convolution (StyleGAN2 config-f widths) as oneDNN's convolution and as
+    models.ops.conv1x1 (the thread-count-invariant matrix product the renderer uses), 1 and 2 threads."""
+    import torch
+    import torch.nn.functional as F
+
+    from models import ops
+
+    torch.manual_seed(0)
+    print("| threads | channels x size | oneDNN conv ms | ops.conv1x1 ms |\n|---|---|---|---|")
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for channels, size in ((32, 1024), (64, 512), (128, 256), (512, 64)):
+            x = torch.randn(1, channels, size, size).contiguous(memory_format=torch.channels_last)
+            weight, bias = torch.randn(3, channels, 1, 1), torch.randn(3)
+            times = []
+            for run in (lambda: F.conv2d(x, weight, bias=bias), lambda: ops.conv1x1(x, weight, bias)):
+                run()
+                samples = []
+                for _ in range(15):
+                    begun = time.perf_counter()
+                    run()
+                    samples.append(time.perf_counter() - begun)
+                times.append(sorted(samples)[len(samples) // 4] * 1000)  # first quartile: the least disturbed
+            print(f"| {threads} | {channels} x {size} | {times[0]:.1f} | {times[1]:.1f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nets", default="default,sg2-256")
     parser.add_argument("--images", type=int, help="timed images per way of running (default: per network)")
+    parser.add_argument("--torgb", action="store_true", help="only time ToRGB's 1x1 convolution, both ways")
     args = parser.parse_args()
+    if args.torgb:
+        torgb_times()
+        return
     import torch
 
     from renderer.request import RenderRequest
