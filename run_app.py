@@ -469,7 +469,7 @@ def cmd_video(args):
         total = interpolate.frame_count(len(cell_items[0]), args.frames_per_transition, args.loop)
     bar, progress = _tqdm_progress(total, "frame")
     try:
-        if args.workers or args.ray:
+        if args.workers is not None or args.ray:
             from renderer import batch
 
             with _pool(args, base) as pool:
@@ -512,7 +512,7 @@ def cmd_grid(args):
     warn_if_transform_ignored(renderer, base)
     bar, progress = _tqdm_progress(len(cells), "cell")
     try:
-        if args.workers or args.ray:
+        if args.workers is not None or args.ray:
             from renderer import batch
 
             with _pool(args, base) as pool:
