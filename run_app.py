@@ -1,4 +1,4 @@
-"""StyleScope command line: open the explorer window, or run headless (info, frame, video, grid)."""
+"""StyleScope command line: open the explorer window, or run headless (info, frame, video, grid, batch)."""
 
 import argparse
 import dataclasses
@@ -56,6 +56,13 @@ def build_parser():
     add_request_arguments(drag)
     add_drag_arguments(drag)
     drag.set_defaults(func=cmd_drag)
+    batch = commands.add_parser("batch", parents=[common], conflict_handler="resolve",
+                                help="render one image per seed into a folder (resumable; --workers/--ray)")
+    add_request_arguments(batch)
+    add_batch_arguments(batch)
+    batch.set_defaults(func=cmd_batch)
+    add_pool_arguments(video)
+    add_pool_arguments(grid)
 
     convert = commands.add_parser("convert", parents=[common],
                                   help="turn a network pickle into a safe .safetensors file (no code inside)")
@@ -365,6 +372,61 @@ def add_grid_arguments(parser):
     add("--out", required=True, help="PNG file to write")
 
 
+def add_batch_arguments(parser):
+    """Flags of the batch command (the request flags give every image's other settings)."""
+    group = parser.add_argument_group("batch")
+    add = group.add_argument
+    add("--seeds", required=True, metavar="A-B", help="the seeds, e.g. 0-49999 or 1,5,9-12")
+    add("--out", required=True, metavar="DIR", help="folder for seed0000.png ... and manifest.json")
+    add("--format", default="png", choices=["png", "jpg"], help="png (default; equals `frame`'s) or jpg")
+    add("--grid", metavar="RxC", help="also a contact sheet per R*C seeds: grid_seedA-B.png")
+    add_pool_arguments(parser)
+
+
+def add_pool_arguments(parser):
+    """--workers / --ray: render in shards on Ray workers (renderer/distributed.py)."""
+    group = parser.add_argument_group("workers")
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="N worker processes (a local Ray; with --ray: N workers on that cluster)")
+    group.add_argument("--ray", metavar="ADDRESS|local",
+                       help="Ray cluster to render on (ray start --head ...), or 'local' to start one here")
+
+
+def _pool(args, request, renderer=None):
+    from renderer.distributed import open_pool
+
+    return open_pool(request, args.workers, args.ray, renderer)
+
+
+def cmd_batch(args):
+    """Render one image file per seed into a folder; a rerun renders only the missing ones."""
+    from renderer import batch, export
+
+    given = [flag for flag, name in (("--seed", "seed"), ("--seed-xy", "seed_xy"), ("--w", "w_file"))
+             if getattr(args, name, None) is not None]
+    if given:
+        raise ValueError(f"batch: {given[0]} does not apply; the seeds come from --seeds A-B")
+    seeds = batch.parse_batch_seeds(args.seeds)
+    grid = export.parse_grid_shape(args.grid) if args.grid else None
+    base = _base_request(args)
+    headless_threads()
+    from renderer.renderer import Renderer
+
+    renderer = Renderer(recent_frames_bytes=0, recent_captures_bytes=0)
+    export.check_mixing(renderer, [base])
+    warn_if_transform_ignored(renderer, base)
+    batch.prepare_folder(base, seeds, args.out, args.format, grid, args.seeds)  # before workers start
+    with _pool(args, base, renderer) as pool:
+        bar, progress = _tqdm_progress(len(seeds), "image")
+        try:
+            result = batch.run_batch(pool, base, seeds, args.out, args.format, grid, args.seeds, progress)
+        finally:
+            bar.close()
+    sheets = f", {len(result.sheets)} contact sheets" if grid else ""
+    print(f"wrote {len(result.written)} images to {args.out} ({len(result.skipped)} were there){sheets}")
+    return 0
+
+
 def _base_request(args):
     """The request flags, without the command's own --seeds (a keyframe list, not a blend)."""
     plain = argparse.Namespace(**vars(args))
@@ -421,8 +483,15 @@ def cmd_video(args):
         total = interpolate.frame_count(len(cell_items[0]), args.frames_per_transition, args.loop)
     bar, progress = _tqdm_progress(total, "frame")
     try:
-        export.export_video(renderer, sequences, args.out, fps=args.fps, quality=args.quality, cols=cols,
-                            total=total, progress=progress, pixel_format=args.pixel_format)
+        if args.workers is not None or args.ray:
+            from renderer import batch
+
+            with _pool(args, base) as pool:
+                batch.export_video(pool, sequences, args.out, fps=args.fps, quality=args.quality, cols=cols,
+                                   total=total, progress=progress, pixel_format=args.pixel_format)
+        else:
+            export.export_video(renderer, sequences, args.out, fps=args.fps, quality=args.quality, cols=cols,
+                                total=total, progress=progress, pixel_format=args.pixel_format)
     finally:
         bar.close()
     print(f"wrote {args.out} ({total} frames at {args.fps:g} fps)")
@@ -457,8 +526,14 @@ def cmd_grid(args):
     warn_if_transform_ignored(renderer, base)
     bar, progress = _tqdm_progress(len(cells), "cell")
     try:
-        image = export.export_grid(renderer, cells, rows, cols, args.out, base, kind, padding=args.padding,
-                                   progress=progress)
+        if args.workers is not None or args.ray:
+            from renderer import batch
+
+            with _pool(args, base) as pool:
+                image = batch.export_grid(pool, cells, rows, cols, args.out, base, kind, args.padding, progress)
+        else:
+            image = export.export_grid(renderer, cells, rows, cols, args.out, base, kind, padding=args.padding,
+                                       progress=progress)
     finally:
         bar.close()
     print(f"wrote {args.out} ({rows}x{cols} {kind} grid, {image.shape[1]}x{image.shape[0]})")

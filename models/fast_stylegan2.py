@@ -287,7 +287,10 @@ def torgb(layer, x, w):
     """One ToRGBLayer forward (modulated 1x1 conv without demodulation, bias, clamp) for batch 1, float32."""
     styles = layer.affine(w)[0] * layer.weight_gain
     weight = layer.weight * styles.reshape(1, -1, 1, 1)
-    y = F.conv2d(x, weight, bias=layer.bias, padding=layer.weight.shape[-1] // 2)
+    if layer.weight.shape[-1] == 1:
+        y = ops.conv1x1(x, weight, layer.bias)  # the same bits at any thread count
+    else:
+        y = F.conv2d(x, weight, bias=layer.bias, padding=layer.weight.shape[-1] // 2)
     if layer.conv_clamp is not None:
         y.clamp_(-float(layer.conv_clamp), float(layer.conv_clamp))
     return y  # channels-last like the image it is added to (image_step)

@@ -34,6 +34,26 @@ def rows_times_weight(rows, weight):
     return F.linear(rows, weight)
 
 
+def conv1x1(x, weight, bias=None):
+    """A 1x1 convolution (x [N, C, H, W], weight [O, C, 1, 1]) as one matrix product.
+
+    oneDNN's convolution sums the C products in another order on one thread than on several
+    (a ToRGB's pixels moved by 1/255 between 1 and 2 threads), so a frame would depend on the
+    machine's core count; the matrix product gives the same bits at any thread count. A
+    channels-last x stays channels-last (no copy either way).
+    """
+    n, c, h, w = x.shape
+    matrix = weight.reshape(weight.shape[0], c)
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        pixels = x.permute(0, 2, 3, 1).reshape(-1, c)
+        y = pixels @ matrix.t() if bias is None else torch.addmm(bias, pixels, matrix.t())
+        return y.reshape(n, h, w, -1).permute(0, 3, 1, 2)
+    y = torch.matmul(matrix, x.reshape(n, c, h * w))
+    if bias is not None:
+        y = y + bias.reshape(1, -1, 1)
+    return y.reshape(n, -1, h, w)
+
+
 # ----------------------------------------------------------------------------
 # Activations: name -> (function(x, alpha), default alpha, default gain).
 # The gains keep the signal's second moment unchanged for a unit-Gaussian input.

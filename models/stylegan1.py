@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.errors import LoadError, RenderCancelled
+from models import ops
 from models.ops import generator_state, normalize_2nd_moment
 
 # Hyper-parameters of the TF build functions (G_style, G_mapping, G_synthesis) when a pickle's
@@ -316,7 +317,7 @@ class ToRGBLayer(nn.Module):
         self.weight_gain, _ = _weight_gains(in_channels, 1.0, use_wscale, 1.0)
 
     def forward(self, x):
-        return F.conv2d(x, self.weight * self.weight_gain, self.bias)
+        return ops.conv1x1(x, self.weight * self.weight_gain, self.bias)  # the same bits at any thread count
 
 
 class SynthesisBlock(nn.Module):

@@ -136,6 +136,13 @@ def _write_png_file(frame, request, filename, model_path=None, model_name=None, 
     Image.fromarray(image).save(filename, format="PNG", pnginfo=info)
 
 
+def encode_png(frame, request, model_path=None, model_name=None, model_sha256=None):
+    """The bytes save_png would write (for workers that send files to the process that writes them)."""
+    buffer = io.BytesIO()
+    _write_png_file(frame, request, buffer, model_path, model_name, model_sha256)
+    return buffer.getvalue()
+
+
 def read_png_metadata(path):
     """The StyleScope metadata of an exported PNG; ExportError if it has none."""
     from PIL import Image
@@ -261,8 +268,8 @@ SEED_MAX = 2**32 - 1  # numpy's RandomState takes seeds in [0, 2**32 - 1]
 MAX_SEED_COUNT = 10000  # more cells or keyframes than anyone renders; stops a typo eating the memory
 
 
-def parse_seeds(text):
-    """'0,1,5-7' -> [0, 1, 5, 6, 7]; every seed in [0, 2**32-1], at most MAX_SEED_COUNT of them."""
+def parse_seeds(text, limit=MAX_SEED_COUNT):
+    """'0,1,5-7' -> [0, 1, 5, 6, 7]; every seed in [0, 2**32-1], at most `limit` of them."""
     seeds = []
     for part in str(text).split(","):
         part = part.strip()
@@ -280,8 +287,8 @@ def parse_seeds(text):
         if high < low:
             raise ValueError(f"seeds: range {part!r} is empty (the end is below the start)")
         # Check the count before range() makes the list: 0-100000000000 must fail at once.
-        if len(seeds) + (high - low + 1) > MAX_SEED_COUNT:
-            raise ValueError(f"seeds: {text!r} gives more than {MAX_SEED_COUNT} seeds")
+        if len(seeds) + (high - low + 1) > limit:
+            raise ValueError(f"seeds: {text!r} gives more than {limit} seeds")
         seeds.extend(range(low, high + 1))
     if not seeds:
         raise ValueError(f"no seeds in {text!r}")
@@ -754,6 +761,11 @@ def render_grid(renderer, cells, rows, cols, padding=0, progress=None, cancel=No
         images[row * cols + col] = render_image(renderer, request, cancel)
         if progress is not None:
             progress(done, total)
+    return tile_grid(images, rows, cols, padding)
+
+
+def tile_grid(images, rows, cols, padding=0):
+    """A grid's picture from its cells' images (row-major, None for a blank cell)."""
     background = 255 if any(image is None for image in images) else 0  # the paper's white corner
     return tile_images(images, rows, cols, padding=padding, background=background)
 
@@ -764,6 +776,12 @@ def export_grid(renderer, cells, rows, cols, path, base, kind, padding=0, progre
     check_padding(padding)
     _fail_early_if_unwritable(path)
     image = render_grid(renderer, cells, rows, cols, padding, progress, cancel)
+    save_grid(image, cells, rows, cols, path, base, kind, padding)
+    return image
+
+
+def save_grid(image, cells, rows, cols, path, base, kind, padding=0):
+    """Write a grid's picture as PNG; its text chunks hold base's request and every cell's."""
     if not isinstance(cells, dict):
         cells = {divmod(index, cols): request for index, request in enumerate(cells)}
     layout = {
@@ -775,7 +793,6 @@ def export_grid(renderer, cells, rows, cols, path, base, kind, padding=0, progre
     }
     model = model_path_of(base)
     save_png(image, base, path, model_path=model if model.is_file() else None, extra_text={"stylescope.grid": layout})
-    return image
 
 
 # ---------------------------------------------------------------- videos from requests
