@@ -1,4 +1,4 @@
-"""rosinality generators built with a non-default blur_kernel (it reaches the upsampling convs, not the ToRGBs)."""
+"""rosinality files with a non-default blur_kernel, and torch.save options (pickle_protocol) the fixtures do not show."""
 
 import numpy as np
 import pytest
@@ -28,3 +28,18 @@ def test_rosinality_blur_kernels_render_like_rosinality_and_survive_convert(tmp_
             assert G.synthesis.b8.resample_filter.shape == (4, 4)
             image = G.synthesis(G.mapping(z, None), noise_mode="const")
             assert float((image - expected).abs().max()) < 1e-4, (source, reference)
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+@torch.no_grad()
+def test_any_pickle_protocol_loads_in_both_torch_formats(tmp_path, protocol, legacy):
+    sd = rosi.random_generator(16, 8, 2, rosi.channel_table(16, divide=64), seed=4)
+    tree = {"state_dict": {f"decoder.{k}": v for k, v in sd.items()}, "opts": {"n_styles": 6}, "latent_avg": torch.ones(8)}
+    path = tmp_path / "psp.pt"
+    torch.save(tree, path, pickle_protocol=protocol, _use_new_zipfile_serialization=not legacy)
+    G = load_generator(path)
+    assert G.info["format"] == "psp-e4e" and torch.equal(G.mapping.w_avg, torch.ones(8))
+    z = torch.from_numpy(np.random.RandomState(0).randn(1, 8).astype(np.float32))
+    expected = rosi.synthesis(sd, rosi.mapping(sd, z, 2)[:, None].repeat(1, G.num_ws, 1))
+    assert float((G.synthesis(G.mapping(z, None), noise_mode="const") - expected).abs().max()) < 1e-4
