@@ -76,11 +76,13 @@ def generator_config(sd):
         if in_c != channels[-1]:
             raise LoadError(f"rosinality convs.{2 * k} takes {in_c} channels, the layer before gives {channels[-1]}")
         channels.append(int(out_c))
-    blur_key = "convs.0.conv.blur.kernel" if num_rgbs else None
-    taps = _blur_taps(sd[blur_key]) if blur_key in sd else [1, 3, 3, 1]
+    # rosinality's Generator passes its blur_kernel to the upsampling convs only: its ToRGBs keep
+    # their default [1, 3, 3, 1], so the two can differ (and differ in length).
+    conv_blur = _blur_taps(sd["convs.0.conv.blur.kernel"]) if "convs.0.conv.blur.kernel" in sd else [1, 3, 3, 1]
+    rgb_blur = _blur_taps(sd["to_rgbs.0.upsample.kernel"]) if "to_rgbs.0.upsample.kernel" in sd else [1, 3, 3, 1]
     return dict(size=size, z_dim=int(sd["style.1.weight"].shape[1]), w_dim=int(sd[f"style.{n_mlp}.weight"].shape[0]),
                 n_mlp=n_mlp, channels=channels, img_channels=int(sd["to_rgb1.conv.weight"].shape[1]),
-                kernel_size=int(sd["conv1.conv.weight"].shape[-1]), blur=taps,
+                kernel_size=int(sd["conv1.conv.weight"].shape[-1]), blur=conv_blur, rgb_blur=rgb_blur,
                 lr_mlp=mapping_lr_multiplier(sd["style.1.weight"]))
 
 
@@ -88,11 +90,14 @@ def init_kwargs(cfg):
     """StyleScope StyleGAN2 init kwargs for a rosinality config (skip architecture, no clamp, fp32)."""
     if cfg["kernel_size"] != 3:
         raise LoadError(f"rosinality generator with {cfg['kernel_size']}x{cfg['kernel_size']} convs is not supported")
+    synthesis = dict(channel_table=cfg["channels"], architecture="skip", resample_filter=cfg["rgb_blur"],
+                     conv_clamp=None, num_fp16_res=0)
+    if cfg["blur"] != cfg["rgb_blur"]:
+        synthesis["conv_resample_filter"] = cfg["blur"]
     return dict(z_dim=cfg["z_dim"], c_dim=0, w_dim=cfg["w_dim"], img_resolution=cfg["size"],
                 img_channels=cfg["img_channels"], flavour="stylegan2-ada",
                 mapping_kwargs=dict(num_layers=cfg["n_mlp"], lr_multiplier=cfg["lr_mlp"], layer_features=cfg["w_dim"]),
-                synthesis_kwargs=dict(channel_table=cfg["channels"], architecture="skip", resample_filter=cfg["blur"],
-                                      conv_clamp=None, num_fp16_res=0))
+                synthesis_kwargs=synthesis)
 
 
 def _styled_conv(out, prefix, sd, src, noise_key):

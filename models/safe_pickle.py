@@ -118,7 +118,17 @@ _MAX_KWARG_VALUES = 100_000  # values in a network's init kwargs, shared lists c
 _UNPACK_BUDGET = contextvars.ContextVar("unpack_budget", default=None)
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.save's legacy (non-zip) format
 _LEGACY_PROTOCOL = 1001
-_LEGACY_HEADER = b"\x80\x02\x8a\x0a" + _LEGACY_MAGIC.to_bytes(10, "little")
+_LEGACY_MAGIC_PICKLE = b"\x8a\x0a" + _LEGACY_MAGIC.to_bytes(10, "little")  # LONG1 of 10 bytes
+
+
+def _is_legacy_torch(data):
+    """Whether data starts with the legacy format's magic-number pickle, for any pickle_protocol.
+
+    Protocols 2 and 3 put the number right after the PROTO opcode; 4 and 5 put an 8-byte FRAME first.
+    """
+    if data[:2] in (b"\x80\x02", b"\x80\x03"):
+        return data[2:14] == _LEGACY_MAGIC_PICKLE
+    return data[:2] in (b"\x80\x04", b"\x80\x05") and data[2:3] == b"\x95" and data[11:23] == _LEGACY_MAGIC_PICKLE
 
 
 class _Marker:
@@ -1035,7 +1045,7 @@ def _read_any(data):
         raise _Malformed("empty file")
     if _is_zip(data):
         return _read_torch_zip(data, _NETWORK_GLOBALS)
-    if data.startswith(_LEGACY_HEADER):
+    if _is_legacy_torch(data):
         return _read_legacy_torch(data, _NETWORK_GLOBALS)
     return _unpickle(io.BytesIO(data), _NETWORK_GLOBALS)
 

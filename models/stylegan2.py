@@ -208,7 +208,8 @@ class SynthesisBlock(torch.nn.Module):
 
     def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, is_last, architecture="skip",
                  resample_filter=(1, 3, 3, 1), conv_clamp=None, use_fp16=False, fp16_channels_last=False,
-                 fused_modconv_default=None, **layer_kwargs):
+                 fused_modconv_default=None, conv_resample_filter=None, **layer_kwargs):
+        """conv_resample_filter: conv0's upsampling filter where it differs from the image's (rosinality)."""
         if architecture not in ("orig", "skip", "resnet"):
             raise ValueError(f"unsupported StyleGAN2 architecture {architecture!r}")
         super().__init__()
@@ -230,7 +231,7 @@ class SynthesisBlock(torch.nn.Module):
             self.const = torch.nn.Parameter(torch.randn([out_channels, resolution, resolution]))
         else:
             self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim=w_dim, resolution=resolution, up=2,
-                                        resample_filter=resample_filter, conv_clamp=conv_clamp,
+                                        resample_filter=conv_resample_filter or resample_filter, conv_clamp=conv_clamp,
                                         channels_last=self.channels_last, layer_name=f"b{resolution}.conv0",
                                         **layer_kwargs)
             self.num_conv += 1

@@ -31,8 +31,11 @@ def make_kernel(taps):
     return k / k.sum()
 
 
-def random_generator(size, style_dim, n_mlp, table, seed=0, lr_mlp=0.01, img_channels=3):
-    """A rosinality Generator state dict with random (trained-looking) weights, its key order and shapes."""
+def random_generator(size, style_dim, n_mlp, table, seed=0, lr_mlp=0.01, img_channels=3, blur_kernel=(1, 3, 3, 1)):
+    """A rosinality Generator state dict with random (trained-looking) weights, its key order and shapes.
+
+    blur_kernel goes to the upsampling convs only: rosinality's Generator does not pass it to its ToRGBs.
+    """
     gen = torch.Generator().manual_seed(seed)
 
     def randn(*shape, scale=1.0):
@@ -47,7 +50,7 @@ def random_generator(size, style_dim, n_mlp, table, seed=0, lr_mlp=0.01, img_cha
     def styled_conv(prefix, cin, cout, up):
         sd[f"{prefix}.conv.weight"] = randn(1, cout, cin, 3, 3)
         if up:
-            sd[f"{prefix}.conv.blur.kernel"] = make_kernel([1, 3, 3, 1]) * 4
+            sd[f"{prefix}.conv.blur.kernel"] = make_kernel(list(blur_kernel)) * 4
         sd[f"{prefix}.conv.modulation.weight"] = randn(cin, style_dim)
         sd[f"{prefix}.conv.modulation.bias"] = 1 + randn(cin, scale=0.1)
         sd[f"{prefix}.noise.weight"] = randn(1, scale=0.3)
@@ -123,7 +126,8 @@ def _modulated_conv(sd, prefix, x, style, demodulate, upsample):
         w = w.transpose(1, 2).reshape(batch * in_c, out_c, k, k)
         out = F.conv_transpose2d(x, w, padding=0, stride=2, groups=batch)
         out = out.reshape(batch, out_c, *out.shape[2:])
-        return _upfirdn(out, sd[f"{prefix}.blur.kernel"], 1, (1, 1))  # p = 4 - 2 - 2 = 0: pad (1, 1)
+        p = (sd[f"{prefix}.blur.kernel"].shape[0] - 2) - (k - 1)
+        return _upfirdn(out, sd[f"{prefix}.blur.kernel"], 1, ((p + 1) // 2 + 1, p // 2 + 1))
     out = F.conv2d(x, w.reshape(batch * out_c, in_c, k, k), padding=k // 2, groups=batch)
     return out.reshape(batch, out_c, *out.shape[2:])
 
@@ -138,7 +142,8 @@ def _styled_conv(sd, prefix, x, style, noise, upsample):
 def _to_rgb(sd, prefix, x, style, skip):
     out = _modulated_conv(sd, f"{prefix}.conv", x, style, False, False) + sd[f"{prefix}.bias"]
     if skip is not None:
-        out = out + _upfirdn(skip, sd[f"{prefix}.upsample.kernel"], 2, (2, 1))
+        p = sd[f"{prefix}.upsample.kernel"].shape[0] - 2
+        out = out + _upfirdn(skip, sd[f"{prefix}.upsample.kernel"], 2, ((p + 1) // 2 + 1, p // 2))
     return out
 
 
