@@ -17,7 +17,6 @@ STYLE_STATISTICS = "stylespace statistics"
 SEFA_LIMIT = 10.0
 # A learned direction is a unit normal in W too: its strength is a distance in W.
 LEARNED_LIMIT = 10.0
-STYLE_SIGMA_LIMIT = 30.0  # a StyleSpace channel slider's range, in that channel's standard deviations
 EXAMPLE_SPREAD_FLOOR = 0.05  # sigmas: a few examples that happen to agree closely do not rank infinitely high
 
 
@@ -192,7 +191,7 @@ def fit_direction(positive, negative, orthogonal_to=()):
         raise ValueError("learned direction: the examples hold NaN or infinite values")
     samples = np.concatenate([positive, negative])
     labels = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
-    classifier = LinearSVC(C=1.0, max_iter=20000).fit(samples, labels)
+    classifier = LinearSVC(C=1.0, max_iter=20000, random_state=0).fit(samples, labels)
     normal = classifier.coef_[0].astype(np.float64)
     if np.linalg.norm(normal) < 1e-12:
         raise ValueError("learned direction: the examples do not separate")

@@ -14,7 +14,7 @@ from app.panels.latent import combined_seed
 
 SEFA_LIMIT = 10.0  # a SeFa direction is unit length: its strength is the paper's distance in W
 LEARNED_LIMIT = 10.0  # a learned direction (a unit normal) likewise
-STYLE_LIMIT = 30.0  # a StyleSpace slider, in standard deviations of its channel
+STYLE_LIMIT = 20.0  # a StyleSpace slider, in standard deviations of its channel
 MAX_CHANNELS = 8
 SEFA_GROUPS = ["all", "coarse", "middle", "fine"]
 
@@ -73,8 +73,10 @@ class DirectionsPanel(Panel):
             dpg.add_button(label="Grid", tag="edit_grid", callback=self.on_sweep_grid)
             dpg.add_button(label=".npy", tag="edit_save", callback=self.on_save)
         with dpg.group(horizontal=True):
-            dpg.add_input_text(tag="edit_grid_seeds", label="grid seeds", default_value="0-3", width=70)
-            dpg.add_input_int(tag="edit_grid_steps", label="steps", default_value=5, min_value=2, max_value=15,
+            dpg.add_text("grid seeds")
+            dpg.add_input_text(tag="edit_grid_seeds", default_value="0-3", width=70)
+            dpg.add_text("steps")
+            dpg.add_input_int(tag="edit_grid_steps", default_value=5, min_value=2, max_value=15,
                               min_clamped=True, max_clamped=True, width=80)
         with dpg.tooltip("edit_video"):
             dpg.add_text("Video (Export panel's folder and frames): the edit from -strength to +strength.\n"
