@@ -4,8 +4,10 @@ import torch
 
 
 def style_layers(synthesis):
-    """[(layer name, affine, w index)] of the network's style layers (its style_affines())."""
-    return synthesis.style_affines()
+    """[(layer name, affine, w index)] of the network's style layers (its style_affines(); none for a
+    network without that method)."""
+    found = getattr(synthesis, "style_affines", None)
+    return found() if found is not None else []
 
 
 def style_channels(synthesis):
@@ -54,11 +56,18 @@ def offsets_from_channels(synthesis, channel_deltas, device="cpu"):
     return offsets
 
 
+def styles_of_rows(affine, w):
+    """One style layer's styles [N, channels] for w rows [N, w_dim], without any offset set on it."""
+    styles = affine(w.to(torch.float32))
+    return styles if affine.output_offset is None else styles - affine.output_offset
+
+
 def styles_of(synthesis, ws):
     """{layer name: styles [N, channels]} that ws [N, num_ws, w_dim] give each style layer (the
     affines only: no synthesis pass). Offsets set on the network are not included."""
-    out = {}
-    for name, affine, index in style_layers(synthesis):
-        styles = affine(ws[:, index].to(torch.float32))
-        out[name] = styles if affine.output_offset is None else styles - affine.output_offset
-    return out
+    return {name: styles_of_rows(affine, ws[:, index]) for name, affine, index in style_layers(synthesis)}
+
+
+def affine_matrix(affine):
+    """A style affine's weight as it acts, [channels, w_dim] float32 (its weight gain applied)."""
+    return affine.weight.detach().to(torch.float32) * float(affine.weight_gain)

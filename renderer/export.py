@@ -596,7 +596,8 @@ def sweep_requests(renderer, base, control, frames, start=None, stop=None, width
     if control in ("mix_strength", "mix_layers") and base.mix_seed is None and base.mix_w is None:
         raise ExportError(f"a {control} sweep needs a style-mixing source (a mix seed)")
     if control == "direction" and base.w_offset is None and not base.style_offsets:
-        raise ExportError("a direction sweep needs a direction in W or a StyleSpace channel with a strength")
+        raise ExportError("a direction sweep needs a direction in W or a StyleSpace channel with a strength "
+                          "(the request's w_offset or style_offsets)")
     positions = _sweep_positions(frames, loop)
     requests = []
     if control == "psi":

@@ -206,3 +206,15 @@ def test_cli_writes_sefa_and_learned_directions_and_renders_a_style_edit(tmp_pat
     bad = run("frame", "--seed", "3", "--style", "b64.conv0:3", "--out", str(tmp_path / "g.png"))
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "LAYER:CHANNEL=SIGMAS" in bad.stderr
     assert not (tmp_path / "g.png").exists()
+
+
+def test_stylespace_statistics_equal_those_of_the_sampled_styles(default_renderer):
+    request = RenderRequest()
+    stats = directions.style_statistics(default_renderer, request)
+    _, G = default_renderer.load(request)
+    generator = torch.Generator().manual_seed(0)
+    z = torch.randn([directions.STYLE_SAMPLES, G.z_dim], generator=generator)
+    styles = style_space.styles_of(G.synthesis, G.mapping(z, None))
+    for name, values in styles.items():
+        np.testing.assert_allclose(stats[name][0], values.double().mean(dim=0).numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(stats[name][1], values.double().std(dim=0).numpy(), rtol=1e-4, atol=1e-5)
