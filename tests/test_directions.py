@@ -218,3 +218,20 @@ def test_stylespace_statistics_equal_those_of_the_sampled_styles(default_rendere
     for name, values in styles.items():
         np.testing.assert_allclose(stats[name][0], values.double().mean(dim=0).numpy(), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(stats[name][1], values.double().std(dim=0).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_style_channels_in_the_state_make_request_offsets_undo_and_load_from_a_session():
+    from app.state import ExplorerState
+
+    state = ExplorerState()
+    state.set("style_channels", [("b16.conv1", 28, -8.0, 0.5)], coalesce=False)
+    state.set("style_channels", [("b16.conv1", 28, -8.0, 0.5), ("b64.conv0", 31, 2.0, 1.5)], coalesce=False)
+    request = state.to_request()
+    assert request.style_offsets == (("b16.conv1", 28, -4.0), ("b64.conv0", 31, 3.0))
+    state.undo()
+    assert state.to_request().style_offsets == (("b16.conv1", 28, -4.0),)
+    loaded = ExplorerState()
+    loaded.load_request(RenderRequest.from_json(request.to_json()))
+    assert loaded.to_request().style_offsets == request.style_offsets
+    loaded.set("pkl", "other.pkl")  # another network: its channels are not these
+    assert loaded["style_channels"] == ()
