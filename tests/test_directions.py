@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from models import stylegan1, stylegan2, stylegan3, style_space
-from models.block_cache import BlockCache
 from renderer import directions
 from renderer.renderer import Renderer
 from renderer.request import RenderRequest
@@ -235,3 +234,22 @@ def test_style_channels_in_the_state_make_request_offsets_undo_and_load_from_a_s
     assert loaded.to_request().style_offsets == request.style_offsets
     loaded.set("pkl", "other.pkl")  # another network: its channels are not these
     assert loaded["style_channels"] == ()
+
+
+def test_the_windows_sweep_video_and_grid_of_one_style_channel(tmp_path, default_renderer):
+    from app.bridge import direction_grid_work, direction_sweep_work
+    from renderer import export
+
+    request = RenderRequest(style_offsets=[("b64.conv0", 31, 8.0)])
+    video = direction_sweep_work(request, tmp_path / "sweep.gif", 4, 10, 8)
+    video(default_renderer, None, None)
+    assert (tmp_path / "sweep.gif").stat().st_size > 0
+    grid = direction_grid_work(request, "0,1", 3, tmp_path / "grid.png")
+    grid(default_renderer, None, None)
+    picture = export.read_png_image(tmp_path / "grid.png")
+    assert picture.shape == (128, 192, 3)
+    plain = default_renderer.render(RenderRequest(seeds=1)).image
+    np.testing.assert_array_equal(picture[64:, 64:128], plain)  # the middle column: no edit
+    assert np.abs(picture[64:, :64].astype(int) - plain.astype(int)).max() > 0
+    with pytest.raises(ValueError, match="a direction or a StyleSpace channel"):
+        direction_grid_work(RenderRequest(), "0", 3, tmp_path / "none.png")
