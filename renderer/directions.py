@@ -209,6 +209,8 @@ def fit_direction(positive, negative, orthogonal_to=()):
         raise ValueError("learned direction: the examples do not separate")
     normal /= np.linalg.norm(normal)
     others = [np.asarray(d, np.float64).reshape(-1) for d in orthogonal_to]
+    if any(not np.isfinite(other).all() or other.shape != normal.shape for other in others):
+        raise ValueError(f"learned direction: the directions to be orthogonal to must be {normal.shape[0]} finite values")
     if others:
         basis, _ = np.linalg.qr(np.stack(others, axis=1))  # orthonormal span of the others
         normal = normal - basis @ (basis.T @ normal)
