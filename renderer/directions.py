@@ -92,12 +92,20 @@ def _style_statistics(G):
     if G.c_dim:
         c[torch.arange(STYLE_SAMPLES), torch.randint(G.c_dim, [STYLE_SAMPLES], generator=generator).to(device)] = 1
     ws = G.mapping(z, c, truncation_psi=1.0)
+    moments = {}  # w index -> (mean, covariance); the mapping gives every index the same w at psi 1
+
+    def w_moments(index):
+        same = next((k for k in moments if torch.equal(ws[:, k], ws[:, index])), None)
+        if same is None:
+            w = ws[:, index].double().cpu()
+            centred = w - w.mean(dim=0)
+            moments[index] = (w.mean(dim=0), centred.T @ centred / (STYLE_SAMPLES - 1))
+            same = index
+        return moments[same]
+
     found = {}
     for name, affine, index in style_space.style_layers(G.synthesis):
-        w = ws[:, index].double().cpu()
-        mean_w = w.mean(dim=0)
-        centred = w - mean_w
-        covariance = centred.T @ centred / (STYLE_SAMPLES - 1)
+        mean_w, covariance = w_moments(index)
         matrix = style_space.affine_matrix(affine).double().cpu()
         mean = style_space.styles_of_rows(affine, mean_w[None].float().to(device))[0].double().cpu()
         variance = ((matrix @ covariance) * matrix).sum(dim=1)
