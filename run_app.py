@@ -35,6 +35,8 @@ def build_parser():
     frame.add_argument("--out", required=True, help="PNG file to write")
     frame.add_argument("--from-png", metavar="PNG", help="re-render the request stored in a StyleScope PNG")
     frame.add_argument("--save-latents", action="store_true", help="also write <out>_w.npy (and _z.npy)")
+    frame.add_argument("--style", action="append", metavar="LAYER:CHANNEL=SIGMAS",
+                       help="StyleSpace: move one style channel by SIGMAS standard deviations (repeatable)")
     frame.set_defaults(func=cmd_frame)
 
     # conflict_handler: their --seeds is a keyframe / grid seed list, not add_request_arguments' blend.
@@ -63,12 +65,36 @@ def build_parser():
     batch.set_defaults(func=cmd_batch)
     add_pool_arguments(video)
     add_pool_arguments(grid)
+    add_directions_command(commands, common)
 
     convert = commands.add_parser("convert", parents=[common],
                                   help="turn a network pickle into a safe .safetensors file (no code inside)")
     convert.add_argument("--out", required=True, help=".safetensors file to write")
     convert.set_defaults(func=cmd_convert)
     return parser
+
+
+def add_directions_command(commands, common):
+    """`directions`: SeFa directions or one learned from labelled seeds, as .npy (renderer/directions.py)."""
+    parser = commands.add_parser("directions", parents=[common],
+                                 help="write SeFa directions or a direction learned from labelled seeds (.npy)")
+    parser.add_argument("--method", required=True, choices=["sefa", "svm"])
+    parser.add_argument("--out", required=True, help=".npy file to write")
+    parser.add_argument("--layers", default="all", help="sefa: all, coarse, middle, fine or w indices like 4-7")
+    parser.add_argument("--num", type=int, default=5, help="sefa: how many directions (strongest first)")
+    parser.add_argument("--positive", help="svm: seeds showing the attribute, e.g. 1,5,9")
+    parser.add_argument("--negative", help="svm: seeds without it")
+    parser.add_argument("--orthogonal", action="append", metavar="FILE",
+                        help="svm: make the direction orthogonal to this one ([w_dim] .npy; repeatable)")
+    parser.add_argument("--class", type=int, dest="class_idx", help="class label of a conditional network")
+    parser.set_defaults(func=cmd_directions)
+
+
+def cmd_directions(args):
+    from renderer import directions
+
+    headless_threads()
+    return directions.run_directions_command(args)
 
 
 def add_request_arguments(parser):
@@ -309,6 +335,7 @@ def _group_or_empty(name, resolutions):
 
 def cmd_frame(args):
     """Render one request to a PNG."""
+    from renderer import directions
     from renderer.renderer import Renderer
 
     from renderer import export
@@ -324,6 +351,7 @@ def cmd_frame(args):
     request = request_from_args(args)
     headless_threads()
     renderer = Renderer()
+    request = directions.with_style_flags(renderer, request, getattr(args, "style", None))
     frame = render_or_fail(renderer, request)
     warn_if_transform_ignored(renderer, request)
     # The PNG carries its request and the model's sha256, so `--from-png` rebuilds it exactly.

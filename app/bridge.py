@@ -151,6 +151,51 @@ class Engine:
         job = drag_job(self.request_for(state), handles, targets, mask=mask, settings=DragSettings(steps=int(steps)),
                        video_path=video_path or None)
         return self.worker.start_job(job)
+    # The Directions panel's questions (renderer/directions.py), on the worker thread too.
+
+    def sefa_direction(self, state, layers, index):
+        """Rows [1 or num_ws][w_dim]: SeFa direction `index` (unit length) of the chosen ws' style layers."""
+        from renderer import directions
+
+        request = self.request_for(state)
+        return self.worker.call(lambda renderer: directions.sefa_direction_rows(renderer, request, layers, index))
+
+    def style_channel(self, state, text):
+        """(layer, channel, that channel's std) for a 'layer:channel' search (statistics kept per network)."""
+        from renderer import directions
+
+        request = self.request_for(state)
+
+        def find(renderer):
+            layer, channel = directions.parse_channel(text, directions.style_channel_counts(renderer, request))
+            return layer, channel, directions.style_channel_std(renderer, request, layer, channel)
+
+        return self.worker.call(find)
+
+    def example_channels(self, state, seeds, top=8):
+        """[(layer, channel, score, mean in sigmas, std)] the example seeds share most (StyleSpace's ranking)."""
+        from renderer import directions
+
+        request = self.request_for(state)
+
+        def rank(renderer):
+            found = directions.example_channels(renderer, request, seeds, top)
+            return [item + (directions.style_channel_std(renderer, request, *item[:2]),) for item in found]
+
+        return self.worker.call(rank)
+
+    def image_w(self, state):
+        """The w [w_dim] of the image on screen (its ws averaged): an example to label."""
+        from renderer import directions
+
+        request = self.request_for(state)
+        return self.worker.call(lambda renderer: directions.image_w_row(renderer, request))
+
+    def fit_direction(self, positive, negative, orthogonal_to=()):
+        """A unit direction [w_dim] separating the labelled ws (a linear SVM, scikit-learn)."""
+        from renderer import directions
+
+        return self.worker.call(lambda renderer: directions.fit_direction(positive, negative, orthogonal_to))
 
     def submit(self, state):
         request = self.request_for(state)
@@ -239,6 +284,43 @@ def principal_rows(renderer, request, index, layers="all"):
     rows = np.zeros((G.num_ws, row.shape[0]))
     rows[mix_indices(layers, G.synthesis.ws_resolutions)] = row
     return rows
+
+
+def direction_sweep_work(request, path, frames, fps, quality):
+    """work(renderer, progress, cancel) for an ExportJob: a video of request's edits (its directions
+    and StyleSpace channels) scaled from -1 to 1 (the export's `direction` sweep)."""
+    from renderer import export
+
+    def work(renderer, progress, cancel):
+        requests = export.sweep_requests(renderer, request, "direction", frames)
+        return export.export_video(renderer, [requests], path, fps=fps, quality=quality, total=len(requests),
+                                   progress=progress, cancel=cancel)
+
+    return work
+
+
+def direction_grid_work(request, seeds_text, steps, path):
+    """work(renderer, progress, cancel): a PNG grid, one row per seed, its columns request's edits
+    scaled from -1 to 1 (the figure of the SeFa, StyleSpace and InterFaceGAN papers)."""
+    from renderer import directions, export
+
+    seeds = export.parse_seeds(seeds_text)
+    cells = directions.sweep_grid_requests(request, seeds, steps)
+
+    def work(renderer, progress, cancel):
+        export.export_grid(renderer, cells, len(seeds), steps, path, request, "direction sweep",
+                           progress=progress, cancel=cancel)
+        return path
+
+    return work
+
+
+def save_direction_file(rows, path):
+    """A direction as .npy, in the layout the Vectors panel and --direction read ([w_dim] for one row)."""
+    from renderer import export
+
+    array = np.asarray(rows, dtype=np.float32)
+    return export.save_array(array[0] if array.shape[0] == 1 else array, path)
 
 
 def frame_error(frame):

@@ -39,6 +39,8 @@ PARAMS = [
     Param("latent", None, "Latent vector", tooltip="A z or w from a file, or the image's w frozen: used instead of the seeds"),
     # ((name, strength, limit, rows), ...): rows [1 or num_ws][w_dim], added to every w times strength.
     Param("directions", (), "Directions", tooltip="Directions in W, each added to the ws times its strength"),
+    # ((layer, channel, strength, unit), ...): StyleSpace offsets of strength x unit (unit: the channel's std).
+    Param("style_channels", (), "StyleSpace channels", tooltip="Style channels, each moved by strength x its std"),
     Param("animate", False, "Animate", tooltip="Walk through seeds on its own"),
     Param("animate_speed", 0.25, "Speed", 0.0, 4.0, "Seeds per second while animating"),
     Param("mix_enabled", False, "Style mixing", tooltip="Take the chosen layers' styles from the mix seed"),
@@ -114,6 +116,7 @@ class ExplorerState:
             self.previous_network = {name: self.values[name] for name in NETWORK_BOUND}
             changes.setdefault("latent", None)
             changes.setdefault("directions", ())
+            changes.setdefault("style_channels", ())
         key = tuple(sorted(changes))
         now = self._clock()
         last_key, last_time = self._last_edit
@@ -197,6 +200,7 @@ class ExplorerState:
             mix_seed=v["mix_seed"] if mixing else None,
             mix_layers=layers_spec(v["mix_layers"]) if mixing else "",
             mix_strength=v["mix_strength"], w_offset=direction_offset(v["directions"]),
+            style_offsets=style_offsets(v["style_channels"]),
             noise_mode=v["noise_mode"], noise_seed=v["noise_seed"], noise_strength=v["noise_strength"],
             noise_layer_strength=dict(v["noise_layer_strength"]),
             layer=v["layer"], channel_mode=v["channel_mode"], channel=v["channel"],
@@ -224,6 +228,8 @@ class ExplorerState:
         changes["directions"] = ()
         if request.w_offset is not None:
             changes["directions"] = (("offset from the session", 1.0, DIRECTION_LIMIT, request.w_offset),)
+        # The session's offsets at strength 1 (their channels' std is not known here).
+        changes["style_channels"] = tuple((layer, channel, 1.0, delta) for layer, channel, delta in request.style_offsets)
         if request.mixing and request.mix_w is not None:
             notes.append("the session's mix_w is not editable here; style mixing is off")
         if request.seed_xy is not None:
@@ -257,7 +263,7 @@ class ExplorerState:
 # Values that pick the seeds: editing one leaves a loaded latent vector for the seeds again.
 SEED_SOURCES = ("seed_x", "seed_y", "blend_seeds")
 # Values that only make sense with the network they were made for.
-NETWORK_BOUND = ("pkl", "latent", "directions")
+NETWORK_BOUND = ("pkl", "latent", "directions", "style_channels")
 # The strength slider's range for a direction (a loaded file's or one between two seeds' ws).
 DIRECTION_LIMIT = 10.0
 
@@ -265,6 +271,11 @@ DIRECTION_LIMIT = 10.0
 def direction_offset(directions):
     """The request's w_offset: the sum of strength x rows over the directions (None when nothing is added)."""
     return direction_sum((strength, rows) for _name, strength, _limit, rows in directions)
+
+
+def style_offsets(channels):
+    """The request's style_offsets: strength x unit per StyleSpace channel."""
+    return tuple((layer, channel, strength * unit) for layer, channel, strength, unit in channels)
 
 
 # Values that a RenderRequest holds under the same name and meaning.

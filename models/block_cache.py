@@ -26,6 +26,7 @@ import torch
 
 from models import fast_stylegan2, ops
 from models.errors import RenderCancelled
+from models.style_space import style_offset_of
 
 # StyleGAN3 layer inputs (v1 block inputs) kept by default, in bytes: about what the StyleGAN2 cache
 # takes at 1024 px. Everything fits for 256 px StyleGAN3 networks and for every v1 one; at 1024 px
@@ -60,8 +61,8 @@ class _Entry:
 
 
 class _PreNoise:
-    """One layer's convolution output before noise, with what decided it: the layer's w row and its
-    input tensor (held, so that identity means the very same upstream values)."""
+    """One layer's convolution output before noise, with what decided it: the layer's (w row, style
+    offset) and its input tensor (held, so that identity means the very same upstream values)."""
 
     def __init__(self, res, layer_index, w, source, y):
         self.res = res
@@ -265,10 +266,11 @@ class BlockCache:
         if not (layer.fast and fast_stylegan2.usable(x, w, layer) and fast_stylegan2.layer_usable(layer)):
             return False
         kept = self.pre_noise
-        if kept is not None and kept.fits(res, index, w, source):
+        styled_by = (w.clone(), style_offset_of(layer))
+        if kept is not None and kept.fits(res, index, styled_by, source):
             return True
         self.pre_noise = None  # free the old one before the new one is made
-        self.pre_noise = _PreNoise(res, index, w.clone(), source, fast_stylegan2.layer_before_noise(layer, x, w))
+        self.pre_noise = _PreNoise(res, index, styled_by, source, fast_stylegan2.layer_before_noise(layer, x, w))
         return True
 
     def kept_output(self, synthesis, ws, module, **settings):
@@ -329,11 +331,13 @@ class BlockCache:
         noise = layer._noise(x, layer_kwargs["noise_mode"], layer_kwargs["noise_strength"],
                              layer_kwargs["noise_generator"])
         kept = self.pre_noise
-        if kept is not None and kept.fits(res, layer_index, w, source):
+        styled_by = (w, style_offset_of(layer))
+        if kept is not None and kept.fits(res, layer_index, styled_by, source):
             self.convs_skipped += 1
         else:
             self.pre_noise = None  # free the old one before the new one is made
-            kept = _PreNoise(res, layer_index, w.clone(), source, fast_stylegan2.layer_before_noise(layer, x, w))
+            kept = _PreNoise(res, layer_index, (w.clone(), styled_by[1]), source,
+                             fast_stylegan2.layer_before_noise(layer, x, w))
             self.pre_noise = kept
         # The same arithmetic as the layer's forward, into a new tensor: the kept one stays as it is.
         return fast_stylegan2.layer_epilogue(layer, kept.y, noise, keep_input=True)
@@ -387,11 +391,11 @@ def _settings(force_fp32, fused_modconv, noise_mode, noise_generator):
 
 
 def _block_inputs(block, cur_ws, settings, noise_mode, noise_strength):
-    """((ws row, noise signature) per conv layer + (settings, fast), ToRGB w or None) for one block."""
+    """((ws row, noise signature, style offset) per conv layer + (settings, fast), ToRGB w or None) for one block."""
     layers = _conv_layers(block)
     has_torgb = block.is_last or block.architecture == "skip"
     torgb_w = cur_ws[:, len(layers)] if has_torgb else None
-    conv_inputs = tuple((cur_ws[:, i], _noise_signature(layer, noise_mode, noise_strength))
+    conv_inputs = tuple((cur_ws[:, i], _noise_signature(layer, noise_mode, noise_strength), style_offset_of(layer))
                         for i, layer in enumerate(layers))
     conv_inputs += ((settings, bool(getattr(block, "fast", False))),)
     return conv_inputs, torgb_w
@@ -408,7 +412,7 @@ def _blocks_with_ws(synthesis, ws):
 
 def _detached(conv_inputs):
     """A private copy of the ws rows (the caller may reuse its tensor)."""
-    return tuple((w.clone(), noise) for w, noise in conv_inputs[:-1]) + conv_inputs[-1:]
+    return tuple((w.clone(), noise, offset) for w, noise, offset in conv_inputs[:-1]) + conv_inputs[-1:]
 
 
 def _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator):

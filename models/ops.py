@@ -338,6 +338,8 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, res
 class FullyConnectedLayer(torch.nn.Module):
     """Dense layer with equalized learning rate: weights scaled by lr_multiplier / sqrt(in_features) at run time."""
 
+    output_offset = None  # tensor [out_features] added to the output (set by models.style_space)
+
     def __init__(self, in_features, out_features, bias=True, activation="linear", lr_multiplier=1.0,
                  bias_init=0.0, weight_init=1.0):
         super().__init__()
@@ -376,9 +378,11 @@ class FullyConnectedLayer(torch.nn.Module):
             self.__dict__.pop("_scaled_cache", None)
         w, b = self._scaled(x.dtype)
         if self.activation == "linear" and b is not None:
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        x = x.matmul(w.t())
-        return bias_act(x, b, act=self.activation)
+            out = torch.addmm(b.unsqueeze(0), x, w.t())
+        else:
+            out = bias_act(x.matmul(w.t()), b, act=self.activation)
+        # A style layer's affine: StyleSpace edits add to its outputs (models/style_space.py).
+        return out if self.output_offset is None else out + self.output_offset.to(out.dtype)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"

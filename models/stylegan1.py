@@ -134,6 +134,8 @@ def fused_upscale_conv2d(x, weight):
 class DenseLayer(nn.Module):
     """Fully connected layer with TF's equalized learning rate; optional activation."""
 
+    output_offset = None  # tensor [out_features] added to the output (set by models.style_space)
+
     def __init__(self, in_features, out_features, gain, use_wscale=True, lrmul=1.0, nonlinearity=None):
         super().__init__()
         self.in_features = in_features
@@ -147,7 +149,8 @@ class DenseLayer(nn.Module):
         x = F.linear(x, self.weight * self.weight_gain, self.bias * self.bias_gain)
         if self.nonlinearity is not None:
             x = _activation(x, self.nonlinearity)
-        return x
+        # A style layer's affine: StyleSpace edits add to its outputs (models/style_space.py).
+        return x if self.output_offset is None else x + self.output_offset.to(x.dtype)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, nonlinearity={self.nonlinearity}"
@@ -385,6 +388,12 @@ class SynthesisNetwork(nn.Module):
         """Names (relative to synthesis) of the style layers, in w order."""
         return [f"b{res}.{name}" for res in self.block_resolutions for name in getattr(self, f"b{res}").layer_names]
 
+    def style_affines(self):
+        """[(layer name, affine, w index)] of the style layers in w order: the affine gives each
+        layer's AdaIN scales (first half) and shifts (second half) from its w (SeFa, StyleSpace)."""
+        names = self.layer_names()
+        return [(name, self.get_submodule(name).affine, index) for index, name in enumerate(names)]
+
     def forward(self, ws, noise_mode="const", force_fp32=True, noise_strength=1.0, noise_generator=None,
                 should_stop=None, block_cache=None, **ignored):
         """block_cache: a models.block_cache.BlockCache owned by the caller; the pass starts at the last
@@ -477,14 +486,16 @@ class SynthesisNetwork(nn.Module):
     def stage_keys(self, ws, noise_mode="const", noise_strength=1.0, noise_generator=None, force_fp32=True,
                    **_ignored):
         """What decides each block of a batch-1 pass, for the block cache: [the pass's settings (the
-        noise mode, the random generator's state), then per block its two w rows and noise strengths]."""
+        noise mode, the random generator's state), then per block its two w rows, noise strengths and
+        style offsets]."""
         state = generator_state(noise_generator) if noise_mode == "random" and noise_generator is not None else None
         keys = [(noise_mode, state, bool(force_fp32))]
         rows = ws[0].to(torch.float32)
         for index, res in enumerate(self.block_resolutions):
             block = getattr(self, f"b{res}")
             strengths = tuple(_strength_for(noise_strength, f"b{res}.{name}") for name in block.layer_names)
-            keys.append((rows[2 * index], rows[2 * index + 1], strengths))
+            offsets = tuple(getattr(block, name).affine.output_offset for name in block.layer_names)
+            keys.append((rows[2 * index], rows[2 * index + 1], strengths, offsets))
         return keys
 
 

@@ -401,6 +401,16 @@ class SynthesisNetwork(torch.nn.Module):
                                noise_strength=noise_strength, noise_generator=noise_generator)
             w_idx += block.num_conv
         return x, (img.contiguous() if stop == len(self.block_resolutions) else img)
+    def style_affines(self):
+        """[(layer name, affine, w index)] of the modulated convolutions in pass order (ToRGB left
+        out): which affine turns which w into a layer's styles (SeFa, StyleSpace)."""
+        found, w_idx = [], 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            for index, name in enumerate(n for n in ("conv0", "conv1") if hasattr(block, n)):
+                found.append((f"b{res}.{name}", getattr(block, name).affine, w_idx + index))
+            w_idx += block.num_conv
+        return found
 
     def extra_repr(self):
         return (f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, "

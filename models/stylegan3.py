@@ -535,6 +535,12 @@ class SynthesisNetwork(torch.nn.Module):
         return x.to(torch.float32).clone(memory_format=torch.contiguous_format) if checkpoints is not None \
             else x.to(torch.float32).contiguous()
 
+    def style_affines(self):
+        """[(layer name, affine, w index)] of the modulated layers in pass order (ToRGB and the
+        Fourier input's transform affine left out): w i+1 feeds layer i (SeFa, StyleSpace)."""
+        return [(name, getattr(self, name).affine, index + 1) for index, name in enumerate(self.layer_names)
+                if not getattr(self, name).is_torgb]
+
     def checkpoint_plan(self):
         """For the block cache: each layer's estimated cost and the bytes of its input."""
         layers = [getattr(self, name) for name in self.layer_names]
@@ -549,11 +555,12 @@ class SynthesisNetwork(torch.nn.Module):
 
     def stage_keys(self, ws, input_transform=None, force_fp32=True, **_ignored):
         """What decides each stage of a batch-1 pass, for the block cache: [the input's (its w row,
-        the transform, the settings and the layers' paths), then each layer's w row]."""
+        the transform, the settings and the layers' paths), then each layer's (w row, style offset)]."""
         rows = ws[0].to(torch.float32)
         transform = self.input.transform if input_transform is None else torch.as_tensor(input_transform)
         paths = tuple(getattr(self, name).reference for name in self.layer_names)
-        return [(rows[0], transform.to(torch.float32), bool(force_fp32), paths)] + list(rows[1:])
+        offsets = [getattr(self, name).affine.output_offset for name in self.layer_names]
+        return [(rows[0], transform.to(torch.float32), bool(force_fp32), paths)] + list(zip(rows[1:], offsets))
 
     def _reserve_kept(self, batch, device):
         """Make both kept buffers as large as their layers need before the first layer runs: grown

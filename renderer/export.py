@@ -631,7 +631,7 @@ def sweep_requests(renderer, base, control, frames, start=None, stop=None, width
     psi: from start to stop (default base psi -1 .. +1); mix_strength: start..stop
     (default 0..1); mix_layers: a window of `width` w indices (default 2) sliding from the
     first layer to the last; noise_seed: base's noise seed + 0, 1, 2, ... with random noise.
-    direction: base's w_offset (its directions) times a factor from start to stop (default -1..1:
+    direction: base's w_offset and style_offsets (its edits) times a factor from start to stop (default -1..1:
     from the opposite edit through none to the edit).
     loop: go there and back, so the video repeats without a jump.
     """
@@ -643,8 +643,9 @@ def sweep_requests(renderer, base, control, frames, start=None, stop=None, width
         raise ExportError("a sweep needs at least 2 frames")
     if control in ("mix_strength", "mix_layers") and base.mix_seed is None and base.mix_w is None:
         raise ExportError(f"a {control} sweep needs a style-mixing source (a mix seed)")
-    if control == "direction" and base.w_offset is None:
-        raise ExportError("a direction sweep needs a direction in W with a strength (the request's w_offset)")
+    if control == "direction" and base.w_offset is None and not base.style_offsets:
+        raise ExportError("a direction sweep needs a direction in W or a StyleSpace channel with a strength "
+                          "(the request's w_offset or style_offsets)")
     positions = _sweep_positions(frames, loop)
     requests = []
     if control == "psi":
@@ -670,9 +671,10 @@ def sweep_requests(renderer, base, control, frames, start=None, stop=None, width
     elif control == "direction":
         lo = -1.0 if start is None else start
         hi = 1.0 if stop is None else stop
-        offset = np.asarray(base.w_offset, dtype=np.float64)
+        from renderer.directions import scaled_edits
+
         for t in positions:
-            requests.append(dataclasses.replace(base, w_offset=offset * (lo + (hi - lo) * t)))
+            requests.append(scaled_edits(base, lo + (hi - lo) * t))
     else:
         first_seed = base.noise_seed if start is None else int(start)
         for index in range(len(positions)):

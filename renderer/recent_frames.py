@@ -5,6 +5,8 @@ import hashlib
 
 import torch
 
+from models import style_space
+
 # Bytes of kept images: ten 1024 px frames (12.6 MB each in float32), forty at 512 px.
 RECENT_FRAMES_BYTES = 128 << 20
 # Bytes of kept layer captures (the Layers view): one StyleGAN2-1024 b1024 output (134 MB) or
@@ -14,8 +16,9 @@ RECENT_CAPTURES_BYTES = 256 << 20
 
 def frame_key(net_key, G, ws, kwargs):
     """Everything that decides a full image besides the weights: the network, the ws, the noise
-    settings (random noise only from a seeded generator), the StyleGAN3 input transform and which
-    path (fast or reference) each layer takes. None where the image is not reproducible."""
+    settings (random noise only from a seeded generator), the StyleSpace offsets, the StyleGAN3
+    input transform and which path (fast or reference) each layer takes. None where the image is
+    not reproducible."""
     generator = kwargs.get("noise_generator")
     if kwargs.get("noise_mode") == "random" and generator is None:
         return None
@@ -23,12 +26,15 @@ def frame_key(net_key, G, ws, kwargs):
     if isinstance(strength, dict):
         strength = tuple(sorted(strength.items()))
     transform = getattr(getattr(G.synthesis, "input", None), "transform", None)
+    offsets = tuple((name, _digest(affine.output_offset)) for name, affine, _ in style_space.style_layers(G.synthesis)
+                    if affine.output_offset is not None)
     paths = tuple((getattr(m, "fast", None), getattr(m, "reference", None)) for m in G.synthesis.modules())
     return (
         net_key,
         tuple(ws.shape),
         _digest(ws),
         None if transform is None else _digest(transform),
+        offsets,
         kwargs.get("noise_mode"),
         strength,
         None if generator is None else generator.initial_seed(),

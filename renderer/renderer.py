@@ -14,6 +14,7 @@ import torch
 
 import models
 from models import stylegan2, stylegan3
+from models import style_space
 from models.block_cache import BlockCache
 from models.errors import RenderCancelled
 from models.runtime import reserve_heap, tune_cpu
@@ -107,6 +108,7 @@ class Renderer:
         self._networks = collections.OrderedDict()  # (path, mtime, device, precision) -> G
         self._mapped = collections.OrderedDict()  # (net key, seed, psi, cutoff, class) -> ws
         self._principal = {}  # (net key, class) -> (components, sigmas): principal_directions
+        self._derived = {}  # (net key, what) -> a value computed once per network (derived)
         self._layers = {}  # net key -> [(name, shape, resolution)]
         self._info = {}  # net key -> frame.info
         self._block_caches = {}  # net key -> BlockCache of the last full frames (StyleGAN2 reuses blocks)
@@ -187,6 +189,7 @@ class Renderer:
             layer = _layer_module(G, layer_name, [])
             with torch.no_grad():
                 ws = self._compute_ws(key, G, request)
+                self._set_input_transform(G, request)
                 kwargs = self._synthesis_kwargs(G, request, None)
                 if not self._block_cache_lock.acquire(blocking=False):
                     return False
@@ -218,6 +221,8 @@ class Renderer:
                 self._captures.pop(old_key, None)
                 for principal_key in [k for k in self._principal if k[0] == old_key]:
                     del self._principal[principal_key]
+                for derived_key in [k for k in self._derived if k[0] == old_key]:
+                    del self._derived[derived_key]
         self._networks.move_to_end(key)
         return key, G
 
@@ -262,6 +267,15 @@ class Renderer:
         _, G = self.load(request)
         return dict(noise_mode=request.noise_mode, noise_strength=self._noise_strength(G, request),
                     noise_seed=request.noise_seed, force_fp32=request.precision != "fp16")
+    def derived(self, request, what, make):
+        """make(G) for the request's network, computed once and kept with it (e.g. StyleSpace
+        statistics, renderer/directions.py): `what` names the value, and must say everything
+        besides the network that it depends on."""
+        key, G = self.load(request)
+        if (key, what) not in self._derived:
+            with torch.no_grad():
+                self._derived[(key, what)] = make(G)
+        return self._derived[(key, what)]
 
     def layers(self, request):
         """[(name, shape, resolution)] for the network a request names (one discovery pass)."""
@@ -402,7 +416,12 @@ class Renderer:
         return {name: request.noise_strength * multipliers.get(name, 1.0) for name in noisy}
 
     def _set_input_transform(self, G, request):
-        """StyleGAN3: write the inverse transform into input.transform, as gen_images.py does."""
+        """What the request sets inside the network for the passes that follow: its StyleSpace
+        offsets on the style layers, and for StyleGAN3 the inverse transform in input.transform,
+        as gen_images.py does."""
+        device = G.mapping.w_avg.device
+        style_space.set_style_offsets(G.synthesis, style_space.offsets_from_channels(
+            G.synthesis, request.style_offsets, device))
         if not str(getattr(G, "architecture", "")).startswith("stylegan3"):
             return
         from models.stylegan3 import input_transform

@@ -46,6 +46,8 @@ class RenderRequest:
     w: tuple | None = None  # [w_dim] (every layer) or [num_ws][w_dim]; used as is, no truncation
     class_idx: int | None = None  # conditional models; None = NVIDIA visualizer's seeded pick
     w_offset: tuple | None = None  # added to the final ws: [w_dim] or [num_ws][w_dim]
+    # StyleSpace: ((style layer, channel, delta), ...) added to those layers' styles (affine outputs).
+    style_offsets: tuple = ()
 
     truncation_psi: float = 1.0
     truncation_cutoff: int | None = None
@@ -362,6 +364,20 @@ def _layer_strengths(name, value):
     return tuple(sorted(out.items()))
 
 
+def _style_offsets(name, value):
+    """((layer, channel, delta), ...) sorted, one entry per channel (repeats add up), zeros left out."""
+    total = {}
+    for index, item in enumerate(_sequence(name, value)):
+        item = _sequence(f"{name}[{index}]", item)
+        if len(item) != 3 or not isinstance(item[0], str) or not item[0].strip():
+            raise ValueError(f"{name}[{index}]: expected (style layer name, channel, delta)")
+        key = (item[0].strip(), _int(f"{name}[{index}] channel", item[1], 0, 1 << 16))
+        total[key] = total.get(key, 0.0) + _real(f"{name}[{index}] delta", item[2], -MAX_LATENT, MAX_LATENT)
+    if len(total) > 4096:
+        raise ValueError(f"{name}: at most 4096 channels, got {len(total)}")
+    return tuple((layer, channel, delta) for (layer, channel), delta in sorted(total.items()) if delta != 0.0)
+
+
 def _path(name, value):
     if isinstance(value, Path):
         value = str(value)
@@ -398,6 +414,7 @@ _VALIDATORS = {
     "w": _optional(_vector_or_matrix),
     "class_idx": _optional(_bounded_int(0, 1 << 20)),
     "w_offset": _optional(_vector_or_matrix),
+    "style_offsets": _style_offsets,
     "truncation_psi": _bounded_real(-5.0, 5.0),
     "truncation_cutoff": _optional(_bounded_int(0, 1024)),
     "mix_seed": _optional(_bounded_int(0, MAX_SEED)),
