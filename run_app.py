@@ -410,7 +410,7 @@ def cmd_video(args):
                             total=total, progress=progress, pixel_format=args.pixel_format)
     finally:
         bar.close()
-    print(f"wrote {args.out} ({total} frames at {args.fps:g} fps)")
+    print(f"wrote {args.out} ({total} frame{'' if total == 1 else 's'} at {args.fps:g} fps)")
     return 0
 
 

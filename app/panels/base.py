@@ -1,6 +1,7 @@
 """Panel: the small base every panel shares (one collapsing header, controls bound to ExplorerState values)."""
 
 import dearpygui.dearpygui as dpg
+import numpy as np
 
 from app.state import PARAM_BY_NAME
 
@@ -95,7 +96,7 @@ class Panel:
         tag = dpg.add_slider_float(label=param.label, default_value=self.app.state[name],
                                    min_value=param.low, max_value=param.high, format=fmt,
                                    callback=self.on_widget, **kwargs)
-        return self.bind(tag, name)
+        return self.bind(tag, name, from_widget=typed_float)
 
     def checkbox(self, name, **kwargs):
         tag = dpg.add_checkbox(label=PARAM_BY_NAME[name].label, default_value=bool(self.app.state[name]),
@@ -112,3 +113,9 @@ class Panel:
         tag = dpg.add_radio_button(items=list(items), default_value=self.app.state[name],
                                    horizontal=horizontal, callback=self.on_widget, **kwargs)
         return self.bind(tag, name)
+
+
+def typed_float(value):
+    """A float slider's value as the person typed or saw it: dearpygui keeps float32, so a typed
+    0.7 arrives as 0.699999988; the shortest float32 text ('0.7') is what they meant."""
+    return float(str(np.float32(value)))

@@ -19,6 +19,11 @@ def default_folder():
     return os.environ.get("STYLESCOPE_SAVE_DIR") or os.getcwd()
 
 
+def plural(count, noun):
+    """'1 frame', '2 frames'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def timestamp():
     return time.strftime("%Y%m%d-%H%M%S")
 
@@ -165,7 +170,7 @@ class ExportPanel(Panel):
             return export.export_video(renderer, sequences, path, fps=settings["fps"], quality=settings["quality"],
                                        cols=cols, total=total, progress=progress, cancel=cancel)
 
-        return self.start(f"video ({total} frames)", work)
+        return self.start(f"video ({plural(total, 'frame')})", work)
 
     def start_sweep(self, settings):
         from renderer import export

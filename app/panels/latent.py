@@ -4,7 +4,7 @@ import random
 
 import dearpygui.dearpygui as dpg
 
-from app.panels.base import Panel
+from app.panels.base import Panel, typed_float
 from renderer.request import SEED_STEP_Y
 
 MAX_BLEND_ROWS = 8
@@ -104,7 +104,7 @@ class LatentPanel(Panel):
         elif field == "seed":
             rows[index][0] = max(0, int(value))
         else:
-            rows[index][1] = float(value)
+            rows[index][1] = typed_float(value)
         self.app.edit("blend_seeds", rows, coalesce=field == "weight")
         if field == "remove":
             self.rebuild_blend_rows()

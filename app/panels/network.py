@@ -82,7 +82,7 @@ class NetworkPanel(Panel):
             dpg.set_value("net_path", pkl)
         lines = [
             f"{Path(pkl).name if pkl else '(embedded default)'}",
-            f"{info.get('architecture', '?')} {info.get('variant') or ''}  ·  {info.get('format', '')}".strip(),
+            f"{architecture_text(info)}  ·  {info.get('format', '')}",
             f"{info.get('img_resolution', '?')} px, {info.get('img_channels', '?')} channels",
             f"z {info.get('z_dim', '?')}  w {info.get('w_dim', '?')}  ws {info.get('num_ws', '?')}  c {info.get('c_dim', 0)}",
         ]
@@ -95,3 +95,12 @@ class NetworkPanel(Panel):
 
 
 PANEL_WRAP = 400
+
+
+def architecture_text(info):
+    """'stylegan2 (skip)'; the variant only where it adds something ('stylegan3-t', not 'stylegan3-t t')."""
+    architecture = info.get("architecture") or "?"
+    variant = info.get("variant")
+    if not variant or variant == architecture or architecture.endswith(f"-{variant}"):
+        return architecture
+    return f"{architecture} ({variant})"

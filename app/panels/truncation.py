@@ -109,6 +109,7 @@ class TruncationPanel(Panel):
         for tag in ("noise_mode", "noise_seed", "noise_strength"):
             dpg.configure_item(tag, enabled=has_noise)
         dpg.set_value("noise_label", "Noise" if has_noise else "Noise (none in this network)")
+        dpg.configure_item("noise_layers_node", show=has_noise)  # no layers to list
 
     def sync(self):
         super().sync()
