@@ -314,8 +314,9 @@ class App:
         from renderer.export import save_png
 
         out_dir = Path(os.environ.get("STYLESCOPE_SAVE_DIR", "."))
-        seed = frame.request.seed_weights()[0][0]
-        path = out_dir / f"stylescope_seed{seed}_{time.strftime('%Y%m%d-%H%M%S')}.png"
+        from app.panels.export import seed_name
+
+        path = out_dir / f"stylescope_{seed_name(frame.request)}_{time.strftime('%Y%m%d-%H%M%S')}.png"
         try:
             # The PNG carries its request: `run_app.py frame` can rebuild it exactly.
             save_png(frame, frame.request, path, model_path=frame.request.pkl)

@@ -27,3 +27,18 @@ def test_counts_read_in_the_singular_for_one():
     from app.panels.export import plural
 
     assert plural(1, "frame") == "1 frame" and plural(2, "frame") == "2 frames" and plural(0, "frame") == "0 frames"
+
+
+def test_a_saved_frame_is_named_by_the_seed_shown():
+    from app.panels.export import seed_name
+    from app.panels.latent import combined_seed
+    from app.state import ExplorerState
+
+    state = ExplorerState()
+    state.update({"seed_x": 45.2, "seed_y": 2.1})  # where a drag on the image stops: the field shows 245
+    assert seed_name(state.to_request()) == f"seed{combined_seed(45.2, 2.1)}-blend" == "seed245-blend"
+    state.update({"seed_x": 245.0, "seed_y": 0.0})
+    assert seed_name(state.to_request()) == "seed245"
+    state.set("blend_seeds", [(7, 0.5)], coalesce=False)
+    assert seed_name(state.to_request()) == "seed245-blend"
+    assert seed_name(RenderRequest(w=np.zeros((1, 8)))) == "latent"

@@ -24,6 +24,17 @@ def plural(count, noun):
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+def seed_name(request):
+    """The file-name part that says what was drawn: 'seed245' for the seed shown (a seed-plane
+    position or a blend is named by its heaviest seed, the one the seed field shows, plus
+    '-blend'), 'latent' for a loaded or frozen vector."""
+    if request.z is not None or request.w is not None:
+        return "latent"
+    pairs = list(request.seed_weights())
+    seed = max(pairs, key=lambda pair: pair[1])[0]
+    return f"seed{seed}" + ("-blend" if len(pairs) > 1 else "")
+
+
 def timestamp():
     return time.strftime("%Y%m%d-%H%M%S")
 
@@ -132,8 +143,7 @@ class ExportPanel(Panel):
 
         settings = settings or self.settings()
         request = self.current_request()
-        seed = request.seeds[0][0] if request.z is None and request.w is None else "latent"
-        path = self.output_path(settings, f"stylescope_seed{seed}", ".png")
+        path = self.output_path(settings, f"stylescope_{seed_name(request)}", ".png")
         shown = getattr(self.app, "last_frame", None)
         # The frame on screen, when it is the full render of this very request: no second render.
         image = None
