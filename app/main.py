@@ -180,6 +180,7 @@ class App:
             with dpg.menu(label="File"):
                 dpg.add_menu_item(label="Open network...", shortcut="Ctrl+O",
                                   callback=lambda: self.panel("Network").open_dialog())
+                dpg.add_menu_item(label="Open the default model", callback=lambda: self.panel("Network").open_default())
                 dpg.add_menu_item(label="Save frame", shortcut="Ctrl+S", callback=self.save_frame)
                 dpg.add_separator()
                 dpg.add_menu_item(label="Save session...", callback=lambda: self.show_session_dialog("save"))

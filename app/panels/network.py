@@ -46,6 +46,9 @@ class NetworkPanel(Panel):
         self.app.text_inputs.append("net_path")
         dpg.add_combo([], tag="net_recent", label="Recent", width=-60,
                       callback=lambda s, v: self.open_path(v))
+        dpg.add_button(label="Default model", tag="net_default", callback=lambda: self.open_default())
+        with dpg.tooltip("net_default"):
+            dpg.add_text("Back to the embedded default model (a small StyleGAN2 shipped with StyleScope)")
         dpg.add_text("No network loaded", tag="net_summary", wrap=PANEL_WRAP)
         self.add_file_dialog("net_dialog", NETWORK_EXTENSIONS, self.on_dialog)
         self.refresh_recent()
@@ -70,6 +73,17 @@ class NetworkPanel(Panel):
         self.app.set_status(f"loading {path} ...")
         self.app.edit("pkl", path, coalesce=False)
 
+    def open_default(self):
+        """The embedded default model again (pkl None), as at a start without --pkl."""
+        if self.app.engine is not None and not self.app.engine.has_default_model():
+            self.app.set_status("the embedded default model is missing from assets/", error=True)
+            return
+        if self.app.state["pkl"] is None:
+            self.app.set_status("the embedded default model is already open")
+            return
+        self.app.set_status("loading the embedded default model ...")
+        self.app.edit("pkl", None, coalesce=False)
+
     def refresh_recent(self):
         dpg.configure_item("net_recent", items=read_recent())
 
@@ -79,7 +93,7 @@ class NetworkPanel(Panel):
             recent = [pkl] + [p for p in read_recent() if p != pkl]
             write_recent(recent)
             self.refresh_recent()
-            dpg.set_value("net_path", pkl)
+        dpg.set_value("net_path", pkl or "")
         lines = [
             f"{Path(pkl).name if pkl else '(embedded default)'}",
             f"{architecture_text(info)}  ·  {info.get('format', '')}",
