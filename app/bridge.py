@@ -204,6 +204,21 @@ def principal_rows(renderer, request, index, layers="all"):
     return rows
 
 
+def class_in_use(state, model_info):
+    """(class, how) a conditional network draws with: the Class field's, or (unticked) the one the
+    renderer picks from the main seed, as NVIDIA's visualizer does; None for unconditional ones."""
+    from renderer.renderer import seed_class
+
+    c_dim, z_dim = int(model_info.get("c_dim") or 0), int(model_info.get("z_dim") or 0)
+    if c_dim <= 0:
+        return None
+    if state["class_idx"] is not None:
+        return int(state["class_idx"]), "chosen"
+    pairs = state.seeds()
+    seed = max(pairs, key=lambda pair: pair[1])[0]
+    return seed_class(seed, z_dim, c_dim), f"from seed {seed}" + (" (each blended seed has its own)" if len(pairs) > 1 else "")
+
+
 def frame_error(frame):
     return getattr(frame, "error", None)
 

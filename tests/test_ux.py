@@ -42,3 +42,17 @@ def test_a_saved_frame_is_named_by_the_seed_shown():
     state.set("blend_seeds", [(7, 0.5)], coalesce=False)
     assert seed_name(state.to_request()) == "seed245-blend"
     assert seed_name(RenderRequest(w=np.zeros((1, 8)))) == "latent"
+
+
+def test_the_class_field_shows_the_class_in_use():
+    from app.bridge import class_in_use
+    from app.state import ExplorerState
+    from renderer.renderer import seed_class
+
+    state = ExplorerState()
+    info = {"c_dim": 10, "z_dim": 16}
+    state.update({"seed_x": 7.0})
+    assert class_in_use(state, info) == (seed_class(7, 16, 10), "from seed 7")
+    state.set("class_idx", 3)
+    assert class_in_use(state, info) == (3, "chosen")
+    assert class_in_use(state, {"c_dim": 0, "z_dim": 16}) is None
