@@ -15,12 +15,15 @@ def build_parser():
     """The argument parser: global options, then one subparser per command."""
     parser = argparse.ArgumentParser(
         prog="run_app.py",
-        description="StyleScope: explore StyleGAN-family generators. Without a command, opens the window.",
+        description="StyleScope: explore StyleGAN-family generators. Without a command, opens the window, "
+                    "starting from the request flags given (e.g. --seed 5 --psi 0.7).",
     )
     parser.add_argument("--pkl", default=None, help="network file (default: the embedded default model)")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N, mps")
     parser.add_argument("--session", default=None, metavar="FILE.json",
                         help="window: start from a saved session (the JSON that 'frame --request' reads)")
+    # The window starts from the same request flags as `frame` (--seed 5 --psi 0.7 ...).
+    add_request_arguments(parser)
     # Subcommands repeat --pkl/--device so they may come after the command name too.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--pkl", default=argparse.SUPPRESS, help="network file (default: the embedded default model)")
@@ -169,11 +172,12 @@ def _direction_offset(items):
 def _load_w(path):
     import numpy as np
 
+    from renderer.export import numpy_file_problem
+
     try:
         data = np.load(path)  # allow_pickle stays off: a latent file must not run code
     except (OSError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"--w: {path}: not a readable numpy array file ({first_line})") from None
+        raise ValueError(f"--w: {numpy_file_problem(path, error)}") from None
     if hasattr(data, "files"):  # .npz
         if "w" not in data.files:
             raise ValueError(f"--w: {path} has no array named 'w' (found {', '.join(data.files)})")
@@ -479,7 +483,21 @@ def cmd_gui(args):
         else:
             print(f"stylescope: cannot open the window: {exc}", file=sys.stderr)
         return 2
+    args.start_request = window_request(args)
     return run_app(args)
+
+
+def window_request(args):
+    """The request the window starts from when request flags are given (--session is their base,
+    as --request is for `frame`), else None: the window's defaults."""
+    given = [action.dest for action in build_parser()._actions
+             if action.dest not in ("pkl", "device", "session", "help", "command")
+             and getattr(args, action.dest, None) is not None]
+    if not given:
+        return None
+    plain = argparse.Namespace(**vars(args))
+    plain.request = getattr(args, "request", None) or getattr(args, "session", None)
+    return request_from_args(plain)
 
 
 def main(argv=None):

@@ -359,8 +359,14 @@ class App:
             self.set_status("loading the embedded default model ...")
         else:
             self.set_status("No network loaded: open a file in the Network panel (Ctrl+O)")
+        start = getattr(self.args, "start_request", None)  # run_app.py's flags (--seed, --psi, ...)
         session = getattr(self.args, "session", None)
-        if session:
+        if start is not None:
+            import dataclasses
+
+            self.state.load_request(dataclasses.replace(start, pkl=self.state["pkl"]))
+            self.sync_panels()
+        elif session:
             self.load_session(session)
 
     def can_render(self):

@@ -472,6 +472,21 @@ def keyframe_request(base, item):
     return dataclasses.replace(saved, pkl=base.pkl, device=base.device, precision=base.precision)
 
 
+def numpy_file_problem(path, error):
+    """One line for a file np.load refused: a missing or unreadable file says so; anything else
+    (text, a pickle, another format: numpy then speaks of allow_pickle) is not an array file."""
+    if isinstance(error, OSError) and getattr(error, "strerror", None):
+        return f"{path}: {error.strerror}"
+    try:
+        with open(path, "rb") as file:
+            magic = file.read(6)
+    except OSError:
+        magic = b""
+    if magic == b"\x93NUMPY" and "allow_pickle" in str(error):
+        return f"{path}: holds Python objects (pickled), which are never loaded"
+    return f"{path}: not a .npy/.npz array file"
+
+
 def load_latent(path):
     """('z' or 'w', array) from a latent file.
 
@@ -483,7 +498,7 @@ def load_latent(path):
     try:
         data = np.load(path)
     except (OSError, ValueError) as error:
-        raise ExportError(f"{path}: not a readable numpy file ({error})") from None
+        raise ExportError(numpy_file_problem(path, error)) from None
     if hasattr(data, "files"):
         for kind in ("w", "z"):
             if kind in data.files:
@@ -512,7 +527,7 @@ def load_direction(path):
     try:
         data = np.load(path)  # allow_pickle stays off: a direction file must not run code
     except (OSError, ValueError) as error:
-        raise ExportError(f"{path}: not a readable numpy file ({str(error).splitlines()[0]})") from None
+        raise ExportError(numpy_file_problem(path, error)) from None
     if hasattr(data, "files"):
         names = [name for name in ("direction", "boundary", "w") if name in data.files]
         if not names and len(data.files) != 1:

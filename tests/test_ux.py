@@ -56,3 +56,32 @@ def test_the_class_field_shows_the_class_in_use():
     state.set("class_idx", 3)
     assert class_in_use(state, info) == (3, "chosen")
     assert class_in_use(state, {"c_dim": 0, "z_dim": 16}) is None
+
+
+def test_the_window_takes_the_request_flags(tmp_path):
+    import json
+
+    import run_app
+
+    args = run_app.build_parser().parse_args(["--seed", "5", "--psi", "0.7", "--noise-mode", "none"])
+    request = run_app.window_request(args)
+    assert request.seeds == ((5, 1.0),) and request.truncation_psi == 0.7 and request.noise_mode == "none"
+    assert run_app.window_request(run_app.build_parser().parse_args([])) is None
+    session = tmp_path / "s.json"
+    session.write_text(json.dumps(RenderRequest(seeds=9, mix_seed=3, mix_layers="0-2").to_dict()))
+    args = run_app.build_parser().parse_args(["--session", str(session), "--psi", "0.5"])
+    request = run_app.window_request(args)  # the session is the base, the flags go on top
+    assert request.seeds == ((9, 1.0),) and request.mix_layers == "0-2" and request.truncation_psi == 0.5
+    frame_args = run_app.build_parser().parse_args(["frame", "--seed", "3", "--out", "x.png"])
+    assert frame_args.seed == 3 and frame_args.func is run_app.cmd_frame
+
+
+def test_a_text_file_is_not_a_numpy_array_file(tmp_path):
+    from renderer.export import ExportError, load_direction, load_latent
+
+    text = tmp_path / "notes.txt"
+    text.write_text("0.1 0.2\n")
+    for reader in (load_latent, load_direction):
+        with pytest.raises(ExportError) as error:
+            reader(text)
+        assert str(error.value) == f"{text}: not a .npy/.npz array file"
