@@ -17,7 +17,8 @@ PANEL_W = 430
 STATUS_H = 26
 SEED_PIXELS = 120  # dragging this many pixels on the image moves one seed
 IDLE_AFTER_SECONDS = 1.0  # no input for this long: the window is idle
-IDLE_FPS = 20  # frame rate of an idle window (it wakes on the next input, new frame or edit)
+IDLE_FPS = 20
+MENU_GAP = "    "  # before a menu item's shortcut: ImGui sets it right beside the longest label  # frame rate of an idle window (it wakes on the next input, new frame or edit)
 SHORTCUTS = [
     ("Left / Right", "previous / next seed"),
     ("Up / Down", "seed row up / down (100 seeds)"),
@@ -130,6 +131,10 @@ class App:
         from app.panels import make_panels
         from app.texture import FrameTexture
 
+        from app import file_dialog
+
+        if self.log:
+            file_dialog.LOG[0] = self.log.write
         self.texture_registry = dpg.add_texture_registry()
         self.texture = FrameTexture(dpg, self.texture_registry, 64, 64)
         with dpg.item_handler_registry() as self.reset_handlers:
@@ -177,41 +182,41 @@ class App:
     def build_menu(self):
         dpg = self.dpg
         with dpg.menu_bar():
-            with dpg.menu(label="File"):
-                dpg.add_menu_item(label="Open network...", shortcut="Ctrl+O",
+            with dpg.menu(label="File", tag="menu_file"):
+                dpg.add_menu_item(label="Open network...", shortcut=MENU_GAP + "Ctrl+O", tag="menu_open",
                                   callback=lambda: self.panel("Network").open_dialog())
-                dpg.add_menu_item(label="Open the default model", callback=lambda: self.panel("Network").open_default())
-                dpg.add_menu_item(label="Save frame", shortcut="Ctrl+S", callback=self.save_frame)
+                dpg.add_menu_item(label="Open the default model", tag="menu_default",
+                                  callback=lambda: self.panel("Network").open_default())
+                dpg.add_menu_item(label="Save frame", shortcut=MENU_GAP + "Ctrl+S", tag="menu_save_frame",
+                                  callback=self.save_frame)
                 dpg.add_separator()
-                dpg.add_menu_item(label="Save session...", callback=lambda: self.show_session_dialog("save"))
-                dpg.add_menu_item(label="Load session...", callback=lambda: self.show_session_dialog("load"))
-            with dpg.menu(label="Edit"):
-                dpg.add_menu_item(label="Undo", shortcut="Ctrl+Z", callback=self.undo)
-                dpg.add_menu_item(label="Redo", shortcut="Ctrl+Y", callback=self.redo)
-                dpg.add_menu_item(label="Reset all controls", shortcut="Home", callback=self.reset_all)
-            with dpg.menu(label="Help"):
-                dpg.add_menu_item(label="Shortcuts", shortcut="F1",
+                dpg.add_menu_item(label="Save session...", tag="menu_save_session",
+                                  callback=lambda: self.show_session_dialog("save"))
+                dpg.add_menu_item(label="Load session...", tag="menu_load_session",
+                                  callback=lambda: self.show_session_dialog("load"))
+            with dpg.menu(label="Edit", tag="menu_edit"):
+                dpg.add_menu_item(label="Undo", shortcut=MENU_GAP + "Ctrl+Z", tag="menu_undo", callback=self.undo)
+                dpg.add_menu_item(label="Redo", shortcut=MENU_GAP + "Ctrl+Y", tag="menu_redo", callback=self.redo)
+                dpg.add_menu_item(label="Reset all controls", shortcut=MENU_GAP + "Home", tag="menu_reset",
+                                  callback=self.reset_all)
+            self.build_view_menu()
+            with dpg.menu(label="Help", tag="menu_help"):
+                dpg.add_menu_item(label="Shortcuts", shortcut=MENU_GAP + "F1", tag="menu_shortcuts",
                                   callback=lambda: dpg.configure_item("help", show=True))
-        for mode in ("save", "load"):
-            with dpg.file_dialog(tag=f"session_{mode}_dialog", show=False, modal=True, width=720, height=440,
-                                 default_filename="session" if mode == "save" else ".",
-                                 callback=self.on_session_dialog, user_data=mode, cancel_callback=lambda: None):
-                dpg.add_file_extension(".json", color=(140, 220, 160))
-                dpg.add_file_extension(".*")
+        from app.file_dialog import FileDialog
+
+        FileDialog("session_save_dialog", "Save the session", [("Sessions (.json)", (".json",))], self.save_session,
+                   "session", save=True, default_name="session.json", default_suffix=".json")
+        FileDialog("session_load_dialog", "Load a session", [("Sessions (.json)", (".json",))], self.load_session,
+                   "session")
+
+    def build_view_menu(self):
+        """View: how the picture is magnified (see app/texture.py, DISPLAY_FILTERS)."""
 
     def show_session_dialog(self, mode):
-        self.dpg.configure_item(f"session_{mode}_dialog", show=True)
+        from app.file_dialog import show_file_dialog
 
-    def on_session_dialog(self, sender, app_data, mode):
-        path = (app_data or {}).get("file_path_name")
-        if not path:
-            return
-        if mode == "save":
-            path = path if path.endswith(".json") else path + ".json"
-            self.save_session(path)
-            self.set_status(f"saved session {path}")
-        else:
-            self.load_session(path)
+        show_file_dialog(f"session_{mode}_dialog")
 
     def reset_all(self):
         self.state.reset()
@@ -257,7 +262,10 @@ class App:
                 return
 
     def text_input_active(self):
-        return any(self.dpg.does_item_exist(t) and self.dpg.is_item_active(t) for t in self.text_inputs)
+        from app.file_dialog import dialog_inputs
+
+        return any(self.dpg.does_item_exist(t) and self.dpg.is_item_active(t)
+                   for t in self.text_inputs + dialog_inputs())
 
     def poll_keys(self):
         """Shortcuts are read from the frame's key state, not from queued key callbacks: a queued
@@ -314,7 +322,9 @@ class App:
             return
         from renderer.export import save_png
 
-        out_dir = Path(os.environ.get("STYLESCOPE_SAVE_DIR", "."))
+        from app.panels.export import default_folder
+
+        out_dir = Path(default_folder())
         from app.panels.export import seed_name
 
         path = out_dir / f"stylescope_{seed_name(frame.request)}_{time.strftime('%Y%m%d-%H%M%S')}.png"
@@ -328,10 +338,17 @@ class App:
 
     # --- sessions -------------------------------------------------------------------------------
     def save_session(self, path):
+        """The session as the request JSON; a folder that is missing or read-only is one status line."""
         from app import bridge
 
-        write_json_atomic(path, bridge.session_json(self.state, self.model_info))
+        try:
+            write_json_atomic(path, bridge.session_json(self.state, self.model_info))
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.set_status(f"session not saved: {path}: {reason}", error=True)
+            return
         self.log.write("session_saved", path=str(path))
+        self.set_status(f"saved session {path}")
 
     def load_session(self, path):
         """A session file is a RenderRequest JSON; a bad one leaves the state as it was."""
@@ -340,7 +357,8 @@ class App:
         try:
             notes = bridge.load_session(self.state, json.loads(Path(path).read_text()), self.model_info)
         except (OSError, ValueError) as exc:
-            self.set_status(f"{path}: {exc}", error=True)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.set_status(f"session not loaded: {path}: {reason}".splitlines()[0], error=True)
             return
         self.sync_panels()
         self.set_status(f"loaded session {path}" + (f" ({'; '.join(notes)})" if notes else ""))
@@ -381,7 +399,10 @@ class App:
             self.gl_info = ("unavailable", f"{type(exc).__name__}")
 
     def tick(self, dt):
+        from app.file_dialog import tick_dialogs
+
         self.poll_keys()
+        tick_dialogs()
         for panel in self.panels:
             try:
                 panel.tick()
@@ -637,7 +658,7 @@ class App:
     def layout_changed(self):
         key = (self.image_size, tuple(sorted((p.title, self.dpg.get_value(p.header)) for p in self.panels)),
                self.texture.width, len(self.model_info),
-               tuple(p.layout_state() for p in self.panels if hasattr(p, "layout_state")))
+               tuple(p.layout_state() for p in self.panels if hasattr(p, "layout_state")), shown_dialogs())
         changed = key != getattr(self, "_layout_key", None)
         self._layout_key = key
         return changed
@@ -653,6 +674,12 @@ class App:
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+
+
+def shown_dialogs():
+    from app.file_dialog import DIALOGS
+
+    return tuple(tag for tag in DIALOGS if DIALOGS[tag].listed)
 
 
 def positional_count(callback, most=3):

@@ -85,3 +85,35 @@ def test_a_text_file_is_not_a_numpy_array_file(tmp_path):
         with pytest.raises(ExportError) as error:
             reader(text)
         assert str(error.value) == f"{text}: not a .npy/.npz array file"
+
+
+def test_a_typed_full_path_is_taken_as_it_is_and_sizes_read_in_mb(tmp_path):
+    from app.file_dialog import human_size, list_folder, resolve_typed
+
+    assert resolve_typed("/home/me/work", "/tmp/x/session.json") == tmp_path.__class__("/tmp/x/session.json")
+    assert resolve_typed("/home/me/work", "s.json") == tmp_path.__class__("/home/me/work/s.json")
+    assert str(resolve_typed("/a", "~/s.json")).startswith(str(tmp_path.home()))
+    assert human_size(812) == "812 B" and human_size(1_400_000) == "1.4 MB" and human_size(2.1e9) == "2.1 GB"
+    for name in ("a.pkl", "b.PT", "c.pth", "d.safetensors", "e.txt", ".hidden.pkl"):
+        (tmp_path / name).write_bytes(b"x" * 10)
+    (tmp_path / "sub").mkdir()
+    shown = [label.split()[0] for label, _, _ in list_folder(tmp_path, (".pkl", ".pt", ".pth", ".safetensors"))]
+    assert shown == ["../", "sub/", "a.pkl", "b.PT", "c.pth", "d.safetensors"]  # one filter, every network file
+    assert "e.txt" in [label.split()[0] for label, _, _ in list_folder(tmp_path, ())]
+
+
+def test_folders_are_remembered_under_the_xdg_config_home(tmp_path, monkeypatch):
+    from app import settings
+
+    monkeypatch.delenv("STYLESCOPE_CONFIG_DIR", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "Pictures").mkdir(parents=True)
+    assert settings.config_dir() == tmp_path / "xdg" / "stylescope"
+    assert settings.last_folder("export") == tmp_path / "home" / "Pictures"  # a new user's default
+    (tmp_path / "nets").mkdir()
+    settings.remember_folder("network", tmp_path / "nets")
+    assert settings.last_folder("network") == tmp_path / "nets"
+    assert (tmp_path / "xdg" / "stylescope" / "settings.json").is_file()
+    (tmp_path / "nets").rmdir()  # a remembered folder that is gone: the default again
+    assert settings.last_folder("network") == tmp_path / "home" / "Pictures"

@@ -1,5 +1,7 @@
 """Panel: the small base every panel shares (one collapsing header, controls bound to ExplorerState values)."""
 
+from pathlib import Path
+
 import dearpygui.dearpygui as dpg
 import numpy as np
 
@@ -41,13 +43,18 @@ class Panel:
 
     # --- helpers ----------------------------------------------------------------------------
     @staticmethod
-    def add_file_dialog(tag, extensions, callback):
-        """A hidden modal file dialog that lists `extensions` first (and any file); callback(sender, app_data)."""
-        with dpg.file_dialog(tag=tag, show=False, width=720, height=440, modal=True, callback=callback,
-                             cancel_callback=lambda: None):
-            for ext in extensions:
-                dpg.add_file_extension(ext, color=(140, 200, 255))
-            dpg.add_file_extension(".*")
+    def add_file_dialog(tag, extensions, callback, title="Open a file", kind="Files", purpose=None):
+        """A hidden modal file dialog (app/file_dialog.py) whose first filter lists all of `extensions`
+        together (then any file); callback(sender, app_data) as dearpygui's, app_data holding
+        'file_path_name' and 'selections'. Show it with app.file_dialog.show_file_dialog(tag)."""
+        from app.file_dialog import FileDialog
+
+        def chosen(path):
+            callback(tag, {"file_path_name": path, "file_name": Path(path).name, "current_path": str(Path(path).parent),
+                           "selections": {Path(path).name: path}})
+
+        label = f"{kind} ({' '.join(extensions)})"
+        return FileDialog(tag, title, [(label, tuple(e.lower() for e in extensions))], chosen, purpose or tag)
 
     @staticmethod
     def dialog_path(app_data):

@@ -16,7 +16,10 @@ VIDEO_FORMATS = ["mp4", "gif"]
 
 
 def default_folder():
-    return os.environ.get("STYLESCOPE_SAVE_DIR") or os.getcwd()
+    """STYLESCOPE_SAVE_DIR, else the folder the last export went to, else ~/Pictures (or home)."""
+    from app.settings import last_folder
+
+    return os.environ.get("STYLESCOPE_SAVE_DIR") or str(last_folder("export"))
 
 
 def plural(count, noun):
@@ -295,6 +298,10 @@ class ExportPanel(Panel):
         else:
             written = job.result if isinstance(job.result, (list, tuple)) else [job.result]
             names = ", ".join(str(p) for p in written if isinstance(p, (str, Path)))
+            if written and isinstance(written[0], (str, Path)):
+                from app.settings import remember_folder
+
+                remember_folder("export", Path(written[0]).parent)  # the next run starts there
             message, error = f"saved {names or job.description}", False
         self.log_progress(job, "cancelled" if job.cancelled else "error" if job.error else "done", message=message)
         dpg.set_value("export_message", message)

@@ -1,21 +1,15 @@
 """Network panel: open a network file (dialog, path, recent files) and show the loaded model's summary."""
 
 import json
-import os
 from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
 from app.panels.base import Panel
+from app.settings import config_dir
 
 RECENT_LIMIT = 8
 NETWORK_EXTENSIONS = (".pkl", ".pt", ".pth", ".safetensors")
-
-
-def config_dir():
-    root = os.environ.get("STYLESCOPE_CONFIG_DIR") or os.path.join(
-        os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "stylescope")
-    return Path(root)
 
 
 def read_recent():
@@ -46,16 +40,25 @@ class NetworkPanel(Panel):
         self.app.text_inputs.append("net_path")
         dpg.add_combo([], tag="net_recent", label="Recent", width=-60,
                       callback=lambda s, v: self.open_path(v))
-        dpg.add_button(label="Default model", tag="net_default", callback=lambda: self.open_default())
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="Default model", tag="net_default", callback=lambda: self.open_default())
+            dpg.add_button(label="Save session...", tag="session_save",
+                           callback=lambda: self.app.show_session_dialog("save"))
+            dpg.add_button(label="Load session...", tag="session_load",
+                           callback=lambda: self.app.show_session_dialog("load"))
         with dpg.tooltip("net_default"):
             dpg.add_text("Back to the embedded default model (a small StyleGAN2 shipped with StyleScope)")
         dpg.add_text("No network loaded", tag="net_summary", wrap=PANEL_WRAP)
-        self.add_file_dialog("net_dialog", NETWORK_EXTENSIONS, self.on_dialog)
+        self.add_file_dialog("net_dialog", NETWORK_EXTENSIONS, self.on_dialog, title="Open a network",
+                             kind="Network files", purpose="network")
         self.refresh_recent()
 
     def open_dialog(self):
-        start = Path(self.app.state["pkl"] or ".").expanduser()
-        dpg.configure_item("net_dialog", default_path=str(start.parent if start.is_file() else start), show=True)
+        """In the open network's folder; with the default model, the folder last opened from (else home)."""
+        from app.file_dialog import show_file_dialog
+
+        pkl = self.app.state["pkl"]
+        show_file_dialog("net_dialog", folder=Path(pkl).parent if pkl else None)
 
     def on_dialog(self, sender, app_data):
         path = self.dialog_path(app_data)

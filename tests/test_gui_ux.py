@@ -1,0 +1,97 @@
+"""What a new user meets in the real window (Xvfb, xdotool): file dialogs, the default model, mixing, noise, layout, idle CPU."""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gui_driver import VirtualScreen, laid_out_app, missing_tools
+from test_gui import centre, screen_pos, type_into
+
+pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())} (scripts/system_deps.sh)")
+SHOTS = Path(__file__).resolve().parent.parent / "outputs" / "gui_ux"
+
+
+@pytest.fixture(scope="module")
+def screen():
+    screen = VirtualScreen()
+    yield screen
+    screen.close()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    (home / "Pictures").mkdir()
+    return home
+
+
+@pytest.fixture(scope="module")
+def app(screen, fixtures_dir, tmp_path_factory, home):
+    """The window on NVIDIA's StyleGAN2-ADA fixture, as a new user has it: a home with a Pictures
+    folder, no settings yet, no export folder forced."""
+    workdir = tmp_path_factory.mktemp("gui_ux")
+    env = {"HOME": str(home), "STYLESCOPE_SAVE_DIR": ""}
+    with laid_out_app(screen, workdir, pkl=fixtures_dir / "sg2ada_64.pkl", extra_env=env) as app:
+        yield app
+
+
+def shot(app, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    time.sleep(0.5)
+    return app.screen.screenshot(SHOTS / f"{name}.png")
+
+
+def click(app, name, after_time=0.0):
+    rects = app.wait_for_item(name, after_time=after_time)
+    app.screen.click(*centre(screen_pos(rects, name)))
+
+
+def wait_for_dialog(app, tag, after_time):
+    return app.wait_for(lambda ev: [e for e in ev if e["event"] == "dialog" and e["tag"] == tag
+                                    and e["time"] > after_time], 30, f"{tag} to open")[-1]
+
+
+def wait_for_status(app, predicate, after_time, what):
+    return app.wait_for(lambda ev: [e for e in ev if e["event"] == "status" and e["time"] > after_time
+                                    and predicate(e["text"])], 60, what)[-1]
+
+
+def test_session_dialogs_take_typed_full_paths_and_remember_the_folder(app, home, tmp_path):
+    started = time.time()
+    click(app, "session_save")
+    dialog = wait_for_dialog(app, "session_save_dialog", started)
+    assert dialog["title"] == "Save the session" and dialog["name"] == "session.json"
+    assert dialog["folder"] == str(home / "Pictures"), "a new user's first folder is ~/Pictures, not the cwd"
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    target = folder / "mine.json"
+    app.wait_for_item("session_save_dialog_name", after_time=dialog["time"])
+    shot(app, "session_save_dialog")
+    type_into(app, "session_save_dialog_name", str(target))  # a full path, typed: not glued onto ~/Pictures
+    saved = wait_for_status(app, lambda t: t == f"saved session {target}", started, "the session saved")
+    assert json.loads(target.read_text())["version"] == 1
+
+    started = time.time()
+    click(app, "session_save", after_time=saved["time"])  # once the window is laid out without the dialog
+    dialog = wait_for_dialog(app, "session_save_dialog", started)
+    assert dialog["folder"] == str(folder), "the folder used last"
+    app.wait_for_item("session_save_dialog_name", after_time=dialog["time"])
+    type_into(app, "session_save_dialog_name", str(tmp_path / "missing" / "x.json"))
+    time.sleep(0.5)
+    assert not (tmp_path / "missing").exists()
+    click(app, "session_save_dialog_cancel")
+
+    started = time.time()
+    click(app, "session_load", after_time=started)
+    dialog = wait_for_dialog(app, "session_load_dialog", started)
+    assert dialog["title"] == "Load a session" and dialog["name"] == "" and dialog["folder"] == str(folder)
+    app.wait_for_item("session_load_dialog_name", after_time=dialog["time"])
+    type_into(app, "session_load_dialog_name", str(target))
+    wait_for_status(app, lambda t: t.startswith(f"loaded session {target}"), started, "the session loaded")
+    settings = json.loads((app.workdir / "config" / "settings.json").read_text())
+    assert settings["folders"]["session"] == str(folder)
+    assert "Traceback" not in app.output(), app.output()[-3000:]
+    assert not app.events("exception")
