@@ -131,6 +131,10 @@ class Engine:
             self.z_dim = frame.info.get("z_dim", self.z_dim)
         return frame
 
+    def idle(self):
+        """Nothing rendering or queued, and the newest frame already handed out."""
+        return not self.worker.busy and self.worker.latest() is self._last_frame
+
     def close(self):
         self.worker.close()
 

@@ -79,6 +79,7 @@ class App:
         self.last_step = time.perf_counter()
         self.last_activity = None
         self.last_active_at = time.perf_counter()
+        self.waiting_for_input = False
         self.frames_logged = 0
         self.rects_due = 5
         self.image_size = (0, 0)
@@ -639,8 +640,35 @@ class App:
             started = time.perf_counter()
             self.step()
             if self.idle_for() > IDLE_AFTER_SECONDS:
-                # Nobody is touching the window: draw less often and leave the CPU to the renderer.
-                time.sleep(max(0.0, 1 / IDLE_FPS - (time.perf_counter() - started)))
+                # Nobody is touching the window. With nothing left to come from the background either,
+                # the next frame waits for input (a mouse move, a key, the window manager): an idle
+                # window draws nothing. While a render or an export runs, frames come at IDLE_FPS.
+                if self.log and self.layout_changed():
+                    self.log_rects()  # the tests' map of the window, before it may wait
+                self.wait_for_input(not self.background_busy())
+                if not self.waiting_for_input:
+                    time.sleep(max(0.0, 1 / IDLE_FPS - (time.perf_counter() - started)))
+            else:
+                self.wait_for_input(False)
+
+    def wait_for_input(self, wait):
+        if wait == self.waiting_for_input or os.environ.get("STYLESCOPE_NO_INPUT_WAIT"):  # (the bench's baseline)
+            return
+        self.dpg.configure_app(wait_for_input=wait)
+        self.waiting_for_input = wait
+        self.log.write("wait_for_input", on=wait)
+
+    def background_busy(self):
+        """Whether something may change the picture or a panel without input: a request not sent,
+        a render or a worker call in flight, a frame not shown yet, a panel's job (an export)."""
+        engine = self.engine
+        if engine is not None and not engine.idle():
+            return True
+        if self.can_render() and self.state.version != self.submitted:
+            return True
+        if self.log and self.rects_due >= self.frames_drawn:
+            return True  # the tests' map of the window is due after a new picture
+        return any(panel.busy() for panel in self.panels)
 
     def idle_for(self):
         """Seconds since the last sign of life: mouse moved or held, a key, an edit, a new frame, animation."""

@@ -1,6 +1,8 @@
 """What a new user meets in the real window (Xvfb, xdotool): file dialogs, the default model, mixing, noise, layout, idle CPU."""
 
 import json
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from gui_driver import VirtualScreen, laid_out_app, missing_tools
 from test_gui import centre, screen_pos, type_into
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())} (scripts/system_deps.sh)")
-SHOTS = Path(__file__).resolve().parent.parent / "outputs" / "gui_ux"
+SHOTS = Path(os.environ.get("STYLESCOPE_SHOTS") or Path(tempfile.gettempdir()) / "stylescope_gui_ux")
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +97,26 @@ def test_session_dialogs_take_typed_full_paths_and_remember_the_folder(app, home
     assert settings["folders"]["session"] == str(folder)
     assert "Traceback" not in app.output(), app.output()[-3000:]
     assert not app.events("exception")
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_idle_window_waits_for_input_and_wakes_on_a_key(app):
+    # Nothing happens: the loop waits for input instead of drawing (bench/idle_cpu.py has the figure).
+    started = time.time()
+    app.screen.move(5, 5)
+    app.wait_for(lambda ev: [e for e in ev if e["event"] == "wait_for_input" and e["on"] and e["time"] > started],
+                 30, "the window to wait for input")
+    before = cpu_seconds(app.process.pid)
+    time.sleep(3)
+    used = cpu_seconds(app.process.pid) - before
+    assert used < 0.3, f"an idle window used {used:.2f} s of CPU in 3 s"
+    frames = len(app.frames())
+    seed = app.frames()[-1]["request"]["seeds"][0][0]
+    click(app, "image")  # focus the window, not a text field
+    app.screen.key("Right")
+    frame = app.wait_for_frame(after=frames, predicate=lambda f: f["request"]["seeds"][0][0] == seed + 1)
+    assert frame, "the key woke the window and the next seed came"

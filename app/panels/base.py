@@ -37,6 +37,10 @@ class Panel:
     def tick(self):
         """Called once per UI frame, for panels that watch the mouse or animate."""
 
+    def busy(self):
+        """Whether work of this panel runs in the background (the window then keeps drawing)."""
+        return False
+
     def visible_for(self, info):
         """Whether the panel applies to the loaded network."""
         return True

@@ -266,6 +266,9 @@ class ExportPanel(Panel):
         self.app.set_status(f"exporting {description} ...")
         return self.job
 
+    def busy(self):
+        return self.job is not None
+
     def cancel(self):
         if self.job is not None and not self.job.finished:
             self.job.cancel()

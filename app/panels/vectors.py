@@ -134,6 +134,9 @@ class VectorsPanel(Panel):
         self.rebuild_direction_rows()
         self.show_latent()
 
+    def busy(self):
+        return bool(self.calls)  # worker calls whose results are still to come
+
     def network_info(self):
         """The loaded network's dims, or None (with a status line) before one is on screen or while
         another is being opened: a vector is checked against the network it will go to."""
