@@ -727,7 +727,9 @@ def positional_count(callback, most=3):
 
 def run_app(args) -> int:
     """Open the explorer window and run until it is closed. Returns the process exit code."""
-    problem = display_problem()
+    from app.window_probe import window_problem
+
+    problem = display_problem() or window_problem()
     if problem:
         print(f"stylescope: {problem}", file=sys.stderr)
         return 2

@@ -120,3 +120,29 @@ def test_an_idle_window_waits_for_input_and_wakes_on_a_key(app):
     app.screen.key("Right")
     frame = app.wait_for_frame(after=frames, predicate=lambda f: f["request"]["seeds"][0][0] == seed + 1)
     assert frame, "the key woke the window and the next seed came"
+
+
+def test_a_display_that_cannot_make_a_window_gives_one_line_not_an_abort(fixtures_dir, tmp_path):
+    # An X server without GLX: GLFW cannot create the window, and dearpygui would abort the process
+    # (glfwSetWindowPos: Assertion window != NULL, exit 134). The child-process probe says why.
+    import subprocess
+    import sys
+
+    from gui_driver import ROOT, free_display
+
+    number = free_display()
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "800x600x24", "-nolisten", "tcp",
+                               "-extension", "GLX"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        env = {**os.environ, "DISPLAY": f":{number}", "PYTHONPATH": str(ROOT)}
+        result = subprocess.run([sys.executable, str(ROOT / "run_app.py"), "--pkl", str(fixtures_dir / "sg2ada_64.pkl")],
+                                env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    finally:
+        server.terminate()
+        server.wait(10)
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert result.returncode == 2, (result.returncode, lines)
+    assert lines == [f"stylescope: cannot open a window on :{number} (GLX: GLX extension not found; tried 3 times)"]

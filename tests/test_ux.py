@@ -117,3 +117,15 @@ def test_folders_are_remembered_under_the_xdg_config_home(tmp_path, monkeypatch)
     assert (tmp_path / "xdg" / "stylescope" / "settings.json").is_file()
     (tmp_path / "nets").rmdir()  # a remembered folder that is gone: the default again
     assert settings.last_folder("network") == tmp_path / "home" / "Pictures"
+
+
+def test_the_window_probe_retries_then_gives_one_line(monkeypatch):
+    from app import window_probe
+
+    monkeypatch.setenv("DISPLAY", ":42")
+    answers = iter([(False, "busy"), (False, "busy"), (True, "")])
+    calls = []
+    assert window_probe.window_problem(tries=3, pause=0, probe=lambda: calls.append(1) or next(answers)) is None
+    assert len(calls) == 3, "a refusal is tried again"
+    problem = window_probe.window_problem(tries=2, pause=0, probe=lambda: (False, "GLX: GLX extension not found"))
+    assert problem == "cannot open a window on :42 (GLX: GLX extension not found; tried 2 times)"
