@@ -115,6 +115,14 @@ class Engine:
         request = self.request_for(state)
         return self.worker.call(lambda renderer: principal_rows(renderer, request, index, layers))
 
+    def noise_usage(self, state, layer):
+        """Mean change (levels of 255) of the state's image when `layer`'s noise is off (None: all
+        noise), on the worker thread (renderer/noise_usage.py); a WorkerCall to poll."""
+        from renderer.noise_usage import layer_usage
+
+        request = self.request_for(state)
+        return self.worker.call(lambda renderer: layer_usage(renderer, request, layer))
+
     def submit(self, state):
         request = self.request_for(state)
         self.last_request = request
@@ -221,6 +229,12 @@ def class_in_use(state, model_info):
     pairs = state.seeds()
     seed = max(pairs, key=lambda pair: pair[1])[0]
     return seed_class(seed, z_dim, c_dim), f"from seed {seed}" + (" (each blended seed has its own)" if len(pairs) > 1 else "")
+
+
+def noise_usage_summary(all_off_levels):
+    from renderer.noise_usage import usage_summary
+
+    return usage_summary(all_off_levels)
 
 
 def frame_error(frame):

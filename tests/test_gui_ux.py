@@ -146,3 +146,24 @@ def test_a_display_that_cannot_make_a_window_gives_one_line_not_an_abort(fixture
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert result.returncode == 2, (result.returncode, lines)
     assert lines == [f"stylescope: cannot open a window on :{number} (GLX: GLX extension not found; tried 3 times)"]
+
+
+def test_back_to_the_default_model_which_says_how_little_it_uses_noise(app):
+    from test_gui import toggle_panels
+
+    started = time.time()
+    click(app, "net_default")
+    app.wait_for(lambda ev: [e for e in ev if e["event"] == "frame" and e["time"] > started
+                             and e["request"]["pkl"] is None and not e["preview"]], 120, "the default model's frame")
+    def measured(events):
+        found = {e["layer"]: e["levels"] for e in events
+                 if e["event"] == "noise_usage" and e["time"] > started and e["pkl"] is None}
+        return found if len(found) == 10 else None
+
+    usage = app.wait_for(measured, 180, "the noise use of every layer")
+    assert usage[None] < 1.0, "the default model barely uses its noise: the panel says so"
+    assert set(usage) - {None} == {"b4.conv1", "b8.conv0", "b8.conv1", "b16.conv0", "b16.conv1", "b32.conv0",
+                                   "b32.conv1", "b64.conv0", "b64.conv1"}
+    toggle_panels(app, "header_LatentPanel", "header_MixingPanel", "noise_layers_node")
+    shot(app, "default_model_noise_usage")
+    assert app.rects()["pkl"] is None and "net_default" in app.rects()["rects"]

@@ -129,3 +129,21 @@ def test_the_window_probe_retries_then_gives_one_line(monkeypatch):
     assert len(calls) == 3, "a refusal is tried again"
     problem = window_probe.window_problem(tries=2, pause=0, probe=lambda: (False, "GLX: GLX extension not found"))
     assert problem == "cannot open a window on :42 (GLX: GLX extension not found; tried 2 times)"
+
+
+def test_noise_usage_is_the_mean_change_with_a_layers_noise_off(fixtures_dir):
+    import dataclasses
+
+    from renderer.noise_usage import layer_usage, usage_summary
+    from renderer.renderer import Renderer
+
+    renderer = Renderer("cpu")
+    request = RenderRequest(pkl=str(fixtures_dir / "sg2ada_64.pkl"), seeds=3, layer="b16.conv1", noise_mode="random")
+    plain = dataclasses.replace(request, layer=None, noise_mode="const")
+    reference = renderer.render(plain).image.astype(float)
+    off = renderer.render(dataclasses.replace(plain, noise_layer_strength={"b8.conv0": 0.0})).image.astype(float)
+    assert layer_usage(renderer, request, "b8.conv0") == pytest.approx(np.abs(off - reference).mean(), rel=1e-5)
+    everything = layer_usage(renderer, request, None)
+    none = renderer.render(dataclasses.replace(plain, noise_mode="none")).image.astype(float)
+    assert everything == pytest.approx(np.abs(none - reference).mean(), rel=1e-5) and everything > 1
+    assert "barely" in usage_summary(0.1) and "clearly" in usage_summary(everything)
