@@ -147,3 +147,32 @@ def test_noise_usage_is_the_mean_change_with_a_layers_noise_off(fixtures_dir):
     none = renderer.render(dataclasses.replace(plain, noise_mode="none")).image.astype(float)
     assert everything == pytest.approx(np.abs(none - reference).mean(), rel=1e-5) and everything > 1
     assert "barely" in usage_summary(0.1) and "clearly" in usage_summary(everything)
+
+
+def test_the_export_panel_writes_at_the_output_scale(fixtures_dir, tmp_path):
+    dpg = pytest.importorskip("dearpygui.dearpygui")
+    from app.panels.export import ExportPanel
+    from renderer import export
+
+    current = RenderRequest(pkl=str(fixtures_dir / "sg2ada_64.pkl"), device="cpu", seeds=3)
+
+    class FakeState:
+        def to_request(self):
+            return current
+
+    class FakeApp:
+        state, engine, last_frame, text_inputs = FakeState(), None, None, []
+
+        def set_status(self, text, error=False):
+            pass
+
+    dpg.create_context()
+    try:
+        job = ExportPanel(FakeApp()).save_frame({"folder": str(tmp_path), "latents": False, "scale": 2.0})
+        assert job.wait(timeout=120) and job.error is None, job.error
+        (png,) = job.result
+        assert png.name.startswith("stylescope_seed3_")
+        assert export.read_png_image(png).shape == (128, 128, 3)
+        assert export.read_png_metadata(png).request().output_scale == 2.0
+    finally:
+        dpg.destroy_context()

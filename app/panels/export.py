@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
-from app.panels.base import Panel
+from app.panels.base import Panel, typed_float
 
 INTERPOLATIONS = ["slerp-z", "lerp-w", "cubic-w"]
 EASINGS = ["linear", "ease-in-out", "cosine", "ease-in", "ease-out"]
@@ -61,6 +61,12 @@ class ExportPanel(Panel):
         with dpg.group(horizontal=True):
             dpg.add_button(label="Save frame", tag="export_frame", callback=lambda: self.save_frame())
             dpg.add_checkbox(label="also w, z (.npy)", tag="export_latents")
+        dpg.add_input_float(tag="export_scale", label="Output scale", default_value=1.0, min_value=0.01,
+                            max_value=16.0, min_clamped=True, max_clamped=True, step=0.5, format="%.2fx", width=150)
+        self.app.text_inputs.append("export_scale")
+        with dpg.tooltip("export_scale"):
+            dpg.add_text("Resize what is written (frames, grids, videos) by this factor, as the CLI's\n"
+                         "--output-scale: nearest neighbour up (pixels stay crisp), Lanczos down.")
 
         dpg.add_separator()
         dpg.add_text("Video through keyframes")
@@ -115,16 +121,22 @@ class ExportPanel(Panel):
 
     def settings(self):
         """The panel's values as a plain dict (what the start_* methods take)."""
-        names = ["folder", "latents", "keys", "interp", "easing", "per", "fps", "loop", "grid", "format", "quality",
+        names = ["folder", "latents", "scale", "keys", "interp", "easing", "per", "fps", "loop", "grid", "format", "quality",
                  "sweep", "sweep_frames", "grid_seeds", "grid_shape", "mix_rows", "mix_cols", "mix_group"]
         return {name: dpg.get_value(f"export_{name}") for name in names}
 
     # --- what the buttons do (no widgets touched, so tests can call them) ----------------------
-    def current_request(self):
+    def current_request(self, settings=None):
+        """The state's request, with the panel's output scale (what the window shows is never resized)."""
+        import dataclasses
+
         engine = getattr(self.app, "engine", None)
         if engine is not None and hasattr(engine, "request_for"):
-            return engine.request_for(self.app.state)
-        return self.app.state.to_request()
+            request = engine.request_for(self.app.state)
+        else:
+            request = self.app.state.to_request()
+        scale = float((settings or {}).get("scale") or 1.0)
+        return dataclasses.replace(request, output_scale=typed_float(scale)) if scale != 1.0 else request
 
     def export_renderer(self):
         """A Renderer of the export's own: the interactive worker's is never shared across threads."""
@@ -145,7 +157,7 @@ class ExportPanel(Panel):
         from renderer import export
 
         settings = settings or self.settings()
-        request = self.current_request()
+        request = self.current_request(settings)
         path = self.output_path(settings, f"stylescope_{seed_name(request)}", ".png")
         shown = getattr(self.app, "last_frame", None)
         # The frame on screen, when it is the full render of this very request: no second render.
@@ -159,7 +171,7 @@ class ExportPanel(Panel):
     def start_video(self, settings):
         from renderer import export, interpolate
 
-        base = self.current_request()
+        base = self.current_request(settings)
         format_suffix = "." + str(settings.get("format") or "mp4")
         path = self.output_path(settings, "stylescope_video", format_suffix)
         items = self.keyframe_items(settings.get("keys"), base)
@@ -188,7 +200,7 @@ class ExportPanel(Panel):
     def start_sweep(self, settings):
         from renderer import export
 
-        base = self.current_request()
+        base = self.current_request(settings)
         control, frames = settings["sweep"], int(settings["sweep_frames"])
         path = self.output_path(settings, f"stylescope_sweep_{control}", "." + str(settings.get("format") or "mp4"))
 
@@ -203,7 +215,7 @@ class ExportPanel(Panel):
     def start_seed_grid(self, settings):
         from renderer import export
 
-        base = self.current_request()
+        base = self.current_request(settings)
         seeds = export.parse_seeds(settings["grid_seeds"])
         rows, cols = export.parse_grid_shape(settings["grid_shape"])
         if len(seeds) > rows * cols:
@@ -221,7 +233,7 @@ class ExportPanel(Panel):
     def start_mix_grid(self, settings):
         from renderer import export
 
-        base = self.current_request()
+        base = self.current_request(settings)
         row_seeds, col_seeds = export.parse_seeds(settings["mix_rows"]), export.parse_seeds(settings["mix_cols"])
         group = settings["mix_group"]
         cells = export.style_mix_requests(base, row_seeds, col_seeds, group)
