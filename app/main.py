@@ -18,6 +18,7 @@ STATUS_H = 26
 SEED_PIXELS = 120  # dragging this many pixels on the image moves one seed
 IDLE_AFTER_SECONDS = 1.0  # no input for this long: the window is idle
 IDLE_FPS = 20
+CHAR_PX = 7  # the default font's advance: its glyphs are all this wide
 MENU_GAP = "    "  # before a menu item's shortcut: ImGui sets it right beside the longest label  # frame rate of an idle window (it wakes on the next input, new frame or edit)
 SHORTCUTS = [
     ("Left / Right", "previous / next seed"),
@@ -80,6 +81,7 @@ class App:
         self.last_activity = None
         self.last_active_at = time.perf_counter()
         self.waiting_for_input = False
+        self.display_filter = "auto"
         self.frames_logged = 0
         self.rects_due = 5
         self.image_size = (0, 0)
@@ -113,8 +115,9 @@ class App:
         self.status_text = text
         dpg = self.dpg
         if dpg.does_item_exist("status"):
-            dpg.set_value("status", text)
+            dpg.set_value("status_full", text)  # the tooltip: the whole line
             dpg.configure_item("status", color=(255, 110, 100) if error else (190, 190, 190))
+            self.fit_status()
         self.log.write("status", text=text, error=error)
         if error:
             self.log.write("error", message=text)
@@ -129,6 +132,7 @@ class App:
     # --- building the window ------------------------------------------------------------------
     def build(self):
         dpg = self.dpg
+        from app.grid_overlay import GridOverlay
         from app.panels import make_panels
         from app.texture import FrameTexture
 
@@ -147,6 +151,7 @@ class App:
                 with dpg.child_window(tag="image_area", width=-PANEL_W, height=-STATUS_H, border=False,
                                       no_scrollbar=True):
                     dpg.add_image(self.texture.tag, tag="image", width=512, height=512, pos=(0, 0), show=False)
+                    self.grid_overlay = GridOverlay(dpg, "image_area")
                     with dpg.group(tag="welcome", pos=(60, 60)):
                         dpg.add_text("StyleScope", color=(150, 190, 255))
                         dpg.add_text("Open a network to start exploring: a StyleGAN, StyleGAN2(-ADA) or StyleGAN3\n"
@@ -164,11 +169,13 @@ class App:
                 dpg.add_text("Ready", tag="status")
                 dpg.add_spacer(tag="status_gap", width=16)
                 dpg.add_text("", tag="image_caption", color=(140, 150, 165))
+            with dpg.tooltip("status"):
+                dpg.add_text("", tag="status_full", wrap=700)
 
         with dpg.window(tag="help", label="Shortcuts", modal=False, show=False, width=520, height=300,
                         pos=(200, 150), no_collapse=True):
-            with dpg.table(header_row=False):
-                dpg.add_table_column(width_fixed=True)
+            with dpg.table(header_row=False, tag="help_table"):
+                dpg.add_table_column(width_fixed=True, init_width_or_weight=190)  # a gap after the keys
                 dpg.add_table_column()
                 for key, what in SHORTCUTS:
                     with dpg.table_row():
@@ -212,7 +219,28 @@ class App:
                    "session")
 
     def build_view_menu(self):
-        """View: how the picture is magnified (see app/texture.py, DISPLAY_FILTERS)."""
+        """View: how the picture is magnified (see app/texture.py, DISPLAY_FILTERS); remembered."""
+        from app.settings import read_settings
+        from app.texture import DISPLAY_FILTERS
+
+        dpg = self.dpg
+        self.display_filter = read_settings().get("display_filter")
+        if self.display_filter not in DISPLAY_FILTERS:
+            self.display_filter = "auto"
+        with dpg.menu(label="View", tag="menu_view"):
+            for mode, label in DISPLAY_FILTERS.items():
+                dpg.add_menu_item(label=label, tag=f"display_{mode}", check=True, default_value=mode == self.display_filter,
+                                  callback=lambda sender, value, mode: self.set_display_filter(mode), user_data=mode)
+
+    def set_display_filter(self, mode):
+        from app.settings import write_setting
+        from app.texture import DISPLAY_FILTERS
+
+        self.display_filter = mode
+        for other in DISPLAY_FILTERS:
+            self.dpg.set_value(f"display_{other}", other == mode)
+        write_setting("display_filter", mode)
+        self.set_status(f"display: {DISPLAY_FILTERS[mode].lower()}")
 
     def show_session_dialog(self, mode):
         from app.file_dialog import show_file_dialog
@@ -236,7 +264,11 @@ class App:
                 dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (30, 33, 38))
                 dpg.add_theme_color(dpg.mvThemeCol_Header, (52, 74, 110))
                 dpg.add_theme_color(dpg.mvThemeCol_HeaderHovered, (66, 96, 140))
-                dpg.add_theme_color(dpg.mvThemeCol_SliderGrab, (110, 160, 230))
+                # A slim, see-through handle: the value printed in the middle of a slider stays readable
+                # when the handle sits on it (psi 1.0, gain 0 dB, translate 0, a blend weight 0.5).
+                dpg.add_theme_style(dpg.mvStyleVar_GrabMinSize, 6)
+                dpg.add_theme_color(dpg.mvThemeCol_SliderGrab, (110, 160, 230, 120))
+                dpg.add_theme_color(dpg.mvThemeCol_SliderGrabActive, (150, 195, 255, 150))
                 dpg.add_theme_color(dpg.mvThemeCol_CheckMark, (120, 190, 255))
             # Greyed-out controls (a cutoff that is off, StyleGAN3's noise) look it: dearpygui draws
             # disabled items like enabled ones unless told otherwise.
@@ -419,7 +451,7 @@ class App:
         dpg = self.dpg
         down = dpg.is_mouse_button_down(dpg.mvMouseButton_Left)
         pos = dpg.get_mouse_pos(local=False)
-        if down and not self.mouse_was_down and dpg.is_item_hovered("image"):
+        if down and not self.mouse_was_down and (dpg.is_item_hovered("image") or self.grid_overlay.hovered()):
             self.seed_drag = (pos, self.state["seed_x"], self.state["seed_y"])
         elif down and self.seed_drag:
             (x0, y0), sx, sy = self.seed_drag
@@ -538,7 +570,7 @@ class App:
 
     def layout_image(self):
         """Integer zoom when the image fits the area, otherwise scaled down; centred."""
-        from app.texture import fit_size
+        from app.texture import fit_size, wants_nearest
 
         dpg = self.dpg
         area_w, area_h = dpg.get_item_rect_size("image_area")
@@ -548,7 +580,10 @@ class App:
         if (w, h) != self.image_size:
             self.image_size = (w, h)
             dpg.configure_item("image", width=w, height=h)
-        dpg.set_item_pos("image", [max(0, (area_w - w) // 2), max(0, (area_h - h) // 2)])
+        pos = [max(0, (area_w - w) // 2), max(0, (area_h - h) // 2)]
+        dpg.set_item_pos("image", pos)
+        self.texture.set_nearest(wants_nearest(self.display_filter, w / max(1, self.texture.width)))
+        self.grid_overlay.place(self.last_frame, pos, (w, h))
         if self.frames_drawn % 15 == 0:  # text changes are not free under a software renderer
             self.update_caption(w)
 
@@ -571,16 +606,27 @@ class App:
             if self.render_ms is not None:
                 parts.append(f"render {self.render_ms:.0f} ms")
         text = "   ·   ".join(parts)
-        dpg.set_value("image_caption", text)
-        # Right-aligned by the gap before it: about 7 px a character in the default font.
-        spare = dpg.get_viewport_client_width() - 40 - dpg.get_item_rect_size("status")[0] - 7 * len(text)
-        dpg.configure_item("status_gap", width=max(16, int(spare)))
+        if text != dpg.get_value("image_caption"):
+            dpg.set_value("image_caption", text)
+            self.fit_status()
+
+    def fit_status(self):
+        """The status line keeps its place: its text is cut with an ellipsis to the room left of the
+        caption (the whole line is in its tooltip), and the caption stays right-aligned."""
+        dpg = self.dpg
+        caption = dpg.get_value("image_caption") or ""
+        width = dpg.get_viewport_client_width() if self.frames_drawn else VIEWPORT_W
+        room = max(8, (width - 40 - CHAR_PX * (len(caption) + 3)) // CHAR_PX)
+        text = self.status_text
+        shown = text if len(text) <= room else text[:room - 1] + "…"
+        dpg.set_value("status", shown)
+        dpg.configure_item("status_gap", width=max(16, int(width - 40 - CHAR_PX * (len(shown) + len(caption)))))
 
     def log_rects(self):
         """Where every control is on screen (and which are greyed out), so the tests can click it instead of
         guessing pixels."""
         dpg = self.dpg
-        rects, disabled = {}, []
+        rects, disabled, menus = {}, [], []
         for alias in dpg.get_aliases():
             try:
                 state = dpg.get_item_state(alias)
@@ -591,6 +637,15 @@ class App:
                 rects[alias] = [*state["rect_min"], *state["rect_max"]]
                 if not enabled:
                     disabled.append(alias)
+            elif alias.startswith(("menu_", "display_")) and state.get("pos") and dpg.is_item_shown(alias):
+                menus.append((alias, state))  # menus and their items tell only where they start
+        for alias, state in sorted(menus, key=lambda item: dpg.get_item_type(item[0]) != "mvAppItemType::mvMenu"):
+            x, y = state["pos"]
+            w, h = state.get("rect_size") or (0, 0)
+            menu = dpg.get_item_alias(dpg.get_item_parent(alias)) or ""
+            if menu in rects and dpg.get_item_type(alias) != "mvAppItemType::mvMenu":
+                x, y = x + rects[menu][0], y + rects[menu][3]  # an item of an open menu: under its header
+            rects[alias] = [x, y, x + (w or 7 * len(dpg.get_item_label(alias) or "")), y + (h or 17)]
         extra = {}
         for panel in self.panels:
             extra.update(getattr(panel, "test_geometry", lambda: {})())
@@ -686,7 +741,8 @@ class App:
     def layout_changed(self):
         key = (self.image_size, tuple(sorted((p.title, self.dpg.get_value(p.header)) for p in self.panels)),
                self.texture.width, len(self.model_info),
-               tuple(p.layout_state() for p in self.panels if hasattr(p, "layout_state")), shown_dialogs())
+               tuple(p.layout_state() for p in self.panels if hasattr(p, "layout_state")), shown_dialogs(),
+               self.status_text)
         changed = key != getattr(self, "_layout_key", None)
         self._layout_key = key
         return changed

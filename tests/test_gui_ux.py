@@ -36,7 +36,7 @@ def app(screen, fixtures_dir, tmp_path_factory, home):
     folder, no settings yet, no export folder forced."""
     workdir = tmp_path_factory.mktemp("gui_ux")
     env = {"HOME": str(home), "STYLESCOPE_SAVE_DIR": ""}
-    with laid_out_app(screen, workdir, pkl=fixtures_dir / "sg2ada_64.pkl", extra_env=env) as app:
+    with laid_out_app(screen, workdir, pkl=fixtures_dir / "sg2ada_64.pkl", extra_env=env, display_filter=None) as app:
         yield app
 
 
@@ -146,6 +146,61 @@ def test_a_display_that_cannot_make_a_window_gives_one_line_not_an_abort(fixture
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert result.returncode == 2, (result.returncode, lines)
     assert lines == [f"stylescope: cannot open a window on :{number} (GLX: GLX extension not found; tried 3 times)"]
+
+
+def test_a_long_error_is_cut_in_its_place_and_the_big_picture_is_smooth(app, tmp_path):
+    from test_gui import assert_screen_shows, image_on_screen, shown_image
+
+    before = app.rects()
+    # A 64 px picture at 13x: smooth by default above 4x (pixels inside a zoomed block differ).
+    on_screen, _ = image_on_screen(app, tmp_path, "smooth")
+    zoom = on_screen.shape[0] // 64
+    block = on_screen[zoom * 20 + 1:zoom * 21 - 1, zoom * 20 + 1:zoom * 21 - 1].astype(int)
+    assert zoom >= 8 and np.ptp(block) > 0, "a zoomed pixel is drawn smoothly, not as a flat block"
+    shot(app, "smooth_display")
+
+    long_path = "/no/such/folder/" + "a_very_long_folder_name_" * 12 + "network.pkl"
+    errors = len(app.events("error"))
+    type_into(app, "net_path", long_path)
+    error = app.wait_for(lambda ev: [e for e in ev if e["event"] == "error"][errors:], 60, "the error")[0]
+    assert long_path in error["message"], "the log (and the tooltip) has the whole line"
+    after = app.wait_for_rects(after_time=error["time"])
+    status, caption = after["rects"]["status"], after["rects"]["image_caption"]
+    assert status[2] < caption[0], "the error stops before the image caption"
+    assert abs(caption[2] - before["rects"]["image_caption"][2]) <= 8, "the caption keeps its place"
+    shot(app, "long_error")
+
+    # View > Pixel-exact: whole pixels again, as the frame holds them.
+    click(app, "menu_view")
+    time.sleep(0.5)
+    x0, _, _, y1 = screen_pos(app.rects(), "menu_view")
+    app.screen.click(x0 + 40, y1 + 46 + 8)  # its third item, Pixel-exact (ImGui's menu rows: 19 px from 8)
+    app.wait_for(lambda ev: [e for e in ev if e["event"] == "status" and e["text"] == "display: pixel-exact"],
+                 30, "pixel-exact display")
+    on_screen, _ = image_on_screen(app, tmp_path, "pixel_exact")
+    assert_screen_shows(on_screen, shown_image(app.frames()[-1]), tolerance=1.0)
+    assert json.loads((app.workdir / "config" / "settings.json").read_text())["display_filter"] == "pixel"
+    app.screen.key("F1")
+    shot(app, "help_and_pixel_exact")
+    app.screen.key("F1")
+
+
+def test_a_saved_frames_name_has_the_seed_shown_after_a_drag(app, home):
+    from app.panels.latent import combined_seed
+
+    rects = app.rects()
+    x0, y0, x1, y1 = screen_pos(rects, "image")
+    frames = len(app.frames())
+    app.screen.drag(x0 + 40, y0 + 40, x0 + 40 + 290, y0 + 40 + 150)
+    app.wait_for_frame(after=frames, predicate=lambda f: f["request"]["seed_xy"] is not None)
+    app.wait_for(lambda ev: time.time() - app.frames()[-1]["time"] > 1.5, 60, "the drag's last frame")
+    x, y = app.frames()[-1]["request"]["seed_xy"]
+    seed = combined_seed(x, y)
+    assert seed > 100, (x, y)
+    click(app, "image")
+    app.screen.key("ctrl+s")
+    saved = app.wait_for(lambda ev: list((home / "Pictures").glob("stylescope_*.png")), 60, "a PNG in ~/Pictures")
+    assert any(f"stylescope_seed{seed}-blend_" in p.name for p in saved), (seed, [p.name for p in saved])
 
 
 def test_back_to_the_default_model_which_says_how_little_it_uses_noise(app):

@@ -37,6 +37,8 @@ def test_a_saved_frame_is_named_by_the_seed_shown():
     state = ExplorerState()
     state.update({"seed_x": 45.2, "seed_y": 2.1})  # where a drag on the image stops: the field shows 245
     assert seed_name(state.to_request()) == f"seed{combined_seed(45.2, 2.1)}-blend" == "seed245-blend"
+    state.update({"seed_x": 2.5, "seed_y": 3.5})  # a tie: the name follows the field, not the first corner
+    assert seed_name(state.to_request()) == f"seed{combined_seed(2.5, 3.5)}-blend"
     state.update({"seed_x": 245.0, "seed_y": 0.0})
     assert seed_name(state.to_request()) == "seed245"
     state.set("blend_seeds", [(7, 0.5)], coalesce=False)

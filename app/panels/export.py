@@ -34,7 +34,12 @@ def seed_name(request):
     if request.z is not None or request.w is not None:
         return "latent"
     pairs = list(request.seed_weights())
-    seed = max(pairs, key=lambda pair: pair[1])[0]
+    if request.seed_xy is not None:  # rounded as the seed field rounds it
+        from app.panels.latent import combined_seed
+
+        seed = combined_seed(*request.seed_xy)
+    else:
+        seed = max(pairs, key=lambda pair: pair[1])[0]
     return f"seed{seed}" + ("-blend" if len(pairs) > 1 else "")
 
 

@@ -30,7 +30,7 @@ class LatentPanel(Panel):
             dpg.add_input_int(tag="class_idx", width=150, min_value=0, min_clamped=True, callback=self.on_class)
             self.app.text_inputs.append("class_idx")
             dpg.add_text("", tag="class_source", color=(150, 150, 150))
-        dpg.add_text("", tag="seed_position", color=(150, 150, 150))
+        dpg.add_text("", tag="seed_position", color=(150, 150, 150), wrap=390)
         dpg.add_text(SEED_HINT, tag="seed_hint", color=(120, 120, 120))
 
         dpg.add_spacer(height=2)
@@ -70,6 +70,8 @@ class LatentPanel(Panel):
         dpg.set_value("class_idx", value)
         dpg.configure_item("class_idx", enabled=self.app.state["class_idx"] is not None)
         dpg.set_value("class_source", "" if how == "chosen" else how)
+        if self.app.log:
+            self.app.log.write("class_shown", value=value, how=how, enabled=self.app.state["class_idx"] is not None)
 
     def on_model(self, info):
         c_dim = int(info.get("c_dim") or 0)
@@ -91,8 +93,8 @@ class LatentPanel(Panel):
         x, y = self.app.state["seed_x"], self.app.state["seed_y"]
         pairs = self.app.state.seeds()
         text = f"x {x:.2f}  y {y:.2f}"
-        if len(pairs) > 1:
-            text += "  ·  " + ", ".join(f"{s}:{w:.2f}" for s, w in pairs[:6])
+        if len(pairs) > 1:  # at most four pairs: the line stays in the panel
+            text += "  ·  " + ", ".join(f"{s}:{w:.2f}" for s, w in pairs[:4]) + (" …" if len(pairs) > 4 else "")
         dpg.set_value("seed_position", text)
         self.show_class()
         # One line either way (the same height: the controls below stay where they are).
