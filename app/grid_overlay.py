@@ -22,40 +22,55 @@ class GridOverlay:
         self.drawn = None
 
     def hovered(self):
-        return self.dpg.is_item_shown(self.tag) and self.dpg.is_item_hovered(self.tag)
+        """The mouse is on the picture under the overlay (which covers the image area)."""
+        if not self.dpg.is_item_shown(self.tag) or not self.dpg.is_item_hovered(self.tag):
+            return False
+        (x0, y0), (x1, y1) = self.dpg.get_item_rect_min("image"), self.dpg.get_item_rect_max("image")
+        x, y = self.dpg.get_mouse_pos(local=False)
+        return x0 <= x < x1 and y0 <= y < y1
 
-    def place(self, frame, pos, size):
+    def place(self, frame, area_size, size):
+        """Draw over the image (its on-screen size `size`) when the frame shows a grid of channels.
+        The drawlist covers the whole area at its origin and draws at the image's offset, read
+        from both items' screen rects (one frame late after a move)."""
         request = getattr(frame, "request", None)
         grid = request is not None and request.layer is not None and request.channel_mode == "grid"
         image = getattr(frame, "image", None) if grid else None
-        key = (request, tuple(pos), tuple(size)) if image is not None else None
+        dpg = self.dpg
+        image_min, overlay_min = dpg.get_item_rect_min("image"), dpg.get_item_rect_min(self.tag)
+        offset = (image_min[0] - overlay_min[0], image_min[1] - overlay_min[1])
+        key = (request, tuple(area_size), tuple(size), offset) if image is not None else None
         if key == self.drawn:
             return
         self.drawn = key
-        dpg = self.dpg
         dpg.delete_item(self.tag, children_only=True)
         if key is None:
             dpg.configure_item(self.tag, show=False)
             return
-        width, height = size
-        dpg.configure_item(self.tag, show=True, width=max(1, width), height=max(1, height))
-        dpg.set_item_pos(self.tag, list(pos))
+        dpg.configure_item(self.tag, show=True, width=max(1, int(area_size[0])), height=max(1, int(area_size[1])))
+        self.draw_grid(frame, request, offset, size)
+
+    def draw_grid(self, frame, request, offset, size):
+        dpg, parent = self.dpg, self.tag
+        (ox, oy), (width, height) = offset, size
         count = min(request.grid_channels, image_channels(frame) - request.channel)
         rows, cols = grid_shape(max(1, count))
         tile_w, tile_h = width / cols, height / rows
         gap = 2 if min(tile_w, tile_h) >= 12 else 1
         for col in range(1, cols):
-            dpg.draw_line((col * tile_w, 0), (col * tile_w, height), color=GAP_COLOR, thickness=gap, parent=self.tag)
+            x = ox + col * tile_w
+            dpg.draw_line((x, oy), (x, oy + height), color=GAP_COLOR, thickness=gap, parent=parent)
         for row in range(1, rows):
-            dpg.draw_line((0, row * tile_h), (width, row * tile_h), color=GAP_COLOR, thickness=gap, parent=self.tag)
+            y = oy + row * tile_h
+            dpg.draw_line((ox, y), (ox + width, y), color=GAP_COLOR, thickness=gap, parent=parent)
         if min(tile_w, tile_h) < LABEL_MIN_TILE:
             return
         for k in range(count):
-            x, y = (k % cols) * tile_w + 3, (k // cols) * tile_h + 2
+            x, y = ox + (k % cols) * tile_w + 3, oy + (k // cols) * tile_h + 2
             label = str(request.channel + k)
             dpg.draw_rectangle((x - 1, y), (x + 7 * len(label) + 1, y + 13), color=(0, 0, 0, 150),
-                               fill=(0, 0, 0, 150), parent=self.tag)
-            dpg.draw_text((x, y), label, size=13, color=LABEL_COLOR, parent=self.tag)
+                               fill=(0, 0, 0, 150), parent=parent)
+            dpg.draw_text((x, y), label, size=13, color=LABEL_COLOR, parent=parent)
 
 
 def image_channels(frame):

@@ -583,7 +583,7 @@ class App:
         pos = [max(0, (area_w - w) // 2), max(0, (area_h - h) // 2)]
         dpg.set_item_pos("image", pos)
         self.texture.set_nearest(wants_nearest(self.display_filter, w / max(1, self.texture.width)))
-        self.grid_overlay.place(self.last_frame, pos, (w, h))
+        self.grid_overlay.place(self.last_frame, (area_w, area_h), (w, h))
         if self.frames_drawn % 15 == 0:  # text changes are not free under a software renderer
             self.update_caption(w)
 

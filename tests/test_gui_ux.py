@@ -222,3 +222,76 @@ def test_back_to_the_default_model_which_says_how_little_it_uses_noise(app):
     toggle_panels(app, "header_LatentPanel", "header_MixingPanel", "noise_layers_node")
     shot(app, "default_model_noise_usage")
     assert app.rects()["pkl"] is None and "net_default" in app.rects()["rects"]
+
+
+def test_stylegan3_says_why_coarse_does_nothing_and_mixing_takes_layers_when_ticked(fixtures_dir, tmp_path):
+    screen = VirtualScreen()
+    try:
+        with laid_out_app(screen, tmp_path, pkl=fixtures_dir / "sg3_t_64.pkl") as app:
+            rects = app.rects()
+            assert "noise_layers_node" not in rects["rects"], "no per-layer noise node without noise inputs"
+            started = time.time()
+            click(app, "mix_coarse")
+            status = wait_for_status(app, lambda t: t.startswith("Coarse:"), started, "why Coarse does nothing")
+            assert "no coarse layers (4-8 px)" in status["text"] and status["error"]
+            shot(app, "sg3_coarse")
+            started = time.time()
+            click(app, "mix_enabled")
+            status = wait_for_status(app, lambda t: t.startswith("style mixing: no layers were chosen"), started,
+                                     "what ticking mixing took")
+            values = app.wait_for_rects(after_time=status["time"])["values"]
+            assert values["mix_enabled"] and values["mix_layers"], values
+            frame = app.wait_for_frame(predicate=lambda f: f["request"]["mix_layers"] != "")
+            assert frame["request"]["mix_seed"] == values["mix_seed"]
+            shot(app, "sg3_mixing_ticked")
+            started = time.time()
+            click(app, "mix_none")
+            app.wait_for(lambda ev: (lambda r: r if r and not r["values"]["mix_enabled"] else None)(app.rects(started)),
+                         30, "None to untick mixing")
+    finally:
+        screen.close()
+
+
+def conditional_network(path):
+    import torch
+
+    from models.loader import save_safetensors
+    from models.stylegan2 import Generator
+
+    torch.manual_seed(3)
+    G = Generator(z_dim=16, c_dim=5, w_dim=16, img_resolution=32, img_channels=3,
+                  synthesis_kwargs=dict(channel_base=256, channel_max=16)).eval()
+    save_safetensors(G, path)
+    return G
+
+
+def test_the_window_takes_seed_flags_shows_the_class_in_use_and_labels_the_grid(tmp_path):
+    from renderer.renderer import seed_class
+
+    pkl = tmp_path / "conditional.safetensors"
+    G = conditional_network(pkl)
+    screen = VirtualScreen()
+    try:
+        flags = ["--seed", "5", "--layer", "b8.conv1", "--channels", "grid:9"]
+        with laid_out_app(screen, tmp_path, pkl=pkl, extra_args=flags) as app:
+            request = app.frames()[-1]["request"]
+            assert request["seeds"] == [[5, 1.0]] and request["layer"] == "b8.conv1"
+            assert request["channel_mode"] == "grid" and request["grid_channels"] == 9 and request["class_idx"] is None
+            shown = app.wait_for(lambda ev: [e for e in ev if e["event"] == "class_shown"], 30, "the class shown")[-1]
+            assert shown["value"] == seed_class(5, G.z_dim, G.c_dim) and shown["how"] == "from seed 5"
+            assert not shown["enabled"], "greyed: it is the seed's class, not a chosen one"
+            from test_gui import toggle_panels
+
+            toggle_panels(app, "header_MixingPanel", "header_TruncationPanel", "header_LayersPanel")
+            rects = app.wait_for_item("channel_mode", after_time=app.frames()[-1]["time"])
+            assert "image_overlay" in rects["rects"] and "grid_channels" not in rects["disabled"]
+            shot(app, "class_from_seed_and_grid_labels")
+            # The grid's channel count has no say in the "one" view.
+            x0, y0, x1, y1 = screen_pos(rects, "channel_mode")
+            started = time.time()
+            app.screen.click(x0 + 61, (y0 + y1) / 2)  # the radio's second button, "one"
+            rects = app.wait_for(lambda ev: (lambda r: r if r and r["values"]["channel_mode"] == "one" else None)(
+                app.rects(started)), 30, "the one view")
+            assert "grid_channels" in rects["disabled"] and "image_overlay" not in rects["rects"]
+    finally:
+        screen.close()
