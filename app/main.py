@@ -17,9 +17,9 @@ PANEL_W = 430
 STATUS_H = 26
 SEED_PIXELS = 120  # dragging this many pixels on the image moves one seed
 IDLE_AFTER_SECONDS = 1.0  # no input for this long: the window is idle
-IDLE_FPS = 20
+IDLE_FPS = 20  # frame rate of an idle window while something runs in the background (else it waits for input)
 CHAR_PX = 7  # the default font's advance: its glyphs are all this wide
-MENU_GAP = "    "  # before a menu item's shortcut: ImGui sets it right beside the longest label  # frame rate of an idle window (it wakes on the next input, new frame or edit)
+MENU_GAP = "    "  # before a menu item's shortcut: ImGui sets it right beside the longest label
 SHORTCUTS = [
     ("Left / Right", "previous / next seed"),
     ("Up / Down", "seed row up / down (100 seeds)"),
@@ -355,11 +355,9 @@ class App:
             return
         from renderer.export import save_png
 
-        from app.panels.export import default_folder
+        from app.panels.export import default_folder, seed_name
 
         out_dir = Path(default_folder())
-        from app.panels.export import seed_name
-
         path = out_dir / f"stylescope_{seed_name(frame.request)}_{time.strftime('%Y%m%d-%H%M%S')}.png"
         try:
             # The PNG carries its request: `run_app.py frame` can rebuild it exactly.
