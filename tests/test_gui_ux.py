@@ -62,6 +62,9 @@ def wait_for_status(app, predicate, after_time, what):
 
 
 def test_session_dialogs_take_typed_full_paths_and_remember_the_folder(app, home, tmp_path):
+    from test_gui import toggle_panels
+
+    toggle_panels(app, "header_LatentPanel", "header_MixingPanel", "header_TruncationPanel", "header_ExportPanel")
     started = time.time()
     click(app, "session_save")
     dialog = wait_for_dialog(app, "session_save_dialog", started)
@@ -97,6 +100,7 @@ def test_session_dialogs_take_typed_full_paths_and_remember_the_folder(app, home
     assert settings["folders"]["session"] == str(folder)
     assert "Traceback" not in app.output(), app.output()[-3000:]
     assert not app.events("exception")
+    toggle_panels(app, "header_ExportPanel", "header_LatentPanel", "header_MixingPanel", "header_TruncationPanel")
 
 
 def cpu_seconds(pid):

@@ -61,6 +61,11 @@ class ExportPanel(Panel):
 
     # --- widgets -------------------------------------------------------------------------------
     def build(self):
+        with dpg.group(horizontal=True):  # (also in the File menu)
+            dpg.add_button(label="Save session...", tag="session_save",
+                           callback=lambda: self.app.show_session_dialog("save"))
+            dpg.add_button(label="Load session...", tag="session_load",
+                           callback=lambda: self.app.show_session_dialog("load"))
         dpg.add_input_text(tag="export_folder", label="Folder", default_value=default_folder(), width=-70)
         self.app.text_inputs.append("export_folder")
         with dpg.group(horizontal=True):

@@ -38,14 +38,10 @@ class NetworkPanel(Panel):
                                on_enter=True, callback=lambda s, v: self.open_path(v))
             dpg.add_button(label="Load", tag="net_load", callback=lambda: self.open_path(dpg.get_value("net_path")))
         self.app.text_inputs.append("net_path")
-        dpg.add_combo([], tag="net_recent", label="Recent", width=-60,
-                      callback=lambda s, v: self.open_path(v))
         with dpg.group(horizontal=True):
             dpg.add_button(label="Default model", tag="net_default", callback=lambda: self.open_default())
-            dpg.add_button(label="Save session...", tag="session_save",
-                           callback=lambda: self.app.show_session_dialog("save"))
-            dpg.add_button(label="Load session...", tag="session_load",
-                           callback=lambda: self.app.show_session_dialog("load"))
+            dpg.add_combo([], tag="net_recent", label="Recent", width=-60,
+                          callback=lambda s, v: self.open_path(v))
         with dpg.tooltip("net_default"):
             dpg.add_text("Back to the embedded default model (a small StyleGAN2 shipped with StyleScope)")
         dpg.add_text("No network loaded", tag="net_summary", wrap=PANEL_WRAP)

@@ -37,7 +37,7 @@ class TruncationPanel(Panel):
             self.radio("noise_mode", NOISE_MODES, tag="noise_mode")
         self.input_int("noise_seed", tag="noise_seed", width=150, min_value=0, min_clamped=True)
         self.slider_float("noise_strength", tag="noise_strength", width=-130, fmt="%.2fx")
-        dpg.add_text("", tag="noise_usage", wrap=390, color=(200, 180, 120))
+        dpg.add_text("", tag="noise_usage", wrap=390, color=(200, 180, 120), show=False)
         with dpg.tree_node(label="Per-layer strength", tag="noise_layers_node", default_open=False):
             dpg.add_text("beside each: mean change (of 255) without its noise", color=(130, 130, 140), wrap=380)
             dpg.add_group(tag="noise_layers")
@@ -65,7 +65,7 @@ class TruncationPanel(Panel):
             return
         self.usage_for, self.usage, self.usage_call = pkl, {}, None
         self.usage_todo = [None] + list(self.noise_layers)  # all noise first: the summary line
-        dpg.set_value("noise_usage", "measuring how much this network uses its noise ...")
+        self.say_usage("measuring how much this network uses its noise ...")
 
     def busy(self):
         return bool(self.usage_todo) or self.usage_call is not None
@@ -79,7 +79,7 @@ class TruncationPanel(Panel):
             layer = self.usage_todo.pop(0)
             if call.error:
                 self.usage_todo = []
-                dpg.set_value("noise_usage", f"noise use not measured: {call.error}")
+                self.say_usage(f"noise use not measured: {call.error}")
                 return
             self.usage[layer] = float(call.result)
             self.show_usage(layer)
@@ -88,13 +88,17 @@ class TruncationPanel(Panel):
         else:
             self.usage_todo = []
 
+    def say_usage(self, text):
+        dpg.set_value("noise_usage", text)
+        dpg.configure_item("noise_usage", show=bool(text))  # no empty line where there is nothing to say
+
     def show_usage(self, layer):
         from app import bridge
 
         if self.app.log:
             self.app.log.write("noise_usage", layer=layer, levels=self.usage[layer], pkl=self.usage_for)
         if layer is None:
-            dpg.set_value("noise_usage", bridge.noise_usage_summary(self.usage[None]))
+            self.say_usage(bridge.noise_usage_summary(self.usage[None]))
         elif layer in self.layer_sliders:
             levels = self.usage[layer]
             dpg.configure_item(self.layer_sliders[layer], label=f"{layer}  {levels:.2f}" if levels < 10 else
@@ -159,7 +163,7 @@ class TruncationPanel(Panel):
         self.noise_layers = list(info.get("noise_layers") or [])
         if info.get("pkl") != self.usage_for:
             self.usage, self.usage_todo, self.usage_call, self.usage_for = {}, [], None, NOT_MEASURED
-            dpg.set_value("noise_usage", "")
+            self.say_usage("")
         self.rebuild_layer_sliders()
         # StyleGAN3 has no noise inputs: its noise controls would change nothing, so they are greyed out.
         has_noise = bool(self.noise_layers)
