@@ -276,7 +276,7 @@ class App:
                          dpg.mvCheckbox, dpg.mvCombo):
                 with dpg.theme_component(kind, enabled_state=False):
                     dpg.add_theme_color(dpg.mvThemeCol_Text, (105, 108, 116))
-                    dpg.add_theme_color(dpg.mvThemeCol_SliderGrab, (70, 82, 98))
+                    dpg.add_theme_color(dpg.mvThemeCol_SliderGrab, (70, 82, 98, 110))
                     dpg.add_theme_color(dpg.mvThemeCol_CheckMark, (80, 96, 114))
                     dpg.add_theme_color(dpg.mvThemeCol_FrameBg, (36, 38, 43))
         dpg.bind_theme(theme)
