@@ -15,6 +15,9 @@ def build_parser():
     """The argument parser: global options, then one subparser per command."""
     parser = argparse.ArgumentParser(
         prog="run_app.py",
+        # The window's request flags live here too: an abbreviation such as grid's --mix must not
+        # be read as an ambiguous --mix-seed/--mix-layers before the command takes its own flags.
+        allow_abbrev=False,
         description="StyleScope: explore StyleGAN-family generators. Without a command, opens the window, "
                     "starting from the request flags given (e.g. --seed 5 --psi 0.7).",
     )
