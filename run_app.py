@@ -15,12 +15,18 @@ def build_parser():
     """The argument parser: global options, then one subparser per command."""
     parser = argparse.ArgumentParser(
         prog="run_app.py",
-        description="StyleScope: explore StyleGAN-family generators. Without a command, opens the window.",
+        # The window's request flags live here too: an abbreviation such as grid's --mix must not
+        # be read as an ambiguous --mix-seed/--mix-layers before the command takes its own flags.
+        allow_abbrev=False,
+        description="StyleScope: explore StyleGAN-family generators. Without a command, opens the window, "
+                    "starting from the request flags given (e.g. --seed 5 --psi 0.7).",
     )
     parser.add_argument("--pkl", default=None, help="network file (default: the embedded default model)")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N, mps")
     parser.add_argument("--session", default=None, metavar="FILE.json",
                         help="window: start from a saved session (the JSON that 'frame --request' reads)")
+    # The window starts from the same request flags as `frame` (--seed 5 --psi 0.7 ...).
+    add_request_arguments(parser)
     # Subcommands repeat --pkl/--device so they may come after the command name too.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--pkl", default=argparse.SUPPRESS, help="network file (default: the embedded default model)")
@@ -522,7 +528,7 @@ def cmd_video(args):
                                 total=total, progress=progress, pixel_format=args.pixel_format)
     finally:
         bar.close()
-    print(f"wrote {args.out} ({total} frames at {args.fps:g} fps)")
+    print(f"wrote {args.out} ({total} frame{'' if total == 1 else 's'} at {args.fps:g} fps)")
     return 0
 
 
@@ -607,6 +613,7 @@ def cmd_gui(args):
         else:
             print(f"stylescope: cannot open the window: {exc}", file=sys.stderr)
         return 2
+    args.start_request = window_request(args)
     return run_app(args)
 
 
@@ -616,6 +623,17 @@ class Terminated(KeyboardInterrupt):
 
 def _raise_terminated(signum, frame):
     raise Terminated()
+def window_request(args):
+    """The request the window starts from when request flags are given (--session is their base,
+    as --request is for `frame`), else None: the window's defaults."""
+    given = [action.dest for action in build_parser()._actions
+             if action.dest not in ("pkl", "device", "session", "help", "command")
+             and getattr(args, action.dest, None) is not None]
+    if not given:
+        return None
+    plain = argparse.Namespace(**vars(args))
+    plain.request = getattr(args, "request", None) or getattr(args, "session", None)
+    return request_from_args(plain)
 
 
 def main(argv=None):

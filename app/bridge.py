@@ -196,6 +196,13 @@ class Engine:
         from renderer import directions
 
         return self.worker.call(lambda renderer: directions.fit_direction(positive, negative, orthogonal_to))
+    def noise_usage(self, state, layer):
+        """Mean change (levels of 255) of the state's image when `layer`'s noise is off (None: all
+        noise), on the worker thread (renderer/noise_usage.py); a WorkerCall to poll."""
+        from renderer.noise_usage import layer_usage
+
+        request = self.request_for(state)
+        return self.worker.call(lambda renderer: layer_usage(renderer, request, layer))
 
     def submit(self, state):
         request = self.request_for(state)
@@ -212,6 +219,10 @@ class Engine:
         if getattr(frame, "info", None):
             self.z_dim = frame.info.get("z_dim", self.z_dim)
         return frame
+
+    def idle(self):
+        """Nothing rendering or queued, and the newest frame already handed out."""
+        return not self.worker.busy and self.worker.latest() is self._last_frame
 
     def close(self):
         self.worker.close()
@@ -321,6 +332,25 @@ def save_direction_file(rows, path):
 
     array = np.asarray(rows, dtype=np.float32)
     return export.save_array(array[0] if array.shape[0] == 1 else array, path)
+def class_in_use(state, model_info):
+    """(class, how) a conditional network draws with: the Class field's, or (unticked) the one the
+    renderer picks from the main seed, as NVIDIA's visualizer does; None for unconditional ones."""
+    from renderer.renderer import seed_class
+
+    c_dim, z_dim = int(model_info.get("c_dim") or 0), int(model_info.get("z_dim") or 0)
+    if c_dim <= 0:
+        return None
+    if state["class_idx"] is not None:
+        return int(state["class_idx"]), "chosen"
+    pairs = state.seeds()
+    seed = max(pairs, key=lambda pair: pair[1])[0]
+    return seed_class(seed, z_dim, c_dim), f"from seed {seed}" + (" (each blended seed has its own)" if len(pairs) > 1 else "")
+
+
+def noise_usage_summary(all_off_levels):
+    from renderer.noise_usage import usage_summary
+
+    return usage_summary(all_off_levels)
 
 
 def frame_error(frame):

@@ -17,7 +17,9 @@ PANEL_W = 430
 STATUS_H = 26
 SEED_PIXELS = 120  # dragging this many pixels on the image moves one seed
 IDLE_AFTER_SECONDS = 1.0  # no input for this long: the window is idle
-IDLE_FPS = 20  # frame rate of an idle window (it wakes on the next input, new frame or edit)
+IDLE_FPS = 20  # frame rate of an idle window while something runs in the background (else it waits for input)
+CHAR_PX = 7  # the default font's advance: its glyphs are all this wide
+MENU_GAP = "    "  # before a menu item's shortcut: ImGui sets it right beside the longest label
 SHORTCUTS = [
     ("Left / Right", "previous / next seed"),
     ("Up / Down", "seed row up / down (100 seeds)"),
@@ -79,6 +81,8 @@ class App:
         self.last_step = time.perf_counter()
         self.last_activity = None
         self.last_active_at = time.perf_counter()
+        self.waiting_for_input = False
+        self.display_filter = "auto"
         self.frames_logged = 0
         self.rects_due = 5
         self.image_size = (0, 0)
@@ -115,8 +119,9 @@ class App:
         self.status_text = text
         dpg = self.dpg
         if dpg.does_item_exist("status"):
-            dpg.set_value("status", text)
+            dpg.set_value("status_full", text)  # the tooltip: the whole line
             dpg.configure_item("status", color=(255, 110, 100) if error else (190, 190, 190))
+            self.fit_status()
         self.log.write("status", text=text, error=error)
         if error:
             self.log.write("error", message=text)
@@ -131,9 +136,14 @@ class App:
     # --- building the window ------------------------------------------------------------------
     def build(self):
         dpg = self.dpg
+        from app.grid_overlay import GridOverlay
         from app.panels import make_panels
         from app.texture import FrameTexture
 
+        from app import file_dialog
+
+        if self.log:
+            file_dialog.LOG[0] = self.log.write
         self.texture_registry = dpg.add_texture_registry()
         self.texture = FrameTexture(dpg, self.texture_registry, 64, 64)
         with dpg.item_handler_registry() as self.reset_handlers:
@@ -145,6 +155,7 @@ class App:
                 with dpg.child_window(tag="image_area", width=-PANEL_W, height=-STATUS_H, border=False,
                                       no_scrollbar=True):
                     dpg.add_image(self.texture.tag, tag="image", width=512, height=512, pos=(0, 0), show=False)
+                    self.grid_overlay = GridOverlay(dpg, "image_area")
                     with dpg.group(tag="welcome", pos=(60, 60)):
                         dpg.add_text("StyleScope", color=(150, 190, 255))
                         dpg.add_text("Open a network to start exploring: a StyleGAN, StyleGAN2(-ADA) or StyleGAN3\n"
@@ -162,11 +173,13 @@ class App:
                 dpg.add_text("Ready", tag="status")
                 dpg.add_spacer(tag="status_gap", width=16)
                 dpg.add_text("", tag="image_caption", color=(140, 150, 165))
+            with dpg.tooltip("status"):
+                dpg.add_text("", tag="status_full", wrap=700)
 
         with dpg.window(tag="help", label="Shortcuts", modal=False, show=False, width=520, height=300,
                         pos=(200, 150), no_collapse=True):
-            with dpg.table(header_row=False):
-                dpg.add_table_column(width_fixed=True)
+            with dpg.table(header_row=False, tag="help_table"):
+                dpg.add_table_column(width_fixed=True, init_width_or_weight=190)  # a gap after the keys
                 dpg.add_table_column()
                 for key, what in SHORTCUTS:
                     with dpg.table_row():
@@ -181,40 +194,62 @@ class App:
     def build_menu(self):
         dpg = self.dpg
         with dpg.menu_bar():
-            with dpg.menu(label="File"):
-                dpg.add_menu_item(label="Open network...", shortcut="Ctrl+O",
+            with dpg.menu(label="File", tag="menu_file"):
+                dpg.add_menu_item(label="Open network...", shortcut=MENU_GAP + "Ctrl+O", tag="menu_open",
                                   callback=lambda: self.panel("Network").open_dialog())
-                dpg.add_menu_item(label="Save frame", shortcut="Ctrl+S", callback=self.save_frame)
+                dpg.add_menu_item(label="Open the default model", tag="menu_default",
+                                  callback=lambda: self.panel("Network").open_default())
+                dpg.add_menu_item(label="Save frame", shortcut=MENU_GAP + "Ctrl+S", tag="menu_save_frame",
+                                  callback=self.save_frame)
                 dpg.add_separator()
-                dpg.add_menu_item(label="Save session...", callback=lambda: self.show_session_dialog("save"))
-                dpg.add_menu_item(label="Load session...", callback=lambda: self.show_session_dialog("load"))
-            with dpg.menu(label="Edit"):
-                dpg.add_menu_item(label="Undo", shortcut="Ctrl+Z", callback=self.undo)
-                dpg.add_menu_item(label="Redo", shortcut="Ctrl+Y", callback=self.redo)
-                dpg.add_menu_item(label="Reset all controls", shortcut="Home", callback=self.reset_all)
-            with dpg.menu(label="Help"):
-                dpg.add_menu_item(label="Shortcuts", shortcut="F1",
+                dpg.add_menu_item(label="Save session...", tag="menu_save_session",
+                                  callback=lambda: self.show_session_dialog("save"))
+                dpg.add_menu_item(label="Load session...", tag="menu_load_session",
+                                  callback=lambda: self.show_session_dialog("load"))
+            with dpg.menu(label="Edit", tag="menu_edit"):
+                dpg.add_menu_item(label="Undo", shortcut=MENU_GAP + "Ctrl+Z", tag="menu_undo", callback=self.undo)
+                dpg.add_menu_item(label="Redo", shortcut=MENU_GAP + "Ctrl+Y", tag="menu_redo", callback=self.redo)
+                dpg.add_menu_item(label="Reset all controls", shortcut=MENU_GAP + "Home", tag="menu_reset",
+                                  callback=self.reset_all)
+            self.build_view_menu()
+            with dpg.menu(label="Help", tag="menu_help"):
+                dpg.add_menu_item(label="Shortcuts", shortcut=MENU_GAP + "F1", tag="menu_shortcuts",
                                   callback=lambda: dpg.configure_item("help", show=True))
-        for mode in ("save", "load"):
-            with dpg.file_dialog(tag=f"session_{mode}_dialog", show=False, modal=True, width=720, height=440,
-                                 default_filename="session" if mode == "save" else ".",
-                                 callback=self.on_session_dialog, user_data=mode, cancel_callback=lambda: None):
-                dpg.add_file_extension(".json", color=(140, 220, 160))
-                dpg.add_file_extension(".*")
+        from app.file_dialog import FileDialog
+
+        FileDialog("session_save_dialog", "Save the session", [("Sessions (.json)", (".json",))], self.save_session,
+                   "session", save=True, default_name="session.json", default_suffix=".json")
+        FileDialog("session_load_dialog", "Load a session", [("Sessions (.json)", (".json",))], self.load_session,
+                   "session")
+
+    def build_view_menu(self):
+        """View: how the picture is magnified (see app/texture.py, DISPLAY_FILTERS); remembered."""
+        from app.settings import read_settings
+        from app.texture import DISPLAY_FILTERS
+
+        dpg = self.dpg
+        self.display_filter = read_settings().get("display_filter")
+        if self.display_filter not in DISPLAY_FILTERS:
+            self.display_filter = "auto"
+        with dpg.menu(label="View", tag="menu_view"):
+            for mode, label in DISPLAY_FILTERS.items():
+                dpg.add_menu_item(label=label, tag=f"display_{mode}", check=True, default_value=mode == self.display_filter,
+                                  callback=lambda sender, value, mode: self.set_display_filter(mode), user_data=mode)
+
+    def set_display_filter(self, mode):
+        from app.settings import write_setting
+        from app.texture import DISPLAY_FILTERS
+
+        self.display_filter = mode
+        for other in DISPLAY_FILTERS:
+            self.dpg.set_value(f"display_{other}", other == mode)
+        write_setting("display_filter", mode)
+        self.set_status(f"display: {DISPLAY_FILTERS[mode].lower()}")
 
     def show_session_dialog(self, mode):
-        self.dpg.configure_item(f"session_{mode}_dialog", show=True)
+        from app.file_dialog import show_file_dialog
 
-    def on_session_dialog(self, sender, app_data, mode):
-        path = (app_data or {}).get("file_path_name")
-        if not path:
-            return
-        if mode == "save":
-            path = path if path.endswith(".json") else path + ".json"
-            self.save_session(path)
-            self.set_status(f"saved session {path}")
-        else:
-            self.load_session(path)
+        show_file_dialog(f"session_{mode}_dialog")
 
     def reset_all(self):
         self.state.reset()
@@ -233,7 +268,11 @@ class App:
                 dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (30, 33, 38))
                 dpg.add_theme_color(dpg.mvThemeCol_Header, (52, 74, 110))
                 dpg.add_theme_color(dpg.mvThemeCol_HeaderHovered, (66, 96, 140))
-                dpg.add_theme_color(dpg.mvThemeCol_SliderGrab, (110, 160, 230))
+                # A slim, see-through handle: the value printed in the middle of a slider stays readable
+                # when the handle sits on it (psi 1.0, gain 0 dB, translate 0, a blend weight 0.5).
+                dpg.add_theme_style(dpg.mvStyleVar_GrabMinSize, 6)
+                dpg.add_theme_color(dpg.mvThemeCol_SliderGrab, (110, 160, 230, 120))
+                dpg.add_theme_color(dpg.mvThemeCol_SliderGrabActive, (150, 195, 255, 150))
                 dpg.add_theme_color(dpg.mvThemeCol_CheckMark, (120, 190, 255))
             # Greyed-out controls (a cutoff that is off, StyleGAN3's noise) look it: dearpygui draws
             # disabled items like enabled ones unless told otherwise.
@@ -241,7 +280,7 @@ class App:
                          dpg.mvCheckbox, dpg.mvCombo):
                 with dpg.theme_component(kind, enabled_state=False):
                     dpg.add_theme_color(dpg.mvThemeCol_Text, (105, 108, 116))
-                    dpg.add_theme_color(dpg.mvThemeCol_SliderGrab, (70, 82, 98))
+                    dpg.add_theme_color(dpg.mvThemeCol_SliderGrab, (70, 82, 98, 110))
                     dpg.add_theme_color(dpg.mvThemeCol_CheckMark, (80, 96, 114))
                     dpg.add_theme_color(dpg.mvThemeCol_FrameBg, (36, 38, 43))
         dpg.bind_theme(theme)
@@ -260,7 +299,10 @@ class App:
                 return
 
     def text_input_active(self):
-        return any(self.dpg.does_item_exist(t) and self.dpg.is_item_active(t) for t in self.text_inputs)
+        from app.file_dialog import dialog_inputs
+
+        return any(self.dpg.does_item_exist(t) and self.dpg.is_item_active(t)
+                   for t in self.text_inputs + dialog_inputs())
 
     def poll_keys(self):
         """Shortcuts are read from the frame's key state, not from queued key callbacks: a queued
@@ -317,9 +359,10 @@ class App:
             return
         from renderer.export import save_png
 
-        out_dir = Path(os.environ.get("STYLESCOPE_SAVE_DIR", "."))
-        seed = frame.request.seed_weights()[0][0]
-        path = out_dir / f"stylescope_seed{seed}_{time.strftime('%Y%m%d-%H%M%S')}.png"
+        from app.panels.export import default_folder, seed_name
+
+        out_dir = Path(default_folder())
+        path = out_dir / f"stylescope_{seed_name(frame.request)}_{time.strftime('%Y%m%d-%H%M%S')}.png"
         try:
             # The PNG carries its request: `run_app.py frame` can rebuild it exactly.
             save_png(frame, frame.request, path, model_path=frame.request.pkl)
@@ -330,10 +373,17 @@ class App:
 
     # --- sessions -------------------------------------------------------------------------------
     def save_session(self, path):
+        """The session as the request JSON; a folder that is missing or read-only is one status line."""
         from app import bridge
 
-        write_json_atomic(path, bridge.session_json(self.state, self.model_info))
+        try:
+            write_json_atomic(path, bridge.session_json(self.state, self.model_info))
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.set_status(f"session not saved: {path}: {reason}", error=True)
+            return
         self.log.write("session_saved", path=str(path))
+        self.set_status(f"saved session {path}")
 
     def load_session(self, path):
         """A session file is a RenderRequest JSON; a bad one leaves the state as it was."""
@@ -365,8 +415,14 @@ class App:
             self.set_status("loading the embedded default model ...")
         else:
             self.set_status("No network loaded: open a file in the Network panel (Ctrl+O)")
+        start = getattr(self.args, "start_request", None)  # run_app.py's flags (--seed, --psi, ...)
         session = getattr(self.args, "session", None)
-        if session:
+        if start is not None:
+            import dataclasses
+
+            self.state.load_request(dataclasses.replace(start, pkl=self.state["pkl"]))
+            self.sync_panels()
+        elif session:
             self.load_session(session)
 
     def can_render(self):
@@ -381,7 +437,10 @@ class App:
             self.gl_info = ("unavailable", f"{type(exc).__name__}")
 
     def tick(self, dt):
+        from app.file_dialog import tick_dialogs
+
         self.poll_keys()
+        tick_dialogs()
         for panel in self.panels:
             try:
                 panel.tick()
@@ -399,7 +458,7 @@ class App:
         pos = dpg.get_mouse_pos(local=False)
         if self.image_tool_active:  # a tool over the image (the Drag panel's) takes the clicks
             self.seed_drag = None
-        elif down and not self.mouse_was_down and dpg.is_item_hovered("image"):
+        elif down and not self.mouse_was_down and (dpg.is_item_hovered("image") or self.grid_overlay.hovered()):
             self.seed_drag = (pos, self.state["seed_x"], self.state["seed_y"])
         elif down and self.seed_drag:
             (x0, y0), sx, sy = self.seed_drag
@@ -532,7 +591,7 @@ class App:
 
     def layout_image(self):
         """Integer zoom when the image fits the area, otherwise scaled down; centred."""
-        from app.texture import fit_size
+        from app.texture import fit_size, wants_nearest
 
         dpg = self.dpg
         area_w, area_h = dpg.get_item_rect_size("image_area")
@@ -542,7 +601,10 @@ class App:
         if (w, h) != self.image_size:
             self.image_size = (w, h)
             dpg.configure_item("image", width=w, height=h)
-        dpg.set_item_pos("image", [max(0, (area_w - w) // 2), max(0, (area_h - h) // 2)])
+        pos = [max(0, (area_w - w) // 2), max(0, (area_h - h) // 2)]
+        dpg.set_item_pos("image", pos)
+        self.texture.set_nearest(wants_nearest(self.display_filter, w / max(1, self.texture.width)))
+        self.grid_overlay.place(self.last_frame, (area_w, area_h), (w, h))
         if self.frames_drawn % 15 == 0:  # text changes are not free under a software renderer
             self.update_caption(w)
 
@@ -565,16 +627,27 @@ class App:
             if self.render_ms is not None:
                 parts.append(f"render {self.render_ms:.0f} ms")
         text = "   ·   ".join(parts)
-        dpg.set_value("image_caption", text)
-        # Right-aligned by the gap before it: about 7 px a character in the default font.
-        spare = dpg.get_viewport_client_width() - 40 - dpg.get_item_rect_size("status")[0] - 7 * len(text)
-        dpg.configure_item("status_gap", width=max(16, int(spare)))
+        if text != dpg.get_value("image_caption"):
+            dpg.set_value("image_caption", text)
+            self.fit_status()
+
+    def fit_status(self):
+        """The status line keeps its place: its text is cut with an ellipsis to the room left of the
+        caption (the whole line is in its tooltip), and the caption stays right-aligned."""
+        dpg = self.dpg
+        caption = dpg.get_value("image_caption") or ""
+        width = dpg.get_viewport_client_width() if self.frames_drawn else VIEWPORT_W
+        room = max(8, (width - 40 - CHAR_PX * (len(caption) + 3)) // CHAR_PX)
+        text = self.status_text
+        shown = text if len(text) <= room else text[:room - 1] + "…"
+        dpg.set_value("status", shown)
+        dpg.configure_item("status_gap", width=max(16, int(width - 40 - CHAR_PX * (len(shown) + len(caption)))))
 
     def log_rects(self):
         """Where every control is on screen (and which are greyed out), so the tests can click it instead of
         guessing pixels."""
         dpg = self.dpg
-        rects, disabled = {}, []
+        rects, disabled, menus = {}, [], []
         for alias in dpg.get_aliases():
             try:
                 state = dpg.get_item_state(alias)
@@ -585,6 +658,15 @@ class App:
                 rects[alias] = [*state["rect_min"], *state["rect_max"]]
                 if not enabled:
                     disabled.append(alias)
+            elif alias.startswith(("menu_", "display_")) and state.get("pos") and dpg.is_item_shown(alias):
+                menus.append((alias, state))  # menus and their items tell only where they start
+        for alias, state in sorted(menus, key=lambda item: dpg.get_item_type(item[0]) != "mvAppItemType::mvMenu"):
+            x, y = state["pos"]
+            w, h = state.get("rect_size") or (0, 0)
+            menu = dpg.get_item_alias(dpg.get_item_parent(alias)) or ""
+            if menu in rects and dpg.get_item_type(alias) != "mvAppItemType::mvMenu":
+                x, y = x + rects[menu][0], y + rects[menu][3]  # an item of an open menu: under its header
+            rects[alias] = [x, y, x + (w or 7 * len(dpg.get_item_label(alias) or "")), y + (h or 17)]
         extra = {}
         for panel in self.panels:
             extra.update(getattr(panel, "test_geometry", lambda: {})())
@@ -634,8 +716,35 @@ class App:
             started = time.perf_counter()
             self.step()
             if self.idle_for() > IDLE_AFTER_SECONDS:
-                # Nobody is touching the window: draw less often and leave the CPU to the renderer.
-                time.sleep(max(0.0, 1 / IDLE_FPS - (time.perf_counter() - started)))
+                # Nobody is touching the window. With nothing left to come from the background either,
+                # the next frame waits for input (a mouse move, a key, the window manager): an idle
+                # window draws nothing. While a render or an export runs, frames come at IDLE_FPS.
+                if self.log and self.layout_changed():
+                    self.log_rects()  # the tests' map of the window, before it may wait
+                self.wait_for_input(not self.background_busy())
+                if not self.waiting_for_input:
+                    time.sleep(max(0.0, 1 / IDLE_FPS - (time.perf_counter() - started)))
+            else:
+                self.wait_for_input(False)
+
+    def wait_for_input(self, wait):
+        if wait == self.waiting_for_input or os.environ.get("STYLESCOPE_NO_INPUT_WAIT"):  # (the bench's baseline)
+            return
+        self.dpg.configure_app(wait_for_input=wait)
+        self.waiting_for_input = wait
+        self.log.write("wait_for_input", on=wait)
+
+    def background_busy(self):
+        """Whether something may change the picture or a panel without input: a request not sent,
+        a render or a worker call in flight, a frame not shown yet, a panel's job (an export)."""
+        engine = self.engine
+        if engine is not None and not engine.idle():
+            return True
+        if self.can_render() and self.state.version != self.submitted:
+            return True
+        if self.log and self.rects_due >= self.frames_drawn:
+            return True  # the tests' map of the window is due after a new picture
+        return any(panel.busy() for panel in self.panels)
 
     def idle_for(self):
         """Seconds since the last sign of life: mouse moved or held, a key, an edit, a new frame, animation."""
@@ -653,7 +762,8 @@ class App:
     def layout_changed(self):
         key = (self.image_size, tuple(sorted((p.title, self.dpg.get_value(p.header)) for p in self.panels)),
                self.texture.width, len(self.model_info),
-               tuple(p.layout_state() for p in self.panels if hasattr(p, "layout_state")))
+               tuple(p.layout_state() for p in self.panels if hasattr(p, "layout_state")), shown_dialogs(),
+               self.status_text)
         changed = key != getattr(self, "_layout_key", None)
         self._layout_key = key
         return changed
@@ -669,6 +779,12 @@ class App:
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+
+
+def shown_dialogs():
+    from app.file_dialog import DIALOGS
+
+    return tuple(tag for tag in DIALOGS if DIALOGS[tag].listed)
 
 
 def positional_count(callback, most=3):
@@ -688,7 +804,9 @@ def positional_count(callback, most=3):
 
 def run_app(args) -> int:
     """Open the explorer window and run until it is closed. Returns the process exit code."""
-    problem = display_problem()
+    from app.window_probe import window_problem
+
+    problem = display_problem() or window_problem()
     if problem:
         print(f"stylescope: {problem}", file=sys.stderr)
         return 2

@@ -14,6 +14,19 @@ def fit_size(image_w, image_h, area_w, area_h):
     return max(1, int(image_w * scale)), max(1, int(image_h * scale))
 
 
+DISPLAY_FILTERS = {"auto": "Smooth above 4x, pixel-exact below", "smooth": "Smooth", "pixel": "Pixel-exact"}
+SMOOTH_ABOVE_ZOOM = 4  # "auto": a 64 px image at 13x is a mosaic of blocks in nearest sampling
+
+
+def wants_nearest(mode, zoom):
+    """Whether the picture is magnified pixel-exact for a display filter mode at a zoom factor."""
+    if mode == "pixel":
+        return True
+    if mode == "smooth":
+        return False
+    return zoom <= SMOOTH_ABOVE_ZOOM
+
+
 def to_rgb_uint8(image):
     """Any HxW, HxWx1, HxWx3 or HxWx4 uint8 image as HxWx3 (grey repeated, alpha dropped)."""
     image = np.asarray(image)
@@ -45,7 +58,8 @@ class FrameTexture:
         self._front = 0
         self.uploads = 0
         self.foreign_gl_names = None  # GL textures that are not ours (found at the first scan)
-        self.crisp_pending = False
+        self.crisp_pending = False  # the magnification filter is to be (re)applied
+        self.nearest = True  # magnify with whole pixels (pixel-exact) or smoothly (linear)
         self._allocate(width, height)
 
     def _allocate(self, width, height):
@@ -74,8 +88,15 @@ class FrameTexture:
         self.uploads += 1
         return old_tag
 
+    def set_nearest(self, nearest):
+        """Pixel-exact (nearest) or smooth (linear) magnification, applied between frames."""
+        if nearest != self.nearest:
+            self.nearest = nearest
+            self.crisp_pending = True
+
     def make_crisp(self):
-        """Magnify with nearest-neighbour sampling, so an integer zoom shows whole pixels.
+        """Magnify with nearest-neighbour sampling (self.nearest), so an integer zoom shows whole
+        pixels, or linear sampling, which shows a small image enlarged many times smoothly.
 
         dearpygui creates textures with linear filtering and does not tell their GL names; ours
         are the textures of our size, less those of other sizes seen at the first scan (the
@@ -96,7 +117,8 @@ class FrameTexture:
                 size = (int(GL.glGetTexLevelParameteriv(GL.GL_TEXTURE_2D, 0, GL.GL_TEXTURE_WIDTH)),
                         int(GL.glGetTexLevelParameteriv(GL.GL_TEXTURE_2D, 0, GL.GL_TEXTURE_HEIGHT)))
                 if size == (self.width, self.height):
-                    GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MAG_FILTER, GL.GL_NEAREST)
+                    GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MAG_FILTER,
+                                       GL.GL_NEAREST if self.nearest else GL.GL_LINEAR)
                 elif first_scan:
                     self.foreign_gl_names.add(name)
             GL.glBindTexture(GL.GL_TEXTURE_2D, 0)

@@ -141,7 +141,7 @@ class NumpyFile:
             self._members = {name[:-4]: name for name in members if name.endswith(".npy")}
             self.names = list(self._members)
         elif head != b"\x93NUMPY":
-            raise ValueError(f"{self.what}: not a readable numpy file (no .npy or .npz header)")
+            raise ValueError(f"{self.what}: not a .npy/.npz array file")
 
     def __enter__(self):
         return self

@@ -23,6 +23,14 @@ def video_format(path):
     raise ValueError(f"{path}: unknown video type {suffix!r}; use .mp4 or .gif")
 
 
+def gif_delays_cs(fps, count):
+    """Each frame's GIF delay in hundredths of a second (the format's unit), chosen so that the
+    delays add up to the frame rate over time: 30 fps is 3, 4, 3, 3, 4, 3, ... cs (33.3 ms on
+    average), not 3 cs each (33.3 fps). At least 2 cs: players slow shorter delays to 10 cs."""
+    step = 100.0 / float(fps)
+    return [max(2, round((i + 1) * step) - round(i * step)) for i in range(count)]
+
+
 def check_video_settings(fps, quality):
     """(fps, quality) as floats, or ValueError naming the field: fps a finite number > 0,
     quality a finite number in 0-10 (imageio's scale; 10 is lossless H.264)."""
@@ -171,14 +179,13 @@ class VideoWriter:
         if not self._gif_frames:
             raise ValueError("no frames to write")
         pictures = [Image.fromarray(frame) for frame in self._gif_frames]
-        # GIF delays are whole hundredths of a second.
-        duration_ms = max(10, int(round(100.0 / self.fps)) * 10)
+        durations_ms = [10 * cs for cs in gif_delays_cs(self.fps, len(pictures))]
         pictures[0].save(
             self.path,
             format="GIF",
             save_all=True,
             append_images=pictures[1:],
-            duration=duration_ms,
+            duration=durations_ms,
             loop=0,
             optimize=False,
         )

@@ -134,9 +134,13 @@ def send_close_request(display, title="StyleScope"):
 class AppUnderTest:
     """The explorer in a subprocess on a VirtualScreen, with its JSON-lines test log."""
 
-    def __init__(self, screen, workdir, pkl=None, extra_args=(), extra_env=None, window_only=False):
+    def __init__(self, screen, workdir, pkl=None, extra_args=(), extra_env=None, window_only=False,
+                 display_filter="pixel"):
         self.screen = screen
         self.workdir = Path(workdir)
+        if display_filter:  # the tests compare the screen with frames: whole pixels, unless asked
+            (self.workdir / "config").mkdir(parents=True, exist_ok=True)
+            (self.workdir / "config" / "settings.json").write_text(json.dumps({"display_filter": display_filter}))
         self.log_path = self.workdir / "app_log.jsonl"
         self.stderr_path = self.workdir / "app_stderr.txt"
         env = {**screen.env(), "STYLESCOPE_TEST_LOG": str(self.log_path),

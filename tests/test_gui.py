@@ -60,11 +60,12 @@ def image_on_screen(app, tmp_path, name):
     return crop(shot, screen_pos(rects, "image")), shot
 
 
-def settled_frame(app):
-    """The last frame once no frame came for 1.5 s, with the widget values logged after it."""
+def settled_frame(app, after=0):
+    """The last frame once no frame came for 1.5 s, with the widget values logged after it; with
+    `after`, only once the frames logged after the first `after` ones include one (a drag's)."""
     def settled(events):
         frames = [e for e in events if e["event"] == "frame"]
-        if time.time() - frames[-1]["time"] < 1.5:
+        if len(frames) <= after or time.time() - frames[-1]["time"] < 1.5:
             return None
         states = [e for e in events if e["event"] == "rects" and e["time"] > frames[-1]["time"]]
         return (frames[-1], states[-1]["values"]) if states else None
@@ -270,7 +271,9 @@ def test_noise_mode_buttons_render_like_headless(app, tmp_path):
         shown[mode] = shown_image(frame)
         np.testing.assert_array_equal(shown[mode], headless_render(frame["request"], tmp_path))
         # Back to const: the frame shown before the clicks comes back from the recent frames, not a new pass.
-        assert frame["recalled"] == (mode == "const"), (mode, frame["recalled"])
+        # (All noise off may come back too: the panel's noise-use measurement rendered it.)
+        if mode != "none":
+            assert frame["recalled"] == (mode == "const"), (mode, frame["recalled"])
     assert not np.array_equal(shown["none"], shown["const"]) and not np.array_equal(shown["random"], shown["const"])
 
 
@@ -372,8 +375,9 @@ def test_a_w_from_a_file_a_direction_between_seeds_and_a_frozen_w_render_like_he
     # The network's first principal direction of W (GANSpace), dragged: another image, as headless.
     app.screen.click(*centre(screen_pos(app.wait_for_rects(after_time=frozen["time"]), "direction_add_pca")))
     x0, y0, x1, y1 = screen_pos(app.wait_for_item("direction_1"), "direction_1")
+    count = len(app.frames())
     app.screen.drag(x0 + (x1 - x0) * 0.4, (y0 + y1) / 2, x0 + (x1 - x0) * 0.2, (y0 + y1) / 2, steps=6, pause=0.05)
-    last, values = settled_frame(app)
+    last, values = settled_frame(app, after=count)  # (strength 0 made no frame: the last one is older)
     assert values["directions"][1][0] == "PC0 all" and values["directions"][1][1] < 0, values["directions"][1][:3]
     np.testing.assert_array_equal(shown_image(last), headless_render(last["request"], tmp_path))
     assert [e["message"] for e in app.events("error") if e["time"] > home["time"]] == [error["message"]]

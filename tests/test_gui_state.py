@@ -304,10 +304,13 @@ def test_vector_files_are_checked_against_the_network(tmp_path):
         with pytest.raises(ValueError, match="shape|z_dim|NaN"):
             latent_from_file(tmp_path / filename, INFO)
     (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
-    with pytest.raises(ValueError, match="not a readable numpy file"):
+    with pytest.raises(ValueError, match=r"junk.npy: not a .npy/.npz array file$"):
         latent_from_file(tmp_path / "junk.npy", INFO)
+    (tmp_path / "notes.txt").write_text("0.1 0.2 0.3\n")  # a text file: no numpy 'allow_pickle' talk
+    with pytest.raises(ValueError, match=r"notes.txt: not a .npy/.npz array file$"):
+        direction_from_file(tmp_path / "notes.txt", INFO)
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError):  # pickled objects are never loaded
+    with pytest.raises(ValueError, match="pickled"):  # pickled objects are never loaded
         direction_from_file(tmp_path / "objects.npy", INFO)
     with pytest.raises(ValueError, match="does not fit"):
         fit_w(np.ones((2, 2, 3)), INFO)

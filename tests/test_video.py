@@ -206,3 +206,24 @@ def test_cli_video_refuses_bad_fps_and_quality_before_rendering(tmp_path, capsys
         err = capsys.readouterr().err
         assert code == 1 and f"stylescope: {field}: " in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_30_fps_gif_plays_at_30_fps(tmp_path):
+    # GIF delays are whole hundredths of a second: 3 cs each would play at 33.3 fps.
+    from PIL import Image
+
+    from renderer.video import gif_delays_cs
+
+    frames = smooth_frames(30, 16, 16)
+    path = tmp_path / "clip.gif"
+    with VideoWriter(path, fps=30) as writer:
+        for frame in frames:
+            writer.append(frame)
+    with Image.open(path) as gif:
+        durations = []
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            durations.append(gif.info["duration"])
+    assert len(durations) == 30 and sum(durations) == 1000, durations
+    assert set(durations) == {30, 40}
+    assert sum(gif_delays_cs(24, 24)) == 100 and sum(gif_delays_cs(12.5, 25)) == 200

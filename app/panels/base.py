@@ -1,6 +1,9 @@
 """Panel: the small base every panel shares (one collapsing header, controls bound to ExplorerState values)."""
 
+from pathlib import Path
+
 import dearpygui.dearpygui as dpg
+import numpy as np
 
 from app.state import PARAM_BY_NAME
 
@@ -34,19 +37,28 @@ class Panel:
     def tick(self):
         """Called once per UI frame, for panels that watch the mouse or animate."""
 
+    def busy(self):
+        """Whether work of this panel runs in the background (the window then keeps drawing)."""
+        return False
+
     def visible_for(self, info):
         """Whether the panel applies to the loaded network."""
         return True
 
     # --- helpers ----------------------------------------------------------------------------
     @staticmethod
-    def add_file_dialog(tag, extensions, callback):
-        """A hidden modal file dialog that lists `extensions` first (and any file); callback(sender, app_data)."""
-        with dpg.file_dialog(tag=tag, show=False, width=720, height=440, modal=True, callback=callback,
-                             cancel_callback=lambda: None):
-            for ext in extensions:
-                dpg.add_file_extension(ext, color=(140, 200, 255))
-            dpg.add_file_extension(".*")
+    def add_file_dialog(tag, extensions, callback, title="Open a file", kind="Files", purpose=None):
+        """A hidden modal file dialog (app/file_dialog.py) whose first filter lists all of `extensions`
+        together (then any file); callback(sender, app_data) as dearpygui's, app_data holding
+        'file_path_name' and 'selections'. Show it with app.file_dialog.show_file_dialog(tag)."""
+        from app.file_dialog import FileDialog
+
+        def chosen(path):
+            callback(tag, {"file_path_name": path, "file_name": Path(path).name, "current_path": str(Path(path).parent),
+                           "selections": {Path(path).name: path}})
+
+        label = f"{kind} ({' '.join(extensions)})"
+        return FileDialog(tag, title, [(label, tuple(e.lower() for e in extensions))], chosen, purpose or tag)
 
     @staticmethod
     def dialog_path(app_data):
@@ -95,7 +107,7 @@ class Panel:
         tag = dpg.add_slider_float(label=param.label, default_value=self.app.state[name],
                                    min_value=param.low, max_value=param.high, format=fmt,
                                    callback=self.on_widget, **kwargs)
-        return self.bind(tag, name)
+        return self.bind(tag, name, from_widget=typed_float)
 
     def checkbox(self, name, **kwargs):
         tag = dpg.add_checkbox(label=PARAM_BY_NAME[name].label, default_value=bool(self.app.state[name]),
@@ -112,3 +124,9 @@ class Panel:
         tag = dpg.add_radio_button(items=list(items), default_value=self.app.state[name],
                                    horizontal=horizontal, callback=self.on_widget, **kwargs)
         return self.bind(tag, name)
+
+
+def typed_float(value):
+    """A float slider's value as the person typed or saw it: dearpygui keeps float32, so a typed
+    0.7 arrives as 0.699999988; the shortest float32 text ('0.7') is what they meant."""
+    return float(str(np.float32(value)))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
-from app.panels.base import Panel
+from app.panels.base import Panel, typed_float
 
 INTERPOLATIONS = ["slerp-z", "lerp-w", "cubic-w"]
 EASINGS = ["linear", "ease-in-out", "cosine", "ease-in", "ease-out"]
@@ -16,7 +16,31 @@ VIDEO_FORMATS = ["mp4", "gif"]
 
 
 def default_folder():
-    return os.environ.get("STYLESCOPE_SAVE_DIR") or os.getcwd()
+    """STYLESCOPE_SAVE_DIR, else the folder the last export went to, else ~/Pictures (or home)."""
+    from app.settings import last_folder
+
+    return os.environ.get("STYLESCOPE_SAVE_DIR") or str(last_folder("export"))
+
+
+def plural(count, noun):
+    """'1 frame', '2 frames'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def seed_name(request):
+    """The file-name part that says what was drawn: 'seed245' for the seed shown (a seed-plane
+    position or a blend is named by its heaviest seed, the one the seed field shows, plus
+    '-blend'), 'latent' for a loaded or frozen vector."""
+    if request.z is not None or request.w is not None:
+        return "latent"
+    pairs = list(request.seed_weights())
+    if request.seed_xy is not None:  # rounded as the seed field rounds it
+        from app.panels.latent import combined_seed
+
+        seed = combined_seed(*request.seed_xy)
+    else:
+        seed = max(pairs, key=lambda pair: pair[1])[0]
+    return f"seed{seed}" + ("-blend" if len(pairs) > 1 else "")
 
 
 def timestamp():
@@ -37,11 +61,22 @@ class ExportPanel(Panel):
 
     # --- widgets -------------------------------------------------------------------------------
     def build(self):
+        with dpg.group(horizontal=True):  # (also in the File menu)
+            dpg.add_button(label="Save session...", tag="session_save",
+                           callback=lambda: self.app.show_session_dialog("save"))
+            dpg.add_button(label="Load session...", tag="session_load",
+                           callback=lambda: self.app.show_session_dialog("load"))
         dpg.add_input_text(tag="export_folder", label="Folder", default_value=default_folder(), width=-70)
         self.app.text_inputs.append("export_folder")
         with dpg.group(horizontal=True):
             dpg.add_button(label="Save frame", tag="export_frame", callback=lambda: self.save_frame())
             dpg.add_checkbox(label="also w, z (.npy)", tag="export_latents")
+        dpg.add_input_float(tag="export_scale", label="Output scale", default_value=1.0, min_value=0.01,
+                            max_value=16.0, min_clamped=True, max_clamped=True, step=0.5, format="%.2fx", width=150)
+        self.app.text_inputs.append("export_scale")
+        with dpg.tooltip("export_scale"):
+            dpg.add_text("Resize what is written (frames, grids, videos) by this factor, as the CLI's\n"
+                         "--output-scale: nearest neighbour up (pixels stay crisp), Lanczos down.")
 
         dpg.add_separator()
         dpg.add_text("Video through keyframes")
@@ -96,16 +131,22 @@ class ExportPanel(Panel):
 
     def settings(self):
         """The panel's values as a plain dict (what the start_* methods take)."""
-        names = ["folder", "latents", "keys", "interp", "easing", "per", "fps", "loop", "grid", "format", "quality",
+        names = ["folder", "latents", "scale", "keys", "interp", "easing", "per", "fps", "loop", "grid", "format", "quality",
                  "sweep", "sweep_frames", "grid_seeds", "grid_shape", "mix_rows", "mix_cols", "mix_group"]
         return {name: dpg.get_value(f"export_{name}") for name in names}
 
     # --- what the buttons do (no widgets touched, so tests can call them) ----------------------
-    def current_request(self):
+    def current_request(self, settings=None):
+        """The state's request, with the panel's output scale (what the window shows is never resized)."""
+        import dataclasses
+
         engine = getattr(self.app, "engine", None)
         if engine is not None and hasattr(engine, "request_for"):
-            return engine.request_for(self.app.state)
-        return self.app.state.to_request()
+            request = engine.request_for(self.app.state)
+        else:
+            request = self.app.state.to_request()
+        scale = float((settings or {}).get("scale") or 1.0)
+        return dataclasses.replace(request, output_scale=typed_float(scale)) if scale != 1.0 else request
 
     def export_renderer(self):
         """A Renderer of the export's own: the interactive worker's is never shared across threads."""
@@ -128,9 +169,8 @@ class ExportPanel(Panel):
         from renderer import export
 
         settings = settings or self.settings()
-        request = self.current_request()
-        seed = request.seeds[0][0] if request.z is None and request.w is None else "latent"
-        path = self.output_path(settings, f"stylescope_seed{seed}", ".png")
+        request = self.current_request(settings)
+        path = self.output_path(settings, f"stylescope_{seed_name(request)}", ".png")
         shown = getattr(self.app, "last_frame", None)
         # The frame on screen, when it is the full render of this very request: no second render.
         image = None
@@ -143,7 +183,7 @@ class ExportPanel(Panel):
     def start_video(self, settings):
         from renderer import export, interpolate
 
-        base = self.current_request()
+        base = self.current_request(settings)
         format_suffix = "." + str(settings.get("format") or "mp4")
         path = self.output_path(settings, "stylescope_video", format_suffix)
         items = self.keyframe_items(settings.get("keys"), base)
@@ -167,12 +207,12 @@ class ExportPanel(Panel):
             return export.export_video(renderer, sequences, path, fps=settings["fps"], quality=settings["quality"],
                                        cols=cols, total=total, progress=progress, cancel=cancel)
 
-        return self.start(f"video ({total} frames)", work)
+        return self.start(f"video ({plural(total, 'frame')})", work)
 
     def start_sweep(self, settings):
         from renderer import export
 
-        base = self.current_request()
+        base = self.current_request(settings)
         control, frames = settings["sweep"], int(settings["sweep_frames"])
         path = self.output_path(settings, f"stylescope_sweep_{control}", "." + str(settings.get("format") or "mp4"))
 
@@ -187,7 +227,7 @@ class ExportPanel(Panel):
     def start_seed_grid(self, settings):
         from renderer import export
 
-        base = self.current_request()
+        base = self.current_request(settings)
         seeds = export.parse_seeds(settings["grid_seeds"])
         rows, cols = export.parse_grid_shape(settings["grid_shape"])
         if len(seeds) > rows * cols:
@@ -205,7 +245,7 @@ class ExportPanel(Panel):
     def start_mix_grid(self, settings):
         from renderer import export
 
-        base = self.current_request()
+        base = self.current_request(settings)
         row_seeds, col_seeds = export.parse_seeds(settings["mix_rows"]), export.parse_seeds(settings["mix_cols"])
         group = settings["mix_group"]
         cells = export.style_mix_requests(base, row_seeds, col_seeds, group)
@@ -250,6 +290,9 @@ class ExportPanel(Panel):
         self.app.set_status(f"exporting {description} ...")
         return self.job
 
+    def busy(self):
+        return self.job is not None
+
     def cancel(self):
         if self.job is not None and not self.job.finished:
             self.job.cancel()
@@ -282,6 +325,10 @@ class ExportPanel(Panel):
         else:
             written = job.result if isinstance(job.result, (list, tuple)) else [job.result]
             names = ", ".join(str(p) for p in written if isinstance(p, (str, Path)))
+            if written and isinstance(written[0], (str, Path)):
+                from app.settings import remember_folder
+
+                remember_folder("export", Path(written[0]).parent)  # the next run starts there
             message, error = f"saved {names or job.description}", False
         self.log_progress(job, "cancelled" if job.cancelled else "error" if job.error else "done", message=message)
         dpg.set_value("export_message", message)

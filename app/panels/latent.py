@@ -4,7 +4,7 @@ import random
 
 import dearpygui.dearpygui as dpg
 
-from app.panels.base import Panel
+from app.panels.base import Panel, typed_float
 from renderer.request import SEED_STEP_Y
 
 MAX_BLEND_ROWS = 8
@@ -29,7 +29,8 @@ class LatentPanel(Panel):
             dpg.add_checkbox(label="Class", tag="class_on", callback=self.on_class)
             dpg.add_input_int(tag="class_idx", width=150, min_value=0, min_clamped=True, callback=self.on_class)
             self.app.text_inputs.append("class_idx")
-        dpg.add_text("", tag="seed_position", color=(150, 150, 150))
+            dpg.add_text("", tag="class_source", color=(150, 150, 150))
+        dpg.add_text("", tag="seed_position", color=(150, 150, 150), wrap=390)
         dpg.add_text(SEED_HINT, tag="seed_hint", color=(120, 120, 120))
 
         dpg.add_spacer(height=2)
@@ -56,6 +57,21 @@ class LatentPanel(Panel):
         """Conditional networks: a fixed class, or (off) the class NVIDIA's visualizer draws from the seed."""
         on = dpg.get_value("class_on")
         self.app.edit("class_idx", int(dpg.get_value("class_idx")) if on else None, coalesce=False)
+        self.show_class()
+
+    def show_class(self):
+        """Unticked, the field shows (greyed) the class the image uses: the one picked from the seed."""
+        from app import bridge
+
+        used = bridge.class_in_use(self.app.state, self.app.model_info or {})
+        if used is None:
+            return
+        value, how = used
+        dpg.set_value("class_idx", value)
+        dpg.configure_item("class_idx", enabled=self.app.state["class_idx"] is not None)
+        dpg.set_value("class_source", "" if how == "chosen" else how)
+        if self.app.log:
+            self.app.log.write("class_shown", value=value, how=how, enabled=self.app.state["class_idx"] is not None)
 
     def on_model(self, info):
         c_dim = int(info.get("c_dim") or 0)
@@ -63,6 +79,7 @@ class LatentPanel(Panel):
         dpg.configure_item("class_idx", max_value=max(0, c_dim - 1), max_clamped=True)
         if c_dim == 0 and self.app.state["class_idx"] is not None:
             self.app.state.values["class_idx"] = None  # an unconditional network takes no label
+        self.show_class()
 
     def layout_state(self):
         """What moves this panel's controls: the blend rows above the animation checkbox."""
@@ -76,9 +93,10 @@ class LatentPanel(Panel):
         x, y = self.app.state["seed_x"], self.app.state["seed_y"]
         pairs = self.app.state.seeds()
         text = f"x {x:.2f}  y {y:.2f}"
-        if len(pairs) > 1:
-            text += "  ·  " + ", ".join(f"{s}:{w:.2f}" for s, w in pairs[:6])
+        if len(pairs) > 1:  # at most four pairs: the line stays in the panel
+            text += "  ·  " + ", ".join(f"{s}:{w:.2f}" for s, w in pairs[:4]) + (" …" if len(pairs) > 4 else "")
         dpg.set_value("seed_position", text)
+        self.show_class()
         # One line either way (the same height: the controls below stay where they are).
         latent = self.app.state["latent"]
         dpg.set_value("seed_hint", SEED_HINT if latent is None else f"Not used now: the {latent[0]} in Vectors is.")
@@ -104,7 +122,7 @@ class LatentPanel(Panel):
         elif field == "seed":
             rows[index][0] = max(0, int(value))
         else:
-            rows[index][1] = float(value)
+            rows[index][1] = typed_float(value)
         self.app.edit("blend_seeds", rows, coalesce=field == "weight")
         if field == "remove":
             self.rebuild_blend_rows()
@@ -133,10 +151,7 @@ class LatentPanel(Panel):
     def sync(self):
         super().sync()
         dpg.set_value("seed", combined_seed(self.app.state["seed_x"], self.app.state["seed_y"]))
-        class_idx = self.app.state["class_idx"]
-        dpg.set_value("class_on", class_idx is not None)
-        if class_idx is not None:
-            dpg.set_value("class_idx", int(class_idx))
+        dpg.set_value("class_on", self.app.state["class_idx"] is not None)
         if self.shown_rows != self.app.state["blend_seeds"]:
             self.rebuild_blend_rows()
         self.show_position()

@@ -96,8 +96,10 @@ class LayersPanel(Panel):
         dpg.set_value("layer_list", self.item_for(self.app.state["layer"]))
         channels = self.current_channels()
         on_layer = self.app.state["layer"] is not None
-        for tag in ("channel_mode", "channel", "grid_channels", "normalize"):
+        for tag in ("channel_mode", "channel", "normalize"):
             dpg.configure_item(tag, enabled=on_layer)
+        # The channel count is the grid's alone: rgb shows three, one shows one.
+        dpg.configure_item("grid_channels", enabled=on_layer and self.app.state["channel_mode"] == "grid")
         if channels:
             dpg.configure_item("channel", max_value=max(0, self.last_base_channel()))
             dpg.configure_item("grid_channels", max_value=max(1, channels))

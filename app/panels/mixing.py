@@ -14,10 +14,15 @@ PRESETS = tuple(MIX_GROUPS)  # the paper's coarse, middle and fine; one definiti
 
 def preset_layers(resolutions, preset):
     """The w indices of a named group for a network's ws_resolutions; () when it has none (StyleGAN3's coarse)."""
+    return preset_or_reason(resolutions, preset)[0]
+
+
+def preset_or_reason(resolutions, preset):
+    """(w indices, '') of a named group, or ((), why not) when the network has none of its layers."""
     try:
-        return tuple(mix_indices(preset, resolutions))
-    except ValueError:
-        return ()
+        return tuple(mix_indices(preset, resolutions)), ""
+    except ValueError as error:
+        return (), str(error).removeprefix("mix_layers: ")
 
 
 class MixingPanel(Panel):
@@ -33,7 +38,9 @@ class MixingPanel(Panel):
 
     def build(self):
         with dpg.group(horizontal=True):
-            self.checkbox("mix_enabled", tag="mix_enabled")
+            dpg.add_checkbox(label="Style mixing", tag="mix_enabled", default_value=bool(self.app.state["mix_enabled"]),
+                             callback=self.on_enable)
+            self.bind("mix_enabled", "mix_enabled")
             self.input_int("mix_seed", tag="mix_seed", width=150, min_value=0, min_clamped=True)
         dpg.add_text("Layers taken from the mix seed (resolution under each)", color=(150, 150, 150))
         dpg.add_drawlist(RANGE_W, RANGE_H, tag="mix_range")
@@ -125,7 +132,28 @@ class MixingPanel(Panel):
         self.sync()
 
     def on_preset(self, sender, value, preset):
-        self.set_layers(preset_layers(self.resolutions, preset) if preset else (), coalesce=False)
+        if preset is None:
+            self.set_layers((), coalesce=False)  # None: no layers, mixing off
+            return
+        layers, reason = preset_or_reason(self.resolutions, preset)
+        if not layers:  # StyleGAN3 has no 4-8 px layers: say so instead of doing nothing
+            self.app.set_status(f"{preset.capitalize()}: {reason}", error=True)
+            return
+        self.set_layers(layers, coalesce=False)
+
+    def on_enable(self, sender, value, user_data=None):
+        """Ticked with no layers chosen would change nothing: take the first group the network has."""
+        if not value or self.app.state["mix_layers"] or not self.resolutions:
+            self.app.edit("mix_enabled", bool(value), coalesce=False)
+            self.sync()
+            return
+        for preset in PRESETS:
+            layers, _ = preset_or_reason(self.resolutions, preset)
+            if layers:
+                self.set_layers(layers, coalesce=False)
+                self.app.set_status(f"style mixing: no layers were chosen, so the {preset} ones "
+                                    f"(ws {layers[0]}-{layers[-1]}); drag the range or pick a preset")
+                return
 
     def on_box(self, sender, value, index):
         layers = set(self.app.state["mix_layers"])

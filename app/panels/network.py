@@ -1,21 +1,15 @@
 """Network panel: open a network file (dialog, path, recent files) and show the loaded model's summary."""
 
 import json
-import os
 from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
 from app.panels.base import Panel
+from app.settings import config_dir
 
 RECENT_LIMIT = 8
 NETWORK_EXTENSIONS = (".pkl", ".pt", ".pth", ".safetensors")
-
-
-def config_dir():
-    root = os.environ.get("STYLESCOPE_CONFIG_DIR") or os.path.join(
-        os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "stylescope")
-    return Path(root)
 
 
 def read_recent():
@@ -44,15 +38,23 @@ class NetworkPanel(Panel):
                                on_enter=True, callback=lambda s, v: self.open_path(v))
             dpg.add_button(label="Load", tag="net_load", callback=lambda: self.open_path(dpg.get_value("net_path")))
         self.app.text_inputs.append("net_path")
-        dpg.add_combo([], tag="net_recent", label="Recent", width=-60,
-                      callback=lambda s, v: self.open_path(v))
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="Default model", tag="net_default", callback=lambda: self.open_default())
+            dpg.add_combo([], tag="net_recent", label="Recent", width=-60,
+                          callback=lambda s, v: self.open_path(v))
+        with dpg.tooltip("net_default"):
+            dpg.add_text("Back to the embedded default model (a small StyleGAN2 shipped with StyleScope)")
         dpg.add_text("No network loaded", tag="net_summary", wrap=PANEL_WRAP)
-        self.add_file_dialog("net_dialog", NETWORK_EXTENSIONS, self.on_dialog)
+        self.add_file_dialog("net_dialog", NETWORK_EXTENSIONS, self.on_dialog, title="Open a network",
+                             kind="Network files", purpose="network")
         self.refresh_recent()
 
     def open_dialog(self):
-        start = Path(self.app.state["pkl"] or ".").expanduser()
-        dpg.configure_item("net_dialog", default_path=str(start.parent if start.is_file() else start), show=True)
+        """In the open network's folder; with the default model, the folder last opened from (else home)."""
+        from app.file_dialog import show_file_dialog
+
+        pkl = self.app.state["pkl"]
+        show_file_dialog("net_dialog", folder=Path(pkl).parent if pkl else None)
 
     def on_dialog(self, sender, app_data):
         path = self.dialog_path(app_data)
@@ -70,6 +72,17 @@ class NetworkPanel(Panel):
         self.app.set_status(f"loading {path} ...")
         self.app.edit("pkl", path, coalesce=False)
 
+    def open_default(self):
+        """The embedded default model again (pkl None), as at a start without --pkl."""
+        if self.app.engine is not None and not self.app.engine.has_default_model():
+            self.app.set_status("the embedded default model is missing from assets/", error=True)
+            return
+        if self.app.state["pkl"] is None:
+            self.app.set_status("the embedded default model is already open")
+            return
+        self.app.set_status("loading the embedded default model ...")
+        self.app.edit("pkl", None, coalesce=False)
+
     def refresh_recent(self):
         dpg.configure_item("net_recent", items=read_recent())
 
@@ -79,10 +92,10 @@ class NetworkPanel(Panel):
             recent = [pkl] + [p for p in read_recent() if p != pkl]
             write_recent(recent)
             self.refresh_recent()
-            dpg.set_value("net_path", pkl)
+        dpg.set_value("net_path", pkl or "")
         lines = [
             f"{Path(pkl).name if pkl else '(embedded default)'}",
-            f"{info.get('architecture', '?')} {info.get('variant') or ''}  ·  {info.get('format', '')}".strip(),
+            f"{architecture_text(info)}  ·  {info.get('format', '')}",
             f"{info.get('img_resolution', '?')} px, {info.get('img_channels', '?')} channels",
             f"z {info.get('z_dim', '?')}  w {info.get('w_dim', '?')}  ws {info.get('num_ws', '?')}  c {info.get('c_dim', 0)}",
         ]
@@ -95,3 +108,12 @@ class NetworkPanel(Panel):
 
 
 PANEL_WRAP = 400
+
+
+def architecture_text(info):
+    """'stylegan2 (skip)'; the variant only where it adds something ('stylegan3-t', not 'stylegan3-t t')."""
+    architecture = info.get("architecture") or "?"
+    variant = info.get("variant")
+    if not variant or variant == architecture or architecture.endswith(f"-{variant}"):
+        return architecture
+    return f"{architecture} ({variant})"

@@ -5,6 +5,7 @@ import dearpygui.dearpygui as dpg
 from app.panels.base import Panel
 
 NOISE_MODES = ["const", "random", "none"]
+NOT_MEASURED = object()
 
 
 class TruncationPanel(Panel):
@@ -17,6 +18,10 @@ class TruncationPanel(Panel):
         self.layer_sliders = {}
         self.prepared_for = None  # (layer, state version) of the last noise drag prepared
         self.truncation_applies = True  # False while a loaded or frozen w is used (see tick)
+        self.usage = {}  # layer (None: all) -> mean change in levels of 255 with its noise off
+        self.usage_for = NOT_MEASURED  # the network (pkl; None: the default model) measured or being measured
+        self.usage_todo = []  # layers still to measure, one worker call at a time
+        self.usage_call = None
 
     def build(self):
         self.slider_float("truncation_psi", tag="truncation_psi", width=-130)
@@ -32,7 +37,9 @@ class TruncationPanel(Panel):
             self.radio("noise_mode", NOISE_MODES, tag="noise_mode")
         self.input_int("noise_seed", tag="noise_seed", width=150, min_value=0, min_clamped=True)
         self.slider_float("noise_strength", tag="noise_strength", width=-130, fmt="%.2fx")
+        dpg.add_text("", tag="noise_usage", wrap=390, color=(200, 180, 120), show=False)
         with dpg.tree_node(label="Per-layer strength", tag="noise_layers_node", default_open=False):
+            dpg.add_text("beside each: mean change (of 255) without its noise", color=(130, 130, 140), wrap=380)
             dpg.add_group(tag="noise_layers")
         with dpg.item_handler_registry() as self.hover_handlers:
             dpg.add_item_hover_handler(callback=self.on_layer_slider_hovered)
@@ -49,7 +56,56 @@ class TruncationPanel(Panel):
             dpg.set_value("cutoff", int(cutoff))
         dpg.configure_item("cutoff", enabled=cutoff is not None and self.truncation_applies)
 
+    # --- how much the network uses its noise, measured once per network on the worker ----------
+    def on_frame(self, frame):
+        pkl = self.app.state["pkl"]
+        if frame.preview or not self.noise_layers or self.usage_for == pkl or self.app.engine is None:
+            return
+        if getattr(frame.request, "pkl", None) != pkl:
+            return
+        self.usage_for, self.usage, self.usage_call = pkl, {}, None
+        self.usage_todo = [None] + list(self.noise_layers)  # all noise first: the summary line
+        self.say_usage("measuring how much this network uses its noise ...")
+
+    def busy(self):
+        return bool(self.usage_todo) or self.usage_call is not None
+
+    def tick_usage(self):
+        call = self.usage_call
+        if call is not None and not call.done():
+            return
+        if call is not None:
+            self.usage_call = None
+            layer = self.usage_todo.pop(0)
+            if call.error:
+                self.usage_todo = []
+                self.say_usage(f"noise use not measured: {call.error}")
+                return
+            self.usage[layer] = float(call.result)
+            self.show_usage(layer)
+        if self.usage_todo and self.usage_for == self.app.state["pkl"]:
+            self.usage_call = self.app.engine.noise_usage(self.app.state, self.usage_todo[0])
+        else:
+            self.usage_todo = []
+
+    def say_usage(self, text):
+        dpg.set_value("noise_usage", text)
+        dpg.configure_item("noise_usage", show=bool(text))  # no empty line where there is nothing to say
+
+    def show_usage(self, layer):
+        from app import bridge
+
+        if self.app.log:
+            self.app.log.write("noise_usage", layer=layer, levels=self.usage[layer], pkl=self.usage_for)
+        if layer is None:
+            self.say_usage(bridge.noise_usage_summary(self.usage[None]))
+        elif layer in self.layer_sliders:
+            levels = self.usage[layer]
+            dpg.configure_item(self.layer_sliders[layer], label=f"{layer}  {levels:.2f}" if levels < 10 else
+                               f"{layer}  {levels:.0f}")
+
     def tick(self):
+        self.tick_usage()
         # A w from the Vectors panel is used as it is (truncation acts on the mapping's output):
         # psi and cutoff would change nothing, so they are greyed out meanwhile.
         latent = self.app.state["latent"]
@@ -98,17 +154,23 @@ class TruncationPanel(Panel):
                 max_value=4.0, format="%.2fx",
                 default_value=float(strengths.get(name, 1.0)), callback=self.on_layer_strength, user_data=name)
             dpg.bind_item_handler_registry(self.layer_sliders[name], self.hover_handlers)
+            if name in self.usage:
+                self.show_usage(name)
 
     def on_model(self, info):
         self.num_ws = int(info.get("num_ws") or 0)
         dpg.configure_item("cutoff", max_value=max(1, self.num_ws))
         self.noise_layers = list(info.get("noise_layers") or [])
+        if info.get("pkl") != self.usage_for:
+            self.usage, self.usage_todo, self.usage_call, self.usage_for = {}, [], None, NOT_MEASURED
+            self.say_usage("")
         self.rebuild_layer_sliders()
         # StyleGAN3 has no noise inputs: its noise controls would change nothing, so they are greyed out.
         has_noise = bool(self.noise_layers)
         for tag in ("noise_mode", "noise_seed", "noise_strength"):
             dpg.configure_item(tag, enabled=has_noise)
         dpg.set_value("noise_label", "Noise" if has_noise else "Noise (none in this network)")
+        dpg.configure_item("noise_layers_node", show=has_noise)  # no layers to list
 
     def sync(self):
         super().sync()

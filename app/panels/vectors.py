@@ -130,9 +130,12 @@ class VectorsPanel(Panel):
                                      "direction_toward", "pca_index"])
         self.dialog_target = "latent"
         self.calls = []  # (what, WorkerCall, apply, pkl) waiting for the worker: see start()
-        self.add_file_dialog("latent_dialog", LATENT_EXTENSIONS, self.on_dialog)
+        self.add_file_dialog("latent_dialog", LATENT_EXTENSIONS, self.on_dialog, kind="Vector files", purpose="vectors")
         self.rebuild_direction_rows()
         self.show_latent()
+
+    def busy(self):
+        return bool(self.calls)  # worker calls whose results are still to come
 
     def network_info(self):
         """The loaded network's dims, or None (with a status line) before one is on screen or while
@@ -145,7 +148,9 @@ class VectorsPanel(Panel):
 
     def open_dialog(self, target):
         self.dialog_target = target
-        dpg.configure_item("latent_dialog", show=True)
+        from app.file_dialog import show_file_dialog
+
+        show_file_dialog("latent_dialog", title="Load a z or w vector" if target == "latent" else "Add a direction")
 
     def on_dialog(self, sender, app_data):
         path = self.dialog_path(app_data)
