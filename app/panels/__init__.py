@@ -6,7 +6,7 @@ import inspect
 from app.panels.base import Panel
 
 # One module per panel. "export" belongs to the export feature and is picked up when present.
-PANEL_MODULES = ["network", "latent", "vectors", "mixing", "truncation", "layers", "transform", "export", "performance"]
+PANEL_MODULES = ["network", "latent", "vectors", "project", "mixing", "truncation", "layers", "transform", "export", "performance"]
 
 
 def panel_classes():
