@@ -73,8 +73,8 @@ def measure(name, G, steps, settings):
 
 
 SWEEP = {
-    "pixel": dict(msssim=0.0),
-    "pixel + MS-SSIM 0.1 (default)": dict(),
+    "pixel (default)": dict(),
+    "pixel + MS-SSIM 0.1": dict(msssim=0.1),
     "pixel + MS-SSIM 1": dict(msssim=1.0),
     "MS-SSIM only": dict(pixel=0.0, msssim=1.0),
     "pixel + D features 0.1": dict(discriminator=0.1),
