@@ -238,7 +238,10 @@ def _load_companion_discriminator(path):
         family, init_kwargs = config["family"], config["init_kwargs"]
     except Exception as err:  # bad header, no config, bad JSON
         raise LoadError(f"{companion}: not a readable discriminator file ({_one_line(err)})") from None
-    builders = {"stylegan2-discriminator": discriminator.Discriminator}
+    from models import residual_discriminator
+
+    builders = {"stylegan2-discriminator": discriminator.Discriminator,
+                "stylescope-residual-discriminator": residual_discriminator.Discriminator}
     if family not in builders:
         raise LoadError(f"{companion}: unsupported discriminator family {family!r}")
     try:
@@ -247,3 +250,13 @@ def _load_companion_discriminator(path):
         raise LoadError(f"{companion}: cannot build the discriminator ({_one_line(err)})") from None
     stylegan2.load_state_dict_checked(D, tensors)
     return D.eval().requires_grad_(False)
+
+
+def save_discriminator_safetensors(D, path, family="stylescope-residual-discriminator"):
+    """Write a discriminator as the companion <stem>_D.safetensors of a generator file (tensors + JSON config)."""
+    from safetensors.torch import save_file
+
+    config = {"family": family, "init_kwargs": dict(D.init_kwargs)}
+    tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in D.state_dict().items()}
+    with atomic_output(path) as temp_name:
+        save_file(tensors, temp_name, metadata={CONFIG_KEY: json.dumps(config)})

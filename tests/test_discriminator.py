@@ -34,3 +34,27 @@ def test_files_without_a_discriminator_give_none(fixtures_dir, tmp_path):
     assert load_discriminator(junk) is None
     with pytest.raises(LoadError, match="no such file"):
         load_discriminator(tmp_path / "missing.pkl")
+
+
+def test_default_model_ships_its_discriminator():
+    from models.residual_discriminator import Discriminator
+    from renderer.renderer import DEFAULT_MODEL
+
+    D = load_discriminator(DEFAULT_MODEL)
+    assert isinstance(D, Discriminator)
+    with torch.no_grad():
+        features = D.features(torch.zeros([1, 3, 64, 64]))
+        assert [f.shape[-1] for f in features] == [32, 16, 8, 4]
+        assert torch.isfinite(D(torch.zeros([1, 3, 64, 64]))).all()
+
+
+def test_broken_companion_discriminator_is_one_line(tmp_path):
+    import shutil
+
+    from renderer.renderer import DEFAULT_MODEL
+
+    shutil.copy(DEFAULT_MODEL, tmp_path / "m.safetensors")
+    assert load_discriminator(tmp_path / "m.safetensors") is None  # no companion: no D
+    (tmp_path / "m_D.safetensors").write_bytes(b"garbage")
+    with pytest.raises(LoadError, match="m_D.safetensors: not a readable discriminator file"):
+        load_discriminator(tmp_path / "m.safetensors")
