@@ -57,11 +57,11 @@ def run_project_command(args):
     renderer = Renderer()
     base = RenderRequest(pkl=getattr(args, "pkl", None), device=getattr(args, "device", "auto"), noise_mode="const")
     _, G = renderer.load(base)
+    nets = feature_networks(export.model_path_of(base), getattr(args, "vgg", None), settings)
     picture = load_target_image(args.target)
     target, (left, top, size) = prepare_target(picture, G.img_resolution, G.img_channels)
     print(f"target: {args.target} {picture.shape[1]}x{picture.shape[0]}, centre square {size}x{size} at "
           f"({left}, {top}) resized to {G.img_resolution}x{G.img_resolution}", file=sys.stderr)
-    nets = feature_networks(export.model_path_of(base), getattr(args, "vgg", None), settings)
     projector = Projector(G, target, settings, feature_nets=nets)
 
     bar = tqdm(total=settings.steps, unit="step", file=sys.stderr)

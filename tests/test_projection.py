@@ -172,3 +172,25 @@ def test_default_model_projects_its_own_mixed_noisy_image_back(tmp_path, space, 
                          "--out", str(out)]) == 0
     assert run_app.main(["frame", "--w", str(out), "--noise-mode", "const", "--out", str(again)]) == 0
     assert psnr(read_png(again), read_png(target)) >= floor_db
+
+
+def test_cli_perceptual_terms(fixtures_dir, tmp_path, capsys):
+    target = png(tmp_path / "t.png", np.full((64, 64, 3), 120, np.uint8))
+    vgg = random_vgg_file(tmp_path / "vgg16-random.pth")
+    out = tmp_path / "p.npz"
+    assert run_app.main(["project", "--pkl", str(fixtures_dir / "sg2ada_64.pkl"), "--target", target, "--steps", "3",
+                         "--vgg", str(vgg), "--discriminator-weight", "0.5", "--out", str(out)]) == 0
+    assert np.load(out)["w"].shape == (1, 10, 64)
+    # A file without a discriminator: the term is left out with a warning, the projection runs.
+    assert run_app.main(["project", "--pkl", str(fixtures_dir / "sg1_64.pkl"), "--target", target, "--steps", "2",
+                         "--discriminator-weight", "1", "--out", str(out)]) == 0
+    assert "has no discriminator" in capsys.readouterr().err
+    script = tmp_path / "vgg16.pt"
+    import zipfile
+
+    with zipfile.ZipFile(script, "w") as archive:
+        archive.writestr("vgg16/code/__torch__/vgg.py", "def forward(self, x): ...")
+    assert run_app.main(["project", "--pkl", str(fixtures_dir / "sg2ada_64.pkl"), "--target", target, "--steps", "2",
+                         "--vgg", str(script), "--out", str(tmp_path / "q.npz")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "TorchScript" in err and len(err.splitlines()) == 1 and not (tmp_path / "q.npz").exists()
