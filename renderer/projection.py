@@ -188,11 +188,8 @@ class Projector:
                     self.feature_terms.append((name, weight, net, [f.detach() for f in net(self.target)]))
 
     def _w_statistics(self):
-        """(w_avg [w_dim], w_std scalar): the network's tracked w_avg where it has one; NVIDIA's projector
-        samples the mapping for both, which is needed here only for w noise's spread."""
-        w_avg = getattr(self.G.mapping, "w_avg", None)
-        if w_avg is not None and self.settings.w_noise == 0 and torch.isfinite(w_avg).all():
-            return w_avg.detach().to(torch.float32).clone(), 0.0
+        """(w_avg [w_dim], w_std scalar) from seeded samples of the mapping, as NVIDIA's projector does
+        (a file's tracked w_avg may lag its mapping: a start from it converged worse on sg3_t_64)."""
         count = int(self.settings.w_avg_samples)
         z = torch.randn([count, self.G.z_dim], generator=self.generator)
         c = torch.zeros([count, self.G.c_dim]) if self.G.c_dim else None
