@@ -77,6 +77,11 @@ def build_parser():
                                   help="turn a network pickle into a safe .safetensors file (no code inside)")
     convert.add_argument("--out", required=True, help=".safetensors file to write")
     convert.set_defaults(func=cmd_convert)
+
+    project = commands.add_parser("project", parents=[common],
+                                  help="find the w (or W+) of a picture: writes NVIDIA's projected_w.npz")
+    add_project_arguments(project)
+    project.set_defaults(func=cmd_project)
     return parser
 
 
@@ -601,6 +606,34 @@ def cmd_convert(args):
     save_safetensors(G, args.out, extra_metadata={"converted_from": Path(args.pkl).name})
     print(f"wrote {args.out} ({G.info.get('architecture')}, {G.img_resolution}x{G.img_resolution}, from {args.pkl})")
     return 0
+
+
+def add_project_arguments(parser):
+    """Flags of the project command; defaults are ProjectionSettings' (docs/projection.md)."""
+    from renderer.projection import SPACES, ProjectionSettings
+
+    defaults = ProjectionSettings()
+    add = parser.add_argument
+    add("--target", required=True, help="the picture to project (centre-cropped to a square)")
+    add("--space", choices=SPACES, default=defaults.space, help="w: one w for all layers; w+: one per layer")
+    add("--steps", type=int, default=defaults.steps)
+    add("--seed", type=int, default=defaults.seed, help="seeds the w noise and the w_avg samples")
+    add("--out", required=True, help="the .npz to write (key 'w', [1, num_ws, w_dim])")
+    add("--out-png", help="also write the final frame as a PNG that remembers its request")
+    add("--video", help="also write the progress (target | reconstruction) as MP4 or GIF")
+    add("--vgg", metavar="FILE", help="VGG16 weights you have (torchvision vgg16-*.pth or NVIDIA vgg16.pt)")
+    for name in ("pixel", "msssim", "discriminator", "vgg"):
+        add(f"--{name}-weight", type=float, default=None,
+            help=f"weight of the {name} loss term (default {getattr(defaults, name):g}"
+                 + (", 1 with --vgg" if name == "vgg" else "") + ")")
+
+
+def cmd_project(args):
+    """Project a picture into W / W+ and write projected_w.npz (plus a PNG and a video if asked)."""
+    from renderer.project_command import run_project_command
+
+    headless_threads()
+    return run_project_command(args)
 
 
 def cmd_gui(args):

@@ -203,6 +203,41 @@ class Engine:
 
         request = self.request_for(state)
         return self.worker.call(lambda renderer: layer_usage(renderer, request, layer))
+    # Projection (renderer/projection.py): the Projector lives on the worker thread and runs a few
+    # steps per call, so that frames of the explorer still come between them.
+
+    def projection_target(self, path, resolution, channels=3):
+        """(uint8 [R, R, C] centre crop, (left, top, size), picture [H, W, 3]) of a picture file; ValueError if unreadable."""
+        from renderer.projection import load_target_image, prepare_target
+
+        picture = load_target_image(path)
+        target, box = prepare_target(picture, resolution, channels)
+        return target, box, picture
+
+    def projection_start(self, state, target, space, steps):
+        """A WorkerCall whose result is a Projector for the state's network."""
+        from renderer.projection import ProjectionSettings, Projector
+
+        request = self.request_for(state)
+        settings = ProjectionSettings(space=space, steps=steps)
+
+        def start(renderer):
+            _, G = renderer.load(request)
+            return Projector(G, target, settings)
+
+        return self.worker.call(start)
+
+    def projection_advance(self, projector, count):
+        """A WorkerCall running up to `count` steps; result (step, loss, psnr dB, uint8 image, ws rows)."""
+        from renderer.projection import psnr
+
+        def advance(_renderer):
+            projector.run_steps(count)
+            image = projector.image()
+            return (projector.step_index, projector.loss, psnr(image, projector.target_uint8), image,
+                    _ws_rows(projector.ws()))
+
+        return self.worker.call(advance)
 
     def submit(self, state):
         request = self.request_for(state)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from models import cpu_kernels, ops, winograd
+from models.differentiable import needs_graph
 
 
 def usable(x, w, module):
@@ -36,8 +37,7 @@ def usable(x, w, module):
     everything else takes the reference path."""
     if x.shape[0] != 1 or w.shape[0] != 1 or x.dtype != torch.float32:
         return False
-    return not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad
-                                             or any(p.requires_grad for p in module.parameters())))
+    return not needs_graph(x, w, *module.parameters())
 
 
 class _PreparedSlot:

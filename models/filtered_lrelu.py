@@ -3,6 +3,8 @@
 import torch
 import torch.nn.functional as F
 
+from models.differentiable import needs_graph
+
 # Values of the upsampled grid one tile of the fast path holds (all its channels): small enough
 # that the passes over it (upsample along H, leaky ReLU, clamp, downsample along H) find it in
 # the CPU's caches, large enough that the filters' overlap between tiles stays a small extra.
@@ -40,6 +42,17 @@ def lrelu_clamp_(x, gain, slope, clamp):
     return x
 
 
+def lrelu_clamp(x, gain, slope, clamp):
+    """lrelu_clamp_ out of place, for a tensor autograd follows."""
+    if slope != 1:
+        x = F.leaky_relu(x, slope)
+    if gain != 1:
+        x = x * gain
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
 # ---------------------------------------------------------------------------
 # Reference: literally zero-stuff, pad, convolve, throw samples away.
 
@@ -71,7 +84,7 @@ def filtered_lrelu_reference(x, fu=None, fd=None, b=None, up=1, down=1, padding=
     if b is not None:
         x = x + b.to(x.dtype).view(1, -1, 1, 1)
     x = upfirdn2d_reference(x, fu, up=up, padding=padding, gain=up ** 2)
-    x = lrelu_clamp_(x, gain, slope, clamp)
+    x = (lrelu_clamp if needs_graph(x) else lrelu_clamp_)(x, gain, slope, clamp)
     return upfirdn2d_reference(x, fd, down=down)
 
 

@@ -226,3 +226,83 @@ def load_generator(path, device="cpu", reference=False, key=None):
     if torch.device(device).type == "cuda":
         faithful_cuda()
     return G.eval().requires_grad_(False).to(device)
+
+
+# ----------------------------------------------------------------------------
+# Discriminators (for projection losses): a file's D where it has one.
+
+# Loaders of D from other formats, by what read_pickle / torch files hold: rosinality's training
+# checkpoints register theirs here (models/rosinality.py): fn(path) -> module with .features(img), or None.
+DISCRIMINATOR_LOADERS = []
+
+
+def load_discriminator(path):
+    """The discriminator a network file holds, ready for inference on the CPU, or None where it has none.
+
+    NVIDIA snapshots ('D'), our .safetensors files whose companion <stem>_D.safetensors exists
+    (the default model ships one), and whatever DISCRIMINATOR_LOADERS recognise.
+    """
+    from models import discriminator
+
+    path = Path(path)
+    if not path.is_file():
+        raise LoadError(f"{path}: no such file")
+    if path.suffix.lower() == ".safetensors":
+        return _load_companion_discriminator(path)
+    for loader in DISCRIMINATOR_LOADERS:
+        found = loader(path)
+        if found is not None:
+            return found
+    try:
+        tree = read_pickle(path)
+    except UnsafeFileError:
+        raise
+    except Exception:  # not a pickle we read: no discriminator from it
+        return None
+    net = tree.get("D") if isinstance(tree, dict) else None
+    if isinstance(net, PersistentObject) and net.class_name == "Discriminator":
+        try:
+            return discriminator.from_persistent(net)
+        except LoadError as err:
+            raise LoadError(f"{path}: discriminator: {_one_line(err)}") from None
+    return None
+
+
+def _load_companion_discriminator(path):
+    """<stem>_D.safetensors beside a generator .safetensors: tensors plus a JSON config (family + init kwargs)."""
+    from safetensors import safe_open
+
+    from models import discriminator
+
+    companion = path.with_name(f"{path.stem}_D.safetensors")
+    if not companion.is_file():
+        return None
+    try:
+        with safe_open(str(companion), framework="pt") as f:
+            config = json.loads((f.metadata() or {})[CONFIG_KEY])
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+        family, init_kwargs = config["family"], config["init_kwargs"]
+    except Exception as err:  # bad header, no config, bad JSON
+        raise LoadError(f"{companion}: not a readable discriminator file ({_one_line(err)})") from None
+    from models import residual_discriminator
+
+    builders = {"stylegan2-discriminator": discriminator.Discriminator,
+                "stylescope-residual-discriminator": residual_discriminator.Discriminator}
+    if family not in builders:
+        raise LoadError(f"{companion}: unsupported discriminator family {family!r}")
+    try:
+        D = builders[family](**init_kwargs)
+    except (TypeError, ValueError) as err:
+        raise LoadError(f"{companion}: cannot build the discriminator ({_one_line(err)})") from None
+    stylegan2.load_state_dict_checked(D, tensors)
+    return D.eval().requires_grad_(False)
+
+
+def save_discriminator_safetensors(D, path, family="stylescope-residual-discriminator"):
+    """Write a discriminator as the companion <stem>_D.safetensors of a generator file (tensors + JSON config)."""
+    from safetensors.torch import save_file
+
+    config = {"family": family, "init_kwargs": dict(D.init_kwargs)}
+    tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in D.state_dict().items()}
+    with atomic_output(path) as temp_name:
+        save_file(tensors, temp_name, metadata={CONFIG_KEY: json.dumps(config)})

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.differentiable import needs_graph
+
 
 def _onednn_linear():
     """torch's oneDNN matrix product on plain tensors, or None where this build lacks it."""
@@ -29,7 +31,7 @@ def rows_times_weight(rows, weight):
     torch has it (a private op: anything else falls back to F.linear).
     """
     if (_ONEDNN_LINEAR is not None and rows.dtype == torch.float32 and rows.device.type == "cpu"
-            and not (torch.is_grad_enabled() and (rows.requires_grad or weight.requires_grad))):
+            and not needs_graph(rows, weight)):
         return _ONEDNN_LINEAR(rows.contiguous(), weight.contiguous(), None, "none", [], "")
     return F.linear(rows, weight)
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from models import filtered_lrelu as flrelu
 from models import cpu_kernels, winograd
 from models import ops, stylegan2
+from models.differentiable import needs_graph
 from models.errors import LoadError, RenderCancelled
 
 # Channels per vector register of the CPU's widest float32 vectors (AVX-512); see _lean_forward.
@@ -260,7 +261,7 @@ class SynthesisLayer(torch.nn.Module):
                        padding=self.padding, gain=gain, slope=slope, clamp=self.conv_clamp)
         # The lean path is for CPUs. A GPU runs the plain path faster: an H100 renders T-1024 in 0.15 s
         # that way against 0.40 s through the lean path's many small tiles (R: 0.31 against 0.80 s).
-        if self.reference or x.device.type != "cpu":
+        if self.reference or x.device.type != "cpu" or needs_graph(x, weights):
             x = grouped_conv(x, weights, self.conv_kernel - 1)
             return flrelu.filtered_lrelu(x, b=bias, reference=True, **options)
         return self._lean_forward(x, weights, bias, options, allocate)

@@ -339,7 +339,7 @@ def save_png(array, path, scale=1):
 
 def export_model(trainer, out_path):
     """Write G_ema as safetensors + JSON manifest + sample grid + style-mixing grid next to it."""
-    from models.loader import save_safetensors
+    from models.loader import save_discriminator_safetensors, save_safetensors
 
     out_path = Path(out_path)
     stem = out_path.with_suffix("")
@@ -364,6 +364,8 @@ def export_model(trainer, out_path):
         "style_mixing_shares": style_mixing_shares(G),
     }
     save_safetensors(G, out_path, extra_metadata={"manifest": json.dumps(manifest)})
+    # Its D ships beside it: the projector's discriminator-feature loss (models.loader.load_discriminator).
+    save_discriminator_safetensors(trainer.D.eval(), str(stem) + "_D.safetensors")
     manifest["file_bytes"] = out_path.stat().st_size
     Path(str(stem) + ".json").write_text(json.dumps(manifest, indent=2) + "\n")
     save_png(sample_grid(G, 6, 8), str(stem) + "_grid.png", scale=2)

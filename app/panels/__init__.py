@@ -6,8 +6,8 @@ import inspect
 from app.panels.base import Panel
 
 # One module per panel. "export" belongs to the export feature and is picked up when present.
-PANEL_MODULES = ["network", "latent", "vectors", "directions", "mixing", "truncation", "layers", "transform", "drag",
-                 "export", "performance"]
+PANEL_MODULES = ["network", "latent", "vectors", "project", "directions", "mixing", "truncation", "layers", "transform",
+                 "drag", "export", "performance"]
 
 
 def panel_classes():

@@ -1,0 +1,122 @@
+"""Benchmark projection: steps per second, time to 28 dB on a self-rendered target, one step against one
+forward frame (same network, same threads, measured side by side), and which loss terms converge best.
+
+    python bench/project.py                 # default model and a random-weight 256 px StyleGAN2
+    python bench/project.py --sweep         # PSNR after 300 steps for each loss combination (docs/projection.md)
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from renderer.projection import ProjectionSettings, Projector, psnr, to_uint8  # noqa: E402
+from renderer.renderer import DEFAULT_MODEL  # noqa: E402
+
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+
+
+def random_sg2_256():
+    """A StyleGAN2 at 256 px with random weights (half config-f's widths), on the fast path."""
+    from models.stylegan2 import Generator
+
+    torch.manual_seed(0)
+    G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
+                  mapping_kwargs=dict(num_layers=8),
+                  synthesis_kwargs=dict(channel_base=16384, channel_max=256, num_fp16_res=0, conv_clamp=256))
+    return G.set_reference(False).eval().requires_grad_(False)
+
+
+def self_rendered_target(G, seed=7301, mix_seed=7302):
+    """A picture the network makes (two seeds mixed at the middle ws), so a w+ exists that gives it back."""
+    z = torch.randn([2, G.z_dim], generator=torch.Generator().manual_seed(seed * 1000 + mix_seed))
+    with torch.no_grad():
+        ws = G.mapping(z, None)
+        ws[0, G.num_ws // 2:] = ws[1, G.num_ws // 2:]
+        return to_uint8(G.synthesis(ws[:1], noise_mode="const"))
+
+
+def forward_seconds(G, ws, repeats=3):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        with torch.no_grad():
+            G.synthesis(ws, noise_mode="const")
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(name, G, steps, settings):
+    target = self_rendered_target(G)
+    projector = Projector(G, target, settings.replace(steps=steps))
+    step_times, forward_times, reached, elapsed = [], [], None, 0.0
+    while not projector.done:
+        start = time.perf_counter()
+        projector.step()
+        step_times.append(time.perf_counter() - start)
+        elapsed += step_times[-1]
+        forward_times.append(forward_seconds(G, projector.ws(), repeats=1))  # side by side, same load
+        if reached is None and projector.step_index % 10 == 0 and psnr(projector.image(), target) >= 28:
+            reached = (projector.step_index, elapsed)
+    step, forward = statistics.median(step_times), statistics.median(forward_times)
+    to_28 = f"{reached[1]:.1f} s ({reached[0]} steps)" if reached else f"not within {steps} steps"
+    print(f"{name}: {1 / step:.1f} steps/s, 28 dB after {to_28}, final {psnr(projector.image(), target):.1f} dB; "
+          f"step {step * 1000:.0f} ms = {step / forward:.2f} x a forward frame ({forward * 1000:.0f} ms)", flush=True)
+
+
+SWEEP = {
+    "pixel (default)": dict(),
+    "pixel + MS-SSIM 0.1": dict(msssim=0.1),
+    "pixel + MS-SSIM 1": dict(msssim=1.0),
+    "MS-SSIM only": dict(pixel=0.0, msssim=1.0),
+    "pixel + D features 0.1": dict(discriminator=0.1),
+    "pixel + D features 1": dict(discriminator=1.0),
+    "NVIDIA schedule (ramps, w noise 0.05), pixel": dict(msssim=0.0, lr_rampup=0.05, lr_rampdown=0.25, w_noise=0.05),
+}
+
+
+def sweep(G, D, steps):
+    """PSNR after `steps` for each combination, W and W+, on a mixed, random-noise picture of G."""
+    target_seeds = (7301, 7302)
+    z = torch.randn([2, G.z_dim], generator=torch.Generator().manual_seed(target_seeds[0]))
+    with torch.no_grad():
+        ws = G.mapping(z, None)
+        ws[0, 4:] = ws[1, 4:]
+        target = to_uint8(G.synthesis(ws[:1], noise_mode="random",
+                                      noise_generator=torch.Generator().manual_seed(11)))
+    for space in ("w+", "w"):
+        for name, changes in SWEEP.items():
+            settings = ProjectionSettings(space=space, steps=steps, **changes)
+            projector = Projector(G, target, settings, feature_nets={"discriminator": D.features})
+            start = time.perf_counter()
+            projector.run_steps(steps)
+            seconds = time.perf_counter() - start
+            print(f"{space:3} {name:48} {psnr(projector.image(), target):5.1f} dB  {seconds:5.1f} s", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the window's worker uses 1-2)")
+    parser.add_argument("--sweep", action="store_true", help="compare loss combinations (sg2ada_64 fixture, its D)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from models.loader import load_discriminator, load_generator
+
+    if args.sweep:
+        path = FIXTURES / "sg2ada_64.pkl"
+        sweep(load_generator(path), load_discriminator(path), args.steps)
+        return
+    settings = ProjectionSettings(space="w+")
+    measure("default model 64 px, w+", load_generator(DEFAULT_MODEL), args.steps, settings)
+    measure("random StyleGAN2 256 px, w+", random_sg2_256(), min(args.steps, 100), settings)
+
+
+if __name__ == "__main__":
+    main()

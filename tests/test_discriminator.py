@@ -1,0 +1,60 @@
+"""NVIDIA's discriminator (models/discriminator.py) against the logits NVIDIA's code computed, and load_discriminator."""
+
+import numpy as np
+import pytest
+import torch
+
+from models.errors import LoadError
+from models.loader import load_discriminator
+
+
+@pytest.mark.parametrize("name", ["sg2ada_64", "sg3_t_64", "sg3_sg2_64"])
+def test_logits_equal_nvidia(fixtures_dir, name):
+    D = load_discriminator(fixtures_dir / f"{name}.pkl")
+    ref = np.load(fixtures_dir / f"{name}_ref.npz")
+    with torch.no_grad():
+        logits = D(torch.from_numpy(ref["img_seed0_psi1p0_const"]))
+    assert logits.shape == (1, 1)
+    assert abs(float(logits[0, 0]) - float(ref["D_logits_seed0_psi1p0"][0, 0])) < 1e-4
+
+
+def test_features_are_the_block_outputs_and_differentiable(fixtures_dir):
+    D = load_discriminator(fixtures_dir / "sg2ada_64.pkl")
+    img = torch.zeros([1, 3, 64, 64], requires_grad=True)
+    features = D.features(img)
+    assert [tuple(f.shape[-2:]) for f in features] == [(32, 32), (16, 16), (8, 8), (4, 4)]
+    sum(f.square().sum() for f in features).backward()
+    assert img.grad is not None and torch.isfinite(img.grad).all()
+
+
+def test_files_without_a_discriminator_give_none(fixtures_dir, tmp_path):
+    assert load_discriminator(fixtures_dir / "sg1_64.pkl") is None  # a TF pickle: its D is not read (yet)
+    junk = tmp_path / "junk.pkl"
+    junk.write_bytes(b"not a pickle at all")
+    assert load_discriminator(junk) is None
+    with pytest.raises(LoadError, match="no such file"):
+        load_discriminator(tmp_path / "missing.pkl")
+
+
+def test_default_model_ships_its_discriminator():
+    from models.residual_discriminator import Discriminator
+    from renderer.renderer import DEFAULT_MODEL
+
+    D = load_discriminator(DEFAULT_MODEL)
+    assert isinstance(D, Discriminator)
+    with torch.no_grad():
+        features = D.features(torch.zeros([1, 3, 64, 64]))
+        assert [f.shape[-1] for f in features] == [32, 16, 8, 4]
+        assert torch.isfinite(D(torch.zeros([1, 3, 64, 64]))).all()
+
+
+def test_broken_companion_discriminator_is_one_line(tmp_path):
+    import shutil
+
+    from renderer.renderer import DEFAULT_MODEL
+
+    shutil.copy(DEFAULT_MODEL, tmp_path / "m.safetensors")
+    assert load_discriminator(tmp_path / "m.safetensors") is None  # no companion: no D
+    (tmp_path / "m_D.safetensors").write_bytes(b"garbage")
+    with pytest.raises(LoadError, match="m_D.safetensors: not a readable discriminator file"):
+        load_discriminator(tmp_path / "m.safetensors")
