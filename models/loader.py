@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from models import state_dicts, stylegan2, tf_stylegan2
+from models import rosinality, state_dicts, stylegan2, tf_stylegan2
 from models.atomic_write import WriteError, atomic_output, os_error_from_text
 from models.errors import LoadError, UnsafeFileError, clean_line
 from models.limits import allocation_budget, load_json, stored_size
@@ -231,16 +231,11 @@ def load_generator(path, device="cpu", reference=False, key=None):
 # ----------------------------------------------------------------------------
 # Discriminators (for projection losses): a file's D where it has one.
 
-# Loaders of D from other formats, by what read_pickle / torch files hold: rosinality's training
-# checkpoints register theirs here (models/rosinality.py): fn(path) -> module with .features(img), or None.
-DISCRIMINATOR_LOADERS = []
-
-
 def load_discriminator(path):
     """The discriminator a network file holds, ready for inference on the CPU, or None where it has none.
 
-    NVIDIA snapshots ('D'), our .safetensors files whose companion <stem>_D.safetensors exists
-    (the default model ships one), and whatever DISCRIMINATOR_LOADERS recognise.
+    NVIDIA snapshots ('D'), rosinality training checkpoints ('d'), and our .safetensors files
+    whose companion <stem>_D.safetensors exists (the default model ships one).
     """
     from models import discriminator
 
@@ -249,16 +244,14 @@ def load_discriminator(path):
         raise LoadError(f"{path}: no such file")
     if path.suffix.lower() == ".safetensors":
         return _load_companion_discriminator(path)
-    for loader in DISCRIMINATOR_LOADERS:
-        found = loader(path)
-        if found is not None:
-            return found
     try:
         tree = read_pickle(path)
     except UnsafeFileError:
         raise
     except Exception:  # not a pickle we read: no discriminator from it
         return None
+    if isinstance(tree, dict) and isinstance(tree.get("d"), dict) and rosinality.is_discriminator_state(tree["d"]):
+        return rosinality.Discriminator(tree["d"])
     net = tree.get("D") if isinstance(tree, dict) else None
     if isinstance(net, PersistentObject) and net.class_name == "Discriminator":
         try:

@@ -261,8 +261,9 @@ class _ResBlock(torch.nn.Module):
 class Discriminator(torch.nn.Module):
     """rosinality's Discriminator rebuilt from its state dict: forward(img) -> logits [N, 1].
 
-    features(img) gives every stage's output by name ('convs.0' ... 'final_conv', 'final_linear.0'),
-    e.g. for a feature-matching loss. Images in [-1, 1], N x C x size x size.
+    stages(img) gives every stage's output by name ('convs.0' ... 'final_conv', 'final_linear.0');
+    features(img) the residual blocks' outputs, full resolution first, as the projector's feature
+    loss takes them from every discriminator (renderer/projection.py). Images in [-1, 1], N x C x size x size.
     """
 
     def __init__(self, sd, stddev_group=4, stddev_feat=1):
@@ -287,7 +288,7 @@ class Discriminator(torch.nn.Module):
         y = torch.sqrt(y.var(0, unbiased=False) + 1e-8).mean([2, 3, 4], keepdim=True).squeeze(2)
         return torch.cat([x, y.repeat(group, 1, height, width)], 1)
 
-    def features(self, img):
+    def stages(self, img):
         out = {}
         x = img
         for i, conv in enumerate(self.convs):
@@ -297,8 +298,12 @@ class Discriminator(torch.nn.Module):
         out["logits"] = self.final_linear[1](x)
         return out
 
+    def features(self, img):
+        out = self.stages(img)
+        return [out[f"convs.{i}"] for i in range(1, len(self.convs))]
+
     def forward(self, img):
-        return self.features(img)["logits"]
+        return self.stages(img)["logits"]
 
 
 class _EqualLinearAct(torch.nn.Module):

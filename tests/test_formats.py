@@ -105,7 +105,7 @@ def test_fixture_matches_every_reference_key(fixtures_dir, name):
     if "D_logits_seed0_psi1p0" not in FIXTURES[name][2]:
         D = rosinality.load_discriminator(fixtures_dir / name)
         assert _diff(D(torch.from_numpy(ref["img_seed0_psi1p0_const"])), ref["D_logits_seed0_psi1p0"]) < 1e-4
-        features = D.features(torch.from_numpy(ref["img_seed0_psi1p0_const"]))
+        features = D.stages(torch.from_numpy(ref["img_seed0_psi1p0_const"]))
         assert list(features["convs.0"].shape) == [1, 32, 32, 32] and list(features["final_conv"].shape) == [1, 32, 4, 4]
         G_train = load_generator(fixtures_dir / name, key="g")
         ws_train = G_train.mapping(torch.from_numpy(ref["z_seed0"]), None)  # g's own mapping
@@ -365,8 +365,9 @@ def test_the_same_data_in_the_zipless_legacy_format_loads_the_same(fixtures_dir,
 def test_discriminator_features_carry_gradients_to_the_image(fixtures_dir):
     D = rosinality.load_discriminator(fixtures_dir / "rosi_32.pt")
     img = torch.randn(2, 3, 32, 32, requires_grad=True)
-    features = D.features(img)
+    features = D.stages(img)
     assert list(features) == ["convs.0", "convs.1", "convs.2", "convs.3", "final_conv", "final_linear.0", "logits"]
+    assert [f.shape[-1] for f in D.features(img)] == [16, 8, 4]  # the residual blocks', for the projector
     sum(f.square().mean() for f in features.values()).backward()
     assert img.grad.abs().sum() > 0 and not any(p.requires_grad for p in D.parameters())
     with pytest.raises(LoadError, match="no 'd' discriminator"):

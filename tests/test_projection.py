@@ -96,11 +96,12 @@ def test_bad_targets_give_one_line(fixtures_dir, tmp_path, capsys):
     assert not (tmp_path / "p.npz").exists()
 
 
-@pytest.mark.parametrize("name", ["sg1_64", "sg2ada_64", "sg3_sg2_64", "sg3_t_64", "tf_sg2_64"])
+@pytest.mark.parametrize("name", ["sg1_64.pkl", "sg2ada_64.pkl", "sg3_sg2_64.pkl", "sg3_t_64.pkl", "tf_sg2_64.pkl",
+                                  "rosi_32.pt", "psp_32.pt"])
 def test_photo_projects_on_every_family(fixtures_dir, name):
     from skimage import data
 
-    G = load_generator(fixtures_dir / f"{name}.pkl")
+    G = load_generator(fixtures_dir / name)
     target, _ = prepare_target(data.astronaut(), G.img_resolution)
     projector = Projector(G, target, ProjectionSettings(space="w+", steps=6, msssim=0.5, w_avg_samples=500))
 
@@ -190,6 +191,10 @@ def test_cli_perceptual_terms(fixtures_dir, tmp_path, capsys):
     assert run_app.main(["project", "--pkl", str(fixtures_dir / "sg1_64.pkl"), "--target", target, "--steps", "2",
                          "--discriminator-weight", "1", "--out", str(out)]) == 0
     assert "has no discriminator" in capsys.readouterr().err
+    # rosinality's training checkpoint carries its D ('d'): the term is used.
+    assert run_app.main(["project", "--pkl", str(fixtures_dir / "rosi_32.pt"), "--target", target, "--steps", "2",
+                         "--discriminator-weight", "1", "--out", str(out)]) == 0
+    assert "has no discriminator" not in capsys.readouterr().err and np.load(out)["w"].shape == (1, 8, 128)
     script = tmp_path / "vgg16.pt"
     import zipfile
 
