@@ -173,15 +173,14 @@ def test_stylegan1_drags_and_its_pixels_are_unchanged(fixtures_dir):
     assert session.steps_done == 3 and not torch.equal(session.ws, ws[:1])
 
 
-def test_stylegan3_drags_once_its_synthesis_is_differentiable(fixtures_dir):
-    G = load_generator(fixtures_dir / "sg3_t_64.pkl")
+@pytest.mark.parametrize("name", ["sg3_t_64.pkl", "rosi_32.pt"])
+def test_stylegan3_and_rosinality_files_drag(fixtures_dir, name):
+    G = load_generator(fixtures_dir / name)
     ws = G.mapping(torch.randn(1, G.z_dim), None)
-    try:
-        session = _drag(G, ws, [(30, 30)], [(34, 30)], settings=DragSettings(steps=2))
-    except RuntimeError as exc:  # in-place ops in models/stylegan3.py's lean path
-        pytest.skip(f"StyleGAN3 synthesis is not differentiable yet: {str(exc).splitlines()[0]}")
+    size = G.img_resolution
+    session = _drag(G, ws, [(size // 2, size // 2)], [(size // 2 + 4, size // 2)], settings=DragSettings(steps=2))
     assert session.steps_done == 2 and not torch.equal(session.ws, ws)
-    assert session.image().shape == (1, 3, 64, 64)
+    assert session.image().shape == (1, 3, size, size)
 
 
 def test_drag_command_writes_a_w_that_frame_rerenders_exactly(tmp_path, capsys):
