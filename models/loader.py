@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from models import rosinality, state_dicts, stylegan2, tf_stylegan2
+from models import rosinality, state_dicts, stylegan2, tf_discriminator, tf_stylegan2
 from models.atomic_write import WriteError, atomic_output, os_error_from_text
 from models.errors import LoadError, UnsafeFileError, clean_line
 from models.limits import allocation_budget, load_json, stored_size
@@ -234,8 +234,8 @@ def load_generator(path, device="cpu", reference=False, key=None):
 def load_discriminator(path):
     """The discriminator a network file holds, ready for inference on the CPU, or None where it has none.
 
-    NVIDIA snapshots ('D'), rosinality training checkpoints ('d'), and our .safetensors files
-    whose companion <stem>_D.safetensors exists (the default model ships one).
+    NVIDIA snapshots ('D'), rosinality training checkpoints ('d'), TF (G, D, Gs) pickles, and our
+    .safetensors files whose companion <stem>_D.safetensors exists (the default model ships one).
     """
     from models import discriminator
 
@@ -256,6 +256,12 @@ def load_discriminator(path):
     if isinstance(net, PersistentObject) and net.class_name == "Discriminator":
         try:
             return discriminator.from_persistent(net)
+        except LoadError as err:
+            raise LoadError(f"{path}: discriminator: {_one_line(err)}") from None
+    if isinstance(tree, (tuple, list)) and len(tree) == 3 and isinstance(tree[1], TFNetwork):
+        try:
+            return _build_within_budget(lambda: tf_discriminator.from_tf(tree[1]), _stored_tensors(tree[1]),
+                                        "the file")
         except LoadError as err:
             raise LoadError(f"{path}: discriminator: {_one_line(err)}") from None
     return None

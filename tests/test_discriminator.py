@@ -8,7 +8,7 @@ from models.errors import LoadError
 from models.loader import load_discriminator
 
 
-@pytest.mark.parametrize("name", ["sg2ada_64", "sg3_t_64", "sg3_sg2_64"])
+@pytest.mark.parametrize("name", ["sg2ada_64", "sg3_t_64", "sg3_sg2_64", "tf_sg2_64"])
 def test_logits_equal_nvidia(fixtures_dir, name):
     D = load_discriminator(fixtures_dir / f"{name}.pkl")
     ref = np.load(fixtures_dir / f"{name}_ref.npz")
@@ -25,6 +25,39 @@ def test_features_are_the_block_outputs_and_differentiable(fixtures_dir):
     assert [tuple(f.shape[-2:]) for f in features] == [(32, 32), (16, 16), (8, 8), (4, 4)]
     sum(f.square().sum() for f in features).backward()
     assert img.grad is not None and torch.isfinite(img.grad).all()
+
+
+def test_tf_stylegan2_discriminator_features_reach_the_image(fixtures_dir):
+    from models.discriminator import Discriminator
+
+    D = load_discriminator(fixtures_dir / "tf_sg2_64.pkl")  # the D of a TF (G, D, Gs) tuple
+    assert isinstance(D, Discriminator)
+    img = torch.zeros([1, 3, 64, 64], requires_grad=True)
+    features = D.features(img)
+    assert [tuple(f.shape[1:]) for f in features] == [(32, 32, 32), (64, 16, 16), (64, 8, 8), (64, 4, 4)]
+    sum(f.square().sum() for f in features).backward()
+    assert img.grad is not None and torch.isfinite(img.grad).all() and float(img.grad.abs().sum()) > 0
+
+
+def test_tf_discriminator_with_odd_variables_is_one_line(fixtures_dir):
+    import dataclasses
+
+    from models import tf_discriminator
+    from models.safe_pickle import read_pickle
+
+    d = read_pickle(fixtures_dir / "tf_sg2_64.pkl")[1]
+    missing = dataclasses.replace(d, variables={k: v for k, v in d.variables.items() if k != "16x16/Conv0/bias"})
+    with pytest.raises(LoadError, match="missing TF variable '16x16/Conv0/bias'"):
+        tf_discriminator.from_tf(missing)
+    misshapen = dataclasses.replace(d, variables={**d.variables, "Output/weight": np.zeros([64, 2], np.float32)})
+    with pytest.raises(LoadError, match="wrong shape for 'b4.out.weight'"):
+        tf_discriminator.from_tf(misshapen)
+    extra = dataclasses.replace(d, variables={**d.variables, "2x2/Conv/weight": np.zeros([1], np.float32)})
+    with pytest.raises(LoadError, match="has no place"):
+        tf_discriminator.from_tf(extra)
+    conditional = dataclasses.replace(d, static_kwargs={**d.static_kwargs, "label_size": 10})
+    with pytest.raises(LoadError, match="conditional"):
+        tf_discriminator.from_tf(conditional)
 
 
 def test_files_without_a_discriminator_give_none(fixtures_dir, tmp_path):
