@@ -1,9 +1,16 @@
-"""Convert the D of an original TensorFlow StyleGAN2 (G, D, Gs) pickle, read as inert data, to our Discriminator."""
+"""Convert the D of an original TensorFlow StyleGAN 1/2 (G, D, Gs) pickle, read as inert data, to a torch module.
 
+StyleGAN2's D_stylegan2 maps onto our NVIDIA-layout Discriminator (models/discriminator.py) variable by
+variable. StyleGAN1's D_basic (progressive-GAN layout) blurs, convolves and then average-pools, each step
+zero-padded on its own, which differs from NVIDIA's down-conv at the borders: it gets its own small module here.
+"""
+
+import math
 import re
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from models import discriminator, stylegan2
 from models.errors import LoadError
@@ -102,7 +109,127 @@ def _from_tf_stylegan2(d):
     return D.eval().requires_grad_(False)
 
 
-BUILDERS = {"D_stylegan2": _from_tf_stylegan2}
+# ----------------------------------------------------------------------------
+# StyleGAN1's D_basic.
+
+
+class _TFLayer(torch.nn.Module):
+    """TF StyleGAN1's conv2d / dense + apply_bias (+ leaky ReLU): weights scaled by gain / sqrt(fan_in) at run time."""
+
+    def __init__(self, weight, bias, gain, activate=True, down=False):
+        super().__init__()
+        self.weight = torch.nn.Parameter(weight)  # conv [out, in, k, k] or dense [out, in]
+        self.bias = torch.nn.Parameter(bias)
+        self.weight_gain = gain / math.sqrt(weight[0].numel())
+        self.activate = activate
+        self.down = down
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("blur_filter", (taps[:, None] * taps[None, :]) / 16)
+
+    def forward(self, x):
+        w = self.weight * self.weight_gain
+        if w.ndim == 2:
+            x = F.linear(x.flatten(1), w)
+        else:
+            if self.down:  # blur [1, 2, 1] ('SAME'), conv ('SAME'), 2x2 average pool: TF's steps, each padded alone
+                channels = x.shape[1]
+                x = F.conv2d(x, self.blur_filter.expand(channels, 1, 3, 3), padding=1, groups=channels)
+            x = F.conv2d(x, w, padding=w.shape[-1] // 2)
+            if self.down:
+                x = F.avg_pool2d(x, 2)
+        x = x + self.bias.view(1, -1, *([1] * (x.ndim - 2)))
+        return F.leaky_relu(x, 0.2) if self.activate else x
+
+
+class BasicDiscriminator(torch.nn.Module):
+    """TF StyleGAN1's D_basic at lod 0: FromRGB, per resolution Conv0 + Conv1_down, then minibatch std,
+    4x4 Conv, Dense0, Dense1. `features(img)` gives the block outputs, as our other discriminators do."""
+
+    def __init__(self, layers, resolution, mbstd_group_size, mbstd_num_features):
+        super().__init__()
+        self.layers = torch.nn.ModuleDict(layers)
+        self.block_resolutions = [2 ** i for i in range(int(np.log2(resolution)), 2, -1)]
+        self.mbstd = (discriminator.MinibatchStdLayer(mbstd_group_size, mbstd_num_features)
+                      if mbstd_group_size > 1 else None)
+
+    def features(self, img):
+        """Every block's output, full resolution first (the last is the 4x4 input of the epilogue)."""
+        x = self.layers["fromrgb"](img.to(torch.float32))
+        out = []
+        for res in self.block_resolutions:
+            x = self.layers[f"b{res}_conv1"](self.layers[f"b{res}_conv0"](x))
+            out.append(x)
+        return out
+
+    def forward(self, img, c=None, **_ignored):
+        x = self.features(img)[-1]
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        return self.layers["dense1"](self.layers["dense0"](self.layers["conv"](x)))
+
+
+def _from_tf_basic(d):
+    """A BasicDiscriminator with the weights of a TF StyleGAN1 D_basic network."""
+    kwargs = d.static_kwargs
+    resolution = int(_kwarg(kwargs, "resolution", 32))
+    resolution_log2 = int(np.log2(resolution))
+    if resolution < 8 or 2 ** resolution_log2 != resolution:
+        raise LoadError(f"unsupported resolution {resolution}")
+    if int(_kwarg(kwargs, "label_size", 0)) > 0:
+        raise LoadError("conditional discriminators are not supported")
+    for name, supported in (("nonlinearity", "lrelu"), ("use_wscale", True), ("blur_filter", [1, 2, 1])):
+        if name in kwargs and kwargs[name] != supported:
+            raise LoadError(f"unsupported TF kwarg {name}={kwargs[name]!r}")
+    tf_vars = _variables(d, "")
+    if float(tf_vars.get("lod", 0.0)) != 0.0:
+        raise LoadError("a discriminator in mid-growth (lod > 0) is not supported")
+
+    # nf(stage) = min(int(fmap_base / 2**(stage * fmap_decay)), fmap_max), as D_basic computes it.
+    fmap_base, fmap_max = int(_kwarg(kwargs, "fmap_base", 8192)), int(_kwarg(kwargs, "fmap_max", 512))
+    fmap_decay = float(_kwarg(kwargs, "fmap_decay", 1.0))
+
+    def nf(stage):
+        return min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
+
+    group_size, num_features = int(_kwarg(kwargs, "mbstd_group_size", 4)), int(_kwarg(kwargs, "mbstd_num_features", 1))
+    img_channels = int(_kwarg(kwargs, "num_channels", 3))
+    sqrt2 = math.sqrt(2)
+    # (our name, TF scope, TF weight shape, gain, activation, down)
+    plan = [("fromrgb", "FromRGB_lod0", [1, 1, img_channels, nf(resolution_log2 - 1)], sqrt2, True, False)]
+    for log2 in range(resolution_log2, 2, -1):
+        r = 2 ** log2
+        plan += [(f"b{r}_conv0", f"{r}x{r}/Conv0", [3, 3, nf(log2 - 1), nf(log2 - 1)], sqrt2, True, False),
+                 (f"b{r}_conv1", f"{r}x{r}/Conv1_down", [3, 3, nf(log2 - 1), nf(log2 - 2)], sqrt2, True, True)]
+    conv_in = nf(1) + (num_features if group_size > 1 else 0)
+    plan += [("conv", "4x4/Conv", [3, 3, conv_in, nf(1)], sqrt2, True, False),
+             ("dense0", "4x4/Dense0", [nf(1) * 16, nf(0)], sqrt2, True, False),
+             ("dense1", "4x4/Dense1", [nf(0), 1], 1.0, False, False)]
+    layers, used = {}, {"lod"}
+    for name, scope, shape, gain, activate, down in plan:
+        weight, bias = _checked(tf_vars, f"{scope}/weight", shape), _checked(tf_vars, f"{scope}/bias", shape[-1:])
+        weight = TRANSFORMS["conv" if len(shape) == 4 else "transpose"](weight)
+        layers[name] = _TFLayer(torch.from_numpy(np.array(weight, dtype=np.float32, order="C")),
+                                torch.from_numpy(np.array(bias, dtype=np.float32)), gain, activate, down)
+        used |= {f"{scope}/weight", f"{scope}/bias"}
+    # FromRGB_lod{k > 0} only feed the fade-in while lod > 0; at lod 0 they are unused, as in TF.
+    unused = sorted(n for n in set(tf_vars) - used if not re.fullmatch(r"FromRGB_lod\d+/(weight|bias)", n))
+    if unused:
+        raise LoadError(f"TF variable {unused[0]!r} has no place in the discriminator ({len(unused)} unused)")
+    D = BasicDiscriminator(layers, resolution, group_size, num_features)
+    return D.eval().requires_grad_(False)
+
+
+def _checked(tf_vars, name, shape):
+    """A TF variable that must exist with this shape."""
+    if name not in tf_vars:
+        raise LoadError(f"missing TF variable {name!r}")
+    if list(tf_vars[name].shape) != list(shape):
+        raise LoadError(f"wrong shape for TF variable {name!r}: file has {list(tf_vars[name].shape)}, "
+                        f"network expects {list(shape)}")
+    return tf_vars[name]
+
+
+BUILDERS = {"D_stylegan2": _from_tf_stylegan2, "D_basic": _from_tf_basic}
 
 
 def from_tf(d):

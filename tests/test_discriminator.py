@@ -1,4 +1,4 @@
-"""NVIDIA's discriminator (models/discriminator.py) against the logits NVIDIA's code computed, and load_discriminator."""
+"""The discriminators load_discriminator reads, against the logits the original code computed."""
 
 import numpy as np
 import pytest
@@ -27,11 +27,20 @@ def test_features_are_the_block_outputs_and_differentiable(fixtures_dir):
     assert img.grad is not None and torch.isfinite(img.grad).all()
 
 
-def test_tf_stylegan2_discriminator_features_reach_the_image(fixtures_dir):
-    from models.discriminator import Discriminator
+def test_tf_stylegan1_scores_equal_tensorflow(fixtures_dir):
+    from models.tf_discriminator import BasicDiscriminator
 
-    D = load_discriminator(fixtures_dir / "tf_sg2_64.pkl")  # the D of a TF (G, D, Gs) tuple
-    assert isinstance(D, Discriminator)
+    D = load_discriminator(fixtures_dir / "sg1_64.pkl")  # D_basic of a TF StyleGAN (G, D, Gs) tuple
+    assert isinstance(D, BasicDiscriminator)
+    ref = np.load(fixtures_dir / "sg1_64_ref.npz")
+    with torch.no_grad():  # TF ran each image alone (minibatch-stddev group of 1)
+        scores = torch.cat([D(torch.from_numpy(ref["images_psi1"][i:i + 1])) for i in range(4)])
+    assert np.abs(scores.numpy() - ref["d_scores_psi1"]).max() < 1e-4
+
+
+@pytest.mark.parametrize("name", ["tf_sg2_64", "sg1_64"])
+def test_tf_discriminator_features_reach_the_image(fixtures_dir, name):
+    D = load_discriminator(fixtures_dir / f"{name}.pkl")  # the D of a TF (G, D, Gs) tuple
     img = torch.zeros([1, 3, 64, 64], requires_grad=True)
     features = D.features(img)
     assert [tuple(f.shape[1:]) for f in features] == [(32, 32, 32), (64, 16, 16), (64, 8, 8), (64, 4, 4)]
@@ -58,10 +67,18 @@ def test_tf_discriminator_with_odd_variables_is_one_line(fixtures_dir):
     conditional = dataclasses.replace(d, static_kwargs={**d.static_kwargs, "label_size": 10})
     with pytest.raises(LoadError, match="conditional"):
         tf_discriminator.from_tf(conditional)
+    basic = read_pickle(fixtures_dir / "sg1_64.pkl")[1]
+    misshapen = dataclasses.replace(basic, variables={**basic.variables, "4x4/Dense1/bias": np.zeros([2], np.float32)})
+    with pytest.raises(LoadError, match="wrong shape for TF variable '4x4/Dense1/bias'"):
+        tf_discriminator.from_tf(misshapen)
+    growing = dataclasses.replace(basic, variables={**basic.variables, "lod": np.float32(1.0)})
+    with pytest.raises(LoadError, match="lod > 0"):
+        tf_discriminator.from_tf(growing)
+    assert tf_discriminator.from_tf(dataclasses.replace(basic, build_func_name="D_other")) is None
 
 
 def test_files_without_a_discriminator_give_none(fixtures_dir, tmp_path):
-    assert load_discriminator(fixtures_dir / "sg1_64.pkl") is None  # a TF pickle: its D is not read (yet)
+    assert load_discriminator(fixtures_dir / "rosi_32_nada.pt") is None  # StyleGAN-NADA keeps only g_ema
     junk = tmp_path / "junk.pkl"
     junk.write_bytes(b"not a pickle at all")
     assert load_discriminator(junk) is None

@@ -188,9 +188,14 @@ def test_cli_perceptual_terms(fixtures_dir, tmp_path, capsys):
                          "--vgg", str(vgg), "--discriminator-weight", "0.5", "--out", str(out)]) == 0
     assert np.load(out)["w"].shape == (1, 10, 64)
     # A file without a discriminator: the term is left out with a warning, the projection runs.
-    assert run_app.main(["project", "--pkl", str(fixtures_dir / "sg1_64.pkl"), "--target", target, "--steps", "2",
+    assert run_app.main(["project", "--pkl", str(fixtures_dir / "rosi_32_nada.pt"), "--target", target, "--steps", "2",
                          "--discriminator-weight", "1", "--out", str(out)]) == 0
     assert "has no discriminator" in capsys.readouterr().err
+    # TF (G, D, Gs) pickles carry their D: the term is used.
+    for name in ("tf_sg2_64.pkl", "sg1_64.pkl"):
+        assert run_app.main(["project", "--pkl", str(fixtures_dir / name), "--target", target, "--steps", "2",
+                             "--discriminator-weight", "1", "--out", str(out)]) == 0
+        assert "has no discriminator" not in capsys.readouterr().err and np.load(out)["w"].shape == (1, 10, 64)
     # rosinality's training checkpoint carries its D ('d'): the term is used.
     assert run_app.main(["project", "--pkl", str(fixtures_dir / "rosi_32.pt"), "--target", target, "--steps", "2",
                          "--discriminator-weight", "1", "--out", str(out)]) == 0
