@@ -75,6 +75,13 @@ def test_tf_discriminator_with_odd_variables_is_one_line(fixtures_dir):
     with pytest.raises(LoadError, match="lod > 0"):
         tf_discriminator.from_tf(growing)
     assert tf_discriminator.from_tf(dataclasses.replace(basic, build_func_name="D_other")) is None
+    # Declared sizes far beyond the stored weights: refused before torch allocates them (the G side's bound).
+    from models.loader import _build_within_budget, _stored_tensors
+
+    huge = dataclasses.replace(d, static_kwargs={**d.static_kwargs, "resolution": 2 ** 14, "fmap_base": 1 << 20,
+                                                 "fmap_max": 65536})
+    with pytest.raises(LoadError, match="far larger than the weights it holds"):
+        _build_within_budget(lambda: tf_discriminator.from_tf(huge), _stored_tensors(huge), "the file")
 
 
 def test_files_without_a_discriminator_give_none(fixtures_dir, tmp_path):
