@@ -66,6 +66,11 @@ class ExportPanel(Panel):
                            callback=lambda: self.app.show_session_dialog("save"))
             dpg.add_button(label="Load session...", tag="session_load",
                            callback=lambda: self.app.show_session_dialog("load"))
+        # Progress and Cancel first: the panel is long, and a running export must be in view.
+        with dpg.group(horizontal=True):
+            dpg.add_progress_bar(tag="export_progress", default_value=0.0, overlay="idle", width=-80)
+            dpg.add_button(label="Cancel", tag="export_cancel", show=False, callback=lambda: self.cancel())
+        dpg.add_text("", tag="export_message", wrap=380)
         dpg.add_input_text(tag="export_folder", label="Folder", default_value=default_folder(), width=-70)
         self.app.text_inputs.append("export_folder")
         with dpg.group(horizontal=True):
@@ -123,11 +128,6 @@ class ExportPanel(Panel):
         dpg.add_button(label="Style-mixing grid", tag="export_mix_grid", callback=lambda: self.start_mix_grid(self.settings()))
         self.app.text_inputs.extend(["export_grid_seeds", "export_grid_shape", "export_mix_rows", "export_mix_cols"])
 
-        dpg.add_separator()
-        with dpg.group(horizontal=True):
-            dpg.add_progress_bar(tag="export_progress", default_value=0.0, overlay="idle", width=-80)
-            dpg.add_button(label="Cancel", tag="export_cancel", show=False, callback=lambda: self.cancel())
-        dpg.add_text("", tag="export_message", wrap=380)
 
     def settings(self):
         """The panel's values as a plain dict (what the start_* methods take)."""
