@@ -178,6 +178,8 @@ class NumpyFile:
             raise ValueError(f"{what}: not a readable numpy array ({clean_line(error, 100)})") from None
         if dtype.kind not in "biuf" or dtype.names is not None or dtype.subdtype is not None \
                 or dtype.hasobject:
+            if dtype.hasobject:
+                raise ValueError(f"{what}: holds Python objects (pickled), which are never loaded")
             raise ValueError(f"{what}: holds {clean_line(dtype, 60)} values, not plain numbers")
         count = math.prod(shape)
         if count > self.max_values:

@@ -63,7 +63,7 @@ def test_cli_writes_nvidia_layout_that_frame_and_from_png_read(fixtures_dir, tmp
     # frame --w reads it, and renders the same picture the PNG holds; --from-png rebuilds that PNG.
     again, rebuilt = tmp_path / "again.png", tmp_path / "rebuilt.png"
     assert run_app.main(["frame", "--pkl", net, "--w", str(out), "--noise-mode", "const", "--out", str(again)]) == 0
-    assert run_app.main(["frame", "--from-png", str(out_png), "--out", str(rebuilt)]) == 0
+    assert run_app.main(["frame", "--pkl", net, "--from-png", str(out_png), "--out", str(rebuilt)]) == 0
     assert np.array_equal(read_png(again), read_png(out_png))
     assert np.array_equal(read_png(rebuilt), read_png(out_png))
 
