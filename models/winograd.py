@@ -156,6 +156,44 @@ def conv3x3_rows(x, u, row_offset, out_rows, pad_w, out=None, scale=None, bias=N
     return out
 
 
+
+def differentiable_worthwhile(x, weight, padding):
+    """Whether conv3x3_fixed takes a padding-1 correlation of x [1, I, H, W] with weight [O, I, 3, 3] while
+    autograd records: batch 1, float32 on the CPU, a weight nobody differentiates, enough channels and pixels."""
+    return (available() and x.shape[0] == 1 and tuple(weight.shape[2:]) == (3, 3) and padding == 1
+            and x.dtype == weight.dtype == torch.float32 and x.device.type == "cpu" and not weight.requires_grad
+            and min(weight.shape[0], weight.shape[1]) >= MIN_CHANNELS and x.shape[2] * x.shape[3] >= MIN_PIXELS)
+
+
+def _conv3x3_padded(x, weight):
+    """The padding-1 correlation of x [1, I, H, W] with weight [O, I, 3, 3], channels-last out, no graph."""
+    x = x.detach().contiguous(memory_format=torch.channels_last)
+    y = torch.empty([1, weight.shape[0], *x.shape[2:]], memory_format=torch.channels_last)
+    conv3x3_rows(x[0].permute(1, 2, 0).numpy(), transform_weight(weight), -1, x.shape[2], 1,
+                 y[0].permute(1, 2, 0).numpy(), workers=torch.get_num_threads())
+    return y
+
+
+class _FixedConv3x3(torch.autograd.Function):
+    """Winograd both ways: the gradient of a padding-1 correlation with respect to its input is the
+    padding-1 correlation of the output gradient with the weight flipped and its in/out swapped."""
+
+    @staticmethod
+    def forward(ctx, x, weight):
+        ctx.save_for_backward(weight)
+        return _conv3x3_padded(x, weight)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (weight,) = ctx.saved_tensors
+        return _conv3x3_padded(grad, weight.flip([2, 3]).transpose(0, 1)), None
+
+
+def conv3x3_fixed(x, weight):
+    """F.conv2d(x, weight, padding=1) that autograd follows to x (not to weight), by Winograd forward
+    and backward; for what differentiable_worthwhile accepts (the projection's unfused modulation)."""
+    return _FixedConv3x3.apply(x, weight)
+
 # The transforms' loops below are written for F(4, 3) (6 points in, 4 out), over long runs of
 # contiguous values so that they vectorise: rows are kept phase-planar (column 4 p + phase is
 # element p of plane `phase`), so that each tap of a tile is a shifted run over all tiles at once.

@@ -227,7 +227,9 @@ class Projector:
         noise = torch.randn(self.w_opt.shape, generator=self.generator) * w_noise_scale(t, self.settings, self.w_std)
         with differentiable_synthesis():
             ws = (self.w_opt + noise).expand(1, self.G.num_ws, -1)
-            img = self.G.synthesis(ws, noise_mode="const")
+            # Unfused modulation, as drag does (docs/projection.md): the styles scale the activations
+            # around the shared weight, so the backward needs no per-sample weight gradients.
+            img = self.G.synthesis(ws, noise_mode="const", fused_modconv=False)
             loss = sum(self.losses(img).values())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -118,3 +118,25 @@ def test_needs_graph_only_for_tensors_autograd_follows():
             assert needs_graph(plain)
         assert needs_graph(plain)
     assert not needs_graph(plain)
+
+
+def test_unfused_pass_equals_reference_and_fused_gradient(fixtures_dir, monkeypatch):
+    # The projection's pass: unfused modulation, whose fixed 3x3 convolutions run by Winograd both
+    # ways (here on every layer, thresholds off): the reference image, the fused pass's gradient.
+    from models import winograd
+
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 0)
+    monkeypatch.setattr(winograd, "MIN_PIXELS", 0)
+    G, ws, expected = fixture_case(fixtures_dir, "sg2ada_64", "ws_seed0_psi1p0", "img_seed0_psi1p0_const")
+    probe = torch.linspace(-1, 1, expected.numel()).view(expected.shape)
+    grads, calls = [], []
+    monkeypatch.setattr(winograd, "_conv3x3_padded", lambda *a, _f=winograd._conv3x3_padded: calls.append(1) or _f(*a))
+    for fused in (True, False):
+        ws_var = ws.clone().requires_grad_(True)
+        with differentiable_synthesis():
+            img = G.synthesis(ws_var, noise_mode="const", fused_modconv=fused)
+            (img * probe).sum().backward()
+        assert (img.detach() - expected).abs().max() < 1e-4
+        grads.append(ws_var.grad)
+    assert calls  # the unfused pass took the Winograd convolutions
+    assert (grads[0] - grads[1]).abs().max() < 1e-3 * grads[0].abs().max()

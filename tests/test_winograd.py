@@ -93,3 +93,23 @@ def test_worthwhile_only_where_it_runs_and_pays(monkeypatch):
         assert not winograd.worthwhile(torch.zeros([1, 64, 40, 40]), 64, 3)  # too few pixels
         assert not winograd.worthwhile(big.double(), 64, 3)
     assert not winograd.worthwhile(big, 64, 3)  # autograd on: the numba loops do not record it
+
+
+def test_fixed_conv_and_its_input_gradient_equal_conv2d():
+    if not winograd.available():
+        pytest.skip("numba not available")
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn([1, 48, 66, 70], generator=gen, dtype=torch.float64)
+    weight = torch.randn([56, 48, 3, 3], generator=gen, dtype=torch.float64) / 20
+    probe = torch.randn([1, 56, 66, 70], generator=gen, dtype=torch.float64)
+    assert winograd.differentiable_worthwhile(x.float(), weight.float(), padding=1)
+    assert not winograd.differentiable_worthwhile(x.float(), weight.float().requires_grad_(True), padding=1)
+    assert not winograd.differentiable_worthwhile(x.float(), weight.float(), padding=0)
+    x_var = x.float().requires_grad_(True)
+    y = winograd.conv3x3_fixed(x_var, weight.float())
+    (y * probe.float()).sum().backward()
+    x_ref = x.clone().requires_grad_(True)
+    y_ref = F.conv2d(x_ref, weight, padding=1)
+    (y_ref * probe).sum().backward()
+    assert (y.double() - y_ref).abs().max() < 1e-5 * y_ref.abs().max()
+    assert (x_var.grad.double() - x_ref.grad).abs().max() < 1e-5 * x_ref.grad.abs().max()
