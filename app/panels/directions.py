@@ -98,6 +98,9 @@ class DirectionsPanel(Panel):
         self.calls.append((what, call, apply, self.app.state["pkl"]))
         self.app.set_status(f"{what} ...")
 
+    def busy(self):
+        return bool(self.calls)  # worker calls whose results are still to come
+
     def tick(self):
         while self.calls and self.calls[0][1].done():
             what, call, apply, pkl = self.calls.pop(0)

@@ -199,6 +199,10 @@ class DragPanel(Panel):
         self.app.set_status(f"drag {outcome} after {result['steps']} steps{video} (Ctrl+Z undoes it)")
         self.update_info()
 
+    def busy(self):
+        """A drag running on the worker: its frames and tracked handles keep coming."""
+        return self.job is not None
+
     def tick(self):
         if self.job is not None:
             self.poll_job()

@@ -179,6 +179,11 @@ class ProjectPanel(Panel):
         if self.projector is not None and self.step_call is None and not self.paused:
             self.step_call = self.app.engine.projection_advance(self.projector, STEPS_PER_CALL)
 
+    def busy(self):
+        """A projection starting or running (not paused): the window keeps drawing its steps."""
+        return self.start_call is not None or self.step_call is not None or \
+            (self.projector is not None and not self.paused)
+
     def layout_state(self):
         """What moves this panel's controls: the two pictures appearing."""
         return self.textures.get("size")
