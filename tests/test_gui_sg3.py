@@ -8,7 +8,7 @@ import pytest
 
 from gui_driver import VirtualScreen, laid_out_app, missing_tools
 from test_gui import (assert_screen_shows, centre, headless_render, image_on_screen, screen_pos, settled_frame,
-                      shown_image)
+                      shown_image, toggle_panels)
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())} (scripts/system_deps.sh)")
 
@@ -32,6 +32,9 @@ def test_dragging_the_translation_shows_previews_then_the_exact_frame(sg3_app, t
     prepared = app.wait_for(lambda events: [e for e in events if e["event"] == "prepare_for_drags"] or None, 30,
                             "the background preview")
     assert len(prepared) == 1 and prepared[0]["pkl"].endswith("sg3_t_64.pkl")
+    # The panel list is longer than the window: fold the Latent panel, as a person would, so
+    # that the transform sliders come into view.
+    toggle_panels(app, "header_LatentPanel")
     x0, y0, x1, y1 = screen_pos(app.rects(), "translate_x")
     count = len(app.frames())
     y = (y0 + y1) / 2
