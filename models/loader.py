@@ -11,8 +11,9 @@ from models import rosinality, state_dicts, stylegan2, tf_discriminator, tf_styl
 from models.atomic_write import WriteError, atomic_output, os_error_from_text
 from models.errors import LoadError, UnsafeFileError, clean_line
 from models.limits import allocation_budget, load_json, stored_size
+from models.pickle_nvidia import PersistentObject, TFNetwork
 from models.runtime import faithful_cuda
-from models.safe_pickle import PersistentObject, TFNetwork, read_pickle
+from models.safe_pickle import read_pickle
 
 # Our safe format: safetensors tensors + this metadata key holding
 # {"family": "stylegan2"|"stylegan3"|"stylegan", "init_kwargs": {...}, "info": {...}} as JSON.

@@ -11,7 +11,7 @@ import torch
 
 from models import rosinality, stylegan2
 from models.errors import LoadError
-from models.safe_pickle import PersistentObject, TFNetwork
+from models.pickle_nvidia import PersistentObject, TFNetwork
 
 # What NVIDIA's train.py uses in both repos; a bare state dict does not say.
 SG2_DEFAULTS = dict(conv_clamp=256, num_fp16_res=4)

@@ -377,7 +377,8 @@ def test_discriminator_features_carry_gradients_to_the_image(fixtures_dir):
 def test_a_namespace_only_takes_one_plain_state(tmp_path):
     import pickle
 
-    from models.safe_pickle import Namespace, read_pickle
+    from models.pickle_stdlib import Namespace
+    from models.safe_pickle import read_pickle
 
     plain = pickle.dumps(argparse.Namespace(a=1, lr=0.5), protocol=2)
     assert read_pickle(plain) == Namespace(a=1, lr=0.5)

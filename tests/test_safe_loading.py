@@ -16,7 +16,8 @@ import torch
 
 import hostile
 from models.errors import LoadError, UnsafeFileError
-from models.safe_pickle import PersistentObject, TFNetwork, read_pickle
+from models.pickle_nvidia import PersistentObject, TFNetwork
+from models.safe_pickle import read_pickle
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOTS = ["sg2ada_64", "sg3_sg2_64", "sg3_t_64"]

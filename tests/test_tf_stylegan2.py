@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models.errors import LoadError
-from models.safe_pickle import TFNetwork
+from models.pickle_nvidia import TFNetwork
 from models.stylegan2 import Generator
 from models.tf_stylegan2 import from_tf
 
