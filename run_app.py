@@ -199,7 +199,12 @@ def _latent_changes(args):
         return {"seeds": [(_int("--seeds", s), w) for s, w in pairs]}
     if args.seed_xy is not None:
         return {"seed_xy": _floats("--seed-xy", args.seed_xy, 2)}
-    return {"w": _load_w(args.w_file)}
+    from models.latent_files import read_w
+
+    try:
+        return {"w": read_w(args.w_file)}
+    except ValueError as error:
+        raise ValueError(f"--w: {error}") from None
 
 
 def _direction_offset(items):
@@ -220,23 +225,6 @@ def _direction_offset(items):
         return direction_sum(terms)
     except ValueError as error:
         raise ValueError(f"--direction: {error}") from None
-
-
-def _load_w(path):
-    from models.errors import clean_line, error_line
-    from models.limits import NumpyFile
-
-    try:
-        with NumpyFile(path) as data:  # headers checked before any data is read; never unpickled
-            if data.names is None:
-                return data.array()
-            if "w" not in data.names:
-                raise ValueError(f"{clean_line(path)} has no array named 'w' (found {clean_line(', '.join(data.names))})")
-            return data.array("w")
-    except OSError as error:
-        raise ValueError(f"--w: {clean_line(path)}: not a readable numpy array file ({error_line(error)})") from None
-    except ValueError as error:
-        raise ValueError(f"--w: {error}") from None
 
 
 def _parse_channels(text):
