@@ -22,7 +22,7 @@ MEAN_LATENT_SAMPLES = 4096  # generate.py's --truncation_mean default
 MEAN_LATENT_SEED = 1234  # generate.py's torch.manual_seed before g_ema.mean_latent
 
 
-def _indices(sd, pattern):
+def key_indices(sd, pattern):
     """The sorted integers {i} of the keys that match `pattern` (a regex with one group)."""
     regex = re.compile(pattern)
     return sorted({int(m.group(1)) for m in map(regex.fullmatch, sd) if m})
@@ -64,9 +64,9 @@ def generator_config(sd):
     """Everything a rosinality Generator's state dict says about its shape (channels from the tensors)."""
     if any(k.startswith("iwt.") or ".iwt." in k for k in sd):
         raise LoadError("rosinality SWAGAN generators (wavelet ToRGB) are not supported")
-    n_mlp = len(_indices(sd, r"style\.(\d+)\.weight"))
-    num_rgbs = len(_indices(sd, r"to_rgbs\.(\d+)\.conv\.weight"))
-    num_convs = len(_indices(sd, r"convs\.(\d+)\.conv\.weight"))
+    n_mlp = len(key_indices(sd, r"style\.(\d+)\.weight"))
+    num_rgbs = len(key_indices(sd, r"to_rgbs\.(\d+)\.conv\.weight"))
+    num_convs = len(key_indices(sd, r"convs\.(\d+)\.conv\.weight"))
     if n_mlp == 0 or num_convs != 2 * num_rgbs:
         raise LoadError(f"rosinality generator with {num_convs} convs and {num_rgbs} to_rgbs does not fit together")
     size = 2 ** (2 + num_rgbs)
@@ -270,7 +270,7 @@ class Discriminator(torch.nn.Module):
         super().__init__()
         if not is_discriminator_state(sd):
             raise LoadError("not a rosinality discriminator state dict")
-        num = len(_indices(sd, r"convs\.(\d+)\..*"))
+        num = len(key_indices(sd, r"convs\.(\d+)\..*"))
         blocks = [_ResBlock(sd, f"convs.{i}") for i in range(1, num)]
         self.convs = torch.nn.ModuleList([_conv_layer(sd, "convs.0")] + blocks)
         self.size = 4 * 2 ** (num - 1)

@@ -114,14 +114,9 @@ def _build(sd, kind, latent_avg):
 # NVIDIA state dicts: torch.save(G_ema.state_dict()) of stylegan2-ada-pytorch / stylegan3
 
 
-def _indices(sd, pattern):
-    regex = re.compile(pattern)
-    return sorted({int(m.group(1)) for m in map(regex.fullmatch, sd) if m})
-
-
 def _mapping_kwargs(sd):
     """z/c/w dims and mapping settings from mapping.fc*/embed tensors."""
-    layers = _indices(sd, r"mapping\.fc(\d+)\.weight")
+    layers = rosinality.key_indices(sd, r"mapping\.fc(\d+)\.weight")
     if not layers or layers != list(range(len(layers))):
         raise LoadError("state dict has no mapping.fc0 ... mapping layers")
     fc0 = sd["mapping.fc0.weight"]
@@ -157,7 +152,7 @@ def _finish(G, sd, kwargs, defaults, inferred):
 
 
 def _load_sg2(sd):
-    resolutions = _indices(sd, r"synthesis\.b(\d+)\..*")
+    resolutions = rosinality.key_indices(sd, r"synthesis\.b(\d+)\..*")
     if not resolutions or resolutions != [2 ** i for i in range(2, 2 + len(resolutions))]:
         raise LoadError(f"StyleGAN2 state dict with blocks {resolutions} (need b4, b8, ... in steps of 2x)")
     last = resolutions[-1]
