@@ -12,46 +12,33 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models import discriminator, stylegan2
+from models import discriminator, stylegan2, tf_stylegan2
 from models.errors import LoadError
 from models.tf_stylegan2 import TRANSFORMS, _kwarg, _variables
 
 
-def _infer_architecture(tf_vars, resolution_log2):
-    """'resnet' if skip convs exist, 'skip' if every resolution has a FromRGB, else 'orig' (read off the variables)."""
-    if any(re.fullmatch(r"\d+x\d+/Skip/weight", name) for name in tf_vars):
-        return "resnet"
-    has_fromrgb = [f"{2 ** r}x{2 ** r}/FromRGB/weight" in tf_vars for r in range(2, resolution_log2 + 1)]
-    return "skip" if all(has_fromrgb) else "orig"
-
-
-def tf_init_kwargs(d, tf_vars):
-    """Init kwargs of our Discriminator equivalent to a TF D_stylegan2's static kwargs."""
-    kwargs = d.static_kwargs
-    resolution = int(_kwarg(kwargs, "resolution", 1024))
+def _resolution(kwargs, default):
+    """(resolution, log2) of an unconditional TF D; LoadError unless a power of two of at least 8."""
+    resolution = int(_kwarg(kwargs, "resolution", default))
     resolution_log2 = int(np.log2(resolution))
     if resolution < 8 or 2 ** resolution_log2 != resolution:
         raise LoadError(f"unsupported resolution {resolution}")
     if int(_kwarg(kwargs, "label_size", 0)) > 0:
         raise LoadError("conditional discriminators are not supported")
+    return resolution, resolution_log2
+
+
+def tf_init_kwargs(d, tf_vars):
+    """Init kwargs of our Discriminator equivalent to a TF D_stylegan2's static kwargs."""
+    kwargs = d.static_kwargs
+    resolution, resolution_log2 = _resolution(kwargs, 1024)
     if _kwarg(kwargs, "nonlinearity", "lrelu") != "lrelu":
         raise LoadError(f"unsupported TF kwarg nonlinearity={kwargs['nonlinearity']!r}")
     if [float(v) for v in np.asarray(_kwarg(kwargs, "resample_kernel", [1, 3, 3, 1])).ravel()] != [1, 3, 3, 1]:
         raise LoadError("unsupported TF resample_kernel (only [1, 3, 3, 1])")
-
-    # TF: nf(stage) = clip(int(fmap_base / 2**(stage * fmap_decay)), fmap_min, fmap_max), stage = log2(res) - 1;
-    # ours: min(channel_base // res, channel_max). They agree with channel_base = 2 * fmap_base when fmap_decay is 1.
-    fmap_base = int(_kwarg(kwargs, "fmap_base", 16 << 10))
-    fmap_max = int(_kwarg(kwargs, "fmap_max", 512))
-    fmap_min = int(_kwarg(kwargs, "fmap_min", 1))
-    fmap_decay = float(_kwarg(kwargs, "fmap_decay", 1.0))
-    channel_base = fmap_base * 2
-    for log2 in range(2, resolution_log2 + 1):
-        tf_channels = int(np.clip(int(fmap_base / (2.0 ** ((log2 - 1) * fmap_decay))), fmap_min, fmap_max))
-        if tf_channels != min(channel_base // 2 ** log2, fmap_max):
-            raise LoadError(f"unsupported channel layout (fmap_decay={fmap_decay}, fmap_min={fmap_min})")
-
-    architecture = _kwarg(kwargs, "architecture", None) or _infer_architecture(tf_vars, resolution_log2)
+    channel_base, fmap_max = tf_stylegan2.channel_base(kwargs, resolution_log2)
+    architecture = _kwarg(kwargs, "architecture", None) or \
+        tf_stylegan2.infer_architecture(tf_vars, resolution_log2, scope="", rgb_layer="FromRGB")
     common = dict(c_dim=0, img_resolution=resolution, img_channels=int(_kwarg(kwargs, "num_channels", 3)),
                   architecture=architecture, channel_base=channel_base, channel_max=fmap_max, num_fp16_res=0,
                   conv_clamp=kwargs.get("conv_clamp"))
@@ -92,16 +79,7 @@ def _from_tf_stylegan2(d):
         D = discriminator.Discriminator(**tf_init_kwargs(d, tf_vars))
     except (TypeError, ValueError, KeyError) as err:
         raise LoadError(f"cannot build a discriminator from TF kwargs: {err}") from None
-    state = {}
-    for key, own in D.state_dict().items():
-        source = _tf_source(key)
-        if source is None:
-            state[key] = own
-            continue
-        tf_name, transform = source
-        if tf_name not in tf_vars:
-            raise LoadError(f"missing TF variable {tf_name!r} (needed for {key})")
-        state[key] = torch.from_numpy(np.array(TRANSFORMS[transform](tf_vars[tf_name]), dtype=np.float32, order="C"))
+    state = tf_stylegan2.state_from_tf(D, tf_vars, _tf_source)
     unused = sorted(set(tf_vars) - {s[0] for s in map(_tf_source, state) if s is not None})
     if unused:
         raise LoadError(f"TF variable {unused[0]!r} has no place in the discriminator ({len(unused)} unused)")
@@ -171,12 +149,7 @@ class BasicDiscriminator(torch.nn.Module):
 def _from_tf_basic(d):
     """A BasicDiscriminator with the weights of a TF StyleGAN1 D_basic network."""
     kwargs = d.static_kwargs
-    resolution = int(_kwarg(kwargs, "resolution", 32))
-    resolution_log2 = int(np.log2(resolution))
-    if resolution < 8 or 2 ** resolution_log2 != resolution:
-        raise LoadError(f"unsupported resolution {resolution}")
-    if int(_kwarg(kwargs, "label_size", 0)) > 0:
-        raise LoadError("conditional discriminators are not supported")
+    resolution, resolution_log2 = _resolution(kwargs, 32)
     for name, supported in (("nonlinearity", "lrelu"), ("use_wscale", True), ("blur_filter", [1, 2, 1])):
         if name in kwargs and kwargs[name] != supported:
             raise LoadError(f"unsupported TF kwarg {name}={kwargs[name]!r}")

@@ -32,12 +32,49 @@ def _variables(network, prefix):
             for name, value in network.variables.items()}
 
 
-def _infer_architecture(tf_vars, resolution_log2):
-    """'resnet' if skip convs exist, 'skip' if every resolution has a ToRGB, else 'orig' (read off the variables)."""
-    if any(re.fullmatch(r"synthesis/\d+x\d+/Skip/weight", name) for name in tf_vars):
+def infer_architecture(tf_vars, resolution_log2, scope="synthesis/", rgb_layer="ToRGB"):
+    """'resnet' if skip convs exist, 'skip' if every resolution has an RGB layer, else 'orig' (read off the variables).
+
+    `scope` prefixes the block names ('synthesis/' in G, '' in D); `rgb_layer` is ToRGB in G, FromRGB in D.
+    """
+    if any(re.fullmatch(re.escape(scope) + r"\d+x\d+/Skip/weight", name) for name in tf_vars):
         return "resnet"
-    has_torgb = [f"synthesis/{2 ** r}x{2 ** r}/ToRGB/weight" in tf_vars for r in range(2, resolution_log2 + 1)]
-    return "skip" if all(has_torgb) else "orig"
+    has_rgb = [f"{scope}{2 ** r}x{2 ** r}/{rgb_layer}/weight" in tf_vars for r in range(2, resolution_log2 + 1)]
+    return "skip" if all(has_rgb) else "orig"
+
+
+def channel_base(kwargs, resolution_log2):
+    """(channel_base, channel_max) of ours equal to TF's fmap_* channel layout; LoadError where none is.
+
+    TF: nf(stage) = clip(int(fmap_base / 2**(stage * fmap_decay)), fmap_min, fmap_max), stage = log2(res) - 1;
+    ours: min(channel_base // res, channel_max). They agree with channel_base = 2 * fmap_base when fmap_decay is 1.
+    """
+    fmap_base = int(_kwarg(kwargs, "fmap_base", 16 << 10))
+    fmap_max = int(_kwarg(kwargs, "fmap_max", 512))
+    fmap_min = int(_kwarg(kwargs, "fmap_min", 1))
+    fmap_decay = float(_kwarg(kwargs, "fmap_decay", 1.0))
+    base = fmap_base * 2
+    for log2 in range(2, resolution_log2 + 1):
+        tf_channels = int(np.clip(int(fmap_base / (2.0 ** ((log2 - 1) * fmap_decay))), fmap_min, fmap_max))
+        if tf_channels != min(base // 2 ** log2, fmap_max):
+            raise LoadError(f"unsupported channel layout (fmap_decay={fmap_decay}, fmap_min={fmap_min})")
+    return base, fmap_max
+
+
+def state_from_tf(module, tf_vars, source_of):
+    """`module`'s state dict filled from TF variables; source_of(key) -> (TF name, transform), or None for ours."""
+    state = {}
+    for key, own in module.state_dict().items():
+        source = source_of(key)
+        if source is None:
+            state[key] = own  # design constant (FIR filter), not stored by TF
+            continue
+        tf_name, transform = source
+        if tf_name not in tf_vars:
+            raise LoadError(f"missing TF variable {tf_name!r} (needed for {key})")
+        value = TRANSFORMS[transform](tf_vars[tf_name])
+        state[key] = torch.from_numpy(np.array(value, dtype=np.float32, order="C"))
+    return state
 
 
 def tf_init_kwargs(gs, tf_vars):
@@ -61,17 +98,7 @@ def tf_init_kwargs(gs, tf_vars):
         if name in map_kwargs and bool(map_kwargs[name]) != needed:
             raise LoadError(f"unsupported TF kwarg {name}={map_kwargs[name]!r}")
 
-    # Channels: TF uses nf(stage) = clip(int(fmap_base / 2**(stage * fmap_decay)), fmap_min, fmap_max) with
-    # stage = log2(res) - 1, i.e. min(2 * fmap_base // res, fmap_max) when fmap_decay is 1.
-    fmap_base = int(_kwarg(syn_kwargs, "fmap_base", 16 << 10))
-    fmap_max = int(_kwarg(syn_kwargs, "fmap_max", 512))
-    fmap_min = int(_kwarg(syn_kwargs, "fmap_min", 1))
-    fmap_decay = float(_kwarg(syn_kwargs, "fmap_decay", 1.0))
-    channel_base = fmap_base * 2
-    for log2 in range(2, resolution_log2 + 1):
-        tf_channels = int(np.clip(int(fmap_base / (2.0 ** ((log2 - 1) * fmap_decay))), fmap_min, fmap_max))
-        if tf_channels != min(channel_base // 2 ** log2, fmap_max):
-            raise LoadError(f"unsupported channel layout (fmap_decay={fmap_decay}, fmap_min={fmap_min})")
+    base, fmap_max = channel_base(syn_kwargs, resolution_log2)
 
     # The width of the hidden mapping layers is TF's mapping_fmaps (default 512, whatever dlatent_size is);
     # the stored weights say it best.
@@ -98,11 +125,11 @@ def tf_init_kwargs(gs, tf_vars):
 
     resample_kernel = _kwarg(syn_kwargs, "resample_kernel", [1, 3, 3, 1])
     synthesis_kwargs = dict(
-        channel_base=channel_base,
+        channel_base=base,
         channel_max=fmap_max,
         num_fp16_res=int(_kwarg(syn_kwargs, "num_fp16_res", 0)),
         conv_clamp=syn_kwargs.get("conv_clamp"),
-        architecture=_infer_architecture(tf_vars, resolution_log2),
+        architecture=infer_architecture(tf_vars, resolution_log2),
         resample_filter=[float(v) for v in np.asarray(resample_kernel).ravel()],
         use_noise=True,
         activation=_kwarg(syn_kwargs, "nonlinearity", "lrelu"),
@@ -199,20 +226,13 @@ def from_tf(gs):
         raise LoadError(f"cannot build a StyleGAN2 generator from TF kwargs: {err}") from None
 
     label_concat = init_kwargs["mapping_kwargs"].get("label_concat", False)
-    state = {}
-    for key, own in G.state_dict().items():
-        source = _tf_source(key)
+
+    def source_of(key):
         if key == "mapping.embed.weight" and label_concat:
-            source = ("mapping/LabelConcat/weight", "transpose")  # y = labels @ W, W [label_size, latent_size]
-        if source is None:
-            state[key] = own  # design constant (FIR filter), not stored by TF
-            continue
-        tf_name, transform = source
-        if tf_name not in tf_vars:
-            raise LoadError(f"missing TF variable {tf_name!r} (needed for {key})")
-        value = TRANSFORMS[transform](tf_vars[tf_name])
-        state[key] = torch.from_numpy(np.array(value, dtype=np.float32, order="C"))
-    stylegan2.load_state_dict_checked(G, state)
+            return ("mapping/LabelConcat/weight", "transpose")  # y = labels @ W, W [label_size, latent_size]
+        return _tf_source(key)
+
+    stylegan2.load_state_dict_checked(G, state_from_tf(G, tf_vars, source_of))
     G.info["tf_static_kwargs"] = ops.plain_values(
         {k: v for k, v in gs.static_kwargs.items() if isinstance(v, (int, float, str, bool, list, type(None)))})
     return G
