@@ -65,11 +65,7 @@ def _tf_source(key):
         (r"b(\d+)\.conv1\.bias", lambda r: (f"{r}x{r}/Conv1_down/bias", "as_is")),
         (r"b(\d+)\.skip\.weight", lambda r: (f"{r}x{r}/Skip/weight", "conv")),
     ]
-    for pattern, source in rules:
-        match = re.fullmatch(pattern, key)
-        if match:
-            return source(*match.groups())
-    raise LoadError(f"no TF variable corresponds to {key!r}")
+    return tf_stylegan2.source_by_rules(rules, key)
 
 
 def _from_tf_stylegan2(d):

@@ -157,6 +157,11 @@ def _tf_source(key):
         # A 1x1 kernel: the flip that TF's up-conv implies is a no-op, so none is applied.
         (r"synthesis\.b(\d+)\.skip\.weight", lambda r: (f"synthesis/{r}x{r}/Skip/weight", "conv")),
     ]
+    return source_by_rules(rules, key)
+
+
+def source_by_rules(rules, key):
+    """What the first (regex, source) rule that matches all of `key` gives for its groups; LoadError if none does."""
     for pattern, source in rules:
         match = re.fullmatch(pattern, key)
         if match:
