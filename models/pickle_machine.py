@@ -208,7 +208,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
             return self._allowed.globals[(module, name)]
         except KeyError:
             raise Refused(f"refused global '{module}.{name}' (not on the allow-list of "
-                           "network file contents; loading it could run code)") from None
+                          "network file contents; loading it could run code)") from None
 
     def persistent_load(self, pid):
         if self._load_persistent is None:

@@ -134,7 +134,7 @@ def reconstruct_persistent_obj(meta):
     kind = meta.get("type")
     if kind != "class":
         raise Malformed(f"persistent object of type {str(kind)[:40]!r} is not supported "
-                         "(only 'class')")
+                        "(only 'class')")
     class_name, module_src, state = meta.get("class_name"), meta.get("module_src"), meta.get("state")
     if not isinstance(class_name, str) or not isinstance(module_src, str):
         raise Malformed("persistent object has no class name or module source")
