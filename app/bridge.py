@@ -335,12 +335,12 @@ def principal_rows(renderer, request, index, layers="all"):
 def direction_sweep_work(request, path, frames, fps, quality):
     """work(renderer, progress, cancel) for an ExportJob: a video of request's edits (its directions
     and StyleSpace channels) scaled from -1 to 1 (the export's `direction` sweep)."""
-    from renderer import export
+    from renderer import sequences
 
     def work(renderer, progress, cancel):
-        requests = export.sweep_requests(renderer, request, "direction", frames)
-        return export.export_video(renderer, [requests], path, fps=fps, quality=quality, total=len(requests),
-                                   progress=progress, cancel=cancel)
+        requests = sequences.sweep_requests(renderer, request, "direction", frames)
+        return sequences.export_video(renderer, [requests], path, fps=fps, quality=quality, total=len(requests),
+                                      progress=progress, cancel=cancel)
 
     return work
 
@@ -348,14 +348,14 @@ def direction_sweep_work(request, path, frames, fps, quality):
 def direction_grid_work(request, seeds_text, steps, path):
     """work(renderer, progress, cancel): a PNG grid, one row per seed, its columns request's edits
     scaled from -1 to 1 (the figure of the SeFa, StyleSpace and InterFaceGAN papers)."""
-    from renderer import directions, export
+    from renderer import directions, grids
 
-    seeds = export.parse_seeds(seeds_text)
+    seeds = grids.parse_seeds(seeds_text)
     cells = directions.sweep_grid_requests(request, seeds, steps)
 
     def work(renderer, progress, cancel):
-        export.export_grid(renderer, cells, len(seeds), steps, path, request, "direction sweep",
-                           progress=progress, cancel=cancel)
+        grids.export_grid(renderer, cells, len(seeds), steps, path, request, "direction sweep",
+                          progress=progress, cancel=cancel)
         return path
 
     return work
@@ -363,10 +363,10 @@ def direction_grid_work(request, seeds_text, steps, path):
 
 def save_direction_file(rows, path):
     """A direction as .npy, in the layout the Vectors panel and --direction read ([w_dim] for one row)."""
-    from renderer import export
+    from renderer import latent_files
 
     array = np.asarray(rows, dtype=np.float32)
-    return export.save_array(array[0] if array.shape[0] == 1 else array, path)
+    return latent_files.save_array(array[0] if array.shape[0] == 1 else array, path)
 def class_in_use(state, model_info):
     """(class, how) a conditional network draws with: the Class field's, or (unticked) the one the
     renderer picks from the main seed, as NVIDIA's visualizer does; None for unconditional ones."""
@@ -444,7 +444,7 @@ def session_json(state, model_info=None):
     network's file name and sha256 (a session opened elsewhere finds its network beside it by them)."""
     from pathlib import Path
 
-    from renderer.export import file_sha256
+    from renderer.png_metadata import file_sha256
     from renderer.request_files import MODEL_NAME_KEY, MODEL_SHA256_KEY
 
     z_dim = (model_info or {}).get("z_dim")

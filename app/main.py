@@ -357,7 +357,7 @@ class App:
         if frame is None:
             self.set_status("nothing to save yet", error=True)
             return
-        from renderer.export import save_png
+        from renderer.png_metadata import save_png
 
         from app.panels.export import default_folder, seed_name
 

@@ -10,7 +10,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +20,7 @@ import torch  # noqa: E402
 from models import child_load  # noqa: E402
 from models.loader import load_generator, save_safetensors  # noqa: E402
 from models.stylegan2 import Generator  # noqa: E402
+from timers import timed  # noqa: E402
 
 
 def write_network(folder, resolution):
@@ -31,12 +31,6 @@ def write_network(folder, resolution):
     path = Path(folder) / f"sg2_{resolution}.safetensors"
     save_safetensors(G, path)
     return path
-
-
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
 
 
 def main():

@@ -5,7 +5,6 @@ cuts them, at one and two threads (figures only).
 """
 
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,21 +18,12 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from models import ops  # noqa: E402
+from timers import best_of  # noqa: E402
 
 # (out channels, in channels, side) of R-1024's layers' 1x1 convolutions, as bench/speed.py finds them.
 SHAPES = [(1024, 1024, 148), (645, 1024, 148), (406, 645, 276), (256, 406, 276), (161, 256, 532),
           (102, 161, 1044), (64, 102, 1044), (64, 64, 1044)]
 BAND_VALUES = 4_000_000  # output values per band of rows, about what the fast path takes
-
-
-def best_of(fn, repeats=5):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():
@@ -50,8 +40,8 @@ def main():
             w4 = w[:, :, None, None].contiguous(memory_format=torch.channels_last)
             pixels = x.permute(0, 2, 3, 1).reshape(rows * side, in_c)
             bands = side / rows
-            conv = best_of(lambda: F.conv2d(x, w4)) * bands
-            matmul = best_of(lambda: ops.rows_times_weight(pixels, w)) * bands
+            conv = best_of(lambda: F.conv2d(x, w4), 5, warm_up=True) * bands
+            matmul = best_of(lambda: ops.rows_times_weight(pixels, w), 5, warm_up=True) * bands
             totals[0] += conv
             totals[1] += matmul
             gflop = 2 * out_c * in_c * side * side / 1e9

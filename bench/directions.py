@@ -18,16 +18,7 @@ from bench.render import full_size_sg2_1024  # noqa: E402
 from renderer import directions  # noqa: E402
 from renderer.renderer import Renderer  # noqa: E402
 from renderer.request import RenderRequest  # noqa: E402
-
-
-def timed(fn, repeats):
-    """(median seconds, last result) over repeats calls."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+from timers import median_of, timed  # noqa: E402
 
 
 def main():
@@ -41,25 +32,23 @@ def main():
     request = RenderRequest(pkl=__file__, seeds=1)
     print(f"StyleGAN2 1024 px, random weights, {args.threads} torch thread(s)")
 
-    seconds, _ = timed(lambda: directions.sefa_directions(G.synthesis, "all"), args.repeats)
+    seconds = median_of(lambda: directions.sefa_directions(G.synthesis, "all"), args.repeats)
     print(f"SeFa, all {len(directions.sefa_layers(G.synthesis)[1])} style layers: {seconds * 1000:.0f} ms")
-    seconds, _ = timed(lambda: directions.sefa_directions(G.synthesis, "coarse"), args.repeats)
+    seconds = median_of(lambda: directions.sefa_directions(G.synthesis, "coarse"), args.repeats)
     print(f"SeFa, coarse layers: {seconds * 1000:.0f} ms")
 
-    start = time.perf_counter()
-    directions.style_statistics(renderer, request)
-    print(f"StyleSpace statistics ({directions.STYLE_SAMPLES} mapped z, once per network): "
-          f"{time.perf_counter() - start:.2f} s")
-    seconds, _ = timed(lambda: directions.example_channels(renderer, request, [1, 2, 3, 4, 5]), args.repeats)
+    seconds, _ = timed(lambda: directions.style_statistics(renderer, request))
+    print(f"StyleSpace statistics ({directions.STYLE_SAMPLES} mapped z, once per network): {seconds:.2f} s")
+    seconds = median_of(lambda: directions.example_channels(renderer, request, [1, 2, 3, 4, 5]), args.repeats)
     print(f"find channels from 5 example seeds: {seconds * 1000:.0f} ms")
 
     rng = np.random.RandomState(0)
     positive, negative = rng.randn(12, 512) + 0.3, rng.randn(12, 512) - 0.3
-    seconds, _ = timed(lambda: directions.fit_direction(positive, negative), args.repeats)
+    seconds = median_of(lambda: directions.fit_direction(positive, negative), args.repeats)
     print(f"learned direction, 12 + 12 examples (LinearSVC): {seconds * 1000:.0f} ms")
 
     renderer.render(request)  # fills the block cache
-    full, _ = timed(lambda: renderer.render(RenderRequest(pkl=__file__, seeds=2)), 1)
+    full = median_of(lambda: renderer.render(RenderRequest(pkl=__file__, seeds=2)), 1)
     renderer.render(request)
     edits = [RenderRequest(pkl=__file__, seeds=1, style_offsets=[("b512.conv1", 3, 0.5 * (k + 1))])
              for k in range(args.repeats)]

@@ -11,21 +11,13 @@ the time and steps to reach the target (or the budget), all in one run.
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-
-def median_seconds(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timers import median_of, timed  # noqa: E402
 
 
 def measure(name, G, ws, handles, targets, repeats, budget):
@@ -44,16 +36,14 @@ def measure(name, G, ws, handles, targets, repeats, budget):
     # Interleaved, so that both see the same load on a shared machine.
     frames, steps = [], []
     for _ in range(repeats):
-        frames.append(median_seconds(forward_frame, 1))
-        steps.append(median_seconds(probe.step, 1))
+        frames.append(median_of(forward_frame, 1))
+        steps.append(median_of(probe.step, 1))
     frame, step = statistics.median(frames), statistics.median(steps)
-    image = median_seconds(probe.image, repeats)
+    image = median_of(probe.image, repeats)
     settings = DragSettings(steps=budget)
     session = DragSession(G, ws, handles, targets, settings=settings)
     shown = []
-    start = time.perf_counter()
-    run_drag(session, on_frame=lambda _image, s: shown.append(s.steps_done))
-    total = time.perf_counter() - start
+    total, _ = timed(lambda: run_drag(session, on_frame=lambda _image, s: shown.append(s.steps_done)))
     reached = bool((session.distances() <= settings.stop_distance).all())
     resolution = G.synthesis.stage_resolutions()[session.stage]
     return dict(name=name, stage=f"stage {session.stage} ({resolution} px)", frame=frame, step=step,

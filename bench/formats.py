@@ -7,7 +7,6 @@ With --check, also the largest difference of its image from a direct evaluation 
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,15 +22,7 @@ import torch  # noqa: E402
 import rosinality_reference as rosi  # noqa: E402
 from models import rosinality  # noqa: E402
 from models.loader import load_generator, save_safetensors  # noqa: E402
-
-
-def best_of(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timers import best_of  # noqa: E402
 
 
 def main():

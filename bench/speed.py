@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from timers import best_of, timed
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # StyleGAN2 as NVIDIA's train.py builds it (conv_clamp 256, fp16 in the top 4 resolutions, 8 mapping
@@ -128,12 +130,6 @@ def make_convs_only(specs):
             job()
 
     return run
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
 
 
 class _StopAt(Exception):
@@ -318,8 +314,7 @@ def sg3_previews_and_cache(G, ws, result):
 
     size = reduced_resolution(G, 64)
     stylegan3.reduced_synthesis(G.synthesis, ws, size)  # makes the kept weight transforms
-    result["preview_s"] = {f"reduced {size}px": min(timed(lambda: stylegan3.reduced_synthesis(
-        G.synthesis, ws, size))[0] for _ in range(2))}
+    result["preview_s"] = {f"reduced {size}px": best_of(lambda: stylegan3.reduced_synthesis(G.synthesis, ws, size), 2)}
 
     other = G.mapping(torch.randn([1, G.z_dim]), None, truncation_psi=0.7)
     cache = BlockCache()

@@ -7,7 +7,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from renderer import export
+from models.atomic_write import describe_os_error
+from renderer import export_jobs, grids, png_metadata, sequences
 
 FORMATS = ("png", "jpg")
 MANIFEST = "manifest.json"
@@ -39,7 +40,7 @@ def sheet_file(out_dir, seeds):
 
 def parse_batch_seeds(text):
     """The job's seeds ('0-49999', '1,5,9-12'), each once, in the order given."""
-    return list(dict.fromkeys(export.parse_seeds(text, limit=MAX_BATCH_SEEDS)))
+    return list(dict.fromkeys(grids.parse_seeds(text, limit=MAX_BATCH_SEEDS)))
 
 
 def check_format(fmt):
@@ -58,16 +59,16 @@ def encode_image(image, request, fmt="png"):
 
     The PNG is byte for byte what `frame` writes for the same request.
     """
-    model = export.model_path_of(request)
+    model = export_jobs.model_path_of(request)
     model_path = model if model.is_file() else None
     if fmt == "png":
-        return export.encode_png(image, request, model_path=model_path)
+        return png_metadata.encode_png(image, request, model_path=model_path)
     import io
 
     from PIL import Image
 
-    note = {export.PNG_KEY_REQUEST: request.to_dict(), export.PNG_KEY_MODEL: model.name,
-            export.PNG_KEY_MODEL_SHA256: export.file_sha256(model) if model_path else ""}
+    note = {png_metadata.PNG_KEY_REQUEST: request.to_dict(), png_metadata.PNG_KEY_MODEL: model.name,
+            png_metadata.PNG_KEY_MODEL_SHA256: png_metadata.file_sha256(model) if model_path else ""}
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0,
                                 comment=json.dumps(note).encode())
@@ -76,7 +77,7 @@ def encode_image(image, request, fmt="png"):
 
 def write_file(path, data):
     """Write bytes atomically: the file appears only when complete."""
-    with export.atomic_output(path) as temp_name:
+    with export_jobs.atomic_output(path) as temp_name:
         Path(temp_name).write_bytes(data)
 
 
@@ -92,12 +93,12 @@ def split_shards(items, workers):
 
 def manifest_data(base, seeds_text, fmt, grid):
     """What the folder holds: the request every file shares, its network's sha256, the naming."""
-    model = export.model_path_of(base)
+    model = export_jobs.model_path_of(base)
     return {
         "software": "StyleScope batch",
         "request": json.loads(base.to_json()),
         "model": str(base.pkl) if base.pkl else "default model",
-        "model_sha256": export.file_sha256(model),
+        "model_sha256": png_metadata.file_sha256(model),
         "seeds": seeds_text,
         "format": fmt,
         "files": f"seed{{seed:04d}}.{fmt}",
@@ -115,11 +116,11 @@ def write_manifest(out_dir, data):
         except (OSError, ValueError):
             old = None
         if not isinstance(old, dict):
-            raise export.ExportError(f"{path}: not a readable batch manifest; use another --out folder")
+            raise export_jobs.ExportError(f"{path}: not a readable batch manifest; use another --out folder")
         for key, what in (("request", "request"), ("model_sha256", "network"), ("format", "format")):
             if old.get(key) != data[key]:
-                raise export.ExportError(f"{out_dir} holds a batch made with another {what}; "
-                                         f"use another --out folder (or delete {path})")
+                raise export_jobs.ExportError(f"{out_dir} holds a batch made with another {what}; "
+                                              f"use another --out folder (or delete {path})")
     write_file(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
@@ -133,7 +134,7 @@ def prepare_folder(base, seeds, out_dir, fmt="png", grid=None, seeds_text=None):
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise export.ExportError(export.describe_os_error(error, out_dir)) from None
+        raise export_jobs.ExportError(describe_os_error(error, out_dir)) from None
     write_manifest(out_dir, manifest_data(base, seeds_text or ",".join(map(str, seeds)), fmt, grid))
     return out_dir
 
@@ -172,9 +173,9 @@ def write_sheets(base, seeds, out_dir, fmt, grid):
         path = sheet_file(out_dir, group)
         if path.is_file():
             continue
-        images = [export.read_png_image(seed_file(out_dir, seed, fmt)) for seed in group]
-        image = export.tile_grid(images + [None] * (rows * cols - len(group)), rows, cols)
-        export.save_grid(image, export.seed_grid_requests(base, group), rows, cols, path, base, "seeds")
+        images = [png_metadata.read_png_image(seed_file(out_dir, seed, fmt)) for seed in group]
+        image = grids.tile_grid(images + [None] * (rows * cols - len(group)), rows, cols)
+        grids.save_grid(image, grids.seed_grid_requests(base, group), rows, cols, path, base, "seeds")
         written.append(path)
         # A part-filled sheet of an earlier, shorter run starts at the same seed: this one replaces it.
         for older in out_dir.glob(f"grid_seed{int(group[0]):04d}-*.png"):
@@ -188,7 +189,7 @@ def write_sheets(base, seeds, out_dir, fmt, grid):
 
 def video_frames(pool, request_sequences, cols=1):
     """A video's pictures, in order, rendered in shards by the pool's workers; the same pictures
-    as export.video_frames (with several sequences, each picture tiles one frame of each)."""
+    as sequences.video_frames (with several sequences, each picture tiles one frame of each)."""
     sequences = [list(requests) for requests in request_sequences]
     cells = len(sequences)
     rows = -(-cells // cols)
@@ -201,28 +202,28 @@ def video_frames(pool, request_sequences, cols=1):
             waiting.setdefault(index, {})[cell] = image
         while len(waiting.get(next_index, ())) == cells:
             parts = waiting.pop(next_index)
-            yield parts[0] if cells == 1 else export.tile_images([parts[c] for c in range(cells)], rows, cols)
+            yield parts[0] if cells == 1 else grids.tile_images([parts[c] for c in range(cells)], rows, cols)
             next_index += 1
 
 
 def export_video(pool, request_sequences, path, fps=30, quality=8, cols=1, total=None, progress=None,
                  pixel_format="yuv444p"):
-    """export.export_video with the frames rendered by the pool's workers; this process writes."""
-    problem = export.writable_or_error(path)
+    """sequences.export_video with the frames rendered by the pool's workers; this process writes."""
+    problem = export_jobs.writable_or_error(path)
     if problem:
-        raise export.ExportError(problem)
+        raise export_jobs.ExportError(problem)
     frames = video_frames(pool, request_sequences, cols)
-    return export.write_video(frames, path, fps=fps, quality=quality, total=total, progress=progress,
-                              pixel_format=pixel_format)
+    return sequences.write_video(frames, path, fps=fps, quality=quality, total=total, progress=progress,
+                                 pixel_format=pixel_format)
 
 
 def export_grid(pool, cells, rows, cols, path, base, kind, padding=0, progress=None):
-    """export.export_grid with the cells rendered by the pool's workers; this process writes."""
-    export.check_png_name(path)
-    export.check_padding(padding)
-    problem = export.writable_or_error(path)
+    """grids.export_grid with the cells rendered by the pool's workers; this process writes."""
+    png_metadata.check_png_name(path)
+    grids.check_padding(padding)
+    problem = export_jobs.writable_or_error(path)
     if problem:
-        raise export.ExportError(problem)
+        raise export_jobs.ExportError(problem)
     if not isinstance(cells, dict):
         cells = {divmod(index, cols): request for index, request in enumerate(cells)}
     images = [None] * (rows * cols)
@@ -233,6 +234,6 @@ def export_grid(pool, cells, rows, cols, path, base, kind, padding=0, progress=N
             done += 1
             if progress is not None:
                 progress(done, len(cells))
-    image = export.tile_grid(images, rows, cols, padding)
-    export.save_grid(image, cells, rows, cols, path, base, kind, padding)
+    image = grids.tile_grid(images, rows, cols, padding)
+    grids.save_grid(image, cells, rows, cols, path, base, kind, padding)
     return image

@@ -295,7 +295,7 @@ def with_style_flags(renderer, request, flags):
 
 def run_directions_command(args):
     """run_app.py directions: the .npy the Vectors panel and --direction read."""
-    from renderer import export
+    from renderer import grids, latent_files
     from renderer.renderer import Renderer
     from renderer.request import RenderRequest
 
@@ -312,12 +312,12 @@ def run_directions_command(args):
     else:
         if not (args.positive and args.negative):
             raise ValueError("--method svm: give --positive and --negative seed lists")
-        others = [export.load_direction(path).reshape(-1) for path in args.orthogonal or []]
+        others = [latent_files.load_direction(path).reshape(-1) for path in args.orthogonal or []]
         for path, other in zip(args.orthogonal or [], others):
             if other.shape[0] != G.w_dim:
                 raise ValueError(f"--orthogonal {path}: {other.shape[0]} values, this network's w_dim is {G.w_dim}")
-        array = learned_direction(renderer, request, export.parse_seeds(args.positive),
-                                  export.parse_seeds(args.negative), others)
-    export.save_array(array.astype(np.float32), args.out)
+        array = learned_direction(renderer, request, grids.parse_seeds(args.positive),
+                                  grids.parse_seeds(args.negative), others)
+    latent_files.save_array(array.astype(np.float32), args.out)
     print(f"wrote {args.out} {list(array.shape)}")
     return 0

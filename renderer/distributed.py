@@ -51,23 +51,23 @@ class RenderWorker:
 
     def ready(self, request):
         """Load the request's network now; (pid, sha256 of the network file this worker reads)."""
-        from renderer import export
+        from renderer import export_jobs, png_metadata
 
         self.renderer.load(request)
-        model = export.model_path_of(request)
-        return os.getpid(), export.file_sha256(model)
+        model = export_jobs.model_path_of(request)
+        return os.getpid(), png_metadata.file_sha256(model)
 
     def images(self, items):
         """[(key, uint8 [H, W, 3])] for [(key, request)]."""
-        from renderer import export
+        from renderer import export_jobs
 
-        return [(key, export.render_image(self.renderer, request)) for key, request in items]
+        return [(key, export_jobs.render_image(self.renderer, request)) for key, request in items]
 
     def files(self, items, fmt):
         """[(key, bytes of a PNG or JPEG that carries its request)] for [(key, request)]."""
-        from renderer import batch, export
+        from renderer import batch, export_jobs
 
-        return [(key, batch.encode_image(export.render_image(self.renderer, request), request, fmt))
+        return [(key, batch.encode_image(export_jobs.render_image(self.renderer, request), request, fmt))
                 for key, request in items]
 
 
@@ -132,9 +132,9 @@ class RayPool:
         actor_class = ray.remote(RenderWorker).options(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS,
                                                        **options)
         self.actors = [actor_class.remote(threads, None, os.getcwd()) for _ in range(count)]
-        from renderer import export
+        from renderer import export_jobs, png_metadata
 
-        expected = export.file_sha256(export.model_path_of(request))
+        expected = png_metadata.file_sha256(export_jobs.model_path_of(request))
         ready = [actor.ready.remote(request) for actor in self.actors]
         done, _ = ray.wait(ready, num_returns=len(ready), timeout=START_TIMEOUT_S)
         if len(done) < len(ready):
@@ -144,7 +144,7 @@ class RayPool:
         self.pids = [pid for pid, _sha in answers]  # the workers' processes (on their nodes)
         for _pid, sha in answers:
             if sha != expected:
-                raise WorkerError(f"a worker reads a different network file at {export.model_path_of(request)} "
+                raise WorkerError(f"a worker reads a different network file at {export_jobs.model_path_of(request)} "
                                   f"(sha256 {sha[:12]}... != {expected[:12]}...)")
         self.workers = count
 

@@ -283,12 +283,12 @@ class DragVideo:
     """The frames a drag shows, written to an MP4 (or GIF) that appears whole or not at all."""
 
     def __init__(self, path, fps=15):
-        from renderer import export, video
+        from renderer import export_jobs, video
 
         self.path = path
         video.video_format(path)  # an unknown suffix fails before the drag runs
         self._files = contextlib.ExitStack()
-        self._writer = video.VideoWriter(self._files.enter_context(export.atomic_output(path)), fps=fps,
+        self._writer = video.VideoWriter(self._files.enter_context(export_jobs.atomic_output(path)), fps=fps,
                                          fmt=video.video_format(path))
 
     def append(self, image, _session=None):

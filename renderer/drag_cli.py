@@ -42,7 +42,7 @@ def _mask(path, size):
 
 def cmd_drag(args, request, renderer):
     """Run the drag; print where each handle ended. Returns 0."""
-    from renderer import export
+    from renderer import export_jobs, png_metadata
     from renderer.drag import DragSettings, DragVideo, result_request, run_drag, session_for, w_plus
 
     if len(args.handle) != len(args.target):
@@ -50,7 +50,7 @@ def cmd_drag(args, request, renderer):
     settings = DragSettings() if args.steps is None else DragSettings(steps=args.steps)
     if settings.steps < 0:
         raise ValueError("--steps: must be 0 or more")
-    export.check_png_name(args.out)
+    png_metadata.check_png_name(args.out)
     if not str(args.out_w).lower().endswith(".npz"):
         raise ValueError(f"--out-w: {args.out_w}: use a .npz name")
     handles = [_point("--handle", text) for text in args.handle]
@@ -80,10 +80,10 @@ def cmd_drag(args, request, renderer):
         if recorder:
             recorder.abort()
         raise
-    with export.atomic_output(args.out_w) as name:
+    with export_jobs.atomic_output(args.out_w) as name:
         with open(name, "wb") as handle:
             np.savez(handle, w=w_plus(session.ws))
-    export.export_frame(renderer, result, args.out, image=frame.image)
+    png_metadata.export_frame(renderer, result, args.out, image=frame.image)
     scale = request.output_scale
     for index, (handle, target) in enumerate(zip(session.handles.tolist(), session.targets.tolist())):
         print(f"handle {index}: ended at {handle[0] * scale:g},{handle[1] * scale:g} "

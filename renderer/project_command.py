@@ -43,7 +43,7 @@ def run_project_command(args):
     from tqdm import tqdm
 
     from models.atomic_write import WriteError, write_problem
-    from renderer import export
+    from renderer import export_jobs, png_metadata, sequences
     from renderer.renderer import Renderer
     from renderer.request import RenderRequest
 
@@ -52,12 +52,12 @@ def run_project_command(args):
         if problem:
             raise WriteError(problem)
     if args.out_png:
-        export.check_png_name(args.out_png)
+        png_metadata.check_png_name(args.out_png)
     settings = settings_from_args(args)
     renderer = Renderer()
     base = RenderRequest(pkl=getattr(args, "pkl", None), device=getattr(args, "device", "auto"), noise_mode="const")
     _, G = renderer.load(base)
-    nets = feature_networks(export.model_path_of(base), getattr(args, "vgg", None), settings)
+    nets = feature_networks(export_jobs.model_path_of(base), getattr(args, "vgg", None), settings)
     picture = load_target_image(args.target)
     target, (left, top, size) = prepare_target(picture, G.img_resolution, G.img_channels)
     print(f"target: {args.target} {picture.shape[1]}x{picture.shape[0]}, centre square {size}x{size} at "
@@ -72,7 +72,7 @@ def run_project_command(args):
 
     try:
         if args.video:
-            export.write_video(progress_frames(projector, on_step=on_step), args.video, fps=30)
+            sequences.write_video(progress_frames(projector, on_step=on_step), args.video, fps=30)
         else:
             while not projector.done:
                 projector.step()
@@ -84,7 +84,7 @@ def run_project_command(args):
     written = [args.out] + [p for p in (args.video,) if p]
     if args.out_png:
         request = dataclasses.replace(base, w=ws.tolist())
-        export.export_frame(renderer, request, args.out_png)
+        png_metadata.export_frame(renderer, request, args.out_png)
         written.append(args.out_png)
     print(f"wrote {', '.join(map(str, written))} ({settings.space}, {settings.steps} steps, loss {projector.loss:.4f})")
     return 0

@@ -60,8 +60,8 @@ def read_request_file(path):
 
 
 def read_png_request(path):
-    """The request an exported PNG carries (renderer.export.read_png_metadata, bounded)."""
-    from renderer.export import read_png_metadata
+    """The request an exported PNG carries (renderer.png_metadata.read_png_metadata, bounded)."""
+    from renderer.png_metadata import read_png_metadata
 
     meta = read_png_metadata(path)
     return SavedRequest(meta.request(), Path(path), meta.model_name, meta.model_sha256)
@@ -91,7 +91,7 @@ def choose_network(saved, chosen=None, where="pass --pkl FILE"):
     request file whose sha256 is the recorded one; otherwise NetworkNotChosen, whose message
     says which file the request wants and `where` to give it.
     """
-    from renderer.export import file_sha256
+    from renderer.png_metadata import file_sha256
 
     request = saved.request
     if request.pkl is None or (chosen is not None and _same_file(request.pkl, chosen)):

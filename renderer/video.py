@@ -65,7 +65,7 @@ def pad_to_even(image):
 
 class VideoWriter:
     """Writes frames to one file; close() finishes it. The caller owns the file's fate
-    (renderer/export.py writes to a temporary name and renames it when done)."""
+    (renderer/export_jobs.py's atomic_output writes to a temporary name and renames it when done)."""
 
     def __init__(self, path, fps=30, quality=8, fmt=None, pixel_format="yuv444p"):
         self.path = str(path)

@@ -46,10 +46,12 @@ def one_thread_commands():
     """The commands set every core for headless work; on a shared machine one thread is kinder."""
     import torch
 
-    original = run_app.headless_threads
-    run_app.headless_threads = lambda: torch.set_num_threads(1)
+    from renderer import commands
+
+    original = commands.headless_threads
+    commands.headless_threads = lambda: torch.set_num_threads(1)
     yield
-    run_app.headless_threads = original
+    commands.headless_threads = original
 
 
 @pytest.fixture(scope="module")

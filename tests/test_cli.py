@@ -10,6 +10,7 @@ from PIL import Image
 
 import models
 import run_app
+from renderer import commands
 from renderer.renderer import Renderer
 from renderer.request import RenderRequest
 from renderer_standin import standin_loader
@@ -22,11 +23,11 @@ def one_torch_thread():
     import torch
 
     before = torch.get_num_threads()
-    original = run_app.headless_threads
-    run_app.headless_threads = lambda: torch.set_num_threads(1)
+    original = commands.headless_threads
+    commands.headless_threads = lambda: torch.set_num_threads(1)
     torch.set_num_threads(1)
     yield
-    run_app.headless_threads = original
+    commands.headless_threads = original
     torch.set_num_threads(before)
 
 
@@ -203,7 +204,7 @@ def test_transform_on_a_network_without_one_warns_and_still_writes(standin_model
 
 
 def test_frame_refuses_a_non_png_name_before_rendering(standin_models, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(run_app, "render_or_fail", lambda *a: pytest.fail("rendered before checking --out"))
+    monkeypatch.setattr(commands, "render_or_fail", lambda *a: pytest.fail("rendered before checking --out"))
     code = run_app.main(["frame", "--pkl", standin_models, "--out", str(tmp_path / "x.jpg")])
     err = capsys.readouterr().err
     assert code == 1 and "x.jpg" in err and ".png" in err and len(err.strip().splitlines()) == 1

@@ -198,9 +198,9 @@ def test_cli_writes_sefa_and_learned_directions_and_renders_a_style_edit(tmp_pat
     assert np.load(tmp_path / "b.npy").ndim == 1
     frame = run("frame", "--seed", "3", "--style", "b64.conv0:3=8", "--style", "2:1=-5", "--out", str(tmp_path / "f.png"))
     assert frame.returncode == 0, frame.stderr
-    from renderer import export
+    from renderer import png_metadata
 
-    request = export.read_png_metadata(tmp_path / "f.png").request()
+    request = png_metadata.read_png_metadata(tmp_path / "f.png").request()
     assert [item[:2] for item in request.style_offsets] == [("b64.conv0", 3), ("b8.conv1", 1)]
     bad = run("frame", "--seed", "3", "--style", "b64.conv0:3", "--out", str(tmp_path / "g.png"))
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "LAYER:CHANNEL=SIGMAS" in bad.stderr
@@ -238,7 +238,7 @@ def test_style_channels_in_the_state_make_request_offsets_undo_and_load_from_a_s
 
 def test_the_windows_sweep_video_and_grid_of_one_style_channel(tmp_path, default_renderer):
     from app.bridge import direction_grid_work, direction_sweep_work
-    from renderer import export
+    from renderer import png_metadata
 
     request = RenderRequest(style_offsets=[("b64.conv0", 31, 8.0)])
     video = direction_sweep_work(request, tmp_path / "sweep.gif", 4, 10, 8)
@@ -246,7 +246,7 @@ def test_the_windows_sweep_video_and_grid_of_one_style_channel(tmp_path, default
     assert (tmp_path / "sweep.gif").stat().st_size > 0
     grid = direction_grid_work(request, "0,1", 3, tmp_path / "grid.png")
     grid(default_renderer, None, None)
-    picture = export.read_png_image(tmp_path / "grid.png")
+    picture = png_metadata.read_png_image(tmp_path / "grid.png")
     assert picture.shape == (128, 192, 3)
     plain = default_renderer.render(RenderRequest(seeds=1)).image
     np.testing.assert_array_equal(picture[64:, 64:128], plain)  # the middle column: no edit

@@ -260,7 +260,7 @@ def test_the_worker_runs_a_drag_job_posting_frames_and_stops_on_request(tmp_path
 def test_a_drag_result_is_an_ordinary_latent_for_undo_sessions_and_pngs(default_model, tmp_path):
     from app.bridge import load_session, session_json
     from app.state import ExplorerState
-    from renderer import export
+    from renderer import png_metadata
     from renderer.drag import drag_job
 
     renderer, request, _ = default_model
@@ -288,8 +288,8 @@ def test_a_drag_result_is_an_ordinary_latent_for_undo_sessions_and_pngs(default_
     load_session(again, json_roundtrip(session_json(state)))
     assert renderer.render(again.to_request()).image.tobytes() == image.tobytes()
     png = tmp_path / "dragged.png"
-    export.export_frame(renderer, dragged, png, image=image)
-    export.rebuild_from_png(renderer, png, tmp_path / "rebuilt.png")
+    png_metadata.export_frame(renderer, dragged, png, image=image)
+    png_metadata.rebuild_from_png(renderer, png, tmp_path / "rebuilt.png")
     from PIL import Image
 
     assert np.array_equal(np.asarray(Image.open(tmp_path / "rebuilt.png")), image)

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join
 
 
 def test_ctrl_s_saves_the_shown_frame_with_its_request(fixtures_dir, tmp_path):
-    from renderer import export
+    from renderer import png_metadata
 
     screen = VirtualScreen()
     app = AppUnderTest(screen, tmp_path, pkl=fixtures_dir / "sg2ada_64.pkl")
@@ -30,11 +30,11 @@ def test_ctrl_s_saves_the_shown_frame_with_its_request(fixtures_dir, tmp_path):
             time.sleep(0.3)
         assert saved, f"no PNG written; app output:\n{app.output()[-2000:]}"
         assert app.alive()
-        meta = export.read_png_metadata(saved[0])
+        meta = png_metadata.read_png_metadata(saved[0])
         shown = app.frames()[-1]
         assert meta.request().to_dict() == shown["request"]
         assert meta.model_name == "sg2ada_64.pkl"
-        np.testing.assert_array_equal(export.read_png_image(saved[0]),
+        np.testing.assert_array_equal(png_metadata.read_png_image(saved[0]),
                                       np.asarray(Image.open(shown["shown_copy"]).convert("RGB")))
         assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
     finally:

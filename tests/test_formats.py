@@ -14,6 +14,7 @@ import run_app
 from models import rosinality, stylegan2, stylegan3
 from models.errors import LoadError, UnsafeFileError
 from models.loader import load_generator
+from renderer import commands
 from renderer.renderer import image_to_uint8
 
 FIXTURES = {  # file -> (reference npz, format, keys the file cannot reproduce because it lacks that network)
@@ -31,7 +32,7 @@ _cache = {}
 @pytest.fixture(autouse=True)
 def one_thread_commands(monkeypatch):
     """run_app's commands take every core; these tiny networks run faster on one on a shared machine."""
-    monkeypatch.setattr(run_app, "headless_threads", lambda: torch.set_num_threads(1))
+    monkeypatch.setattr(commands, "headless_threads", lambda: torch.set_num_threads(1))
 
 
 def _diff(a, b):

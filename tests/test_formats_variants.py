@@ -7,12 +7,13 @@ import torch
 import rosinality_reference as rosi
 import run_app
 from models.loader import load_generator
+from renderer import commands
 
 
 @pytest.mark.parametrize("taps", [(1, 2, 1), (1, 4, 6, 4, 1), (1, 1), (1, 2, 2, 1)], ids=lambda t: f"{len(t)}taps")
 @torch.no_grad()
 def test_rosinality_blur_kernels_render_like_rosinality_and_survive_convert(tmp_path, taps, monkeypatch):
-    monkeypatch.setattr(run_app, "headless_threads", lambda: torch.set_num_threads(1))
+    monkeypatch.setattr(commands, "headless_threads", lambda: torch.set_num_threads(1))
     sd = rosi.random_generator(32, 16, 2, {4: 16, 8: 12, 16: 12, 32: 8}, seed=3, blur_kernel=taps)
     path = tmp_path / "g.pt"
     torch.save({"g_ema": sd}, path)

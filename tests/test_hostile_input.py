@@ -118,7 +118,7 @@ def test_a_crash_in_the_window_loader_costs_only_its_child(tmp_path):
 def test_a_request_file_opens_its_network_only_beside_it_with_its_sha256(tmp_path, fixtures_dir):
     import shutil
 
-    from renderer.export import file_sha256
+    from renderer.png_metadata import file_sha256
     from renderer.request_files import NetworkNotChosen, choose_network, read_request_file
 
     network = fixtures_dir / "sg2ada_64.pkl"

@@ -11,6 +11,7 @@ from app.bridge import load_session, model_info
 from app.panels.mixing import preset_layers
 from app.state import ExplorerState
 from models import stylegan1, stylegan2
+from renderer import commands
 from renderer.renderer import Renderer
 from renderer.request import RenderRequest, mix_indices
 
@@ -76,7 +77,7 @@ def test_stylegan3_has_no_coarse_preset():
 
 
 def test_cli_info_and_frame_agree_with_the_gui(fixture_frame, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(run_app, "headless_threads", lambda: None)  # one thread: tiny net, shared machine
+    monkeypatch.setattr(commands, "headless_threads", lambda: None)  # one thread: tiny net, shared machine
     path, frame = fixture_frame
     assert run_app.main(["info", "--pkl", path, "--device", "cpu"]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -64,6 +64,7 @@ def test_the_window_takes_the_request_flags(tmp_path):
     import json
 
     import run_app
+    from renderer import commands
 
     args = run_app.build_parser().parse_args(["--seed", "5", "--psi", "0.7", "--noise-mode", "none"])
     request = run_app.window_request(args)
@@ -75,11 +76,12 @@ def test_the_window_takes_the_request_flags(tmp_path):
     request = run_app.window_request(args)  # the session is the base, the flags go on top
     assert request.seeds == ((9, 1.0),) and request.mix_layers == "0-2" and request.truncation_psi == 0.5
     frame_args = run_app.build_parser().parse_args(["frame", "--seed", "3", "--out", "x.png"])
-    assert frame_args.seed == 3 and frame_args.func is run_app.cmd_frame
+    assert frame_args.seed == 3 and frame_args.func is commands.cmd_frame
 
 
 def test_a_text_file_is_not_a_numpy_array_file(tmp_path):
-    from renderer.export import ExportError, load_direction, load_latent
+    from renderer.export_jobs import ExportError
+    from renderer.latent_files import load_direction, load_latent
 
     text = tmp_path / "notes.txt"
     text.write_text("0.1 0.2\n")
@@ -154,7 +156,7 @@ def test_noise_usage_is_the_mean_change_with_a_layers_noise_off(fixtures_dir):
 def test_the_export_panel_writes_at_the_output_scale(fixtures_dir, tmp_path):
     dpg = pytest.importorskip("dearpygui.dearpygui")
     from app.panels.export import ExportPanel
-    from renderer import export
+    from renderer import png_metadata
 
     current = RenderRequest(pkl=str(fixtures_dir / "sg2ada_64.pkl"), device="cpu", seeds=3)
 
@@ -174,7 +176,7 @@ def test_the_export_panel_writes_at_the_output_scale(fixtures_dir, tmp_path):
         assert job.wait(timeout=120) and job.error is None, job.error
         (png,) = job.result
         assert png.name.startswith("stylescope_seed3_")
-        assert export.read_png_image(png).shape == (128, 128, 3)
-        assert export.read_png_metadata(png).request().output_scale == 2.0
+        assert png_metadata.read_png_image(png).shape == (128, 128, 3)
+        assert png_metadata.read_png_metadata(png).request().output_scale == 2.0
     finally:
         dpg.destroy_context()

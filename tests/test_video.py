@@ -194,13 +194,13 @@ def test_writer_refuses_bad_fps_and_quality_naming_the_field(tmp_path, fps, qual
 
 def test_cli_video_refuses_bad_fps_and_quality_before_rendering(tmp_path, capsys, monkeypatch):
     import run_app
-    from renderer import export
+    from renderer import sequences
 
     def no_rendering(*args, **kwargs):
         raise AssertionError("rendered before checking the video settings")
 
-    monkeypatch.setattr(export, "keyframe_request", no_rendering)
-    monkeypatch.setattr(export, "sweep_requests", no_rendering)
+    monkeypatch.setattr(sequences, "keyframe_request", no_rendering)
+    monkeypatch.setattr(sequences, "sweep_requests", no_rendering)
     for flags, field in ((["--fps", "nan"], "fps"), (["--quality", "99"], "quality"), (["--quality", "nan"], "quality")):
         code = run_app.main(["video", "--seeds", "1,2", *flags, "--out", str(tmp_path / "v.mp4")])
         err = capsys.readouterr().err

@@ -166,7 +166,7 @@ class ExportPanel(Panel):
 
     def save_frame(self, settings=None):
         """Ctrl+S and the Save button: the current frame as PNG with its request (and w, z)."""
-        from renderer import export
+        from renderer import png_metadata
 
         settings = settings or self.settings()
         request = self.current_request(settings)
@@ -177,23 +177,24 @@ class ExportPanel(Panel):
         if shown is not None and getattr(shown, "request", None) == request and not getattr(shown, "preview", False):
             image = getattr(shown, "image", None)
         latents = bool(settings.get("latents"))
-        return self.start("frame", lambda progress, cancel: export.export_frame(
+        return self.start("frame", lambda progress, cancel: png_metadata.export_frame(
             self.export_renderer(), request, path, save_latents=latents, image=image))
 
     def start_video(self, settings):
-        from renderer import export, interpolate
+        from renderer import grids, interpolate
+        from renderer.sequences import export_video, grid_cell_keyframes, interpolation_requests, keyframe_request
 
         base = self.current_request(settings)
         format_suffix = "." + str(settings.get("format") or "mp4")
         path = self.output_path(settings, "stylescope_video", format_suffix)
         items = self.keyframe_items(settings.get("keys"), base)
-        rows, cols = export.parse_grid_shape(settings.get("grid") or "1x1")
+        rows, cols = grids.parse_grid_shape(settings.get("grid") or "1x1")
         per, loop = int(settings["per"]), bool(settings.get("loop"))
         interp, easing = settings["interp"], settings["easing"]
         if rows * cols > 1:
             if not all(isinstance(item, int) for item in items):
                 raise ValueError("a grid video takes seeds as keyframes")
-            cells = export.grid_cell_keyframes(items, rows * cols)
+            cells = grid_cell_keyframes(items, rows * cols)
         else:
             cells = [items]
         total = interpolate.frame_count(len(cells[0]), per, loop)
@@ -202,15 +203,15 @@ class ExportPanel(Panel):
             renderer = self.export_renderer()
             sequences = []
             for cell in cells:
-                keyframes = [export.keyframe_request(base, item) for item in cell]
-                sequences.append(export.interpolation_requests(renderer, base, keyframes, per, interp, loop, easing))
-            return export.export_video(renderer, sequences, path, fps=settings["fps"], quality=settings["quality"],
-                                       cols=cols, total=total, progress=progress, cancel=cancel)
+                keyframes = [keyframe_request(base, item) for item in cell]
+                sequences.append(interpolation_requests(renderer, base, keyframes, per, interp, loop, easing))
+            return export_video(renderer, sequences, path, fps=settings["fps"], quality=settings["quality"],
+                                cols=cols, total=total, progress=progress, cancel=cancel)
 
         return self.start(f"video ({plural(total, 'frame')})", work)
 
     def start_sweep(self, settings):
-        from renderer import export
+        from renderer import sequences
 
         base = self.current_request(settings)
         control, frames = settings["sweep"], int(settings["sweep_frames"])
@@ -218,43 +219,43 @@ class ExportPanel(Panel):
 
         def work(progress, cancel):
             renderer = self.export_renderer()
-            requests = export.sweep_requests(renderer, base, control, frames, loop=bool(settings.get("loop")))
-            return export.export_video(renderer, [requests], path, fps=settings["fps"], quality=settings["quality"],
-                                       total=len(requests), progress=progress, cancel=cancel)
+            requests = sequences.sweep_requests(renderer, base, control, frames, loop=bool(settings.get("loop")))
+            return sequences.export_video(renderer, [requests], path, fps=settings["fps"], quality=settings["quality"],
+                                          total=len(requests), progress=progress, cancel=cancel)
 
         return self.start(f"{control} sweep", work)
 
     def start_seed_grid(self, settings):
-        from renderer import export
+        from renderer import grids
 
         base = self.current_request(settings)
-        seeds = export.parse_seeds(settings["grid_seeds"])
-        rows, cols = export.parse_grid_shape(settings["grid_shape"])
+        seeds = grids.parse_seeds(settings["grid_seeds"])
+        rows, cols = grids.parse_grid_shape(settings["grid_shape"])
         if len(seeds) > rows * cols:
             raise ValueError(f"{len(seeds)} seeds do not fit a {rows}x{cols} grid")
         path = self.output_path(settings, "stylescope_grid", ".png")
-        cells = export.seed_grid_requests(base, seeds)
+        cells = grids.seed_grid_requests(base, seeds)
 
         def work(progress, cancel):
-            export.export_grid(self.export_renderer(), cells, rows, cols, path, base, "seeds",
-                               progress=progress, cancel=cancel)
+            grids.export_grid(self.export_renderer(), cells, rows, cols, path, base, "seeds",
+                              progress=progress, cancel=cancel)
             return path
 
         return self.start("seed grid", work)
 
     def start_mix_grid(self, settings):
-        from renderer import export
+        from renderer import grids
 
         base = self.current_request(settings)
-        row_seeds, col_seeds = export.parse_seeds(settings["mix_rows"]), export.parse_seeds(settings["mix_cols"])
+        row_seeds, col_seeds = grids.parse_seeds(settings["mix_rows"]), grids.parse_seeds(settings["mix_cols"])
         group = settings["mix_group"]
-        cells = export.style_mix_requests(base, row_seeds, col_seeds, group)
+        cells = grids.style_mix_requests(base, row_seeds, col_seeds, group)
         path = self.output_path(settings, f"stylescope_mix_{group}", ".png")
         rows, cols = len(row_seeds) + 1, len(col_seeds) + 1
 
         def work(progress, cancel):
-            export.export_grid(self.export_renderer(), cells, rows, cols, path, base, f"style-mix {group}",
-                               progress=progress, cancel=cancel)
+            grids.export_grid(self.export_renderer(), cells, rows, cols, path, base, f"style-mix {group}",
+                              progress=progress, cancel=cancel)
             return path
 
         return self.start("style-mixing grid", work)
@@ -262,7 +263,7 @@ class ExportPanel(Panel):
     @staticmethod
     def keyframe_items(text, base):
         """Keyframes typed in the panel: seeds (ints) and file paths; empty means four seeds from the current."""
-        from renderer import export
+        from renderer import grids
 
         text = (text or "").strip()
         if not text:
@@ -273,14 +274,14 @@ class ExportPanel(Panel):
             if not part:
                 continue
             if part.replace("-", "").isdigit():
-                items.extend(export.parse_seeds(part))
+                items.extend(grids.parse_seeds(part))
             else:
                 items.append(part)
         return items
 
     def start(self, description, work):
         """Run one export job in the background; refuse a second while one runs."""
-        from renderer.export import ExportJob
+        from renderer.export_jobs import ExportJob
 
         if self.job is not None and not self.job.finished:
             self.app.set_status(f"an export is running ({self.job.description}); cancel it first", error=True)

@@ -9,7 +9,7 @@ import numpy as np
 from app.panels.base import Panel
 from app.panels.latent import combined_seed
 from app.state import DIRECTION_LIMIT
-from renderer import export
+from renderer import latent_files
 from renderer.request import MAX_LATENT, ws_rows
 
 MAX_DIRECTIONS = 8
@@ -55,16 +55,16 @@ def fit_z(array, info):
 
 
 def latent_from_file(path, info):
-    """The state's latent value, (kind, name, values), from a .npy/.npz z or w file (export.load_latent
+    """The state's latent value, (kind, name, values), from a .npy/.npz z or w file (latent_files.load_latent
     decides which) that fits the network described by info."""
-    kind, array = export.load_latent(path)
+    kind, array = latent_files.load_latent(path)
     values = fit_z(array, info) if kind == "z" else fit_w(array, info)
     return kind, Path(path).name, values
 
 
 def direction_from_file(path, info):
-    """A direction entry (name, strength 0, limit, rows) from a .npy/.npz file (export.load_direction)."""
-    rows = fit_w(export.load_direction(path), info, what="direction")
+    """A direction entry (name, strength 0, limit, rows) from a .npy/.npz file (latent_files.load_direction)."""
+    rows = fit_w(latent_files.load_direction(path), info, what="direction")
     return Path(path).name, 0.0, DIRECTION_LIMIT, rows
 
 
