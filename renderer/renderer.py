@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 import models
-from models import stylegan2, stylegan3
-from models import style_space
+from models import family, style_space
 from models.block_cache import BlockCache
 from models.errors import RenderCancelled
 from models.runtime import reserve_heap, tune_cpu
@@ -32,10 +31,9 @@ MAX_MAPPED = 512  # cached mapping outputs
 PCA_SAMPLES = 5000
 PCA_COMPONENTS = 32
 FFT_RANGE_DB = 80.0  # the FFT view shows the top this-many dB of the power spectrum
-# StyleGAN3 and v1: no preview when the cached re-render runs at most this share of a pass (a
-# StyleGAN3 preview costs 9-13% of one; a change at its last layers re-renders in 6-8%).
+# Staged caches (StyleGAN3, v1): no preview when the cached re-render runs at most this share of a
+# pass (a StyleGAN3 preview costs 9-13% of one; a change at its last layers re-renders in 6-8%).
 CACHED_PREVIEW_SKIP = 0.15
-SG3_PREVIEW_MIN = 32  # px: StyleGAN3 previews are at most a 16th of the image size, but not below this
 # preview_resolution="auto": an eighth of the image, as the window asks once it knows the network,
 # for images at least this big; smaller networks render in full straight away (for a network's
 # first frame, before its size and cost are known: a 1024 px one shows a preview in 0.2-0.6 s
@@ -82,12 +80,6 @@ def seed_class(seed, z_dim, c_dim):
     rnd = np.random.RandomState(seed)
     rnd.randn(z_dim)
     return int(rnd.randint(c_dim))
-
-
-def noise_layers(G):
-    """Synthesis layers with a learned noise strength (names relative to G.synthesis)."""
-    suffix = ".noise_strength"
-    return [key[: -len(suffix)] for key in G.synthesis.state_dict() if key.endswith(suffix)]
 
 
 def image_to_uint8(img):
@@ -160,7 +152,7 @@ class Renderer:
         error (the real render reports those)."""
         try:
             key, G = self.load(request)
-            if request.layer is not None or not _preview_kind(G):
+            if request.layer is not None or not family.preview_kind(G):
                 return False
             with torch.no_grad():
                 ws = self._compute_ws(key, G, request)
@@ -184,7 +176,7 @@ class Renderer:
         try:
             key, G = self.load(request)
             cache = self._block_caches.get(key)
-            if cache is None or request.layer is not None or getattr(G, "architecture", "") != "stylegan2":
+            if cache is None or request.layer is not None or family.cache_kind(G) != "blocks":
                 return False
             layer = _layer_module(G, layer_name, [])
             with torch.no_grad():
@@ -307,7 +299,7 @@ class Renderer:
             self._set_input_transform(G, request)
             if preview_resolution == "auto":
                 preview_resolution = G.img_resolution // 8 if G.img_resolution >= AUTO_PREVIEW_MIN_IMAGE else None
-            quick = preview_resolution and request.layer is None and _preview_kind(G)
+            quick = preview_resolution and request.layer is None and family.preview_kind(G)
             if quick and preview_should_stop is not None:
                 kwargs["should_stop"] = preview_should_stop
             inputs = frame_key(key, G, ws, kwargs)  # what decides the image, for the recent frames and captures
@@ -374,8 +366,8 @@ class Renderer:
         if recent is not None and recent.get(recall_key) is not None:
             return False  # the full frame was made lately: it comes back at once
         cache = self._block_caches.get(key)
-        layered = cache is not None and cache.checkpoints is not None  # StyleGAN3, v1
-        if not (layered or (cache is not None and cache.entries and getattr(G, "architecture", "") == "stylegan2")):
+        layered = cache is not None and cache.checkpoints is not None  # a staged cache (StyleGAN3, v1)
+        if not (layered or (cache is not None and cache.entries and family.cache_kind(G) == "blocks")):
             return True
         same = _cache_settings(kwargs)
         if not self._block_cache_lock.acquire(blocking=False):
@@ -405,7 +397,7 @@ class Renderer:
         """A float, or {layer: global * multiplier} over every noisy layer when some are set."""
         if not request.noise_layer_strength:
             return request.noise_strength
-        noisy = noise_layers(G)
+        noisy = family.noise_layers(G)
         unknown = [name for name, _ in request.noise_layer_strength if name not in noisy]
         if unknown:
             raise ValueError(
@@ -417,18 +409,11 @@ class Renderer:
 
     def _set_input_transform(self, G, request):
         """What the request sets inside the network for the passes that follow: its StyleSpace
-        offsets on the style layers, and for StyleGAN3 the inverse transform in input.transform,
-        as gen_images.py does."""
+        offsets on the style layers, and the network's input transform where it has one (StyleGAN3)."""
         device = G.mapping.w_avg.device
         style_space.set_style_offsets(G.synthesis, style_space.offsets_from_channels(
             G.synthesis, request.style_offsets, device))
-        if not str(getattr(G, "architecture", "")).startswith("stylegan3"):
-            return
-        from models.stylegan3 import input_transform
-
-        matrix = input_transform(request.transform_translate, request.transform_rotate, request.transform_scale)
-        transform = G.synthesis.input.transform
-        transform.copy_(torch.as_tensor(np.asarray(matrix), dtype=transform.dtype))
+        family.set_input_transform(G, request.transform_translate, request.transform_rotate, request.transform_scale)
 
     # -- latents -------------------------------------------------------------------------
 
@@ -590,41 +575,22 @@ class Renderer:
     def _preview_image(self, G, ws, kwargs, resolution):
         """The network's own low-resolution image at block b{resolution}, then stop: for skip
         StyleGAN2 the image accumulated so far, for StyleGAN (v1) that level's progressive-growing
-        ToRGB applied to the block's output. Other kinds: a reduced render (_reduced_image)."""
-        if _preview_kind(G) == "reduced":
-            return self._reduced_image(G, ws, kwargs, resolution)
+        ToRGB applied to the block's output. Kind "reduced": the network's reduced_preview (models/family.py)."""
+        kind = family.preview_kind(G)
+        if kind == "reduced":
+            options = {name: kwargs[name] for name in ("noise_mode", "noise_strength", "noise_generator", "should_stop")
+                       if name in kwargs}
+            return G.reduced_preview(ws, resolution, **options)
         blocks = [int(n[1:]) for n, _ in G.synthesis.named_children() if n[:1] == "b" and n[1:].isdigit()]
         usable = [r for r in blocks if r <= resolution and r < G.img_resolution] or blocks[:1]
         block = G.synthesis.get_submodule(f"b{max(usable)}")
         output = self._run_until(block, G, ws, kwargs)
-        if _preview_kind(G) == "skip":
+        if kind == "accumulated":
             return output[1]  # a skip block returns (features, image so far)
         return block.torgb(output)
 
-    def _reduced_image(self, G, ws, kwargs, resolution):
-        """All of the network at `resolution` px (at most half the image's) by its family's cheap
-        pass: StyleGAN2 runs its top blocks without upsampling, StyleGAN3 skips the alias-free
-        filters and caps every layer's sampling rate. Looks like the full frame downscaled."""
-        reduced = stylegan3.reduced_synthesis if G.architecture.startswith("stylegan3") else \
-            stylegan2.reduced_synthesis
-        options = {name: kwargs[name] for name in ("noise_mode", "noise_strength", "noise_generator", "should_stop")
-                   if name in kwargs}
-        return reduced(G.synthesis, ws, reduced_resolution(G, resolution), **options)
-
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def reduced_resolution(G, resolution):
-    """The size a reduced-render preview asked for `resolution` px is rendered at: at most half the
-    image's, and for StyleGAN3 at most a 16th of it (SG3_PREVIEW_MIN px at least)."""
-    resolution = min(int(resolution), G.img_resolution // 2)
-    if str(getattr(G, "architecture", "")).startswith("stylegan3"):
-        # Its layers keep 512-1024 channels up to high rates, so a reduced pass costs more per
-        # pixel than StyleGAN2's: a 16th of the image size (at least 32 px) takes 0.2-0.26 s at
-        # 512 px and 0.3-0.56 s at 1024 px on one core here (docs/decisions.md).
-        resolution = min(resolution, max(SG3_PREVIEW_MIN, G.img_resolution // 16))
-    return resolution
 
 
 def _layer_module(G, layer_name, layers):
@@ -661,24 +627,6 @@ def _first_tensor(output):
     return None
 
 
-def _preview_kind(G):
-    """'skip' (StyleGAN2 skip: images accumulate block by block), 'torgb' (StyleGAN v1 with a
-    ToRGB per level), 'reduced' (orig/resnet StyleGAN2 and StyleGAN3: a cheaper pass of the whole
-    network at low resolution), or None: no preview, previews render in full."""
-    architecture = getattr(G, "architecture", "")
-    info = getattr(G, "info", {}) or {}
-    if architecture == "stylegan2" and info.get("variant") == "skip":
-        return "skip"
-    if architecture == "stylegan2" and info.get("variant") in ("orig", "resnet") and \
-            isinstance(G.synthesis, stylegan2.SynthesisNetwork):
-        return "reduced"
-    if architecture in ("stylegan3-t", "stylegan3-r") and isinstance(G.synthesis, stylegan3.SynthesisNetwork):
-        return "reduced"
-    if architecture == "stylegan" and hasattr(getattr(G.synthesis, "b4", None), "torgb"):
-        return "torgb"
-    return None
-
-
 def _network_info(G):
     info = dict(getattr(G, "info", {}) or {})
     info.pop("init_kwargs", None)
@@ -687,7 +635,7 @@ def _network_info(G):
         z_dim=G.z_dim, c_dim=G.c_dim, w_dim=G.w_dim, num_ws=G.num_ws,
         img_resolution=G.img_resolution, img_channels=G.img_channels,
         ws_resolutions=list(G.synthesis.ws_resolutions),
-        noise_layers=noise_layers(G),
+        noise_layers=family.noise_layers(G),
     )
     return info
 
