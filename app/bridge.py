@@ -9,24 +9,11 @@ import numpy as np
 from models.errors import clean_line, error_line  # noqa: F401 -- the window's one way to print file data
 from renderer.request import RenderRequest, mix_indices
 
-# A full frame slower than this makes the worker send a quick preview first (a slow device).
-SLOW_RENDER_MS = 120
 # Layers with a noise input, by architecture (the frame does not list them; names as NVIDIA's).
 NOISY_LAYER = {
     "stylegan2": re.compile(r"^b\d+\.conv[01]$"),
     "stylegan": re.compile(r"^b\d+\.(const|conv|conv0_up|conv1)$"),
 }
-
-
-def preview_resolution(img_resolution):
-    """The preview's resolution: an eighth of the image side (1024 -> 128), at least 16 px."""
-    return max(16, int(img_resolution or 0) // 8)
-
-
-def previews_pay(wanted, last_render_ms, img_resolution):
-    """Previews only on a slow device and a network larger than the preview: else the full frame is as quick."""
-    slow = last_render_ms is not None and last_render_ms > SLOW_RENDER_MS
-    return bool(wanted) and slow and int(img_resolution or 0) > preview_resolution(img_resolution)
 
 
 def load_network_isolated(path, device="cpu"):
@@ -58,6 +45,7 @@ class Engine:
 
     def __init__(self, args, renderer=None):
         from renderer.renderer import DEFAULT_MODEL, Renderer
+        from renderer.scheduler import Scheduler
         from renderer.worker import RenderWorker
 
         self.default_model_path = DEFAULT_MODEL
@@ -65,12 +53,11 @@ class Engine:
             warm_up_isolated_loading()
         self.renderer = renderer or Renderer(device=getattr(args, "device", None) or "auto", load=load_network_isolated)
         self.device = self.renderer.device
-        self.renderer.render = in_background_priority(self.renderer.render)
         delay = float(os.environ.get("STYLESCOPE_TEST_FULL_FRAME_DELAY", "0"))
         preview_delay = float(os.environ.get("STYLESCOPE_TEST_PREVIEW_DELAY", "0"))
         if delay > 0 or preview_delay > 0:
             self.renderer.render = slowed_frames(self.renderer.render, delay, preview_delay)
-        self.worker = RenderWorker(self.renderer, preview=False)
+        self.worker = RenderWorker(self.renderer, scheduler=Scheduler(adaptive=True), background=True)
         self.z_dim = None
         self.last_request = None
         self._last_frame = None
@@ -82,26 +69,23 @@ class Engine:
     def request_for(self, state):
         return state.to_request(device=self.device, z_dim=self.z_dim)
 
-    def set_preview(self, wanted, last_render_ms, img_resolution):
-        """last_render_ms None: a network not rendered yet, whose size and cost are unknown: the
-        renderer previews it where it is big (preview_resolution "auto")."""
-        if last_render_ms is None:
-            self.worker.preview, self.worker.preview_resolution = bool(wanted), "auto"
-            return
-        self.worker.preview = previews_pay(wanted, last_render_ms, img_resolution)
-        self.worker.preview_resolution = preview_resolution(img_resolution)
+    def set_preview(self, wanted):
+        """Whether the user wants previews; the scheduler makes them where they pay (renderer/scheduler.py)."""
+        self.worker.scheduler.preview = bool(wanted)
 
-    def prepare_for_drags(self, state, last_render_ms, img_resolution):
-        """Where previews will be shown, make a first one in the background now, while the window
-        is idle (RenderWorker.prepare_for_drags): the first drag then starts as quickly as the next."""
-        if not previews_pay(state["preview"], last_render_ms, img_resolution):
-            return False
-        return self.worker.prepare_for_drags(self.request_for(state), preview_resolution(img_resolution))
+    def prepare_for_drags(self, state):
+        """A network's first full frame is up: while the window rests, the scheduler prepares the
+        first drag (its preview), so that it starts as quickly as the next. Whether it was queued."""
+        from renderer.scheduler import Hand
+
+        return self.worker.prepare(self.request_for(state), Hand(resting=True))
 
     def prepare_noise_drag(self, state, layer_name):
         """The mouse is over one layer's noise-strength slider: while the renderer is idle, make the
-        first step of a drag as quick as the next (RenderWorker.prepare_noise_drag)."""
-        return self.worker.prepare_noise_drag(self.request_for(state), layer_name)
+        first step of a drag as quick as the next. Whether it was queued."""
+        from renderer.scheduler import Hand
+
+        return self.worker.prepare(self.request_for(state), Hand(hovering_noise_layer=layer_name))
 
     # What the Vectors panel asks of the network runs on the worker thread (RenderWorker.call):
     # each returns a WorkerCall whose result, once done(), is a numpy array of ws rows.
@@ -263,31 +247,6 @@ class Engine:
         self.worker.close()
 
 
-# Niceness of the render thread: when the UI and a render compete for the CPU, the UI wins (on
-# Linux, where a thread's priority can be set on its own); an idle UI leaves the CPU to the render.
-RENDER_THREAD_NICENESS = 5
-
-
-def in_background_priority(render):
-    """render, lowering the priority of whichever thread first calls it (the worker's)."""
-    import sys
-    import threading
-
-    lowered = set()
-
-    def render_in_background(*args, **kwargs):
-        thread = threading.get_native_id()
-        if thread not in lowered and sys.platform.startswith("linux"):
-            lowered.add(thread)
-            try:
-                os.setpriority(os.PRIO_PROCESS, thread, RENDER_THREAD_NICENESS)
-            except OSError:
-                pass  # not allowed here: both threads keep the same priority
-        return render(*args, **kwargs)
-
-    return render_in_background
-
-
 def slowed_frames(render, delay, preview_delay=0.0):
     """Test hook: full frames take `delay` seconds longer and previews `preview_delay`, as on a slow
     device, so that the GUI tests see previews on a tiny network as on a big one. The wait stops
@@ -370,7 +329,7 @@ def save_direction_file(rows, path):
 def class_in_use(state, model_info):
     """(class, how) a conditional network draws with: the Class field's, or (unticked) the one the
     renderer picks from the main seed, as NVIDIA's visualizer does; None for unconditional ones."""
-    from renderer.renderer import seed_class
+    from renderer.session import seed_class
 
     c_dim, z_dim = int(model_info.get("c_dim") or 0), int(model_info.get("z_dim") or 0)
     if c_dim <= 0:

@@ -487,10 +487,7 @@ class App:
         if not self.can_render() or self.state.version == self.submitted:
             return
         self.submitted = self.state.version
-        # The last render time and size describe the network on screen, not one about to be opened.
-        same = bool(self.model_info) and self.model_info.get("pkl") == self.state["pkl"]
-        self.engine.set_preview(self.state["preview"], self.render_ms if same else None,
-                                self.model_info.get("img_resolution") if same else None)
+        self.engine.set_preview(self.state["preview"])
         try:
             self.engine.submit(self.state)
         except Exception as exc:  # a value the request refuses: say which, keep the window
@@ -540,7 +537,7 @@ class App:
             self.set_status(f"loaded {info.get('pkl') or 'the embedded default model'}")
         if info and not bridge.frame_is_preview(frame) and info.get("pkl") != self.preview_prepared_for:
             self.preview_prepared_for = info.get("pkl")  # once per network: its first full frame
-            if self.engine.prepare_for_drags(self.state, self.render_ms, info.get("img_resolution")) and self.log:
+            if self.engine.prepare_for_drags(self.state) and self.log:
                 self.log.write("prepare_for_drags", pkl=info.get("pkl"))
         if self.render_error_shown and not bridge.frame_is_preview(frame):
             self.render_error_shown = False  # the picture is good again: the old error no longer applies

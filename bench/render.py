@@ -20,6 +20,7 @@ import torch  # noqa: E402
 
 from renderer.renderer import Renderer  # noqa: E402
 from renderer.request import RenderRequest  # noqa: E402
+from renderer.scheduler import Hand  # noqa: E402
 from renderer.worker import RenderWorker, ui_threads  # noqa: E402
 
 FIXTURES = ["sg2ada_64", "sg3_sg2_64", "tf_sg2_64", "sg3_t_64", "sg1_64"]
@@ -201,7 +202,7 @@ def bench_mix_drag(renderer, pkl, device, preview_resolution, threads, steps=7):
         request = RenderRequest(pkl=pkl, device=device, seeds=5, mix_seed=6, mix_layers=f"{last}")
         worker.submit(request)
         worker.wait_idle()
-        worker.prepare_for_drags(request, preview_resolution)  # as the window does after a network's first frame
+        worker.prepare(request, Hand(resting=True))  # as the window does after a network's first frame
         worker.wait_idle()
         out = list(range(last - 1, max(last - 1 - steps, -1), -1))
         back = out[-2::-1] + [last]  # and back to where it started: each frame was made on the way out
@@ -228,7 +229,7 @@ NOISE_DRAG_LAYERS = ("b256.conv1", "b512.conv0", "b512.conv1", "b1024.conv0", "b
 def bench_noise_drag(renderer, pkl, device, preview_resolution, threads, layers, strength=1.5, repeats=3):
     """The first step of a drag of one layer's noise strength, through a worker as the window runs it:
     straight after the frame (nothing kept for the layer), and after the window prepared the layer
-    because the mouse rested on its slider (RenderWorker.prepare_noise_drag). Each case starts from
+    because the mouse rested on its slider (RenderWorker.prepare with a hovering Hand). Each case starts from
     a new seed, so the block cache holds the pass of the image on screen and nothing of the layer."""
     watch = FrameWatch()
     print(f"noise drag, first step (worker with previews at {preview_resolution} px; ms from submit to the full "
@@ -240,7 +241,7 @@ def bench_noise_drag(renderer, pkl, device, preview_resolution, threads, layers,
         first = RenderRequest(pkl=pkl, device=device, seeds=seed)
         worker.submit(first)  # the network's first frame, then what the window prepares after it
         worker.wait_idle()
-        worker.prepare_for_drags(first, preview_resolution)
+        worker.prepare(first, Hand(resting=True))
         worker.wait_idle()
 
         def seconds_to_full_frame(request):
@@ -258,7 +259,7 @@ def bench_noise_drag(renderer, pkl, device, preview_resolution, threads, layers,
                     seed += 1
                     base = RenderRequest(pkl=pkl, device=device, seeds=seed)
                     times["full"].append(seconds_to_full_frame(base))
-                    if prepared and not worker.prepare_noise_drag(base, layer):
+                    if prepared and not worker.prepare(base, Hand(hovering_noise_layer=layer)):
                         raise RuntimeError("the worker did not take the preparation")
                     worker.wait_idle()
                     step = dataclasses.replace(base, noise_layer_strength=((layer, strength),))
@@ -309,7 +310,7 @@ def bench_vectors(G, pkl, device, threads, repeats):
     renderer.compute_ws(request)  # loaded
     principal = []
     for _ in range(repeats):
-        renderer._principal.clear()  # each time from the start, as for a newly opened network
+        next(iter(renderer.sessions.values())).principal.clear()  # each time from the start, as for a newly opened network
         started = time.perf_counter()
         renderer.principal_directions(request)
         principal.append(time.perf_counter() - started)
@@ -344,7 +345,7 @@ def bench_continuous_drag(label, renderer, pkl, device, preview_resolution, thre
                       on_frame=watch) as worker:
         worker.submit(RenderRequest(pkl=pkl, device=device, seeds=7))
         worker.wait_idle()
-        worker.prepare_for_drags(RenderRequest(pkl=pkl, device=device, seeds=7), preview_resolution)
+        worker.prepare(RenderRequest(pkl=pkl, device=device, seeds=7), Hand(resting=True))
         worker.wait_idle()
         watch.frames.clear()
         start = time.perf_counter()

@@ -310,7 +310,7 @@ def sg3_previews_and_cache(G, ws, result):
 
     from models import stylegan3
     from models.block_cache import BlockCache
-    from renderer.renderer import reduced_resolution
+    from models.family import reduced_resolution
 
     size = reduced_resolution(G, 64)
     stylegan3.reduced_synthesis(G.synthesis, ws, size)  # makes the kept weight transforms

@@ -508,6 +508,12 @@ def _strength_for(noise_strength, name):
 class Generator(nn.Module):
     """StyleGAN (v1) generator with NVIDIA's PyTorch G_ema calling convention."""
 
+    cache_kind = "stages"  # the family interface (models/family.py)
+
+    @property
+    def preview_kind(self):
+        return "level_torgb" if hasattr(getattr(self.synthesis, "b4", None), "torgb") else None
+
     def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_layers=8, mapping_fmaps=512,
                  mapping_lrmul=0.01, mapping_nonlinearity="lrelu", normalize_latents=True, fmap_base=8192,
                  fmap_decay=1.0, fmap_max=512, const_input_layer=True, use_noise=True, nonlinearity="lrelu",

@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import torch
 
-from models import fast_stylegan2, ops
+from models import family, fast_stylegan2, ops
 from models.errors import LoadError, RenderCancelled
 
 # The two NVIDIA code bases differ only in defaults and in how fp16 behaves; everything else is shared.
@@ -424,6 +424,17 @@ class Generator(ops.GeneratorBase):
     """StyleGAN2 generator: mapping + synthesis, constructible from either NVIDIA repo's init kwargs."""
 
     architecture = "stylegan2"
+    cache_kind = "blocks"  # the family interface (models/family.py)
+
+    @property
+    def preview_kind(self):
+        variant = self.info.get("variant")
+        if variant == "skip":
+            return "accumulated"
+        return "reduced" if variant in ("orig", "resnet") and isinstance(self.synthesis, SynthesisNetwork) else None
+
+    def reduced_preview(self, ws, resolution, **options):
+        return reduced_synthesis(self.synthesis, ws, family.reduced_resolution(self, resolution), **options)
 
     def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs=None,
                  synthesis_kwargs=None, flavour=None, **top_level_synthesis_kwargs):

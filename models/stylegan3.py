@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from models import filtered_lrelu as flrelu
 from models import cpu_kernels, winograd
-from models import ops, stylegan2
+from models import family, ops, stylegan2
 from models.differentiable import needs_graph
 from models.errors import LoadError, RenderCancelled
 
@@ -622,6 +622,27 @@ def _storage_shared(tensor):
 
 class Generator(ops.GeneratorBase):
     """NVIDIA's StyleGAN3 Generator: mapping + synthesis, same names, same numbers."""
+
+    cache_kind = "stages"  # the family interface (models/family.py)
+
+    @property
+    def preview_kind(self):
+        return "reduced" if isinstance(self.synthesis, SynthesisNetwork) else None
+
+    def reduced_preview(self, ws, resolution, **options):
+        return reduced_synthesis(self.synthesis, ws, family.reduced_resolution(self, resolution), **options)
+
+    def reduced_preview_cap(self):
+        # Its layers keep 512-1024 channels up to high rates, so a reduced pass costs more per pixel
+        # than StyleGAN2's: a 16th of the image size (at least 32 px) takes 0.2-0.26 s at 512 px and
+        # 0.3-0.56 s at 1024 px on one core here (docs/decisions.md).
+        return max(32, self.img_resolution // 16)
+
+    def set_input_transform(self, translate, rotate_deg, scale):
+        """The inverse of a user transform in input.transform, as gen_images.py sets it."""
+        matrix = input_transform(translate, rotate_deg, scale)
+        transform = self.synthesis.input.transform
+        transform.copy_(torch.as_tensor(np.asarray(matrix), dtype=transform.dtype))
 
     def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs=None, **synthesis_kwargs):
         synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,

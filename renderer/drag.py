@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from models import stages
-from renderer.renderer import image_to_uint8
+from renderer.display import image_to_uint8
 
 # Reference values at 512 px (DragGAN's defaults: r1 3, r2 12, Adam 2e-3 for faces, the first 6 ws);
 # the radii grow with larger images. Below 512 px r1 stays 3 px and r2 at least 6 px: on the 64 px

@@ -1,6 +1,7 @@
 """RenderWorker: renders on a background thread; the newest request wins, stale renders stop early."""
 
 import os
+import sys
 import threading
 import time
 import traceback
@@ -8,12 +9,11 @@ import traceback
 import torch
 
 from renderer.renderer import Frame
+from renderer.scheduler import Scheduler
 
-# Where no preview shows meanwhile (previews off, or a layer view), a frame expected to take at
-# most this long (the last one of that network and view that the block cache did not shorten)
-# runs to the end when newer requests come in: a drag sends one every few tens of ms, and
-# cancelled by each, a 50-300 ms frame would never reach the screen.
-QUICK_RENDER_S = 0.3
+# Niceness of a background worker's thread: when the UI and a render compete for the CPU, the UI
+# wins (on Linux, where a thread's priority can be set on its own); an idle UI leaves the CPU to the render.
+RENDER_THREAD_NICENESS = 5
 
 
 def ui_threads():
@@ -22,23 +22,35 @@ def ui_threads():
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+def lower_thread_priority():
+    """Give the calling thread RENDER_THREAD_NICENESS (Linux only; elsewhere, or where not allowed, nothing)."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RENDER_THREAD_NICENESS)
+        except OSError:
+            pass  # not allowed here: both threads keep the same priority
+
+
 class RenderWorker:
     """One background thread around a Renderer.
 
     submit() never blocks: the request replaces any pending one, and a full render in flight for
     an older request stops at its next synthesis block (a preview, or where no preview shows a
-    quick frame, is finished first: see QUICK_RENDER_S). latest() returns the newest finished
-    Frame (errors included, cancelled renders never). With preview=True each request first gives
-    a quick low-resolution frame (frame.preview; `preview_resolution`, see Renderer.render), then
-    the full one; networks without a cheap preview give the full frame straight away, and so does
-    a change the renderer's block cache re-renders from above the preview's resolution (a
-    fine-layer drag: that re-render is quicker than a preview).
+    quick frame, is finished first: see scheduler.QUICK_RENDER_S). latest() returns the newest
+    finished Frame (errors included, cancelled renders never). Where the scheduler wants a preview
+    (renderer/scheduler.py) a request first gives a quick low-resolution frame (frame.preview; see
+    Renderer.render), then the full one; networks without a cheap preview give the full frame
+    straight away, and so does a change the renderer's block cache re-renders from above the
+    preview's resolution (a fine-layer drag: that re-render is quicker than a preview).
     """
 
-    def __init__(self, renderer, preview=False, preview_resolution=64, num_threads=None, on_frame=None):
+    def __init__(self, renderer, preview=False, preview_resolution=64, num_threads=None, on_frame=None,
+                 scheduler=None, background=False):
+        """preview, preview_resolution: a fixed Scheduler's; scheduler: another one (the window's).
+        background: the thread runs at a lower priority than the UI's (lower_thread_priority)."""
         self.renderer = renderer
-        self.preview = preview
-        self.preview_resolution = preview_resolution
+        self.background = background
+        self.scheduler = scheduler or Scheduler(preview, preview_resolution)
         self.on_frame = on_frame  # called on the worker thread with each finished Frame
         # Torch's intra-op thread count is per calling thread (OpenMP), so the worker thread
         # sets its own; 0 leaves it alone.
@@ -52,7 +64,6 @@ class RenderWorker:
         self._cache_behind = None  # a recalled request whose pass has not run through the block cache yet
         self._latest = None
         self._running_job = None  # the WorkerJob running now, told to stop on close
-        self._seconds = {}  # (pkl, layer) -> mapping + synthesis time of its last uncached frame
         self.frames_rendered = 0  # finished frames published (previews included)
         self._thread = threading.Thread(target=self._run, name="RenderWorker", daemon=True)
         self._thread.start()
@@ -68,24 +79,16 @@ class RenderWorker:
             self._ticket += 1
             self._cond.notify_all()
 
-    def prepare_for_drags(self, request, resolution):
-        """In the background, when nothing else is queued or rendering, what the first drag on a
-        network would otherwise pay for (Renderer.prepare_for_drags): a preview of `request` at
-        `resolution`, made and not shown (StyleGAN3-T 1024's first took 1.4 s against 0.35-0.4 s
-        after), and heap memory for the block cache's re-renders. A submit stops it at its next
-        block. Returns whether it was queued."""
+    def prepare(self, request, hand):
+        """In the background, when nothing else is queued or rendering, what the scheduler prepares
+        for what the hand does (scheduler.Hand: resting after a network's first frame, hovering a
+        noise slider), so that the next drag's first step costs what its later ones do. Shows
+        nothing; a submit stops it at its next block. Returns whether it was queued."""
+        run = self.scheduler.preparation(request, hand)
+        if run is None:
+            return False
         with self._cond:
-            return self._queue_preparation(lambda should_stop: self.renderer.prepare_for_drags(
-                request, resolution, should_stop=should_stop))
-
-    def prepare_noise_drag(self, request, layer_name):
-        """In the background, when nothing else is queued or rendering: before a drag of one layer's
-        noise strength (the mouse is over its slider), that layer's convolution output
-        before noise (Renderer.prepare_noise_drag), so that the drag's first step costs what its
-        later ones do. The first step, if it comes sooner, waits for the one layer. Returns whether
-        it was queued."""
-        with self._cond:
-            return self._queue_preparation(lambda should_stop: self.renderer.prepare_noise_drag(request, layer_name))
+            return self._queue_preparation(lambda should_stop: run(self.renderer, should_stop))
 
     def call(self, fn):
         """Run fn(renderer) on the worker thread, after the render in flight and before the next
@@ -171,6 +174,8 @@ class RenderWorker:
     # -- worker thread -------------------------------------------------------------------
 
     def _run(self):
+        if self.background:
+            lower_thread_priority()
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
         while True:
@@ -215,17 +220,18 @@ class RenderWorker:
             if self._cache_behind == request:
                 self._bring_cache_up(shown, should_stop)
             return
-        if self.preview and request.layer is None:
+        preview_resolution = self.scheduler.preview_for(request)
+        if preview_resolution is not None:
             # The preview runs to the end even when newer requests come in meanwhile (only closing
             # stops it): a drag sends one every few tens of ms, more often than a big network's
             # preview takes, so cancelled by each it would never show, and the picture would
             # freeze until the hand stops. Its full frame is what the next request cancels.
-            frame = self._safe_render(request, should_stop, self.preview_resolution, preview_should_stop=only_closing)
+            frame = self._safe_render(request, should_stop, preview_resolution, preview_should_stop=only_closing)
             self._publish(frame)
             if not frame.preview:  # no preview for this network (or a recalled frame): that was the full frame
                 self._bring_cache_up(frame, should_stop)
                 return
-        elif self._seconds.get((request.pkl, request.layer), QUICK_RENDER_S + 1) <= QUICK_RENDER_S:
+        elif self.scheduler.finishes_anyway(request):
             # No preview shows meanwhile (previews off, or a layer view, which has none), and this
             # frame is quick: it is the one to finish.
             should_stop = only_closing
@@ -233,10 +239,6 @@ class RenderWorker:
             frame = self._safe_render(request, should_stop, None)
             self._publish(frame)
             self._bring_cache_up(frame, should_stop)
-            timings = frame.timings or {}
-            if (frame.image is not None and not frame.preview and not frame.reused_blocks and not frame.recalled
-                    and "synthesis" in timings):
-                self._seconds[(request.pkl, request.layer)] = timings["synthesis"] + timings.get("mapping", 0.0)
 
     def _bring_cache_up(self, frame, should_stop):
         """After a full frame is shown: where it was a recalled image, the pass it saved, unpublished
@@ -260,6 +262,7 @@ class RenderWorker:
     def _publish(self, frame):
         if frame.cancelled:
             return
+        self.scheduler.note(frame)
         with self._cond:
             self._latest = frame
             self.frames_rendered += 1
@@ -271,7 +274,7 @@ class RenderWorker:
 
 
 class _Preparation:
-    """Queued work that shows nothing (prepare_for_drags, prepare_noise_drag): run(should_stop)."""
+    """Queued work that shows nothing (RenderWorker.prepare): run(should_stop)."""
 
     def __init__(self, run):
         self.run = run

@@ -111,6 +111,9 @@ class StandinSynthesis(nn.Module):
 class StandinGenerator(nn.Module):
     """Skip-architecture StyleGAN2 look-alike: blocks b4..bR with conv0/conv1/torgb."""
 
+    preview_kind = "accumulated"  # the family interface (models/family.py), as a skip StyleGAN2's
+    cache_kind = "blocks"
+
     def __init__(self, resolution=32, z_dim=8, w_dim=8, c_dim=0, channels=4, block_delay=0.0, seed=0):
         super().__init__()
         torch.manual_seed(seed)

@@ -120,7 +120,8 @@ def test_a_stylespace_edit_on_a_fine_layer_rerenders_from_that_layer(net_file):
     renderer = renderer_for(G, recent_frames_bytes=0)
     base = RenderRequest(pkl=net_file, seeds=3)
     first = renderer.render(base)
-    (cache,) = renderer._block_caches.values()
+    (session,) = renderer.sessions.values()
+    cache = session.block_cache
     assert first.reused_blocks == 0
     edit = RenderRequest(pkl=net_file, seeds=3, style_offsets=[("b64.conv1", 2, 3.0)])
     edited = renderer.render(edit)

@@ -9,7 +9,8 @@ import torch
 
 from models import load_generator, stages
 from renderer.drag import DragSession, DragSettings, sample
-from renderer.renderer import Renderer, image_to_uint8
+from renderer.display import image_to_uint8
+from renderer.renderer import Renderer
 from renderer.request import RenderRequest
 
 MOUTH = (33, 40)  # seed 0, psi 0.7 of the default model: the middle of the mouth

@@ -15,7 +15,7 @@ from models import rosinality, stylegan2, stylegan3
 from models.errors import LoadError, UnsafeFileError
 from models.loader import load_generator
 from renderer import commands
-from renderer.renderer import image_to_uint8
+from renderer.display import image_to_uint8
 
 FIXTURES = {  # file -> (reference npz, format, keys the file cannot reproduce because it lacks that network)
     "rosi_32.pt": ("rosi_32", "rosinality-checkpoint", set()),
@@ -326,11 +326,11 @@ def test_renderer_block_cache_previews_and_layer_names_work_on_a_rosinality_file
                     dataclasses.replace(base, mix_seed=2, mix_layers="5-7", noise_layer_strength=(("b32.conv1", 0.0),)),
                     dataclasses.replace(base, layer="b8.conv1", normalize="std")]:
         frame = renderer.render(request)
-        fresh._block_caches.clear()
+        fresh.sessions.clear()
         expected = fresh.render(request)
         assert frame.error is None and np.array_equal(frame.image, expected.image), request
         if request.layer is None:
-            (cache,) = renderer._block_caches.values()
+            (cache,) = [session.block_cache for session in renderer.sessions.values()]
             reused += cache.blocks_run < 4  # of b4 ... b32: some blocks came from the cache
     assert reused >= 2
     names = [name for name, _, _ in frame.layers]

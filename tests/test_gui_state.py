@@ -195,20 +195,21 @@ def test_model_info_lists_noise_layers_by_architecture():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is a Linux feature")
 def test_the_render_thread_runs_at_lower_priority_than_the_ui():
-    from app.bridge import RENDER_THREAD_NICENESS, in_background_priority
+    from renderer.renderer import Frame
+    from renderer.worker import RENDER_THREAD_NICENESS, RenderWorker
 
     seen = {}
 
-    def render(request):
-        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        return request
+    class Renderer:
+        def render(self, request, **kwargs):
+            seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            return Frame(request=request)
 
     ui_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    wrapped = in_background_priority(render)
-    worker = threading.Thread(target=lambda: seen.setdefault("result", wrapped("req")))
-    worker.start()
-    worker.join()
-    assert seen["result"] == "req"
+    with RenderWorker(Renderer(), num_threads=0, background=True) as worker:
+        worker.submit(RenderRequest(seeds=3))
+        assert worker.wait_idle(timeout=10)
+    assert worker.latest().request == RenderRequest(seeds=3)
     assert seen["nice"] >= max(ui_nice, RENDER_THREAD_NICENESS)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ui_nice  # the UI thread kept its own
 

@@ -275,7 +275,7 @@ def conditional_network(path):
 
 
 def test_the_window_takes_seed_flags_shows_the_class_in_use_and_labels_the_grid(tmp_path):
-    from renderer.renderer import seed_class
+    from renderer.session import seed_class
 
     pkl = tmp_path / "conditional.safetensors"
     G = conditional_network(pkl)

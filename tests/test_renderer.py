@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from models.stylegan2 import Generator
-from renderer.renderer import Renderer, image_to_uint8
+from renderer.display import image_to_uint8
+from renderer.renderer import Renderer
 from renderer.request import RenderRequest, mix_indices
 from renderer_standin import nudged_stylegan2, renderer_for, standin_loader
 
@@ -414,6 +415,7 @@ def test_prepare_for_drags_makes_the_preview_and_keeps_only_what_the_network_pre
     # The worker's idle-time first preview: StyleGAN3 keeps its layers' fixed-weight transforms
     # from it, so the first preview of a drag is as quick as the later ones. Nothing else changes.
     from models import stylegan3
+    from renderer.scheduler import prepare_for_drags
 
     torch.manual_seed(4)
     G = stylegan3.build(dict(stylegan3.train_defaults("t", 64), channel_base=2048, channel_max=64)).eval()
@@ -421,30 +423,30 @@ def test_prepare_for_drags_makes_the_preview_and_keeps_only_what_the_network_pre
     request = RenderRequest(pkl=net_file, seeds=3)
     full = renderer.render(request)
     assert "_reduced_fixed" not in G.synthesis.L2_36_64.__dict__
-    assert renderer.prepare_for_drags(request, 32)
+    assert prepare_for_drags(renderer, request, 32)
     assert "_reduced_fixed" in G.synthesis.L2_36_64.__dict__
     preview = renderer.render(dataclasses.replace(request, seeds=4), preview_resolution=32)
     assert preview.preview and preview.error is None
     assert np.array_equal(renderer.render(request).image, full.image)  # the cached full frame is as it was
     # Not for a layer view, and a cancel or an error is just False (the real render reports it).
-    assert not renderer.prepare_for_drags(dataclasses.replace(request, layer="L2_36_64"), 32)
-    assert not renderer.prepare_for_drags(request, 32, should_stop=lambda: True)
-    assert not renderer.prepare_for_drags(dataclasses.replace(request, pkl=net_file + ".missing"), 32)
+    assert not prepare_for_drags(renderer, dataclasses.replace(request, layer="L2_36_64"), 32)
+    assert not prepare_for_drags(renderer, request, 32, should_stop=lambda: True)
+    assert not prepare_for_drags(renderer, dataclasses.replace(request, pkl=net_file + ".missing"), 32)
 
 
 def test_prepare_for_drags_reserves_heap_for_the_block_caches_rerenders(small_sg2, net_file, monkeypatch):
-    import renderer.renderer as renderer_module
+    import renderer.scheduler as scheduler_module
 
     reserved = []
-    monkeypatch.setattr(renderer_module, "reserve_heap", reserved.append)
+    monkeypatch.setattr(scheduler_module, "reserve_heap", reserved.append)
     renderer = renderer_for(small_sg2)
     request = RenderRequest(pkl=net_file, seeds=3)
     renderer.render(request)
-    assert renderer.prepare_for_drags(request, 8)
-    cache = next(iter(renderer._block_caches.values()))
+    assert scheduler_module.prepare_for_drags(renderer, request, 8)
+    cache = next(iter(renderer.sessions.values())).block_cache
     largest = max(entry.x.numel() * 4 for entry in cache.entries.values())
     # pre-noise, new output, conv0 before its filter; and the next previews' temporaries
-    assert reserved == [3 * largest + renderer_module.PREVIEW_HEAP_HEADROOM]
+    assert reserved == [3 * largest + scheduler_module.PREVIEW_HEAP_HEADROOM]
     assert cache.rerender_growth() == 3 * largest
 
 
@@ -459,7 +461,7 @@ def test_auto_preview_is_an_eighth_of_a_big_image_and_none_for_a_small_one(small
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_statistics_are_those_of_the_values_whatever_their_layout(channels_last):
-    from renderer.renderer import _stats
+    from renderer.display import _stats
 
     torch.manual_seed(0)
     x = torch.randn(1, 24, 40, 40) * 3 + 5
@@ -476,7 +478,7 @@ def test_statistics_are_those_of_the_values_whatever_their_layout(channels_last)
 
 def reference_view(x, channels, normalize, gain_db, fft, grid):
     """The Layers view as the README describes it, in float64 numpy: [K, H, W] channels -> uint8 [H', W', 3]."""
-    from renderer.renderer import FFT_RANGE_DB
+    from renderer.display import FFT_RANGE_DB
 
     maps = x[channels].double().numpy()
     if fft:
@@ -508,7 +510,7 @@ def reference_view(x, channels, normalize, gain_db, fft, grid):
 @pytest.mark.parametrize("normalize, gain_db, fft", [
     ("none", 0.0, False), ("minmax", 0.0, False), ("std", 6.0, False), ("std", 0.0, True), ("none", -12.0, True)])
 def test_layer_views_match_a_float64_reference(channels_last, size, mode, channel, count, normalize, gain_db, fft):
-    from renderer.renderer import _to_view
+    from renderer.display import to_view
 
     torch.manual_seed(1)
     x = torch.randn(1, 12, *size) * 0.6 + torch.linspace(-1, 1, size[1])  # structure along W, for the FFT
@@ -516,7 +518,7 @@ def test_layer_views_match_a_float64_reference(channels_last, size, mode, channe
         x = x.contiguous(memory_format=torch.channels_last)
     request = RenderRequest(layer="b16.conv1", channel_mode=mode, channel=channel, grid_channels=count,
                             normalize=normalize, gain_db=gain_db, fft=fft)
-    image, stats = _to_view(x, request, is_image=False)
+    image, stats = to_view(x, request, is_image=False)
     expected = reference_view(x[0], slice(channel, channel + count), normalize, gain_db, fft, mode == "grid")
     assert image.shape == expected.shape and image.dtype == np.uint8
     difference = np.abs(image.astype(int) - expected.astype(int))
@@ -525,7 +527,7 @@ def test_layer_views_match_a_float64_reference(channels_last, size, mode, channe
 
 
 def test_principal_directions_are_the_axes_of_w_largest_variance_first(fixtures_dir):
-    from renderer.renderer import PCA_COMPONENTS
+    from renderer.session import PCA_COMPONENTS
 
     request = RenderRequest(pkl=str(fixtures_dir / "sg2ada_64.pkl"))
     components, sigmas = Renderer("cpu").principal_directions(request)

@@ -2,6 +2,7 @@
 when only fine layers change; a cancelled render leaves the cache sound."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +23,8 @@ def fast_sg2():
 
 
 def block_cache(renderer):
-    (cache,) = renderer._block_caches.values()
+    (session,) = renderer.sessions.values()
+    cache = session.block_cache
     return cache
 
 
@@ -88,16 +90,17 @@ def test_fine_changes_skip_the_preview_coarse_ones_do_not(fast_sg2, net_file):
 @pytest.mark.parametrize("layer", ["b64.conv0", "b32.conv1"])
 def test_a_noise_drag_prepared_when_the_hand_goes_down_skips_the_convolution_from_its_first_step(
         fast_sg2, net_file, layer):
+    from renderer.scheduler import Hand, prepare_noise_drag
     from renderer.worker import RenderWorker
 
     request = RenderRequest(pkl=net_file, seeds=1, truncation_psi=0.7, noise_mode="random", noise_seed=3)
     renderer = renderer_for(fast_sg2)
-    assert not renderer.prepare_noise_drag(request, layer)  # nothing rendered yet
+    assert not prepare_noise_drag(renderer, request, layer)  # nothing rendered yet
     frames = []
     with RenderWorker(renderer, num_threads=0, on_frame=frames.append) as worker:
         worker.submit(request)
         assert worker.wait_idle(timeout=60)
-        assert worker.prepare_noise_drag(request, layer)  # idle: queued
+        assert worker.prepare(request, Hand(hovering_noise_layer=layer))  # idle: queued
         assert worker.wait_idle(timeout=60)
         assert len(frames) == 1  # it shows nothing
     cache = block_cache(renderer)
@@ -107,9 +110,9 @@ def test_a_noise_drag_prepared_when_the_hand_goes_down_skips_the_convolution_fro
     assert cache.convs_skipped == 1
     assert_same_as_fresh(fast_sg2, frame, step)
     # Where it does not apply: a layer view, a name the network lacks, another request than the cached one.
-    assert not renderer.prepare_noise_drag(dataclasses.replace(step, layer="b16.conv1"), layer)
-    assert not renderer.prepare_noise_drag(step, "b64.conv9")
-    assert not renderer.prepare_noise_drag(dataclasses.replace(step, seeds=2), layer)
+    assert not prepare_noise_drag(renderer, dataclasses.replace(step, layer="b16.conv1"), layer)
+    assert not prepare_noise_drag(renderer, step, "b64.conv9")
+    assert not prepare_noise_drag(renderer, dataclasses.replace(step, seeds=2), layer)
 
 
 def test_a_second_thread_on_the_same_renderer_renders_uncached(fast_sg2, net_file):
@@ -133,8 +136,7 @@ def test_an_evicted_network_drops_its_cache(fast_sg2, tmp_path):
         path.write_bytes(b"in-process network")
         paths.append(str(path))
         assert renderer.render(RenderRequest(pkl=str(path), seeds=1)).error is None
-    assert set(renderer._block_caches) == set(renderer._networks)
-    assert len(renderer._block_caches) == 2
+    assert [key[0] for key in renderer.sessions] == [str(Path(path).resolve()) for path in paths[1:]]
 
 
 # ---------------------------------------------------------------------------
@@ -248,9 +250,9 @@ def test_stylegan1_run_of_edits_equals_fresh_renders(sg1, net_file):
 def test_stylegan1_late_changes_skip_the_preview(sg1, net_file, monkeypatch):
     # The 64 px block is 36% of this small network's work (the 1024 block 18% of a 1024 px one's): above the
     # renderer's 15%, so the bar is raised here to what it separates at this size.
-    from renderer import renderer as renderer_module
+    from renderer import scheduler as scheduler_module
 
-    monkeypatch.setattr(renderer_module, "CACHED_PREVIEW_SKIP", 0.5)
+    monkeypatch.setattr(scheduler_module, "CACHED_PREVIEW_SKIP", 0.5)
     renderer = renderer_for(sg1)
     last = sg1.synthesis.num_ws - 1
     base = RenderRequest(pkl=net_file, seeds=1, mix_seed=2, mix_layers=f"{last}-{last}")

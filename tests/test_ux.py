@@ -49,7 +49,7 @@ def test_a_saved_frame_is_named_by_the_seed_shown():
 def test_the_class_field_shows_the_class_in_use():
     from app.bridge import class_in_use
     from app.state import ExplorerState
-    from renderer.renderer import seed_class
+    from renderer.session import seed_class
 
     state = ExplorerState()
     info = {"c_dim": 10, "z_dim": 16}

@@ -7,6 +7,7 @@ import pytest
 
 from renderer.renderer import Renderer
 from renderer.request import RenderRequest
+from renderer.scheduler import Hand
 from renderer.worker import RenderWorker
 from renderer_standin import standin_loader
 
@@ -161,20 +162,21 @@ def test_with_previews_off_a_quick_network_keeps_showing_frames_during_a_drag(ne
 
 
 def test_prepare_for_drags_renders_in_the_background_shows_nothing_and_yields_to_a_submit(net_file):
-    worker, loader, frames = make_worker(block_delay=0.05, resolution=256)
+    worker, loader, frames = make_worker(block_delay=0.05, resolution=256, preview_resolution=16)
     with worker:
         request = RenderRequest(pkl=net_file, seeds=1)
         worker.submit(request)
         assert worker.wait_idle(timeout=30)
         synthesis = loader.built[0].synthesis
         before = synthesis.blocks_run
-        assert worker.prepare_for_drags(request, 16)  # b4, b8 counted, then b16's image (the preview) ends it
+        assert worker.prepare(request, Hand(resting=True))  # at 16 px: b4, b8 counted, then b16's image (the preview) ends it
         assert worker.wait_idle(timeout=30)
         assert synthesis.blocks_run == before + 2 and len(frames) == 1
         # A submit while it runs stops it at its next block and is rendered right after.
-        assert worker.prepare_for_drags(request, 128)  # 0.3 s: 5 blocks counted
+        worker.scheduler.preview_resolution = 128
+        assert worker.prepare(request, Hand(resting=True))  # 0.3 s: 5 blocks counted
         time.sleep(0.08)
-        assert not worker.prepare_for_drags(request, 16), "busy: not queued"
+        assert not worker.prepare(request, Hand(resting=True)), "busy: not queued"
         newer = RenderRequest(pkl=net_file, seeds=2)
         worker.submit(newer)
         assert worker.wait_idle(timeout=30)
@@ -214,7 +216,7 @@ def test_after_a_recalled_frame_the_block_cache_follows_what_is_shown(net_file):
             worker.submit(request)
             assert worker.wait_idle(timeout=30)
         assert [frame.recalled for frame in frames] == [False, False, True] and len(frames) == 3
-        cache = next(iter(worker.renderer._block_caches.values()))
+        cache = next(iter(worker.renderer.sessions.values())).block_cache
         blocks = len(cache.entries)
         assert blocks == 5 and cache.blocks_run == blocks  # the unpublished pass: seed 2's blocks all replaced
         worker.submit(RenderRequest(pkl=net_file, seeds=1, noise_layer_strength=(("b64.conv1", 2.0),)))
@@ -253,7 +255,7 @@ def test_a_resubmit_that_stops_the_cache_catching_up_lets_it_finish_after(net_fi
         assert len(frames) == 1 and frames[0].recalled  # nothing new published
         worker.submit(RenderRequest(pkl=net_file, seeds=1, noise_layer_strength=(("b64.conv1", 2.0),)))
         assert worker.wait_idle(timeout=30)
-    cache = next(iter(worker.renderer._block_caches.values()))
+    cache = next(iter(worker.renderer.sessions.values())).block_cache
     assert cache.blocks_run + cache.layers_run == 1  # the catch-up went on after the resubmit: only b64 ran
 
 
