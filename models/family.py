@@ -44,6 +44,10 @@ def set_input_transform(G, translate, rotate_deg, scale):
         setter(translate, rotate_deg, scale)
 
 
+def has_input_transform(G):
+    return getattr(G, "set_input_transform", None) is not None
+
+
 def noise_layers(G):
     """Synthesis layers with a learned noise strength (names relative to G.synthesis)."""
     suffix = ".noise_strength"

@@ -32,8 +32,10 @@ def warn_if_transform_ignored(renderer, request):
              or request.transform_scale != 1.0)
     if not moved:
         return
+    from models import family
+
     _, G = renderer.load(request)
-    if not hasattr(getattr(G.synthesis, "input", None), "transform"):  # StyleGAN3's input layer holds it
+    if not family.has_input_transform(G):
         print(f"stylescope: warning: --rotate/--translate/--scale apply to StyleGAN3 networks only; "
               f"ignored for this {G.architecture} network", file=sys.stderr)
 
