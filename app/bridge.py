@@ -62,10 +62,6 @@ class Engine:
         self.renderer = renderer or Renderer(device=getattr(args, "device", None) or "auto", load=load_network_isolated)
         self.device = self.renderer.device
         self.renderer.render = in_background_priority(self.renderer.render)
-        delay = float(os.environ.get("STYLESCOPE_TEST_FULL_FRAME_DELAY", "0"))
-        preview_delay = float(os.environ.get("STYLESCOPE_TEST_PREVIEW_DELAY", "0"))
-        if delay > 0 or preview_delay > 0:
-            self.renderer.render = slowed_frames(self.renderer.render, delay, preview_delay)
         self.worker = RenderWorker(self.renderer, preview=False)
         self.z_dim = None
         self.last_request = None

@@ -10,6 +10,9 @@ class Observer:
     def note(self, event, **data):
         """Something happened: an edit, a status line, an error, a key, a saved session ..."""
 
+    def engine_started(self, engine):
+        """The engine door (app/bridge.py) is open; no request was sent yet."""
+
     def frame_shown(self, window, frame):
         """A rendered frame is on screen."""
 

@@ -30,6 +30,7 @@ class Window:
         self.status_text = ""
         self.display_filter = "auto"
         self.image_size = (0, 0)
+        self.grid_overlay = None  # channel-grid labels over the image, made in build()
         self.frames = FrameLoop(self)
         self.shortcuts = Shortcuts(self)
         self.sessions = Sessions(self)
@@ -259,6 +260,7 @@ class Window:
         from app import bridge
 
         self.ctx.engine = bridge.Engine(self.args, renderer=getattr(self.args, "renderer", None))
+        self.observer.engine_started(self.ctx.engine)
         self.sessions.start(self.args)
 
     def close(self):

@@ -32,6 +32,16 @@ class WindowLog(Observer):
         with self.path.open("a") as f:
             f.write(json.dumps(data, default=str) + "\n")
 
+    def engine_started(self, engine):
+        """STYLESCOPE_TEST_FULL_FRAME_DELAY / _PREVIEW_DELAY (seconds): frames as slow as on a slow
+        device, so that the tests see previews on a tiny network as on a big one."""
+        from app.bridge import slowed_frames
+
+        delay = float(os.environ.get("STYLESCOPE_TEST_FULL_FRAME_DELAY", "0"))
+        preview_delay = float(os.environ.get("STYLESCOPE_TEST_PREVIEW_DELAY", "0"))
+        if delay > 0 or preview_delay > 0:
+            engine.renderer.render = slowed_frames(engine.renderer.render, delay, preview_delay)
+
     def frame_shown(self, window, frame):
         shown = self.save_shown(window)
         request = frame.request.to_dict() if frame.request is not None else None
