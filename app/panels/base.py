@@ -3,11 +3,13 @@ and PanelContext, the part of the window a panel is given."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import dearpygui.dearpygui as dpg
 import numpy as np
 
+from app.bridge import Engine
+from app.picture import Picture
 from app.state import PARAM_BY_NAME, ExplorerState
 
 
@@ -23,11 +25,11 @@ class PanelContext:
     sync_panels: Callable  # every panel's widgets from the state, after a change no widget made
     panel: Callable  # panel(title): another panel (the Export panel's folder and jobs), or None
     show_session_dialog: Callable  # show_session_dialog("save" or "load")
-    picture: Any  # app/picture.py: the texture, the frames shown, show_pixels, tool_active
-    reset_handlers: Any  # the right-click handler every bound control gets
+    picture: Picture  # the texture, the frames shown, show_pixels, tool_active
+    reset_handlers: int | str  # the right-click handler every bound control gets
     note: Callable = lambda event, **data: None  # an event for the window's observer (the tests' log)
     text_inputs: list = field(default_factory=list)  # text fields: keys typed there are no shortcuts
-    engine: Any = None  # app/bridge.py's Engine, once started: the one door to renderer/
+    engine: Engine | None = None  # once started: the one door to renderer/
     model_info: dict = field(default_factory=dict)  # the loaded network's summary (bridge.model_info)
 
 
