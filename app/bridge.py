@@ -1,19 +1,6 @@
-"""Engine: the app's one door to the renderer (requests out, frames in), and readers for what a Frame carries."""
-
-import dataclasses
-import os
-import re
-
-import numpy as np
+"""Engine: the app's one door to renderer/ (requests out, frames in, exports and files forwarded); no logic of its own."""
 
 from models.errors import clean_line, error_line  # noqa: F401 -- the window's one way to print file data
-from renderer.request import RenderRequest, mix_indices
-
-# Layers with a noise input, by architecture (the frame does not list them; names as NVIDIA's).
-NOISY_LAYER = {
-    "stylegan2": re.compile(r"^b\d+\.conv[01]$"),
-    "stylegan": re.compile(r"^b\d+\.(const|conv|conv0_up|conv1)$"),
-}
 
 
 def load_network_isolated(path, device="cpu"):
@@ -53,10 +40,6 @@ class Engine:
             warm_up_isolated_loading()
         self.renderer = renderer or Renderer(device=getattr(args, "device", None) or "auto", load=load_network_isolated)
         self.device = self.renderer.device
-        delay = float(os.environ.get("STYLESCOPE_TEST_FULL_FRAME_DELAY", "0"))
-        preview_delay = float(os.environ.get("STYLESCOPE_TEST_PREVIEW_DELAY", "0"))
-        if delay > 0 or preview_delay > 0:
-            self.renderer.render = slowed_frames(self.renderer.render, delay, preview_delay)
         self.worker = RenderWorker(self.renderer, scheduler=Scheduler(adaptive=True), background=True)
         self.z_dim = None
         self.last_request = None
@@ -91,40 +74,26 @@ class Engine:
     # each returns a WorkerCall whose result, once done(), is a numpy array of ws rows.
 
     def image_ws(self, state):
-        """The ws [num_ws, w_dim] of the image the state asks for, before its directions (mapping,
-        truncation, seed blend and style mixing baked in): a w to freeze and edit."""
-        request = dataclasses.replace(self.request_for(state), w_offset=None)
-        return self.worker.call(lambda renderer: _ws_rows(renderer.compute_ws(request)))
+        """The ws [num_ws, w_dim] of the state's image before its directions: a w to freeze and edit."""
+        return self._call(directions_call("image_ws_rows"), state)
 
     def seed_direction(self, state, start, end):
-        """The direction [num_ws, w_dim] from seed `start`'s ws to seed `end`'s, at psi 1 on the
-        state's network and class: strength 1 carries one face's w to the other's."""
-        base = dataclasses.replace(self.request_for(state), seed_xy=None, z=None, w=None, mix_seed=None, mix_w=None,
-                                   mix_layers="", w_offset=None, truncation_psi=1.0, truncation_cutoff=None)
-
-        def direction(renderer):
-            ends = [_ws_rows(renderer.compute_ws(dataclasses.replace(base, seeds=((int(seed), 1.0),))))
-                    for seed in (start, end)]
-            return ends[1] - ends[0]
-
-        return self.worker.call(direction)
+        """The direction [num_ws, w_dim] from seed `start`'s ws to seed `end`'s (psi 1)."""
+        return self._call(directions_call("seed_direction_rows"), state, start, end)
 
     def toward_seed(self, state, seed):
-        """The direction [num_ws, w_dim] from the image's ws (before its directions) to seed `seed`'s
-        with the state's truncation and class: strength t blends the two ws, 1 reaching the seed's.
-        The way to blend a loaded or frozen w with a seed."""
-        image = dataclasses.replace(self.request_for(state), w_offset=None)
-        target = dataclasses.replace(image, seeds=((int(seed), 1.0),), seed_xy=None, z=None, w=None, mix_seed=None,
-                                     mix_w=None, mix_layers="")
-        return self.worker.call(lambda renderer: _ws_rows(renderer.compute_ws(target))
-                                - _ws_rows(renderer.compute_ws(image)))
+        """The direction [num_ws, w_dim] from the image's ws (before its directions) to seed `seed`'s."""
+        return self._call(directions_call("toward_seed_rows"), state, seed)
 
     def principal_direction(self, state, index, layers="all"):
-        """Rows [1 or num_ws][w_dim]: principal direction `index` of W (Renderer.principal_directions)
-        scaled to one standard deviation, on every layer ('all') or on a group's ws only ('coarse',
-        'middle', 'fine', or a mix_layers spec), as GANSpace edits a layer range."""
+        """Rows [1 or num_ws][w_dim]: principal direction `index` of W, one standard deviation, on
+        every layer ('all') or on a group's ws only."""
+        return self._call(directions_call("principal_rows"), state, index, layers)
+
+    def _call(self, question, state, *args):
+        """A WorkerCall of question(renderer, the state's request, *args) on the worker thread."""
         request = self.request_for(state)
-        return self.worker.call(lambda renderer: principal_rows(renderer, request, index, layers))
+        return self.worker.call(lambda renderer: question(renderer, request, *args))
 
     def start_drag(self, state, handles, targets, mask=None, steps=200, video_path=None):
         """Drag handle points toward targets on the picture the state shows, on the worker thread
@@ -139,54 +108,33 @@ class Engine:
 
     def sefa_direction(self, state, layers, index):
         """Rows [1 or num_ws][w_dim]: SeFa direction `index` (unit length) of the chosen ws' style layers."""
-        from renderer import directions
-
-        request = self.request_for(state)
-        return self.worker.call(lambda renderer: directions.sefa_direction_rows(renderer, request, layers, index))
+        return self._call(directions_call("sefa_direction_rows"), state, layers, index)
 
     def style_channel(self, state, text):
         """(layer, channel, that channel's std) for a 'layer:channel' search (statistics kept per network)."""
-        from renderer import directions
-
-        request = self.request_for(state)
-
-        def find(renderer):
-            layer, channel = directions.parse_channel(text, directions.style_channel_counts(renderer, request))
-            return layer, channel, directions.style_channel_std(renderer, request, layer, channel)
-
-        return self.worker.call(find)
+        return self._call(directions_call("find_style_channel"), state, text)
 
     def example_channels(self, state, seeds, top=8):
         """[(layer, channel, score, mean in sigmas, std)] the example seeds share most (StyleSpace's ranking)."""
-        from renderer import directions
-
-        request = self.request_for(state)
-
-        def rank(renderer):
-            found = directions.example_channels(renderer, request, seeds, top)
-            return [item + (directions.style_channel_std(renderer, request, *item[:2]),) for item in found]
-
-        return self.worker.call(rank)
+        return self._call(directions_call("ranked_example_channels"), state, seeds, top)
 
     def image_w(self, state):
         """The w [w_dim] of the image on screen (its ws averaged): an example to label."""
-        from renderer import directions
-
-        request = self.request_for(state)
-        return self.worker.call(lambda renderer: directions.image_w_row(renderer, request))
+        return self._call(directions_call("image_w_row"), state)
 
     def fit_direction(self, positive, negative, orthogonal_to=()):
         """A unit direction [w_dim] separating the labelled ws (a linear SVM, scikit-learn)."""
         from renderer import directions
 
         return self.worker.call(lambda renderer: directions.fit_direction(positive, negative, orthogonal_to))
+
     def noise_usage(self, state, layer):
         """Mean change (levels of 255) of the state's image when `layer`'s noise is off (None: all
         noise), on the worker thread (renderer/noise_usage.py); a WorkerCall to poll."""
         from renderer.noise_usage import layer_usage
 
-        request = self.request_for(state)
-        return self.worker.call(lambda renderer: layer_usage(renderer, request, layer))
+        return self._call(layer_usage, state, layer)
+
     # Projection (renderer/projection.py): the Projector lives on the worker thread and runs a few
     # steps per call, so that frames of the explorer still come between them.
 
@@ -213,13 +161,14 @@ class Engine:
 
     def projection_advance(self, projector, count):
         """A WorkerCall running up to `count` steps; result (step, loss, psnr dB, uint8 image, ws rows)."""
+        from renderer.directions import ws_rows_of
         from renderer.projection import psnr
 
         def advance(_renderer):
             projector.run_steps(count)
             image = projector.image()
             return (projector.step_index, projector.loss, psnr(image, projector.target_uint8), image,
-                    _ws_rows(projector.ws()))
+                    ws_rows_of(projector.ws()))
 
         return self.worker.call(advance)
 
@@ -247,85 +196,60 @@ class Engine:
         self.worker.close()
 
 
-def slowed_frames(render, delay, preview_delay=0.0):
-    """Test hook: full frames take `delay` seconds longer and previews `preview_delay`, as on a slow
-    device, so that the GUI tests see previews on a tiny network as on a big one. The wait stops
-    when the render would: for a full frame when it is stale, for a preview when the worker closes."""
-    import time
+def directions_call(name):
+    """renderer/directions.py's function `name`, imported when first called (torch loads lazily)."""
+    def call(renderer, request, *args):
+        from renderer import directions
 
-    from renderer.renderer import Frame
+        return getattr(directions, name)(renderer, request, *args)
 
-    def slow_render(request, should_stop=None, preview_resolution=None, preview_should_stop=None, **kwargs):
-        wait = delay if preview_resolution is None else preview_delay
-        stop = should_stop if preview_resolution is None or preview_should_stop is None else preview_should_stop
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if stop is not None and stop():
-                return Frame(request=request, cancelled=True)
-            time.sleep(0.01)
-        frame = render(request, should_stop=should_stop, preview_resolution=preview_resolution,
-                       preview_should_stop=preview_should_stop, **kwargs)
-        if "synthesis" in frame.timings:
-            frame.timings["synthesis"] += wait  # it took that long, as far as the app can tell
-        return frame
-
-    return slow_render
+    return call
 
 
-def _ws_rows(ws):
-    """[1, num_ws, w_dim] tensor -> [num_ws, w_dim] float64 numpy."""
-    return ws[0].cpu().numpy().astype(np.float64)
+# --- exports and files: forwarded to renderer/ ------------------------------------------------------
 
 
-def principal_rows(renderer, request, index, layers="all"):
-    """See Engine.principal_direction (run on the renderer's own thread)."""
-    components, sigmas = renderer.principal_directions(request)
-    if not 0 <= index < len(sigmas):
-        raise ValueError(f"principal direction {index}: this network has 0-{len(sigmas) - 1}")
-    row = components[index] * sigmas[index]
-    if layers == "all":
-        return row[None]
-    _, G = renderer.load(request)
-    rows = np.zeros((G.num_ws, row.shape[0]))
-    rows[mix_indices(layers, G.synthesis.ws_resolutions)] = row
-    return rows
+def exporter(device="auto"):
+    """Runs the window's exports on a Renderer of their own (renderer/exporter.py)."""
+    from renderer.exporter import Exporter
+
+    return Exporter(device, load=load_network_isolated)
 
 
-def direction_sweep_work(request, path, frames, fps, quality):
-    """work(renderer, progress, cancel) for an ExportJob: a video of request's edits (its directions
-    and StyleSpace channels) scaled from -1 to 1 (the export's `direction` sweep)."""
-    from renderer import sequences
+def export_work(kind, *args):
+    """work(renderer, progress, cancel) for one export, `kind` one of renderer/exporter.py's *_work
+    (frame, video (work, frame count), sweep, seed_grid, mix_grid, direction_sweep, direction_grid)."""
+    from renderer import exporter
 
-    def work(renderer, progress, cancel):
-        requests = sequences.sweep_requests(renderer, request, "direction", frames)
-        return sequences.export_video(renderer, [requests], path, fps=fps, quality=quality, total=len(requests),
-                                      progress=progress, cancel=cancel)
-
-    return work
-
-
-def direction_grid_work(request, seeds_text, steps, path):
-    """work(renderer, progress, cancel): a PNG grid, one row per seed, its columns request's edits
-    scaled from -1 to 1 (the figure of the SeFa, StyleSpace and InterFaceGAN papers)."""
-    from renderer import directions, grids
-
-    seeds = grids.parse_seeds(seeds_text)
-    cells = directions.sweep_grid_requests(request, seeds, steps)
-
-    def work(renderer, progress, cancel):
-        grids.export_grid(renderer, cells, len(seeds), steps, path, request, "direction sweep",
-                          progress=progress, cancel=cancel)
-        return path
-
-    return work
+    return getattr(exporter, f"{kind}_work")(*args)
 
 
 def save_direction_file(rows, path):
-    """A direction as .npy, in the layout the Vectors panel and --direction read ([w_dim] for one row)."""
-    from renderer import latent_files
+    from renderer.directions import save_direction_file
 
-    array = np.asarray(rows, dtype=np.float32)
-    return latent_files.save_array(array[0] if array.shape[0] == 1 else array, path)
+    return save_direction_file(rows, path)
+
+
+def read_latent_file(path):
+    """(kind 'z' or 'w', array) from a .npy/.npz file (renderer.latent_files.load_latent)."""
+    from renderer.latent_files import load_latent
+
+    return load_latent(path)
+
+
+def read_direction_file(path):
+    from renderer.latent_files import load_direction
+
+    return load_direction(path)
+
+
+def save_frame_png(frame, path):
+    """The frame as a PNG carrying its request: `run_app.py frame` can rebuild it exactly."""
+    from renderer.png_metadata import save_png
+
+    save_png(frame, frame.request, path, model_path=frame.request.pkl)
+
+
 def class_in_use(state, model_info):
     """(class, how) a conditional network draws with: the Class field's, or (unticked) the one the
     renderer picks from the main seed, as NVIDIA's visualizer does; None for unconditional ones."""
@@ -347,94 +271,35 @@ def noise_usage_summary(all_off_levels):
     return usage_summary(all_off_levels)
 
 
-def frame_error(frame):
-    return getattr(frame, "error", None)
-
-
-def frame_image(frame):
-    if getattr(frame, "cancelled", False):
-        return None
-    return getattr(frame, "image", None)
-
-
-def frame_render_ms(frame):
-    """Mapping plus synthesis time (loading a network is not rendering)."""
-    timings = getattr(frame, "timings", None) or {}
-    if "synthesis" not in timings:
-        return None
-    return (timings.get("mapping", 0.0) + timings["synthesis"]) * 1000
-
-
-def frame_pkl(frame):
-    request = getattr(frame, "request", None)
-    return getattr(request, "pkl", None)
-
-
-def frame_is_preview(frame):
-    return bool(getattr(frame, "preview", False))
-
-
-def frame_stats(frame):
-    return dict(getattr(frame, "stats", None) or {})
-
-
-def frame_request_json(frame):
-    request = getattr(frame, "request", None)
-    return request.to_dict() if isinstance(request, RenderRequest) else None
-
-
 def model_info(engine, frame):
     """The model summary the panels need: the network's info plus its pkl, layers and noisy layers."""
     info = dict(getattr(frame, "info", None) or {})
     if not info:
         return None
-    info["pkl"] = frame_pkl(frame)
+    info["pkl"] = getattr(getattr(frame, "request", None), "pkl", None)
     layers = [(name, tuple(shape)) for name, shape, *_ in getattr(frame, "layers", None) or []]
     if layers:
         info["layers"] = layers
-    if "noise_layers" not in info:
-        pattern = NOISY_LAYER.get(info.get("architecture"))
-        info["noise_layers"] = [name for name, _ in layers if pattern and pattern.match(name)]
     return info
 
 
-def session_json(state, model_info=None):
-    """The session file: the RenderRequest JSON that `run_app.py frame --request` reads, plus the
-    network's file name and sha256 (a session opened elsewhere finds its network beside it by them)."""
-    from pathlib import Path
+def session_dict(request):
+    """A session file's JSON (renderer/request_files.py)."""
+    from renderer.request_files import session_dict
 
-    from renderer.png_metadata import file_sha256
-    from renderer.request_files import MODEL_NAME_KEY, MODEL_SHA256_KEY
-
-    z_dim = (model_info or {}).get("z_dim")
-    out = state.to_request(device="auto", z_dim=z_dim).to_dict()
-    pkl = state["pkl"]
-    if pkl and Path(pkl).is_file():
-        out[MODEL_NAME_KEY], out[MODEL_SHA256_KEY] = Path(pkl).name, file_sha256(pkl)
-    return out
+    return session_dict(request)
 
 
-def load_session(state, data, model_info=None):
+def session_request(data):
+    """The request of a session's parsed JSON; ValueError says why it is none."""
     from renderer.request_files import request_from_data
 
-    request = request_from_data(data, "session").request
-    return state.load_request(request, (model_info or {}).get("ws_resolutions"))
+    return request_from_data(data, "session").request
 
 
-def load_session_file(state, path, model_info=None):
-    """Load a session file into the state: (notes, wanted network path or None).
+def read_session_file(path, chosen):
+    """(request, wanted network path or None, notes) of a session file, for a window that has
+    `chosen` open (renderer/request_files.py); bounded parsing."""
+    from renderer.request_files import read_session_file
 
-    The file is parsed with its size and nesting bounded. Its network is opened only when it is
-    the one open now or lies beside the file with the recorded sha256; otherwise the rest of the
-    session is applied to the open network and `wanted` names the file it asks for.
-    """
-    from renderer.request_files import NetworkNotChosen, choose_network, read_request_file
-
-    saved = read_request_file(path)
-    wanted, notes = None, []
-    try:
-        request = choose_network(saved, state["pkl"], "its path is in the Network panel: press Load to open it")
-    except NetworkNotChosen as refusal:
-        request, wanted = refusal.kept, refusal.wanted
-        notes.append(str(refusal))
-    return notes + state.load_request(request, (model_info or {}).get("ws_resolutions")), wanted
+    return read_session_file(path, chosen)

@@ -37,10 +37,10 @@ def percentiles(seconds):
 
 
 def measure(case, idle_seconds, busy_seconds):
-    """Run the real App loop in this process; returns the frame times of both phases."""
+    """Run the real window loop in this process; returns the frame times of both phases."""
     import dearpygui.dearpygui as dpg
 
-    from app.main import App
+    from app.window import Window
     from renderer.renderer import Renderer
 
     if case == "fixture":
@@ -52,7 +52,7 @@ def measure(case, idle_seconds, busy_seconds):
                                      renderer=Renderer(device="cpu", load=lambda path, device="cpu": G))
     dpg.create_context()
     dpg.configure_app(manual_callback_management=True)
-    app = App(args, dpg)
+    app = Window(args, dpg)
     result = {"case": case}
     try:
         app.build()
@@ -65,16 +65,16 @@ def measure(case, idle_seconds, busy_seconds):
 
         def frame():
             start = time.perf_counter()
-            app_work.append(app.step())
+            app_work.append(app.frames.step())
             return time.perf_counter() - start
 
         deadline = time.monotonic() + 300
-        while app.last_full_frame is None and time.monotonic() < deadline:
+        while app.picture.last_full_frame is None and time.monotonic() < deadline:
             frame()
-        if app.last_full_frame is None:
+        if app.picture.last_full_frame is None:
             raise RuntimeError(f"no frame: {app.status_text}")
-        result["render_ms"] = app.render_ms
-        result["resolution"] = app.texture.width
+        result["render_ms"] = app.picture.render_ms
+        result["resolution"] = app.picture.texture.width
         for _ in range(20):  # settle the layout
             frame()
 
@@ -84,17 +84,17 @@ def measure(case, idle_seconds, busy_seconds):
             idle.append(frame())
 
         busy, renders, seed = [], 0, 0
-        shown = app.last_frame
+        shown = app.picture.last_frame
         app.edit("seed_x", float(seed := seed + 1), coalesce=False)
         end = time.monotonic() + busy_seconds
         while time.monotonic() < end:
             busy.append(frame())
-            if app.last_frame is not shown:  # a frame arrived: ask for the next one at once
-                shown = app.last_frame
+            if app.picture.last_frame is not shown:  # a frame arrived: ask for the next one at once
+                shown = app.picture.last_frame
                 renders += 1
                 app.edit("seed_x", float(seed := seed + 1), coalesce=False)
         result.update(idle=percentiles(idle), busy=percentiles(busy), renders=renders, app=percentiles(app_work),
-                      gl=list(app.gl_info), device=app.engine.device)
+                      gl=list(app.picture.gl_info), device=app.ctx.engine.device)
     finally:
         app.close()
         dpg.destroy_context()

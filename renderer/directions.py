@@ -241,6 +241,75 @@ def image_w_row(renderer, request):
     return renderer.compute_ws(request)[0].mean(dim=0).double().cpu().numpy()
 
 
+# ---------------------------------------------------------------- the window's questions (run on the worker thread)
+
+
+def ws_rows_of(ws):
+    """[1, num_ws, w_dim] tensor -> [num_ws, w_dim] float64 numpy."""
+    return ws[0].cpu().numpy().astype(np.float64)
+
+
+def image_ws_rows(renderer, request):
+    """The ws [num_ws, w_dim] of the image the request asks for, before its directions (mapping,
+    truncation, seed blend and style mixing baked in): a w to freeze and edit."""
+    return ws_rows_of(renderer.compute_ws(dataclasses.replace(request, w_offset=None)))
+
+
+def seed_direction_rows(renderer, request, start, end):
+    """The direction [num_ws, w_dim] from seed `start`'s ws to seed `end`'s, at psi 1 on the
+    request's network and class: strength 1 carries one face's w to the other's."""
+    base = dataclasses.replace(request, seed_xy=None, z=None, w=None, mix_seed=None, mix_w=None, mix_layers="",
+                               w_offset=None, truncation_psi=1.0, truncation_cutoff=None)
+    ends = [ws_rows_of(renderer.compute_ws(dataclasses.replace(base, seeds=((int(seed), 1.0),)))) for seed in (start, end)]
+    return ends[1] - ends[0]
+
+
+def toward_seed_rows(renderer, request, seed):
+    """The direction [num_ws, w_dim] from the image's ws (before its directions) to seed `seed`'s
+    with the request's truncation and class: strength t blends the two ws, 1 reaching the seed's.
+    The way to blend a loaded or frozen w with a seed."""
+    image = dataclasses.replace(request, w_offset=None)
+    target = dataclasses.replace(image, seeds=((int(seed), 1.0),), seed_xy=None, z=None, w=None, mix_seed=None,
+                                 mix_w=None, mix_layers="")
+    return ws_rows_of(renderer.compute_ws(target)) - ws_rows_of(renderer.compute_ws(image))
+
+
+def principal_rows(renderer, request, index, layers="all"):
+    """Rows [1 or num_ws][w_dim]: principal direction `index` of W (Renderer.principal_directions)
+    scaled to one standard deviation, on every layer ('all') or on a group's ws only ('coarse',
+    'middle', 'fine', or a mix_layers spec), as GANSpace edits a layer range."""
+    components, sigmas = renderer.principal_directions(request)
+    if not 0 <= index < len(sigmas):
+        raise ValueError(f"principal direction {index}: this network has 0-{len(sigmas) - 1}")
+    row = components[index] * sigmas[index]
+    if layers == "all":
+        return row[None]
+    _, G = renderer.load(request)
+    rows = np.zeros((G.num_ws, row.shape[0]))
+    rows[mix_indices(layers, G.synthesis.ws_resolutions)] = row
+    return rows
+
+
+def find_style_channel(renderer, request, text):
+    """(layer, channel, that channel's std) for a 'layer:channel' search (statistics kept per network)."""
+    layer, channel = parse_channel(text, style_channel_counts(renderer, request))
+    return layer, channel, style_channel_std(renderer, request, layer, channel)
+
+
+def ranked_example_channels(renderer, request, seeds, top=8):
+    """[(layer, channel, score, mean in sigmas, std)] the example seeds share most (StyleSpace's ranking)."""
+    found = example_channels(renderer, request, seeds, top)
+    return [item + (style_channel_std(renderer, request, *item[:2]),) for item in found]
+
+
+def save_direction_file(rows, path):
+    """A direction as .npy, in the layout the Vectors panel and --direction read ([w_dim] for one row)."""
+    from renderer import latent_files
+
+    array = np.asarray(rows, dtype=np.float32)
+    return latent_files.save_array(array[0] if array.shape[0] == 1 else array, path)
+
+
 # ---------------------------------------------------------------- a direction's sweep over seeds
 
 

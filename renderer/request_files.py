@@ -109,3 +109,26 @@ def choose_network(saved, chosen=None, where="pass --pkl FILE"):
     raise NetworkNotChosen(
         f"{clean_line(saved.source, 120)} names the network {clean_line(name, 80)}, which is not the one "
         f"you chose and is not beside it{found}; {where}", kept, request.pkl)
+
+
+def session_dict(request):
+    """A session file's JSON: the request that `run_app.py frame --request` reads, plus its network's
+    file name and sha256 (a session opened elsewhere finds its network beside it by them)."""
+    from renderer.png_metadata import file_sha256
+
+    out = request.to_dict()
+    if request.pkl and Path(request.pkl).is_file():
+        out[MODEL_NAME_KEY], out[MODEL_SHA256_KEY] = Path(request.pkl).name, file_sha256(request.pkl)
+    return out
+
+
+def read_session_file(path, chosen):
+    """(request, wanted network path or None, notes) from a session file, for a window whose open
+    network is `chosen`. The file is parsed with its size and nesting bounded. Its network is kept
+    only when it is `chosen` or lies beside the file with the recorded sha256; otherwise the request
+    has `chosen` instead and `wanted` names the file it asks for."""
+    saved = read_request_file(path)
+    try:
+        return choose_network(saved, chosen, "its path is in the Network panel: press Load to open it"), None, []
+    except NetworkNotChosen as refusal:
+        return refusal.kept, refusal.wanted, [str(refusal)]

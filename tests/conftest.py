@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: where the reference networks live."""
+"""Shared pytest fixtures: where the reference networks live, and the window tests' virtual screen."""
 
 import os
 import subprocess
@@ -81,3 +81,13 @@ def net_file(tmp_path):
     path = tmp_path / "net.pkl"
     path.write_bytes(b"in-process network")
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def screen():
+    """An Xvfb screen of its own for a module's window tests (tests/gui_driver.py)."""
+    from gui_driver import VirtualScreen
+
+    screen = VirtualScreen()
+    yield screen
+    screen.close()

@@ -143,9 +143,11 @@ class AppUnderTest:
             (self.workdir / "config" / "settings.json").write_text(json.dumps({"display_filter": display_filter}))
         self.log_path = self.workdir / "app_log.jsonl"
         self.stderr_path = self.workdir / "app_stderr.txt"
-        env = {**screen.env(), "STYLESCOPE_TEST_LOG": str(self.log_path),
+        # tests/window_log.py watches the window (app/observer.py) and writes the log the tests read.
+        env = {**screen.env(), "STYLESCOPE_OBSERVER": "window_log", "STYLESCOPE_TEST_LOG": str(self.log_path),
                "STYLESCOPE_CONFIG_DIR": str(self.workdir / "config"), "STYLESCOPE_SAVE_DIR": str(self.workdir),
-               "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **(extra_env or {})}
+               "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+               **(extra_env or {})}
         # run_app.py is the user's command; app.main runs the same window (and takes --session).
         if (ROOT / "run_app.py").exists() and not window_only:
             command = [sys.executable, str(ROOT / "run_app.py")]

@@ -63,13 +63,14 @@ def refused_by_call(call, errors):
 def entry_points(out):
     from app import bridge
     from app.panels import vectors
+    from app.sessions import load_session_file
     from app.state import ExplorerState
     from models import LoadError, load_generator
 
     def session(path):
         state = ExplorerState()
         try:
-            notes, wanted = bridge.load_session_file(state, path)
+            notes, wanted = load_session_file(state, path)
         except (ValueError, OSError) as error:
             return str(error), None
         if wanted is not None and state["pkl"] is None:  # the session's network was not opened

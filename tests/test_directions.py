@@ -238,8 +238,8 @@ def test_style_channels_in_the_state_make_request_offsets_undo_and_load_from_a_s
 
 
 def test_the_windows_sweep_video_and_grid_of_one_style_channel(tmp_path, default_renderer):
-    from app.bridge import direction_grid_work, direction_sweep_work
     from renderer import png_metadata
+    from renderer.exporter import direction_grid_work, direction_sweep_work
 
     request = RenderRequest(style_offsets=[("b64.conv0", 31, 8.0)])
     video = direction_sweep_work(request, tmp_path / "sweep.gif", 4, 10, 8)

@@ -259,7 +259,7 @@ def test_the_worker_runs_a_drag_job_posting_frames_and_stops_on_request(tmp_path
 
 
 def test_a_drag_result_is_an_ordinary_latent_for_undo_sessions_and_pngs(default_model, tmp_path):
-    from app.bridge import load_session, session_json
+    from app.sessions import load_session, session_json
     from app.state import ExplorerState
     from renderer import png_metadata
     from renderer.drag import drag_job

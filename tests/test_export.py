@@ -5,6 +5,7 @@ import errno
 import hashlib
 import json
 import threading
+import types
 from pathlib import Path
 
 import numpy as np
@@ -436,22 +437,25 @@ def test_gui_panel_exports_in_the_background_and_cancels(net, tmp_path):
         def to_request(self):
             return current
 
-    class FakeApp:
+    class FakeContext:  # the part of PanelContext the export panel uses
         state = FakeState()
         engine = None
-        last_frame = None
+        picture = types.SimpleNamespace(last_frame=None)
         text_inputs = []
         messages = []
 
         def set_status(self, text, error=False):
             self.messages.append((text, error))
 
+        def note(self, event, **data):
+            pass
+
     settings = dict(folder=str(tmp_path), latents=True, keys="3,4", interp="lerp-w", easing="cosine", per=2, fps=10,
                     loop=False, grid="1x1", format="gif", quality=8, sweep="psi", sweep_frames=2,
                     grid_seeds="0-1", grid_shape="1x2", mix_rows="0", mix_cols="1", mix_group="coarse")
     dpg.create_context()
     try:
-        panel = ExportPanel(FakeApp())
+        panel = ExportPanel(FakeContext())
         job = panel.start_video(settings)
         assert panel.start_seed_grid(settings) is None  # one export at a time
         assert job.wait(timeout=120) and job.error is None

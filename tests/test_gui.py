@@ -19,13 +19,6 @@ FUZZ_SECONDS = float(os.environ.get("STYLESCOPE_GUI_FUZZ_SECONDS", "60"))
 
 
 @pytest.fixture(scope="module")
-def screen():
-    screen = VirtualScreen()
-    yield screen
-    screen.close()
-
-
-@pytest.fixture(scope="module")
 def app(screen, fixtures_dir, tmp_path_factory):
     """One window for the whole module (starting torch and a network costs seconds on this machine)."""
     workdir = tmp_path_factory.mktemp("gui")

@@ -7,19 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gui_driver import VirtualScreen, laid_out_app, missing_tools
+from gui_driver import laid_out_app, missing_tools
 from test_gui import centre, headless_render, image_on_screen, screen_pos, settled_frame, shown_image, toggle_panels, \
     type_into
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())} (scripts/system_deps.sh)")
 GLASSES_EXAMPLES = "5,7,15,16,22,24,29,31,33"  # default-model seeds wearing glasses (README)
-
-
-@pytest.fixture(scope="module")
-def screen():
-    screen = VirtualScreen()
-    yield screen
-    screen.close()
 
 
 @pytest.fixture(scope="module")

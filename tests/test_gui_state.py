@@ -9,7 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-from app.bridge import model_info, session_json, load_session
+from app.bridge import model_info
+from app.sessions import load_session, session_json
 from app.state import PARAMS, ExplorerState, blend_z, layers_spec, spec_indices
 from app.texture import fit_size, to_rgb_uint8
 from renderer.request import RenderRequest

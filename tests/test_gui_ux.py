@@ -17,13 +17,6 @@ SHOTS = Path(os.environ.get("STYLESCOPE_SHOTS") or Path(tempfile.gettempdir()) /
 
 
 @pytest.fixture(scope="module")
-def screen():
-    screen = VirtualScreen()
-    yield screen
-    screen.close()
-
-
-@pytest.fixture(scope="module")
 def home(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     (home / "Pictures").mkdir()

@@ -177,7 +177,7 @@ def _state(pid):
 def test_a_session_finds_its_network_beside_it_by_name_and_sha256(tmp_path, fixtures_dir):
     import shutil
 
-    from app.bridge import load_session_file, session_json
+    from app.sessions import load_session_file, session_json
     from app.state import ExplorerState
 
     network = tmp_path / "made_here" / "net.pkl"

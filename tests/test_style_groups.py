@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 import run_app
-from app.bridge import load_session, model_info
+from app.bridge import model_info
+from app.sessions import load_session
 from app.panels.mixing import preset_layers
 from app.state import ExplorerState
 from models import stylegan1, stylegan2

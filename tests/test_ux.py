@@ -1,5 +1,7 @@
 """What a new user meets, without a window: file names, summaries, typed values, dialogs' paths, settings, start-up."""
 
+import types
+
 import numpy as np
 import pytest
 
@@ -164,15 +166,18 @@ def test_the_export_panel_writes_at_the_output_scale(fixtures_dir, tmp_path):
         def to_request(self):
             return current
 
-    class FakeApp:
-        state, engine, last_frame, text_inputs = FakeState(), None, None, []
+    class FakeContext:  # the part of PanelContext the export panel uses
+        state, engine, picture, text_inputs = FakeState(), None, types.SimpleNamespace(last_frame=None), []
 
         def set_status(self, text, error=False):
             pass
 
+        def note(self, event, **data):
+            pass
+
     dpg.create_context()
     try:
-        job = ExportPanel(FakeApp()).save_frame({"folder": str(tmp_path), "latents": False, "scale": 2.0})
+        job = ExportPanel(FakeContext()).save_frame({"folder": str(tmp_path), "latents": False, "scale": 2.0})
         assert job.wait(timeout=120) and job.error is None, job.error
         (png,) = job.result
         assert png.name.startswith("stylescope_seed3_")

@@ -25,5 +25,6 @@ def panel_classes():
     return classes
 
 
-def make_panels(app):
-    return [cls(app) for cls in panel_classes()]
+def make_panels(ctx):
+    """Every panel, each given the window's PanelContext (app/panels/base.py)."""
+    return [cls(ctx) for cls in panel_classes()]

@@ -1,17 +1,42 @@
-"""Panel: the small base every panel shares (one collapsing header, controls bound to ExplorerState values)."""
+"""Panel: the small base every panel shares (one collapsing header, controls bound to ExplorerState values),
+and PanelContext, the part of the window a panel is given."""
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from app.state import PARAM_BY_NAME
+from app.bridge import Engine
+from app.picture import Picture
+from app.state import PARAM_BY_NAME, ExplorerState
+
+
+@dataclass(eq=False)
+class PanelContext:
+    """What a panel may use of the window; engine and model_info change as the window runs."""
+
+    state: ExplorerState
+    edit: Callable  # edit(name, value, coalesce=True): one change, undoable
+    edit_many: Callable  # edit_many({name: value}, coalesce=True)
+    set_status: Callable  # set_status(text, error=False): the status line
+    report_exception: Callable  # report_exception(where, exc): a bug as one status line
+    sync_panels: Callable  # every panel's widgets from the state, after a change no widget made
+    panel: Callable  # panel(title): another panel (the Export panel's folder and jobs), or None
+    show_session_dialog: Callable  # show_session_dialog("save" or "load")
+    picture: Picture  # the texture, the frames shown, show_pixels, tool_active
+    reset_handlers: int | str  # the right-click handler every bound control gets
+    note: Callable = lambda event, **data: None  # an event for the window's observer (the tests' log)
+    text_inputs: list = field(default_factory=list)  # text fields: keys typed there are no shortcuts
+    engine: Engine | None = None  # once started: the one door to renderer/
+    model_info: dict = field(default_factory=dict)  # the loaded network's summary (bridge.model_info)
 
 
 class Panel:
     """A collapsing header of controls. Each control is bound to one state value by name.
 
-    Controls write through app.edit(); after undo, redo or a loaded session the app calls
+    Controls write through ctx.edit(); after undo, redo or a loaded session the window calls
     sync(), which puts every bound value back into its widget (set_value fires no callback).
     Right-click on a bound control resets it to its default, as in pyviewer.
     """
@@ -19,8 +44,8 @@ class Panel:
     title = "Panel"
     default_open = True
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, ctx):
+        self.ctx = ctx
         self.header = None
         self.bound = {}  # widget tag -> (state name, to_widget, from_widget)
 
@@ -29,7 +54,7 @@ class Panel:
         """Create the widgets (inside the current container)."""
 
     def on_model(self, info):
-        """A new network is loaded; info is the app's model summary dict."""
+        """A new network is loaded; info is its summary (ctx.model_info)."""
 
     def on_frame(self, frame):
         """A new frame reached the screen."""
@@ -79,11 +104,11 @@ class Panel:
     def sync(self):
         for tag, (name, to_widget, _) in self.bound.items():
             if dpg.does_item_exist(tag):
-                dpg.set_value(tag, to_widget(self.app.state[name]))
+                dpg.set_value(tag, to_widget(self.ctx.state[name]))
 
     def bind(self, tag, name, to_widget=lambda v: v, from_widget=lambda v: v):
         self.bound[tag] = (name, to_widget, from_widget)
-        dpg.bind_item_handler_registry(tag, self.app.reset_handlers)
+        dpg.bind_item_handler_registry(tag, self.ctx.reset_handlers)
         param = PARAM_BY_NAME[name]
         if param.tooltip:
             with dpg.tooltip(tag):
@@ -92,36 +117,36 @@ class Panel:
 
     def on_widget(self, sender, value, user_data=None):
         name, _, from_widget = self.bound[sender]
-        self.app.edit(name, from_widget(value))
+        self.ctx.edit(name, from_widget(value))
 
     def reset_widget(self, tag):
         """Right-click: put the bound value back to its declared default."""
         if tag in self.bound:
             name = self.bound[tag][0]
-            self.app.edit(name, PARAM_BY_NAME[name].default, coalesce=False)
+            self.ctx.edit(name, PARAM_BY_NAME[name].default, coalesce=False)
             return True
         return False
 
     def slider_float(self, name, fmt="%.3f", **kwargs):
         param = PARAM_BY_NAME[name]
-        tag = dpg.add_slider_float(label=param.label, default_value=self.app.state[name],
+        tag = dpg.add_slider_float(label=param.label, default_value=self.ctx.state[name],
                                    min_value=param.low, max_value=param.high, format=fmt,
                                    callback=self.on_widget, **kwargs)
         return self.bind(tag, name, from_widget=typed_float)
 
     def checkbox(self, name, **kwargs):
-        tag = dpg.add_checkbox(label=PARAM_BY_NAME[name].label, default_value=bool(self.app.state[name]),
+        tag = dpg.add_checkbox(label=PARAM_BY_NAME[name].label, default_value=bool(self.ctx.state[name]),
                                callback=self.on_widget, **kwargs)
         return self.bind(tag, name)
 
     def input_int(self, name, step=1, **kwargs):
-        tag = dpg.add_input_int(label=PARAM_BY_NAME[name].label, default_value=int(self.app.state[name]),
+        tag = dpg.add_input_int(label=PARAM_BY_NAME[name].label, default_value=int(self.ctx.state[name]),
                                 step=step, callback=self.on_widget, on_enter=False, **kwargs)
-        self.app.text_inputs.append(tag)
+        self.ctx.text_inputs.append(tag)
         return self.bind(tag, name)
 
     def radio(self, name, items, horizontal=True, **kwargs):
-        tag = dpg.add_radio_button(items=list(items), default_value=self.app.state[name],
+        tag = dpg.add_radio_button(items=list(items), default_value=self.ctx.state[name],
                                    horizontal=horizontal, callback=self.on_widget, **kwargs)
         return self.bind(tag, name)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from app.bridge import direction_grid_work, direction_sweep_work, save_direction_file
+from app import bridge
 from app.panels.base import Panel
 from app.panels.latent import combined_seed
 
@@ -81,22 +81,22 @@ class DirectionsPanel(Panel):
         with dpg.tooltip("edit_video"):
             dpg.add_text("Video (Export panel's folder and frames): the edit from -strength to +strength.\n"
                          "Grid: one row per seed, the columns from -strength to +strength.")
-        self.app.text_inputs.extend(["sefa_index", "sefa_range", "style_search", "style_examples",
+        self.ctx.text_inputs.extend(["sefa_index", "sefa_range", "style_search", "style_examples",
                                      "edit_grid_seeds", "edit_grid_steps"])
         self.show_counts()
         self.rebuild_channel_rows()
 
     # --- waiting for the worker (the network never runs on this thread) ---------------------
     def ready(self):
-        info = self.app.model_info
-        if not info or info.get("pkl") != self.app.state["pkl"]:
-            self.app.set_status("directions: wait until the network is on screen", error=True)
+        info = self.ctx.model_info
+        if not info or info.get("pkl") != self.ctx.state["pkl"]:
+            self.ctx.set_status("directions: wait until the network is on screen", error=True)
             return False
         return True
 
     def start(self, what, call, apply):
-        self.calls.append((what, call, apply, self.app.state["pkl"]))
-        self.app.set_status(f"{what} ...")
+        self.calls.append((what, call, apply, self.ctx.state["pkl"]))
+        self.ctx.set_status(f"{what} ...")
 
     def busy(self):
         return bool(self.calls)  # worker calls whose results are still to come
@@ -105,12 +105,12 @@ class DirectionsPanel(Panel):
         while self.calls and self.calls[0][1].done():
             what, call, apply, pkl = self.calls.pop(0)
             if call.error is not None:
-                self.app.set_status(f"{what}: {call.error}", error=True)
-            elif pkl != self.app.state["pkl"]:
-                self.app.set_status(f"{what}: the network changed meanwhile; nothing added", error=True)
+                self.ctx.set_status(f"{what}: {call.error}", error=True)
+            elif pkl != self.ctx.state["pkl"]:
+                self.ctx.set_status(f"{what}: the network changed meanwhile; nothing added", error=True)
             else:
                 apply(call.result)
-        if self.shown_channels != self.app.state["style_channels"]:
+        if self.shown_channels != self.ctx.state["style_channels"]:
             self.rebuild_channel_rows()
         self.refresh_picks()
 
@@ -120,8 +120,8 @@ class DirectionsPanel(Panel):
             return
         index = int(dpg.get_value("sefa_index"))
         layers = (dpg.get_value("sefa_range") or "").strip() or dpg.get_value("sefa_layers") or "all"
-        vectors = self.app.panel("Vectors")
-        self.start("SeFa direction", self.app.engine.sefa_direction(self.app.state, layers, index),
+        vectors = self.ctx.panel("Vectors")
+        self.start("SeFa direction", self.ctx.engine.sefa_direction(self.ctx.state, layers, index),
                    lambda rows: vectors.add_direction((f"SeFa{index} {layers}", 0.0, SEFA_LIMIT,
                                                        tuple(tuple(float(x) for x in row) for row in rows))))
 
@@ -130,21 +130,21 @@ class DirectionsPanel(Panel):
         if not self.ready():
             return
         text = text if text is not None else dpg.get_value("style_search")
-        self.start(f"style channel {text}", self.app.engine.style_channel(self.app.state, text), self.add_channel)
+        self.start(f"style channel {text}", self.ctx.engine.style_channel(self.ctx.state, text), self.add_channel)
 
     def add_channel(self, found):
         layer, channel, std = found[:3]
-        channels = list(self.app.state["style_channels"])
+        channels = list(self.ctx.state["style_channels"])
         if any((c[0], c[1]) == (layer, channel) for c in channels):
-            self.app.set_status(f"{layer}:{channel} is already there")
+            self.ctx.set_status(f"{layer}:{channel} is already there")
             return
         if len(channels) >= MAX_CHANNELS:
-            self.app.set_status(f"at most {MAX_CHANNELS} style channels", error=True)
+            self.ctx.set_status(f"at most {MAX_CHANNELS} style channels", error=True)
             return
         channels.append((layer, int(channel), 0.0, float(std)))
-        self.app.edit("style_channels", channels, coalesce=False)
+        self.ctx.edit("style_channels", channels, coalesce=False)
         self.rebuild_channel_rows()
-        self.app.set_status(f"style channel {layer}:{channel} added (std {std:.3g}; drag its strength)")
+        self.ctx.set_status(f"style channel {layer}:{channel} added (std {std:.3g}; drag its strength)")
 
     def on_find_channels(self):
         if not self.ready():
@@ -154,9 +154,9 @@ class DirectionsPanel(Panel):
             seeds = [int(s) for s in text.replace(" ", "").split(",") if s] if text else \
                 [seed for seed, _ in self.positive if isinstance(seed, int)]
         except ValueError:
-            self.app.set_status(f"example seeds {text!r}: expected a list like 1,5,9", error=True)
+            self.ctx.set_status(f"example seeds {text!r}: expected a list like 1,5,9", error=True)
             return
-        self.start("channels from examples", self.app.engine.example_channels(self.app.state, seeds),
+        self.start("channels from examples", self.ctx.engine.example_channels(self.ctx.state, seeds),
                    self.show_found)
 
     def show_found(self, found):
@@ -168,25 +168,25 @@ class DirectionsPanel(Panel):
                 dpg.add_button(label=f"{layer}:{channel}  score {score:.1f}, {mean:+.1f} std", tag=f"style_found_{index}",
                                callback=lambda s, a, item: self.add_channel((item[0], item[1], item[4])),
                                user_data=(layer, channel, score, mean, std))
-        self.app.set_status(f"channels the examples share: {', '.join(f'{f[0]}:{f[1]}' for f in found[:3])} ...")
+        self.ctx.set_status(f"channels the examples share: {', '.join(f'{f[0]}:{f[1]}' for f in found[:3])} ...")
 
     def on_channel_edit(self, sender, value, index_and_field):
         index, field = index_and_field
-        channels = [list(c) for c in self.app.state["style_channels"]]
+        channels = [list(c) for c in self.ctx.state["style_channels"]]
         if index >= len(channels):
             return
         if field == "remove":
             del channels[index]
         else:
             channels[index][2] = min(max(float(value), -STYLE_LIMIT), STYLE_LIMIT) if np.isfinite(value) else 0.0
-        self.app.edit("style_channels", channels, coalesce=field == "strength")
+        self.ctx.edit("style_channels", channels, coalesce=field == "strength")
         if field == "remove":
             self.rebuild_channel_rows()
         else:
-            self.shown_channels = self.app.state["style_channels"]
+            self.shown_channels = self.ctx.state["style_channels"]
 
     def rebuild_channel_rows(self):
-        self.shown_channels = self.app.state["style_channels"]
+        self.shown_channels = self.ctx.state["style_channels"]
         for child in dpg.get_item_children("style_rows", 1) or []:
             dpg.delete_item(child)
         for index, (layer, channel, strength, _unit) in enumerate(self.shown_channels):
@@ -202,16 +202,16 @@ class DirectionsPanel(Panel):
     def on_label(self, positive):
         if not self.ready():
             return
-        state = self.app.state
+        state = self.ctx.state
         name = combined_seed(state["seed_x"], state["seed_y"]) if state["latent"] is None else state["latent"][1]
         target = self.positive if positive else self.negative
 
         def keep(w):
             target.append((name, np.asarray(w, dtype=np.float64)))
             self.show_counts()
-            self.app.set_status(f"{'positive' if positive else 'negative'} example: {name}")
+            self.ctx.set_status(f"{'positive' if positive else 'negative'} example: {name}")
 
-        self.start("label the image", self.app.engine.image_w(state), keep)
+        self.start("label the image", self.ctx.engine.image_w(state), keep)
 
     def on_clear_labels(self):
         self.positive, self.negative = [], []
@@ -226,40 +226,40 @@ class DirectionsPanel(Panel):
         if not self.ready():
             return
         if not self.positive or not self.negative:
-            self.app.set_status("label at least one positive and one negative image first", error=True)
+            self.ctx.set_status("label at least one positive and one negative image first", error=True)
             return
         others = []
         if dpg.get_value("learn_orthogonal"):
-            for _name, _strength, _limit, rows in self.app.state["directions"]:
+            for _name, _strength, _limit, rows in self.ctx.state["directions"]:
                 rows = np.asarray(rows, dtype=np.float64)
                 used = rows[np.abs(rows).sum(axis=1) > 0]
                 if len(used):
                     others.append(used.mean(axis=0))
-        vectors = self.app.panel("Vectors")
-        count = sum(1 for d in self.app.state["directions"] if d[0].startswith("learned")) + 1
+        vectors = self.ctx.panel("Vectors")
+        count = sum(1 for d in self.ctx.state["directions"] if d[0].startswith("learned")) + 1
         label = f"learned {count} ({len(self.positive)}+/{len(self.negative)}-)"
-        self.start("fit a direction", self.app.engine.fit_direction(
+        self.start("fit a direction", self.ctx.engine.fit_direction(
             np.stack([w for _, w in self.positive]), np.stack([w for _, w in self.negative]), others),
             lambda normal: vectors.add_direction((label, 0.0, LEARNED_LIMIT, (tuple(float(x) for x in normal),))))
 
     # --- sweep and save one edit -----------------------------------------------------------
     def edits(self):
         """{label: request with that one edit alone (strength as set, else a default)}."""
-        request = self.app.engine.request_for(self.app.state)
+        request = self.ctx.engine.request_for(self.ctx.state)
         out = {}
-        for name, strength, limit, rows in self.app.state["directions"]:
+        for name, strength, limit, rows in self.ctx.state["directions"]:
             strength = strength or limit / 2
             offset = np.asarray(rows, dtype=np.float64) * strength
             out[name] = dataclasses.replace(request, w_offset=offset, style_offsets=())
-        for layer, channel, strength, unit in self.app.state["style_channels"]:
+        for layer, channel, strength, unit in self.ctx.state["style_channels"]:
             strength = strength or STYLE_LIMIT / 3
             out[f"{layer}:{channel}"] = dataclasses.replace(request, w_offset=None,
                                                       style_offsets=((layer, channel, strength * unit),))
         return out
 
     def refresh_picks(self):
-        names = [d[0] for d in self.app.state["directions"]] + \
-            [f"{c[0]}:{c[1]}" for c in self.app.state["style_channels"]]
+        names = [d[0] for d in self.ctx.state["directions"]] + \
+            [f"{c[0]}:{c[1]}" for c in self.ctx.state["style_channels"]]
         if names != getattr(self, "shown_picks", None):
             self.shown_picks = names
             dpg.configure_item("edit_pick", items=names)
@@ -270,57 +270,58 @@ class DirectionsPanel(Panel):
         name = dpg.get_value("edit_pick")
         edits = self.edits()
         if name not in edits:
-            self.app.set_status("add a direction or a style channel first, and pick it", error=True)
+            self.ctx.set_status("add a direction or a style channel first, and pick it", error=True)
             return None, None
         return name, edits[name]
 
     def on_sweep_video(self):
         name, request = self.picked()
-        export = self.app.panel("Export")
+        export = self.ctx.panel("Export")
         if request is None or export is None:
             return
         settings = export.settings()
         path = export.output_path(settings, f"stylescope_sweep_{safe_name(name)}", ".mp4")
-        work = direction_sweep_work(request, path, int(settings["sweep_frames"]), settings["fps"], settings["quality"])
-        export.start(f"sweep of {name}", lambda progress, cancel: work(export.export_renderer(), progress, cancel))
+        work = bridge.export_work("direction_sweep", request, path, int(settings["sweep_frames"]), settings["fps"],
+                                  settings["quality"])
+        export.start(f"sweep of {name}", work)
 
     def on_sweep_grid(self):
         name, request = self.picked()
-        export = self.app.panel("Export")
+        export = self.ctx.panel("Export")
         if request is None or export is None:
             return
         path = export.output_path(export.settings(), f"stylescope_sweep_grid_{safe_name(name)}", ".png")
         try:
-            work = direction_grid_work(request, dpg.get_value("edit_grid_seeds"), int(dpg.get_value("edit_grid_steps")),
-                                       path)
+            work = bridge.export_work("direction_grid", request, dpg.get_value("edit_grid_seeds"),
+                                      int(dpg.get_value("edit_grid_steps")), path)
         except ValueError as error:
-            self.app.set_status(f"sweep grid: {error}", error=True)
+            self.ctx.set_status(f"sweep grid: {error}", error=True)
             return
-        export.start(f"sweep grid of {name}", lambda progress, cancel: work(export.export_renderer(), progress, cancel))
+        export.start(f"sweep grid of {name}", work)
 
     def on_save(self):
         name = dpg.get_value("edit_pick")
-        rows = next((d[3] for d in self.app.state["directions"] if d[0] == name), None)
+        rows = next((d[3] for d in self.ctx.state["directions"] if d[0] == name), None)
         if rows is None:
-            self.app.set_status("save: pick a direction in W (a style channel lives in the session and PNGs)",
+            self.ctx.set_status("save: pick a direction in W (a style channel lives in the session and PNGs)",
                                 error=True)
             return
-        export = self.app.panel("Export")
+        export = self.ctx.panel("Export")
         folder = Path(str(export.settings().get("folder"))) if export is not None else Path.cwd()
         path = folder.expanduser() / f"direction_{safe_name(name)}_{time.strftime('%Y%m%d-%H%M%S')}.npy"
         try:
-            save_direction_file(rows, path)
+            bridge.save_direction_file(rows, path)
         except (OSError, ValueError) as error:
-            self.app.set_status(f"save: {error}".splitlines()[0], error=True)
+            self.ctx.set_status(f"save: {error}".splitlines()[0], error=True)
             return
-        self.app.set_status(f"saved {path}")
+        self.ctx.set_status(f"saved {path}")
 
     def layout_state(self):
         return len(self.shown_channels), len(self.found)
 
     def sync(self):
         super().sync()
-        if self.shown_channels != self.app.state["style_channels"]:
+        if self.shown_channels != self.ctx.state["style_channels"]:
             self.rebuild_channel_rows()
 
 

@@ -15,8 +15,8 @@ class DragPanel(Panel):
     title = "Drag"
     default_open = False
 
-    def __init__(self, app):
-        super().__init__(app)
+    def __init__(self, ctx):
+        super().__init__(ctx)
         self.handles = []  # [x, y] in image pixels, tracked live during a drag
         self.targets = []
         self.pending = None  # a handle clicked whose target is yet to come
@@ -40,17 +40,17 @@ class DragPanel(Panel):
             dpg.add_button(label="Clear mask", tag="drag_clear_mask", callback=self.clear_mask)
         dpg.add_input_int(label="Brush radius", tag="drag_brush", default_value=4, min_value=1, min_clamped=True,
                           max_value=256, max_clamped=True, width=120)
-        self.app.text_inputs.append("drag_brush")
+        self.ctx.text_inputs.append("drag_brush")
         dpg.add_input_int(label="Step budget", tag="drag_steps", default_value=200, min_value=1, min_clamped=True,
                           max_value=5000, max_clamped=True, width=120)
-        self.app.text_inputs.append("drag_steps")
+        self.ctx.text_inputs.append("drag_steps")
         dpg.add_input_text(label="Record to", tag="drag_video", hint="drag.mp4 (empty: no video)", width=180)
-        self.app.text_inputs.append("drag_video")
+        self.ctx.text_inputs.append("drag_video")
         dpg.add_text("Click a handle, then its target.", tag="drag_info", color=(170, 170, 180), wrap=280)
         self.overlay = dpg.add_viewport_drawlist(front=True, show=False)
 
     def on_tool(self, sender=None, value=None):
-        self.app.image_tool_active = bool(value)
+        self.ctx.picture.tool_active = bool(value)
         dpg.configure_item(self.overlay, show=bool(value))
         self.drawn = None
 
@@ -61,15 +61,15 @@ class DragPanel(Panel):
             return None
         left, top = dpg.get_item_rect_min("image")
         width, _ = dpg.get_item_rect_size("image")
-        if width <= 0 or self.app.texture.width <= 0:
+        if width <= 0 or self.ctx.picture.texture.width <= 0:
             return None
-        return left, top, width / self.app.texture.width
+        return left, top, width / self.ctx.picture.texture.width
 
     def to_image(self, pos, geometry):
         left, top, scale = geometry
         x, y = (pos[0] - left) / scale - 0.5, (pos[1] - top) / scale - 0.5
-        size = self.app.texture.width
-        if -0.5 <= x < size - 0.5 and -0.5 <= y < self.app.texture.height - 0.5:
+        size = self.ctx.picture.texture.width
+        if -0.5 <= x < size - 0.5 and -0.5 <= y < self.ctx.picture.texture.height - 0.5:
             return [float(round(x)), float(round(y))]
         return None
 
@@ -138,7 +138,7 @@ class DragPanel(Panel):
         """The mask as an image-sized array (1 inside the rectangle and the brush strokes), or None."""
         if self.mask_rect is None and not self.brush:
             return None
-        height, width = self.app.texture.height, self.app.texture.width
+        height, width = self.ctx.picture.texture.height, self.ctx.picture.texture.width
         mask = np.zeros((height, width), np.float32)
         if self.mask_rect is not None:
             x0, y0, x1, y1 = (int(v) for v in self.mask_rect)
@@ -150,23 +150,23 @@ class DragPanel(Panel):
 
     # --- the drag ----------------------------------------------------------------------------
     def start(self):
-        if self.job is not None or self.app.engine is None:
+        if self.job is not None or self.ctx.engine is None:
             return
         if not self.targets:
             self.update_info("Click a handle and its target on the image first (tick the Drag tool).")
             return
         try:
-            self.job = self.app.engine.start_drag(self.app.state, [list(p) for p in self.handles],
+            self.job = self.ctx.engine.start_drag(self.ctx.state, [list(p) for p in self.handles],
                                                   [list(p) for p in self.targets], mask=self.mask(),
                                                   steps=dpg.get_value("drag_steps"),
                                                   video_path=dpg.get_value("drag_video").strip())
         except Exception as exc:
-            self.app.report_exception("drag", exc)
+            self.ctx.report_exception("drag", exc)
             return
         self.posts_shown = 0
         dpg.configure_item("drag_start", enabled=False)
         dpg.configure_item("drag_stop", enabled=True)
-        self.app.set_status("dragging ...")
+        self.ctx.set_status("dragging ...")
 
     def stop(self):
         if self.job is not None:
@@ -178,7 +178,7 @@ class DragPanel(Panel):
             self.posts_shown = job.posts
             image, handles, steps = job.latest()
             self.handles = [list(p) for p in handles]
-            self.app.show_pixels(image)
+            self.ctx.picture.show_pixels(image)
             self.update_info(f"step {steps}")
         if not job.done():
             return
@@ -186,17 +186,17 @@ class DragPanel(Panel):
         dpg.configure_item("drag_start", enabled=True)
         dpg.configure_item("drag_stop", enabled=False)
         if job.error:
-            self.app.set_status(f"drag: {job.error}", error=True)
+            self.ctx.set_status(f"drag: {job.error}", error=True)
             return
         result = job.result
         self.handles = [list(p) for p in result["handles"]]
         rows = tuple(tuple(float(v) for v in row) for row in result["ws"])
         # One undo step back to before the drag; the ws already hold the directions and mixing.
-        self.app.edit_many({"latent": ("w", "drag", rows), "directions": (), "mix_enabled": False}, coalesce=False)
-        self.app.sync_panels()
+        self.ctx.edit_many({"latent": ("w", "drag", rows), "directions": (), "mix_enabled": False}, coalesce=False)
+        self.ctx.sync_panels()
         outcome = "reached the targets" if result["reached"] else "stopped"
         video = f"; recorded {result['video']}" if result["video"] else ""
-        self.app.set_status(f"drag {outcome} after {result['steps']} steps{video} (Ctrl+Z undoes it)")
+        self.ctx.set_status(f"drag {outcome} after {result['steps']} steps{video} (Ctrl+Z undoes it)")
         self.update_info()
 
     def busy(self):

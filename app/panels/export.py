@@ -54,31 +54,31 @@ class ExportPanel(Panel):
     title = "Export"
     default_open = False
 
-    def __init__(self, app):
-        super().__init__(app)
+    def __init__(self, ctx):
+        super().__init__(ctx)
         self.job = None
-        self._renderer = None  # the export thread's own Renderer, kept so the network loads once
+        self._exporter = None  # runs the jobs on a Renderer of the exports' own
 
     # --- widgets -------------------------------------------------------------------------------
     def build(self):
         with dpg.group(horizontal=True):  # (also in the File menu)
             dpg.add_button(label="Save session...", tag="session_save",
-                           callback=lambda: self.app.show_session_dialog("save"))
+                           callback=lambda: self.ctx.show_session_dialog("save"))
             dpg.add_button(label="Load session...", tag="session_load",
-                           callback=lambda: self.app.show_session_dialog("load"))
+                           callback=lambda: self.ctx.show_session_dialog("load"))
         # Progress and Cancel first: the panel is long, and a running export must be in view.
         with dpg.group(horizontal=True):
             dpg.add_progress_bar(tag="export_progress", default_value=0.0, overlay="idle", width=-80)
             dpg.add_button(label="Cancel", tag="export_cancel", show=False, callback=lambda: self.cancel())
         dpg.add_text("", tag="export_message", wrap=380)
         dpg.add_input_text(tag="export_folder", label="Folder", default_value=default_folder(), width=-70)
-        self.app.text_inputs.append("export_folder")
+        self.ctx.text_inputs.append("export_folder")
         with dpg.group(horizontal=True):
             dpg.add_button(label="Save frame", tag="export_frame", callback=lambda: self.save_frame())
             dpg.add_checkbox(label="also w, z (.npy)", tag="export_latents")
         dpg.add_input_float(tag="export_scale", label="Output scale", default_value=1.0, min_value=0.01,
                             max_value=16.0, min_clamped=True, max_clamped=True, step=0.5, format="%.2fx", width=150)
-        self.app.text_inputs.append("export_scale")
+        self.ctx.text_inputs.append("export_scale")
         with dpg.tooltip("export_scale"):
             dpg.add_text("Resize what is written (frames, grids, videos) by this factor, as the CLI's\n"
                          "--output-scale: nearest neighbour up (pixels stay crisp), Lanczos down.")
@@ -87,7 +87,7 @@ class ExportPanel(Panel):
         dpg.add_text("Video through keyframes")
         dpg.add_input_text(tag="export_keys", label="Keyframes", hint="seeds 0,1,2 or .npy/.json/.png paths",
                            width=-90)
-        self.app.text_inputs.append("export_keys")
+        self.ctx.text_inputs.append("export_keys")
         with dpg.tooltip("export_keys"):
             dpg.add_text("Seeds (0,1,5-7), latent files (.npy/.npz), sessions (.json) or exported PNGs.\n"
                          "Empty: the current seed and the next three. The current settings (psi, mixing,\n"
@@ -101,7 +101,7 @@ class ExportPanel(Panel):
             dpg.add_checkbox(label="Loop", tag="export_loop")
             dpg.add_input_text(tag="export_grid", label="Grid RxC", default_value="1x1", width=60)
             dpg.add_combo(VIDEO_FORMATS, tag="export_format", default_value="mp4", width=60)
-        self.app.text_inputs.append("export_grid")
+        self.ctx.text_inputs.append("export_grid")
         dpg.add_slider_int(tag="export_quality", label="MP4 quality", default_value=8, min_value=1, max_value=10,
                            width=-110)
         dpg.add_button(label="Export video", tag="export_video", callback=lambda: self.start_video(self.settings()))
@@ -126,7 +126,7 @@ class ExportPanel(Panel):
             dpg.add_input_text(tag="export_mix_cols", label="Cols", default_value="3,4,5", width=70)
             dpg.add_combo(MIX_GROUPS, tag="export_mix_group", default_value="coarse", width=80)
         dpg.add_button(label="Style-mixing grid", tag="export_mix_grid", callback=lambda: self.start_mix_grid(self.settings()))
-        self.app.text_inputs.extend(["export_grid_seeds", "export_grid_shape", "export_mix_rows", "export_mix_cols"])
+        self.ctx.text_inputs.extend(["export_grid_seeds", "export_grid_shape", "export_mix_rows", "export_mix_cols"])
 
 
     def settings(self):
@@ -140,25 +140,21 @@ class ExportPanel(Panel):
         """The state's request, with the panel's output scale (what the window shows is never resized)."""
         import dataclasses
 
-        engine = getattr(self.app, "engine", None)
+        engine = self.ctx.engine
         if engine is not None and hasattr(engine, "request_for"):
-            request = engine.request_for(self.app.state)
+            request = engine.request_for(self.ctx.state)
         else:
-            request = self.app.state.to_request()
+            request = self.ctx.state.to_request()
         scale = float((settings or {}).get("scale") or 1.0)
         return dataclasses.replace(request, output_scale=typed_float(scale)) if scale != 1.0 else request
 
-    def export_renderer(self):
-        """A Renderer of the export's own: the interactive worker's is never shared across threads."""
-        from app.bridge import load_network_isolated
-        from renderer.renderer import Renderer
+    def exporter(self):
+        """The exports' own renderer (through the engine door), made once: the network loads once."""
+        from app import bridge
 
-        if self._renderer is None:
-            device = getattr(getattr(self.app, "engine", None), "device", None) or "auto"
-            # Exported frames are seldom made twice: nothing kept for going back.
-            self._renderer = Renderer(device=device, recent_frames_bytes=0, recent_captures_bytes=0,
-                                      load=load_network_isolated)
-        return self._renderer
+        if self._exporter is None:
+            self._exporter = bridge.exporter(getattr(self.ctx.engine, "device", None) or "auto")
+        return self._exporter
 
     def output_path(self, settings, stem, suffix):
         folder = Path(str(settings.get("folder") or default_folder())).expanduser()
@@ -166,129 +162,64 @@ class ExportPanel(Panel):
 
     def save_frame(self, settings=None):
         """Ctrl+S and the Save button: the current frame as PNG with its request (and w, z)."""
-        from renderer import png_metadata
+        from app import bridge
 
         settings = settings or self.settings()
         request = self.current_request(settings)
         path = self.output_path(settings, f"stylescope_{seed_name(request)}", ".png")
-        shown = getattr(self.app, "last_frame", None)
+        shown = self.ctx.picture.last_frame
         # The frame on screen, when it is the full render of this very request: no second render.
         image = None
         if shown is not None and getattr(shown, "request", None) == request and not getattr(shown, "preview", False):
             image = getattr(shown, "image", None)
-        latents = bool(settings.get("latents"))
-        return self.start("frame", lambda progress, cancel: png_metadata.export_frame(
-            self.export_renderer(), request, path, save_latents=latents, image=image))
+        return self.start("frame", bridge.export_work("frame", request, path, bool(settings.get("latents")), image))
 
     def start_video(self, settings):
-        from renderer import grids, interpolate
-        from renderer.sequences import export_video, grid_cell_keyframes, interpolation_requests, keyframe_request
+        from app import bridge
 
         base = self.current_request(settings)
-        format_suffix = "." + str(settings.get("format") or "mp4")
-        path = self.output_path(settings, "stylescope_video", format_suffix)
-        items = self.keyframe_items(settings.get("keys"), base)
-        rows, cols = grids.parse_grid_shape(settings.get("grid") or "1x1")
-        per, loop = int(settings["per"]), bool(settings.get("loop"))
-        interp, easing = settings["interp"], settings["easing"]
-        if rows * cols > 1:
-            if not all(isinstance(item, int) for item in items):
-                raise ValueError("a grid video takes seeds as keyframes")
-            cells = grid_cell_keyframes(items, rows * cols)
-        else:
-            cells = [items]
-        total = interpolate.frame_count(len(cells[0]), per, loop)
-
-        def work(progress, cancel):
-            renderer = self.export_renderer()
-            sequences = []
-            for cell in cells:
-                keyframes = [keyframe_request(base, item) for item in cell]
-                sequences.append(interpolation_requests(renderer, base, keyframes, per, interp, loop, easing))
-            return export_video(renderer, sequences, path, fps=settings["fps"], quality=settings["quality"],
-                                cols=cols, total=total, progress=progress, cancel=cancel)
-
+        path = self.output_path(settings, "stylescope_video", "." + str(settings.get("format") or "mp4"))
+        work, total = bridge.export_work("video", base, settings.get("keys"), settings.get("grid"), int(settings["per"]),
+                                         bool(settings.get("loop")), settings["interp"], settings["easing"], path,
+                                         settings["fps"], settings["quality"])
         return self.start(f"video ({plural(total, 'frame')})", work)
 
     def start_sweep(self, settings):
-        from renderer import sequences
+        from app import bridge
 
         base = self.current_request(settings)
         control, frames = settings["sweep"], int(settings["sweep_frames"])
         path = self.output_path(settings, f"stylescope_sweep_{control}", "." + str(settings.get("format") or "mp4"))
-
-        def work(progress, cancel):
-            renderer = self.export_renderer()
-            requests = sequences.sweep_requests(renderer, base, control, frames, loop=bool(settings.get("loop")))
-            return sequences.export_video(renderer, [requests], path, fps=settings["fps"], quality=settings["quality"],
-                                          total=len(requests), progress=progress, cancel=cancel)
-
+        work = bridge.export_work("sweep", base, control, frames, bool(settings.get("loop")), path, settings["fps"],
+                                  settings["quality"])
         return self.start(f"{control} sweep", work)
 
     def start_seed_grid(self, settings):
-        from renderer import grids
+        from app import bridge
 
         base = self.current_request(settings)
-        seeds = grids.parse_seeds(settings["grid_seeds"])
-        rows, cols = grids.parse_grid_shape(settings["grid_shape"])
-        if len(seeds) > rows * cols:
-            raise ValueError(f"{len(seeds)} seeds do not fit a {rows}x{cols} grid")
         path = self.output_path(settings, "stylescope_grid", ".png")
-        cells = grids.seed_grid_requests(base, seeds)
-
-        def work(progress, cancel):
-            grids.export_grid(self.export_renderer(), cells, rows, cols, path, base, "seeds",
-                              progress=progress, cancel=cancel)
-            return path
-
+        work = bridge.export_work("seed_grid", base, settings["grid_seeds"], settings["grid_shape"], path)
         return self.start("seed grid", work)
 
     def start_mix_grid(self, settings):
-        from renderer import grids
+        from app import bridge
 
         base = self.current_request(settings)
-        row_seeds, col_seeds = grids.parse_seeds(settings["mix_rows"]), grids.parse_seeds(settings["mix_cols"])
         group = settings["mix_group"]
-        cells = grids.style_mix_requests(base, row_seeds, col_seeds, group)
         path = self.output_path(settings, f"stylescope_mix_{group}", ".png")
-        rows, cols = len(row_seeds) + 1, len(col_seeds) + 1
-
-        def work(progress, cancel):
-            grids.export_grid(self.export_renderer(), cells, rows, cols, path, base, f"style-mix {group}",
-                              progress=progress, cancel=cancel)
-            return path
-
+        work = bridge.export_work("mix_grid", base, settings["mix_rows"], settings["mix_cols"], group, path)
         return self.start("style-mixing grid", work)
 
-    @staticmethod
-    def keyframe_items(text, base):
-        """Keyframes typed in the panel: seeds (ints) and file paths; empty means four seeds from the current."""
-        from renderer import grids
-
-        text = (text or "").strip()
-        if not text:
-            first = base.seeds[0][0]
-            return [first + k for k in range(4)]
-        items = []
-        for part in (p.strip() for p in text.split(",")):
-            if not part:
-                continue
-            if part.replace("-", "").isdigit():
-                items.extend(grids.parse_seeds(part))
-            else:
-                items.append(part)
-        return items
-
     def start(self, description, work):
-        """Run one export job in the background; refuse a second while one runs."""
-        from renderer.export_jobs import ExportJob
-
+        """Run work(renderer, progress, cancel) as the export job in the background; refuse a second
+        while one runs."""
         if self.job is not None and not self.job.finished:
-            self.app.set_status(f"an export is running ({self.job.description}); cancel it first", error=True)
+            self.ctx.set_status(f"an export is running ({self.job.description}); cancel it first", error=True)
             return None
-        self.job = ExportJob(description, work).start()
+        self.job = self.exporter().start(description, work)
         self._show_running(True)
-        self.app.set_status(f"exporting {description} ...")
+        self.ctx.set_status(f"exporting {description} ...")
         return self.job
 
     def busy(self):
@@ -335,7 +266,7 @@ class ExportPanel(Panel):
         dpg.set_value("export_message", message)
         dpg.set_value("export_progress", 1.0 if not (job.cancelled or job.error) else 0.0)
         dpg.configure_item("export_progress", overlay="done" if not (job.cancelled or job.error) else "idle")
-        self.app.set_status(message, error=error)
+        self.ctx.set_status(message, error=error)
 
     def layout_state(self):
         """What moves this panel's controls: the Cancel button shows while a job runs."""
@@ -343,9 +274,7 @@ class ExportPanel(Panel):
 
     def log_progress(self, job, state, message=None):
         """For the tests: what the progress bar says, each time it changes (only with --test-log)."""
-        log = getattr(self.app, "log", None)
-        if log:
-            log.write("export", description=job.description, state=state, done=job.done, total=job.total,
+        self.ctx.note("export", description=job.description, state=state, done=job.done, total=job.total,
                       message=message)
 
     def _show_running(self, running):

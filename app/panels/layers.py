@@ -19,8 +19,8 @@ class LayersPanel(Panel):
     title = "Layers"
     default_open = False
 
-    def __init__(self, app):
-        super().__init__(app)
+    def __init__(self, ctx):
+        super().__init__(ctx)
         self.layers = []  # (name, shape) pairs
         self.items = [OUTPUT_ITEM]
 
@@ -43,23 +43,23 @@ class LayersPanel(Panel):
 
         param = PARAM_BY_NAME[name]
         slider = dpg.add_slider_int(label=param.label, tag=tag, width=-130, min_value=int(param.low),
-                                    max_value=int(param.high), default_value=int(self.app.state[name]),
+                                    max_value=int(param.high), default_value=int(self.ctx.state[name]),
                                     callback=self.on_widget)
         return self.bind(slider, name)
 
     def on_widget(self, sender, value, user_data=None):
         super().on_widget(sender, value, user_data)
         last = self.last_base_channel()
-        if last is not None and self.app.state["channel"] > last:
+        if last is not None and self.ctx.state["channel"] > last:
             # Part of the same edit: rgb needs three channels from the base.
-            self.app.state.values["channel"] = last
+            self.ctx.state.values["channel"] = last
         self.sync()  # the channel range depends on the view mode
 
     def last_base_channel(self):
         channels = self.current_channels()
         if not channels:
             return None
-        if self.app.state["channel_mode"] == "rgb" and channels >= 3:
+        if self.ctx.state["channel_mode"] == "rgb" and channels >= 3:
             return channels - 3
         return channels - 1
 
@@ -74,40 +74,38 @@ class LayersPanel(Panel):
         for (layer, _), label in zip(self.layers, self.items[1:]):
             if label == item:
                 name = layer
-        self.app.edit("layer", name, coalesce=False)
+        self.ctx.edit("layer", name, coalesce=False)
         self.sync()
 
     def on_model(self, info):
         self.layers = [(name, tuple(shape)) for name, shape in info.get("layers") or []]
         self.items = [OUTPUT_ITEM] + [f"{name}   {shape_text(shape)}" for name, shape in self.layers]
         dpg.configure_item("layer_list", items=self.items)
-        if self.app.state["layer"] not in {name for name, _ in self.layers}:
-            self.app.state.values["layer"] = None  # that layer is not in this network
+        if self.ctx.state["layer"] not in {name for name, _ in self.layers}:
+            self.ctx.state.values["layer"] = None  # that layer is not in this network
         self.sync()
 
     def current_channels(self):
         for name, shape in self.layers:
-            if name == self.app.state["layer"] and shape:
+            if name == self.ctx.state["layer"] and shape:
                 return int(shape[-3]) if len(shape) >= 3 else int(shape[0])  # channels of [N,] C, H, W
         return 0
 
     def sync(self):
         super().sync()
-        dpg.set_value("layer_list", self.item_for(self.app.state["layer"]))
+        dpg.set_value("layer_list", self.item_for(self.ctx.state["layer"]))
         channels = self.current_channels()
-        on_layer = self.app.state["layer"] is not None
+        on_layer = self.ctx.state["layer"] is not None
         for tag in ("channel_mode", "channel", "normalize"):
             dpg.configure_item(tag, enabled=on_layer)
         # The channel count is the grid's alone: rgb shows three, one shows one.
-        dpg.configure_item("grid_channels", enabled=on_layer and self.app.state["channel_mode"] == "grid")
+        dpg.configure_item("grid_channels", enabled=on_layer and self.ctx.state["channel_mode"] == "grid")
         if channels:
             dpg.configure_item("channel", max_value=max(0, self.last_base_channel()))
             dpg.configure_item("grid_channels", max_value=max(1, channels))
 
     def on_frame(self, frame):
-        from app import bridge
-
-        stats = bridge.frame_stats(frame)
+        stats = frame.stats
         if not stats:
             dpg.set_value("layer_stats", "")
             return

@@ -28,8 +28,8 @@ def preset_or_reason(resolutions, preset):
 class MixingPanel(Panel):
     title = "Style mixing"
 
-    def __init__(self, app):
-        super().__init__(app)
+    def __init__(self, ctx):
+        super().__init__(ctx)
         self.resolutions = []
         self.drag_handle = None  # 0: low handle, 1: high handle, while the mouse holds one
         self.anchor = 0  # the range end that stays put while a handle is dragged
@@ -38,7 +38,7 @@ class MixingPanel(Panel):
 
     def build(self):
         with dpg.group(horizontal=True):
-            dpg.add_checkbox(label="Style mixing", tag="mix_enabled", default_value=bool(self.app.state["mix_enabled"]),
+            dpg.add_checkbox(label="Style mixing", tag="mix_enabled", default_value=bool(self.ctx.state["mix_enabled"]),
                              callback=self.on_enable)
             self.bind("mix_enabled", "mix_enabled")
             self.input_int("mix_seed", tag="mix_seed", width=150, min_value=0, min_clamped=True)
@@ -64,7 +64,7 @@ class MixingPanel(Panel):
         return min(max(index, 0), n - 1)
 
     def current_range(self):
-        layers = self.app.state["mix_layers"]
+        layers = self.ctx.state["mix_layers"]
         if not layers:
             return None
         return min(layers), max(layers)
@@ -83,10 +83,10 @@ class MixingPanel(Panel):
         if n == 0:
             dpg.draw_text((RANGE_PAD, TRACK_Y - 6), "load a network", parent="mix_range", color=(130, 130, 130))
             return
-        active = self.app.state["mix_enabled"]
+        active = self.ctx.state["mix_enabled"]
         x_first, x_last = self.slot_x(0), self.slot_x(n - 1)
         dpg.draw_line((x_first, TRACK_Y), (x_last, TRACK_Y), color=(80, 85, 95), thickness=4, parent="mix_range")
-        chosen = set(self.app.state["mix_layers"])
+        chosen = set(self.ctx.state["mix_layers"])
         for i in range(n):
             x = self.slot_x(i)
             color = (120, 190, 255) if i in chosen and active else (160, 160, 170) if i in chosen else (90, 95, 105)
@@ -114,7 +114,7 @@ class MixingPanel(Panel):
     def rebuild_boxes(self):
         dpg.delete_item("mix_boxes", children_only=True)
         self.boxes = []
-        chosen = set(self.app.state["mix_layers"])
+        chosen = set(self.ctx.state["mix_layers"])
         row = None
         for i, res in enumerate(self.resolutions):
             if i % BOXES_PER_ROW == 0:
@@ -128,7 +128,7 @@ class MixingPanel(Panel):
     # --- edits -------------------------------------------------------------------------------
     def set_layers(self, layers, coalesce):
         layers = tuple(sorted(set(layers)))
-        self.app.edit_many({"mix_layers": layers, "mix_enabled": bool(layers)}, coalesce=coalesce)
+        self.ctx.edit_many({"mix_layers": layers, "mix_enabled": bool(layers)}, coalesce=coalesce)
         self.sync()
 
     def on_preset(self, sender, value, preset):
@@ -137,26 +137,26 @@ class MixingPanel(Panel):
             return
         layers, reason = preset_or_reason(self.resolutions, preset)
         if not layers:  # StyleGAN3 has no 4-8 px layers: say so instead of doing nothing
-            self.app.set_status(f"{preset.capitalize()}: {reason}", error=True)
+            self.ctx.set_status(f"{preset.capitalize()}: {reason}", error=True)
             return
         self.set_layers(layers, coalesce=False)
 
     def on_enable(self, sender, value, user_data=None):
         """Ticked with no layers chosen would change nothing: take the first group the network has."""
-        if not value or self.app.state["mix_layers"] or not self.resolutions:
-            self.app.edit("mix_enabled", bool(value), coalesce=False)
+        if not value or self.ctx.state["mix_layers"] or not self.resolutions:
+            self.ctx.edit("mix_enabled", bool(value), coalesce=False)
             self.sync()
             return
         for preset in PRESETS:
             layers, _ = preset_or_reason(self.resolutions, preset)
             if layers:
                 self.set_layers(layers, coalesce=False)
-                self.app.set_status(f"style mixing: no layers were chosen, so the {preset} ones "
+                self.ctx.set_status(f"style mixing: no layers were chosen, so the {preset} ones "
                                     f"(ws {layers[0]}-{layers[-1]}); drag the range or pick a preset")
                 return
 
     def on_box(self, sender, value, index):
-        layers = set(self.app.state["mix_layers"])
+        layers = set(self.ctx.state["mix_layers"])
         (layers.add if value else layers.discard)(index)
         self.set_layers(layers, coalesce=False)
 
@@ -180,7 +180,7 @@ class MixingPanel(Panel):
                 self.anchor = hi if self.drag_handle == 0 else lo
         if down and self.drag_handle is not None:
             lo, hi = sorted((self.anchor, slot))
-            if (lo, hi) != self.current_range() or not self.app.state["mix_enabled"]:
+            if (lo, hi) != self.current_range() or not self.ctx.state["mix_enabled"]:
                 self.set_layers(range(lo, hi + 1), coalesce=True)
         if not down:
             self.drag_handle = None
@@ -188,15 +188,15 @@ class MixingPanel(Panel):
 
     def on_model(self, info):
         self.resolutions = list(info.get("ws_resolutions") or [])
-        valid = tuple(i for i in self.app.state["mix_layers"] if i < len(self.resolutions))
-        if valid != self.app.state["mix_layers"]:
-            self.app.state.values["mix_layers"] = valid  # a smaller network: drop ws it does not have
+        valid = tuple(i for i in self.ctx.state["mix_layers"] if i < len(self.resolutions))
+        if valid != self.ctx.state["mix_layers"]:
+            self.ctx.state.values["mix_layers"] = valid  # a smaller network: drop ws it does not have
         self.rebuild_boxes()
         self.draw_range()
 
     def sync(self):
         super().sync()
-        chosen = set(self.app.state["mix_layers"])
+        chosen = set(self.ctx.state["mix_layers"])
         for i, box in enumerate(self.boxes):
             dpg.set_value(box, i in chosen)
         self.draw_range()

@@ -37,7 +37,7 @@ class NetworkPanel(Panel):
             dpg.add_input_text(tag="net_path", hint="path to a .pkl / .safetensors", width=-60,
                                on_enter=True, callback=lambda s, v: self.open_path(v))
             dpg.add_button(label="Load", tag="net_load", callback=lambda: self.open_path(dpg.get_value("net_path")))
-        self.app.text_inputs.append("net_path")
+        self.ctx.text_inputs.append("net_path")
         with dpg.group(horizontal=True):
             dpg.add_button(label="Default model", tag="net_default", callback=lambda: self.open_default())
             dpg.add_combo([], tag="net_recent", label="Recent", width=-60,
@@ -53,7 +53,7 @@ class NetworkPanel(Panel):
         """In the open network's folder; with the default model, the folder last opened from (else home)."""
         from app.file_dialog import show_file_dialog
 
-        pkl = self.app.state["pkl"]
+        pkl = self.ctx.state["pkl"]
         show_file_dialog("net_dialog", folder=Path(pkl).parent if pkl else None)
 
     def on_dialog(self, sender, app_data):
@@ -66,22 +66,22 @@ class NetworkPanel(Panel):
         if not path:
             return
         if not Path(path).expanduser().is_file():
-            self.app.set_status(f"not a file: {path}", error=True)
+            self.ctx.set_status(f"not a file: {path}", error=True)
             return
         path = str(Path(path).expanduser().resolve())
-        self.app.set_status(f"loading {path} ...")
-        self.app.edit("pkl", path, coalesce=False)
+        self.ctx.set_status(f"loading {path} ...")
+        self.ctx.edit("pkl", path, coalesce=False)
 
     def open_default(self):
         """The embedded default model again (pkl None), as at a start without --pkl."""
-        if self.app.engine is not None and not self.app.engine.has_default_model():
-            self.app.set_status("the embedded default model is missing from assets/", error=True)
+        if self.ctx.engine is not None and not self.ctx.engine.has_default_model():
+            self.ctx.set_status("the embedded default model is missing from assets/", error=True)
             return
-        if self.app.state["pkl"] is None:
-            self.app.set_status("the embedded default model is already open")
+        if self.ctx.state["pkl"] is None:
+            self.ctx.set_status("the embedded default model is already open")
             return
-        self.app.set_status("loading the embedded default model ...")
-        self.app.edit("pkl", None, coalesce=False)
+        self.ctx.set_status("loading the embedded default model ...")
+        self.ctx.edit("pkl", None, coalesce=False)
 
     def refresh_recent(self):
         dpg.configure_item("net_recent", items=read_recent())
@@ -103,8 +103,8 @@ class NetworkPanel(Panel):
 
     def sync(self):
         super().sync()
-        if dpg.does_item_exist("net_path") and self.app.state["pkl"]:
-            dpg.set_value("net_path", self.app.state["pkl"])
+        if dpg.does_item_exist("net_path") and self.ctx.state["pkl"]:
+            dpg.set_value("net_path", self.ctx.state["pkl"])
 
 
 PANEL_WRAP = 400

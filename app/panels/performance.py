@@ -10,8 +10,8 @@ class PerformancePanel(Panel):
     title = "Performance"
     default_open = False
 
-    def __init__(self, app):
-        super().__init__(app)
+    def __init__(self, ctx):
+        super().__init__(ctx)
         self.updated_at = 0
 
     def build(self):
@@ -27,16 +27,16 @@ class PerformancePanel(Panel):
         self.updated_at += 1
         if self.updated_at % 30 or not dpg.get_value(self.header):
             return
-        times = np.array(self.app.frame_times or [0.0]) * 1000
+        times = np.array(self.ctx.picture.frame_times or [0.0]) * 1000
         fps = 1000 / max(1e-3, float(np.mean(times)))
         dpg.set_value("perf_ui", f"UI {fps:5.1f} fps   frame p50 {np.percentile(times, 50):.1f} ms  "
                                  f"p95 {np.percentile(times, 95):.1f} ms")
-        render = self.app.render_ms
+        render = self.ctx.picture.render_ms
         dpg.set_value("perf_render", f"render {render:.0f} ms" if render is not None else "render -")
-        dpg.set_value("perf_last", f"last frame: {frame_origin(self.app.last_full_frame)}")
-        engine = self.app.engine
+        dpg.set_value("perf_last", f"last frame: {frame_origin(self.ctx.picture.last_full_frame)}")
+        engine = self.ctx.engine
         dpg.set_value("perf_device", f"device {getattr(engine, 'device', '?')}")
-        vendor, renderer = self.app.gl_info
+        vendor, renderer = self.ctx.picture.gl_info
         dpg.set_value("perf_gl", f"OpenGL: {vendor} / {renderer}")
 
 

@@ -41,7 +41,7 @@ class ProjectPanel(Panel):
             dpg.add_button(label="Pause", tag="project_pause", callback=self.on_pause)
             dpg.add_button(label="Stop", tag="project_stop", callback=self.on_stop)
         dpg.add_text("Choose a picture: its centre square is projected.", tag="project_status", wrap=380)
-        self.app.text_inputs.extend(["project_path", "project_steps"])
+        self.ctx.text_inputs.extend(["project_path", "project_steps"])
         self.add_file_dialog("project_dialog", IMAGE_EXTENSIONS, self.on_dialog)
         self.target = self.name = None
         self.textures = {}
@@ -59,18 +59,18 @@ class ProjectPanel(Panel):
 
     def load_target(self, path):
         path = (path or "").strip()
-        info = self.app.model_info
+        info = self.ctx.model_info
         if not path:
             return
-        if not info or info.get("pkl") != self.app.state["pkl"]:
-            self.app.set_status("project: wait until the network is on screen", error=True)
+        if not info or info.get("pkl") != self.ctx.state["pkl"]:
+            self.ctx.set_status("project: wait until the network is on screen", error=True)
             return
         resolution = int(info.get("img_resolution") or 0)
         try:
-            target, (left, top, size), picture = self.app.engine.projection_target(
+            target, (left, top, size), picture = self.ctx.engine.projection_target(
                 Path(path).expanduser(), resolution, int(info.get("img_channels") or 3))
         except ValueError as error:
-            self.app.set_status(f"picture not loaded: {error}".splitlines()[0], error=True)
+            self.ctx.set_status(f"picture not loaded: {error}".splitlines()[0], error=True)
             return
         self.end_run()
         self.target, self.name = target, Path(path).name
@@ -78,7 +78,7 @@ class ProjectPanel(Panel):
                                       f"{size}x{size} at ({left}, {top}), resized to {resolution}x{resolution}")
         self.show_images(target, np.zeros_like(target))
         dpg.set_value("project_status", "Press Start: the reconstruction appears on the right.")
-        self.app.set_status(f"picture loaded: {self.name}")
+        self.ctx.set_status(f"picture loaded: {self.name}")
 
     def show_images(self, target, result):
         """The target and the reconstruction in two textures of the picture's size, shown side by side."""
@@ -89,7 +89,7 @@ class ProjectPanel(Panel):
             for name in ("target", "result"):
                 buffer = np.zeros(size[0] * size[1] * 3, np.float32)
                 tag = dpg.add_raw_texture(size[1], size[0], buffer, format=dpg.mvFormat_Float_rgb,
-                                          parent=self.app.texture_registry)
+                                          parent=self.ctx.picture.texture_registry)
                 self.textures[name] = (tag, buffer)
                 dpg.add_image(tag, tag=f"project_{name}", parent="project_images", width=SHOWN_SIZE,
                               height=SHOWN_SIZE)
@@ -102,12 +102,12 @@ class ProjectPanel(Panel):
     # --- the run -----------------------------------------------------------------------------
     def on_start(self):
         if self.target is None:
-            self.app.set_status("project: load a picture first", error=True)
+            self.ctx.set_status("project: load a picture first", error=True)
             return
         self.end_run()
-        self.pkl = self.app.state["pkl"]
+        self.pkl = self.ctx.state["pkl"]
         steps = int(dpg.get_value("project_steps"))
-        self.start_call = self.app.engine.projection_start(self.app.state, self.target,
+        self.start_call = self.ctx.engine.projection_start(self.ctx.state, self.target,
                                                            dpg.get_value("project_space"), steps)
         self.paused = False
         dpg.configure_item("project_pause", label="Pause")
@@ -132,37 +132,37 @@ class ProjectPanel(Panel):
         self.last_rows = None
 
     def use_result(self, how):
-        rows, info = self.last_rows, self.app.model_info
+        rows, info = self.last_rows, self.ctx.model_info
         name = self.name
         self.end_run()
         if rows is None:
             dpg.set_value("project_status", f"{how} before the first step")
             return
         if not info or info.get("pkl") != self.pkl:
-            self.app.set_status("project: the network changed meanwhile; nothing used", error=True)
+            self.ctx.set_status("project: the network changed meanwhile; nothing used", error=True)
             return
         try:
             latent = ("w", f"projection of {name}", fit_w(rows, info))
         except ValueError as error:
-            self.app.set_status(f"project: {error}".splitlines()[0], error=True)
+            self.ctx.set_status(f"project: {error}".splitlines()[0], error=True)
             return
-        self.app.edit("latent", latent, coalesce=False)
-        self.app.sync_panels()
+        self.ctx.edit("latent", latent, coalesce=False)
+        self.ctx.sync_panels()
         dpg.set_value("project_status", dpg.get_value("project_status").split(" (")[0] + f" ({how}: in use)")
-        self.app.set_status(f"projection {how}: its w is the image's now (Vectors panel)")
+        self.ctx.set_status(f"projection {how}: its w is the image's now (Vectors panel)")
 
     def tick(self):
         if self.start_call is not None and self.start_call.done():
             call, self.start_call = self.start_call, None
             if call.error is not None:
-                self.app.set_status(f"project: {call.error}", error=True)
+                self.ctx.set_status(f"project: {call.error}", error=True)
                 dpg.set_value("project_status", "not started")
                 return
             self.projector = call.result
         if self.step_call is not None and self.step_call.done():
             call, self.step_call = self.step_call, None
             if call.error is not None:
-                self.app.set_status(f"project: {call.error}", error=True)
+                self.ctx.set_status(f"project: {call.error}", error=True)
                 self.end_run()
                 return
             if self.projector is None:
@@ -177,7 +177,7 @@ class ProjectPanel(Panel):
                 self.use_result("done")
                 return
         if self.projector is not None and self.step_call is None and not self.paused:
-            self.step_call = self.app.engine.projection_advance(self.projector, STEPS_PER_CALL)
+            self.step_call = self.ctx.engine.projection_advance(self.projector, STEPS_PER_CALL)
 
     def busy(self):
         """A projection starting or running (not paused): the window keeps drawing its steps."""

@@ -20,7 +20,7 @@ class TransformPanel(Panel):
     def on_reset(self):
         from app.state import PARAM_BY_NAME
 
-        self.app.edit_many({name: PARAM_BY_NAME[name].default for name in TRANSFORM_NAMES}, coalesce=False)
+        self.ctx.edit_many({name: PARAM_BY_NAME[name].default for name in TRANSFORM_NAMES}, coalesce=False)
         self.sync()
 
     def visible_for(self, info):

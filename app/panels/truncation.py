@@ -11,8 +11,8 @@ NOT_MEASURED = object()
 class TruncationPanel(Panel):
     title = "Truncation and noise"
 
-    def __init__(self, app):
-        super().__init__(app)
+    def __init__(self, ctx):
+        super().__init__(ctx)
         self.num_ws = 0
         self.noise_layers = []
         self.layer_sliders = {}
@@ -47,10 +47,10 @@ class TruncationPanel(Panel):
 
     def on_cutoff(self, sender=None, value=None):
         on = dpg.get_value("cutoff_on")
-        self.app.edit("truncation_cutoff", int(dpg.get_value("cutoff")) if on else None, coalesce=sender == "cutoff")
+        self.ctx.edit("truncation_cutoff", int(dpg.get_value("cutoff")) if on else None, coalesce=sender == "cutoff")
 
     def sync_cutoff(self):
-        cutoff = self.app.state["truncation_cutoff"]
+        cutoff = self.ctx.state["truncation_cutoff"]
         dpg.set_value("cutoff_on", cutoff is not None)
         if cutoff is not None:
             dpg.set_value("cutoff", int(cutoff))
@@ -58,8 +58,8 @@ class TruncationPanel(Panel):
 
     # --- how much the network uses its noise, measured once per network on the worker ----------
     def on_frame(self, frame):
-        pkl = self.app.state["pkl"]
-        if frame.preview or not self.noise_layers or self.usage_for == pkl or self.app.engine is None:
+        pkl = self.ctx.state["pkl"]
+        if frame.preview or not self.noise_layers or self.usage_for == pkl or self.ctx.engine is None:
             return
         if getattr(frame.request, "pkl", None) != pkl:
             return
@@ -83,8 +83,8 @@ class TruncationPanel(Panel):
                 return
             self.usage[layer] = float(call.result)
             self.show_usage(layer)
-        if self.usage_todo and self.usage_for == self.app.state["pkl"]:
-            self.usage_call = self.app.engine.noise_usage(self.app.state, self.usage_todo[0])
+        if self.usage_todo and self.usage_for == self.ctx.state["pkl"]:
+            self.usage_call = self.ctx.engine.noise_usage(self.ctx.state, self.usage_todo[0])
         else:
             self.usage_todo = []
 
@@ -95,8 +95,7 @@ class TruncationPanel(Panel):
     def show_usage(self, layer):
         from app import bridge
 
-        if self.app.log:
-            self.app.log.write("noise_usage", layer=layer, levels=self.usage[layer], pkl=self.usage_for)
+        self.ctx.note("noise_usage", layer=layer, levels=self.usage[layer], pkl=self.usage_for)
         if layer is None:
             self.say_usage(bridge.noise_usage_summary(self.usage[None]))
         elif layer in self.layer_sliders:
@@ -108,7 +107,7 @@ class TruncationPanel(Panel):
         self.tick_usage()
         # A w from the Vectors panel is used as it is (truncation acts on the mapping's output):
         # psi and cutoff would change nothing, so they are greyed out meanwhile.
-        latent = self.app.state["latent"]
+        latent = self.ctx.state["latent"]
         applies = latent is None or latent[0] != "w"
         if applies != self.truncation_applies:
             self.truncation_applies = applies
@@ -121,11 +120,11 @@ class TruncationPanel(Panel):
         return bool(dpg.get_value("noise_layers_node"))
 
     def on_layer_strength(self, sender, value, layer):
-        strengths = dict(self.app.state["noise_layer_strength"])
+        strengths = dict(self.ctx.state["noise_layer_strength"])
         strengths[layer] = round(float(value), 4)
         if strengths[layer] == 1.0:
             del strengths[layer]  # 1.0 is the default: keep the request short
-        self.app.edit("noise_layer_strength", strengths)
+        self.ctx.edit("noise_layer_strength", strengths)
 
     def on_layer_slider_hovered(self, sender, item):
         """The mouse is over a layer's slider: the renderer prepares that layer for a drag (its
@@ -133,13 +132,12 @@ class TruncationPanel(Panel):
         Not on the press: a click on a slider moves its value in the same UI frame. Once per layer
         and state, when the renderer is idle (hover handlers fire every frame)."""
         name = (dpg.get_item_alias(item) or "")[len("noise_layer_"):]
-        wanted = (name, self.app.state.version)
+        wanted = (name, self.ctx.state.version)
         if name not in self.layer_sliders or wanted == self.prepared_for or dpg.is_item_active(item):
             return  # (while it is dragged, each step keeps the layer's convolution for the next)
-        if self.app.engine.prepare_noise_drag(self.app.state, name):
+        if self.ctx.engine.prepare_noise_drag(self.ctx.state, name):
             self.prepared_for = wanted
-            if self.app.log:
-                self.app.log.write("prepare_noise_drag", layer=name)
+            self.ctx.note("prepare_noise_drag", layer=name)
 
     def rebuild_layer_sliders(self):
         dpg.delete_item("noise_layers", children_only=True)
@@ -147,7 +145,7 @@ class TruncationPanel(Panel):
         if not self.noise_layers:
             dpg.add_text("(this network has no noise inputs)", parent="noise_layers", color=(120, 120, 120))
             return
-        strengths = dict(self.app.state["noise_layer_strength"])
+        strengths = dict(self.ctx.state["noise_layer_strength"])
         for name in self.noise_layers:
             self.layer_sliders[name] = dpg.add_slider_float(
                 label=name, tag=f"noise_layer_{name}", parent="noise_layers", width=-130, min_value=0.0,
@@ -175,6 +173,6 @@ class TruncationPanel(Panel):
     def sync(self):
         super().sync()
         self.sync_cutoff()
-        strengths = dict(self.app.state["noise_layer_strength"])
+        strengths = dict(self.ctx.state["noise_layer_strength"])
         for name, slider in self.layer_sliders.items():
             dpg.set_value(slider, float(strengths.get(name, 1.0)))

@@ -6,10 +6,10 @@ from pathlib import Path
 import dearpygui.dearpygui as dpg
 import numpy as np
 
+from app import bridge
 from app.panels.base import Panel
 from app.panels.latent import combined_seed
 from app.state import DIRECTION_LIMIT
-from renderer import latent_files
 from renderer.request import MAX_LATENT, ws_rows
 
 MAX_DIRECTIONS = 8
@@ -57,14 +57,14 @@ def fit_z(array, info):
 def latent_from_file(path, info):
     """The state's latent value, (kind, name, values), from a .npy/.npz z or w file (latent_files.load_latent
     decides which) that fits the network described by info."""
-    kind, array = latent_files.load_latent(path)
+    kind, array = bridge.read_latent_file(path)
     values = fit_z(array, info) if kind == "z" else fit_w(array, info)
     return kind, Path(path).name, values
 
 
 def direction_from_file(path, info):
     """A direction entry (name, strength 0, limit, rows) from a .npy/.npz file (latent_files.load_direction)."""
-    rows = fit_w(latent_files.load_direction(path), info, what="direction")
+    rows = fit_w(bridge.read_direction_file(path), info, what="direction")
     return Path(path).name, 0.0, DIRECTION_LIMIT, rows
 
 
@@ -126,7 +126,7 @@ class VectorsPanel(Panel):
             dpg.add_text("GANSpace: the principal axes of W (0 has the most variance), from the\n"
                          "network's own mapping of 5000 random z. Strength in standard deviations;\n"
                          "on every w or on one group's ws only (coarse 4-8 px, middle 16-32, fine 64+).")
-        self.app.text_inputs.extend(["latent_path", "direction_path", "direction_from", "direction_to",
+        self.ctx.text_inputs.extend(["latent_path", "direction_path", "direction_from", "direction_to",
                                      "direction_toward", "pca_index"])
         self.dialog_target = "latent"
         self.calls = []  # (what, WorkerCall, apply, pkl) waiting for the worker: see start()
@@ -140,9 +140,9 @@ class VectorsPanel(Panel):
     def network_info(self):
         """The loaded network's dims, or None (with a status line) before one is on screen or while
         another is being opened: a vector is checked against the network it will go to."""
-        info = self.app.model_info
-        if not info or info.get("pkl") != self.app.state["pkl"]:
-            self.app.set_status("vectors: wait until the network is on screen", error=True)
+        info = self.ctx.model_info
+        if not info or info.get("pkl") != self.ctx.state["pkl"]:
+            self.ctx.set_status("vectors: wait until the network is on screen", error=True)
             return None
         return info
 
@@ -172,33 +172,33 @@ class VectorsPanel(Panel):
         try:
             return reader(Path(path).expanduser(), info)
         except ValueError as error:  # ExportError included: unreadable, wrong shape, NaN
-            self.app.set_status(f"{failure}: {error}".splitlines()[0], error=True)
+            self.ctx.set_status(f"{failure}: {error}".splitlines()[0], error=True)
             return None
 
     def load_latent(self, path):
         latent = self.read_file(path, latent_from_file, "vector not loaded")
         if latent is None:
             return
-        self.app.edit("latent", latent, coalesce=False)
-        self.app.set_status(f"loaded {latent[0]} from {latent[1]}")
-        self.app.sync_panels()
+        self.ctx.edit("latent", latent, coalesce=False)
+        self.ctx.set_status(f"loaded {latent[0]} from {latent[1]}")
+        self.ctx.sync_panels()
 
     def on_freeze(self):
         """The image's w as it is now (truncation, blend and mixing baked in) becomes an editable
         vector; mixing is switched off, since it is already in that w."""
         if self.network_info() is None:
             return
-        name = f"seed {combined_seed(self.app.state['seed_x'], self.app.state['seed_y'])} (frozen)"
-        self.start("freeze w", self.app.engine.image_ws(self.app.state), lambda ws, info: self.freeze(name, ws, info))
+        name = f"seed {combined_seed(self.ctx.state['seed_x'], self.ctx.state['seed_y'])} (frozen)"
+        self.start("freeze w", self.ctx.engine.image_ws(self.ctx.state), lambda ws, info: self.freeze(name, ws, info))
 
     def freeze(self, name, ws, info):
-        self.app.edit_many({"latent": ("w", name, fit_w(ws, info)), "mix_enabled": False}, coalesce=False)
-        self.app.sync_panels()
-        self.app.set_status("the image's w is frozen: directions move it; the seed controls go back to seeds")
+        self.ctx.edit_many({"latent": ("w", name, fit_w(ws, info)), "mix_enabled": False}, coalesce=False)
+        self.ctx.sync_panels()
+        self.ctx.set_status("the image's w is frozen: directions move it; the seed controls go back to seeds")
 
     def on_clear_latent(self):
-        self.app.edit("latent", None, coalesce=False)
-        self.app.sync_panels()
+        self.ctx.edit("latent", None, coalesce=False)
+        self.ctx.sync_panels()
 
     def add_direction_file(self, path):
         direction = self.read_file(path, direction_from_file, "direction not added")
@@ -210,9 +210,9 @@ class VectorsPanel(Panel):
             return
         start, end = int(dpg.get_value("direction_from")), int(dpg.get_value("direction_to"))
         if start == end:
-            self.app.set_status("a direction needs two different seeds", error=True)
+            self.ctx.set_status("a direction needs two different seeds", error=True)
             return
-        self.start(f"direction seed {start} -> {end}", self.app.engine.seed_direction(self.app.state, start, end),
+        self.start(f"direction seed {start} -> {end}", self.ctx.engine.seed_direction(self.ctx.state, start, end),
                    lambda rows, info: self.add_direction((f"seed {start} -> {end}", 0.0, SEED_DIRECTION_LIMIT,
                                                           fit_w(rows, info, what="direction"))))
 
@@ -220,7 +220,7 @@ class VectorsPanel(Panel):
         if self.network_info() is None:
             return
         seed = int(dpg.get_value("direction_toward"))
-        self.start(f"direction to seed {seed}", self.app.engine.toward_seed(self.app.state, seed),
+        self.start(f"direction to seed {seed}", self.ctx.engine.toward_seed(self.ctx.state, seed),
                    lambda rows, info: self.add_direction((f"image -> seed {seed}", 0.0, SEED_DIRECTION_LIMIT,
                                                           fit_w(rows, info, what="direction"))))
 
@@ -229,43 +229,43 @@ class VectorsPanel(Panel):
             return
         index, layers = int(dpg.get_value("pca_index")), dpg.get_value("pca_layers") or "all"
         # A network's first principal directions map 5000 z (~0.6 s at 1024 px) on the worker.
-        self.start("principal directions of W", self.app.engine.principal_direction(self.app.state, index, layers),
+        self.start("principal directions of W", self.ctx.engine.principal_direction(self.ctx.state, index, layers),
                    lambda rows, info: self.add_direction((f"PC{index} {layers}", 0.0, PCA_DIRECTION_LIMIT,
                                                           fit_w(rows, info, what="direction"))))
 
     def start(self, what, call, apply):
         """Wait for a WorkerCall (the network runs on the worker thread, never here) without
         blocking: tick() hands its result to apply(result, network info) once it is done."""
-        self.calls.append((what, call, apply, self.app.state["pkl"]))
-        self.app.set_status(f"{what} ...")
+        self.calls.append((what, call, apply, self.ctx.state["pkl"]))
+        self.ctx.set_status(f"{what} ...")
 
     def finish_calls(self):
         while self.calls and self.calls[0][1].done():
             what, call, apply, pkl = self.calls.pop(0)
-            info = self.app.model_info
+            info = self.ctx.model_info
             if call.error is not None:
-                self.app.set_status(f"{what}: {call.error}", error=True)
-            elif pkl != self.app.state["pkl"] or not info or info.get("pkl") != pkl:
-                self.app.set_status(f"{what}: the network changed meanwhile; nothing added", error=True)
+                self.ctx.set_status(f"{what}: {call.error}", error=True)
+            elif pkl != self.ctx.state["pkl"] or not info or info.get("pkl") != pkl:
+                self.ctx.set_status(f"{what}: the network changed meanwhile; nothing added", error=True)
             else:
                 try:
                     apply(call.result, info)
                 except ValueError as error:  # a result that does not fit the network: say so
-                    self.app.set_status(f"{what}: {error}".splitlines()[0], error=True)
+                    self.ctx.set_status(f"{what}: {error}".splitlines()[0], error=True)
 
     def add_direction(self, direction):
-        directions = list(self.app.state["directions"])
+        directions = list(self.ctx.state["directions"])
         if len(directions) >= MAX_DIRECTIONS:
-            self.app.set_status(f"at most {MAX_DIRECTIONS} directions", error=True)
+            self.ctx.set_status(f"at most {MAX_DIRECTIONS} directions", error=True)
             return
         directions.append(direction)
-        self.app.edit("directions", directions, coalesce=False)
+        self.ctx.edit("directions", directions, coalesce=False)
         self.rebuild_direction_rows()
-        self.app.set_status(f"direction added: {direction[0]} (drag its strength)")
+        self.ctx.set_status(f"direction added: {direction[0]} (drag its strength)")
 
     def on_direction_edit(self, sender, value, index_and_field):
         index, field = index_and_field
-        directions = [list(d) for d in self.app.state["directions"]]
+        directions = [list(d) for d in self.ctx.state["directions"]]
         if index >= len(directions):
             return
         if field == "remove":
@@ -273,14 +273,14 @@ class VectorsPanel(Panel):
         else:
             limit = directions[index][2]
             directions[index][1] = min(max(float(value), -limit), limit) if np.isfinite(value) else 0.0
-        self.app.edit("directions", directions, coalesce=field == "strength")
+        self.ctx.edit("directions", directions, coalesce=field == "strength")
         if field == "remove":
             self.rebuild_direction_rows()
         else:
-            self.shown_directions = self.app.state["directions"]
+            self.shown_directions = self.ctx.state["directions"]
 
     def rebuild_direction_rows(self):
-        self.shown_directions = self.app.state["directions"]
+        self.shown_directions = self.ctx.state["directions"]
         for child in dpg.get_item_children("direction_rows", 1) or []:
             dpg.delete_item(child)
         for index, (name, strength, limit, _rows) in enumerate(self.shown_directions):
@@ -298,16 +298,16 @@ class VectorsPanel(Panel):
     def tick(self):
         # The seed controls, keys, a drag on the image, animation and undo all can drop the vector:
         # the line that says what is used follows the state, whoever changed it.
-        if self.shown_latent is not self.app.state["latent"]:
+        if self.shown_latent is not self.ctx.state["latent"]:
             self.show_latent()
         self.finish_calls()
 
     def show_latent(self):
-        self.shown_latent = self.app.state["latent"]
+        self.shown_latent = self.ctx.state["latent"]
         dpg.set_value("latent_info", describe_latent(self.shown_latent))
 
     def sync(self):
         super().sync()
-        if self.shown_directions != self.app.state["directions"]:
+        if self.shown_directions != self.ctx.state["directions"]:
             self.rebuild_direction_rows()
         self.show_latent()
