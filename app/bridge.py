@@ -280,6 +280,7 @@ def model_info(engine, frame):
     layers = [(name, tuple(shape)) for name, shape, *_ in getattr(frame, "layers", None) or []]
     if layers:
         info["layers"] = layers
+    info.setdefault("noise_layers", [])  # the renderer's frames carry the network's own list
     return info
 
 

@@ -184,13 +184,12 @@ class FakeFrame:
         self.request = RenderRequest(pkl=pkl)
 
 
-def test_model_info_lists_noise_layers_by_architecture():
+def test_model_info_passes_the_networks_noise_layers_and_lists_layers():
     layers = [("b4.conv1", (1, 8, 4, 4), 4), ("b4.torgb", (1, 3, 4, 4), 4), ("b8.conv0", (1, 8, 8, 8), 8)]
-    info = model_info(None, FakeFrame({"architecture": "stylegan2", "num_ws": 4}, layers))
-    assert info["noise_layers"] == ["b4.conv1", "b8.conv0"]
+    info = model_info(None, FakeFrame({"num_ws": 4, "noise_layers": ["b4.conv1", "b8.conv0"]}, layers))
+    assert info["noise_layers"] == ["b4.conv1", "b8.conv0"]  # the network's answer (models/family.py)
     assert info["layers"][0] == ("b4.conv1", (1, 8, 4, 4)) and info["pkl"] == "net.pkl"
-    sg3 = model_info(None, FakeFrame({"architecture": "stylegan3-t"}, [("L0_36_32", (1, 8, 36, 36), 36)]))
-    assert sg3["noise_layers"] == []
+    assert model_info(None, FakeFrame({"num_ws": 4}, layers))["noise_layers"] == []
     assert model_info(None, FakeFrame({}, [])) is None
 
 
