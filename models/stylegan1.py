@@ -10,6 +10,7 @@ from torch import nn
 from models.errors import LoadError, RenderCancelled
 from models import ops
 from models.ops import generator_state, normalize_2nd_moment
+from models.stage_cache import StageCache
 
 # Hyper-parameters of the TF build functions (G_style, G_mapping, G_synthesis) when a pickle's
 # static_kwargs leave them out. The official pickles store only num_channels, resolution and
@@ -396,20 +397,19 @@ class SynthesisNetwork(nn.Module):
 
     def forward(self, ws, noise_mode="const", force_fp32=True, noise_strength=1.0, noise_generator=None,
                 should_stop=None, block_cache=None, **ignored):
-        """block_cache: a models.block_cache.BlockCache owned by the caller; the pass starts at the last
-        block input it kept whose upstream is unchanged (forward hooks of the blocks before do not fire)."""
+        """block_cache: a models.stage_cache.StageCache owned by the caller (new_cache); the pass starts at
+        the last block input it kept whose upstream is unchanged (forward hooks of the blocks before do not fire)."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         ws = ws.to(torch.float32)
         # Blending needs a ToRGB per level; 'fixed' networks have none (and never grow).
         lod = float(self.lod) if hasattr(self.b4, "torgb") else 0.0
-        checkpoints = None
-        if block_cache is not None and lod == 0 and block_cache.applies(ws, noise_mode, noise_generator):
-            checkpoints = block_cache.layer_checkpoints(self)
+        use_cache = block_cache is not None and lod == 0 and block_cache.applies(ws, noise_mode, noise_generator)
+        cache = block_cache if use_cache else None
         start, x, img = 0, None, None
-        if checkpoints is not None:
-            start, x = checkpoints.resume(self.stage_keys(ws, noise_mode, noise_strength, noise_generator, force_fp32))
-            checkpoints.stages_run = 0
+        if cache is not None:
+            keys = self.stage_keys(ws, noise_mode, noise_strength, noise_generator, force_fp32)
+            start, x = cache.resume(self, keys)
             for res in self.block_resolutions[:start]:  # the noise the skipped blocks would have drawn
                 block = getattr(self, f"b{res}")
                 for name in block.layer_names:
@@ -423,13 +423,13 @@ class SynthesisNetwork(nn.Module):
                 raise RenderCancelled()
             block = getattr(self, f"b{res}")
             strengths = [_strength_for(noise_strength, f"b{res}.{name}") for name in block.layer_names]
-            if checkpoints is not None:
-                checkpoints.stages_run += 1  # counted first: a capture may stop inside the block
+            if cache is not None:
+                cache.stages_run += 1  # counted first: a capture may stop inside the block
             x = block(x, ws[:, 2 * block_idx: 2 * block_idx + 2], noise_strengths=strengths,
                       noise_mode=noise_mode, noise_generator=noise_generator)
-            if checkpoints is not None:
+            if cache is not None:
                 if block_idx + 1 < len(self.block_resolutions):
-                    checkpoints.computed(block_idx + 1, x)
+                    cache.computed(block_idx + 1, x)
             if lod > 0:
                 # Mid-training snapshot: TF's 'linear' structure blends each ToRGB into the
                 # upscaled lower-resolution image by clip(lod - level, 0, 1).
@@ -443,8 +443,8 @@ class SynthesisNetwork(nn.Module):
         if lod > 0:
             return img
         img = getattr(self, f"b{self.img_resolution}").torgb(x)
-        if checkpoints is not None:
-            checkpoints.computed(len(self.block_resolutions), img)
+        if cache is not None:
+            cache.computed(len(self.block_resolutions), img)
             return img.clone()
         return img
 
@@ -467,6 +467,10 @@ class SynthesisNetwork(nn.Module):
                       noise_mode=noise_mode, noise_generator=noise_generator)
         last = stop == len(self.block_resolutions)
         return x, (getattr(self, f"b{self.img_resolution}").torgb(x) if last else None)
+
+    def new_cache(self):
+        """The cache of this network's passes that the caller keeps (block_cache=): kept stage inputs."""
+        return StageCache()
 
     def checkpoint_plan(self):
         """For the block cache: each block's estimated cost (multiply-adds of its convolutions, and

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from models import fast_stylegan2, ops
+from models.block_cache import BlockCache
 from models.errors import LoadError, RenderCancelled
 
 # The two NVIDIA code bases differ only in defaults and in how fp16 behaves; everything else is shared.
@@ -358,28 +359,44 @@ class SynthesisNetwork(torch.nn.Module):
                 should_stop=None, fused_modconv=None, block_cache=None, **_ignored):
         """block_cache: a models.block_cache.BlockCache owned by the caller; blocks whose inputs are
         unchanged since its last pass are not recomputed (their forward hooks then do not fire)."""
-        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
-            raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        self._check_ws(ws)
+        settings = dict(force_fp32=force_fp32, fused_modconv=fused_modconv, noise_mode=noise_mode,
+                        noise_strength=noise_strength, noise_generator=noise_generator)
+        if block_cache is not None and block_cache.applies(ws, noise_mode, noise_generator):
+            _, img = self.run_blocks(ws, block_cache.block_runner(self, **settings), should_stop)
+            return img.clone(memory_format=torch.contiguous_format)  # the cache keeps its own image as it is
+        _, img = self.run_blocks(ws, lambda res, block, x, img, cur_ws: block(x, img, cur_ws, **settings), should_stop)
+        return img.contiguous()  # the fast path's image is channels-last until here
+
+    def blocks(self, ws):
+        """(resolution, block, its ws rows [N, n, w_dim] in float32) for each block, in pass order:
+        a block takes one w per conv layer and, for its ToRGB, the next block's first."""
         ws = ws.to(torch.float32)
-        block_ws = []
         w_idx = 0
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
-            block_ws.append(ws.narrow(1, w_idx, block.num_conv + block.num_torgb))
+            yield res, block, ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             w_idx += block.num_conv
 
-        if block_cache is not None and block_cache.applies(ws, noise_mode, noise_generator):
-            return block_cache.run(self, block_ws, should_stop=should_stop, force_fp32=force_fp32,
-                                   fused_modconv=fused_modconv, noise_mode=noise_mode,
-                                   noise_strength=noise_strength, noise_generator=noise_generator)
+    def run_blocks(self, ws, run_block, should_stop=None, start=0, stop=None, carry=None):
+        """The block loop of every pass (plain, cached, reduced preview, partial): blocks start..stop-1,
+        each by run_block(res, block, x, img, its ws) -> (x, img), from `carry` ((features, image)
+        after block start-1; None for start 0). Returns (features, image) after block stop-1."""
+        x, img = carry if carry is not None else (None, None)
+        stop = len(self.block_resolutions) if stop is None else stop
+        for index, (res, block, cur_ws) in enumerate(self.blocks(ws)):
+            if start <= index < stop:
+                _check_stop(should_stop)
+                x, img = run_block(res, block, x, img, cur_ws)
+        return x, img
 
-        x = img = None
-        for res, cur_ws in zip(self.block_resolutions, block_ws):
-            _check_stop(should_stop)
-            block = getattr(self, f"b{res}")
-            x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
-                           noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
-        return img.contiguous()  # the fast path's image is channels-last until here
+    def _check_ws(self, ws):
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
+            raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+
+    def new_cache(self):
+        """The cache of this network's passes that the caller keeps (block_cache=): per-block outputs."""
+        return BlockCache()
 
     def stage_resolutions(self):
         """The feature resolution after each stage (block) a partial pass can stop at (run_stages)."""
@@ -391,16 +408,12 @@ class SynthesisNetwork(torch.nn.Module):
         None for start 0), returning the carry after block stop-1; after the last block its image is
         the frame's. Differentiable: layers take the reference path where autograd needs it (a drag's
         backward then reaches only the blocks it ran)."""
-        x, img = carry if carry is not None else (None, None)
-        w_idx = 0
-        for index, res in enumerate(self.block_resolutions):
-            block = getattr(self, f"b{res}")
-            if start <= index < stop:
-                cur_ws = ws.to(torch.float32).narrow(1, w_idx, block.num_conv + block.num_torgb)
-                x, img = block(x, img, cur_ws, force_fp32=force_fp32, noise_mode=noise_mode,
-                               noise_strength=noise_strength, noise_generator=noise_generator)
-            w_idx += block.num_conv
+        settings = dict(force_fp32=force_fp32, noise_mode=noise_mode, noise_strength=noise_strength,
+                        noise_generator=noise_generator)
+        x, img = self.run_blocks(ws, lambda res, block, x, img, cur_ws: block(x, img, cur_ws, **settings),
+                                 start=start, stop=stop, carry=carry)
         return x, (img.contiguous() if stop == len(self.block_resolutions) else img)
+
     def style_affines(self):
         """[(layer name, affine, w index)] of the modulated convolutions in pass order (ToRGB left
         out): which affine turns which w into a layer's styles (SeFa, StyleSpace)."""
@@ -559,35 +572,34 @@ def reduced_synthesis(synthesis, ws, resolution, noise_mode="const", noise_stren
     smaller grid), and the last block's ToRGB gives the image. Not NVIDIA's image: a preview that
     looks like the full frame downscaled, at a fraction of its cost. Batch 1 or more, float32.
     """
-    if ws.ndim != 3 or ws.shape[1] != synthesis.num_ws or ws.shape[2] != synthesis.w_dim:
-        raise ValueError(f"ws must have shape [N, {synthesis.num_ws}, {synthesis.w_dim}], got {list(ws.shape)}")
+    synthesis._check_ws(ws)
     resolution = max(min(int(resolution), synthesis.img_resolution), 4)
-    ws = ws.to(torch.float32)
-    x = img = None
-    w_idx = 0
-    for res in synthesis.block_resolutions:
-        _check_stop(should_stop)
-        block = getattr(synthesis, f"b{res}")
-        cur_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
-        w_idx += block.num_conv
+    noise = dict(noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
+
+    def run_block(res, block, x, img, cur_ws):
         if res <= resolution:
-            x, img = block(x, img, cur_ws, force_fp32=True, noise_mode=noise_mode, noise_strength=noise_strength,
-                           noise_generator=noise_generator)
-            continue
-        x = x.to(torch.float32)
-        noise_args = (noise_mode, noise_strength, noise_generator)
-        if block.architecture == "resnet":
-            y = _reduced_skip(block.skip, x, gain=np.sqrt(0.5))
-            x = _reduced_layer(block.conv0, x, cur_ws[:, 0], *noise_args, flip_weight=False)
-            x = _reduced_layer(block.conv1, x, cur_ws[:, 1], *noise_args, gain=np.sqrt(0.5))
-            x = y.add_(x)
-        else:
-            x = _reduced_layer(block.conv0, x, cur_ws[:, 0], *noise_args, flip_weight=False)
-            x = _reduced_layer(block.conv1, x, cur_ws[:, 1], *noise_args)
-        if block.is_last or block.architecture == "skip":
-            y = block.torgb(x, cur_ws[:, 2]).to(torch.float32, memory_format=torch.contiguous_format)
-            img = y if img is None else img.add_(y)  # a skip image stays on this grid: no upsampling
-    return img
+            return block(x, img, cur_ws, force_fp32=True, **noise)
+        return _reduced_block(block, x.to(torch.float32), img, cur_ws, **noise)
+
+    return synthesis.run_blocks(ws, run_block, should_stop)[1]
+
+
+def _reduced_block(block, x, img, cur_ws, noise_mode, noise_strength, noise_generator):
+    """A block above the preview's resolution on its input's grid: conv0 (and the resnet skip)
+    without upsampling, the skip image added on the same grid."""
+    noise_args = (noise_mode, noise_strength, noise_generator)
+    if block.architecture == "resnet":
+        y = _reduced_skip(block.skip, x, gain=np.sqrt(0.5))
+        x = _reduced_layer(block.conv0, x, cur_ws[:, 0], *noise_args, flip_weight=False)
+        x = _reduced_layer(block.conv1, x, cur_ws[:, 1], *noise_args, gain=np.sqrt(0.5))
+        x = y.add_(x)
+    else:
+        x = _reduced_layer(block.conv0, x, cur_ws[:, 0], *noise_args, flip_weight=False)
+        x = _reduced_layer(block.conv1, x, cur_ws[:, 1], *noise_args)
+    if block.is_last or block.architecture == "skip":
+        y = block.torgb(x, cur_ws[:, 2]).to(torch.float32, memory_format=torch.contiguous_format)
+        img = y if img is None else img.add_(y)  # a skip image stays on this grid: no upsampling
+    return x, img
 
 
 def _reduced_noise(layer, x, noise_mode, noise_strength, noise_generator):

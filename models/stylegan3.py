@@ -11,6 +11,7 @@ from models import cpu_kernels, winograd
 from models import ops, stylegan2
 from models.differentiable import needs_graph
 from models.errors import LoadError, RenderCancelled
+from models.stage_cache import StageCache
 
 # Channels per vector register of the CPU's widest float32 vectors (AVX-512); see _lean_forward.
 CHANNEL_VECTOR = 16
@@ -494,20 +495,18 @@ class SynthesisNetwork(torch.nn.Module):
         """noise_* are accepted for the common contract and ignored: StyleGAN3 has no noise inputs.
 
         input_transform: optional 3x3 matrix used instead of the `input.transform` buffer for this call.
-        block_cache: a models.block_cache.BlockCache owned by the caller; the pass starts at the last
-        layer input it kept whose upstream is unchanged (forward hooks of the layers before do not fire).
+        block_cache: a models.stage_cache.StageCache owned by the caller (new_cache); the pass starts at
+        the last layer input it kept whose upstream is unchanged (forward hooks of the layers before do not fire).
         """
         if noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', not {noise_mode!r}")
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
-        checkpoints = None
-        if block_cache is not None and block_cache.applies(ws, "const", None) and not update_emas:
-            checkpoints = block_cache.layer_checkpoints(self)
+        use_cache = block_cache is not None and block_cache.applies(ws, "const", None) and not update_emas
+        cache = block_cache if use_cache else None
         start, x = 0, None
-        if checkpoints is not None:
-            start, x = checkpoints.resume(self.stage_keys(ws, input_transform, force_fp32))
-            checkpoints.stages_run = 0
+        if cache is not None:
+            start, x = cache.resume(self, self.stage_keys(ws, input_transform, force_fp32))
         ws = ws.to(torch.float32).unbind(dim=1)
         if x is None:
             if should_stop is not None and should_stop():
@@ -523,17 +522,17 @@ class SynthesisNetwork(torch.nn.Module):
             allocate = None
             if x.device.type == "cpu" and not layer.is_torgb:
                 allocate = functools.partial(self._kept_buffer, index % 2, x.device)
-                if checkpoints is not None:
-                    allocate = checkpoints.allocator(index + 1) or allocate
-            if checkpoints is not None:
-                checkpoints.stages_run += 1  # counted first: a capture may stop inside the layer
+                if cache is not None:
+                    allocate = cache.allocator(index + 1) or allocate
+            if cache is not None:
+                cache.stages_run += 1  # counted first: a capture may stop inside the layer
             x = layer(x, ws[index + 1], force_fp32=force_fp32, update_emas=update_emas, allocate=allocate)
-            if checkpoints is not None:
-                checkpoints.computed(index + 1, x)
+            if cache is not None:
+                cache.computed(index + 1, x)
         if self.output_scale != 1:
             return (x * self.output_scale).to(torch.float32).contiguous()
         # The kept output must stay as it is whatever the caller does with the image.
-        return x.to(torch.float32).clone(memory_format=torch.contiguous_format) if checkpoints is not None \
+        return x.to(torch.float32).clone(memory_format=torch.contiguous_format) if cache is not None \
             else x.to(torch.float32).contiguous()
 
     def style_affines(self):
@@ -541,6 +540,10 @@ class SynthesisNetwork(torch.nn.Module):
         Fourier input's transform affine left out): w i+1 feeds layer i (SeFa, StyleSpace)."""
         return [(name, getattr(self, name).affine, index + 1) for index, name in enumerate(self.layer_names)
                 if not getattr(self, name).is_torgb]
+
+    def new_cache(self):
+        """The cache of this network's passes that the caller keeps (block_cache=): kept stage inputs."""
+        return StageCache()
 
     def checkpoint_plan(self):
         """For the block cache: each layer's estimated cost and the bytes of its input."""

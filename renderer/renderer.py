@@ -14,8 +14,8 @@ import torch
 
 import models
 from models import stylegan2, stylegan3
+from models.stage_cache import StageCache
 from models import style_space
-from models.block_cache import BlockCache
 from models.errors import RenderCancelled
 from models.runtime import reserve_heap, tune_cpu
 from renderer.interpolate import seed_z
@@ -355,7 +355,7 @@ class Renderer:
             image = recent.get(inputs) if recall and key in self._layers else None  # else a pass records the layers
             if image is not None:
                 return image, True
-            cache = self._block_caches.setdefault(key, BlockCache())
+            cache = self._block_caches.setdefault(key, G.synthesis.new_cache())
             if key not in self._layers:
                 cache.clear()  # every block must run, so that the recording hooks see every layer
             with self._recording_layers(key, G):  # the layer list comes free with a full pass
@@ -374,7 +374,7 @@ class Renderer:
         if recent is not None and recent.get(recall_key) is not None:
             return False  # the full frame was made lately: it comes back at once
         cache = self._block_caches.get(key)
-        layered = cache is not None and cache.checkpoints is not None  # StyleGAN3, v1
+        layered = isinstance(cache, StageCache)  # StyleGAN3, v1
         if not (layered or (cache is not None and cache.entries and getattr(G, "architecture", "") == "stylegan2")):
             return True
         same = _cache_settings(kwargs)
@@ -558,7 +558,7 @@ class Renderer:
         output = None
         if self._block_cache_lock.acquire(blocking=False):
             try:
-                cache = self._block_caches.setdefault(key, BlockCache())
+                cache = self._block_caches.setdefault(key, G.synthesis.new_cache())
                 kept = cache.kept_output(G.synthesis, ws, module, **_cache_settings(kwargs)) if recall else None
                 if kept is not None:
                     return kept, True

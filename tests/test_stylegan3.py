@@ -578,9 +578,9 @@ def test_unknown_option_is_a_load_error():
 @torch.no_grad()
 @pytest.mark.parametrize("cfg", ["t", "r"])
 def test_layer_checkpoints_resume_exactly_within_their_budget(cfg):
-    # A pass with a BlockCache starts at the last kept layer input whose upstream is unchanged; the
+    # A pass with a StageCache starts at the last kept layer input whose upstream is unchanged; the
     # image equals an uncached pass bit for bit, and the kept inputs stay within the budget.
-    from models.block_cache import BlockCache
+    from models.stage_cache import StageCache
 
     torch.manual_seed(3)
     G = stylegan3.build(dict(stylegan3.train_defaults(cfg, 64), channel_base=1024, channel_max=64))
@@ -588,10 +588,9 @@ def test_layer_checkpoints_resume_exactly_within_their_budget(cfg):
     other = G.mapping(torch.randn(1, G.z_dim), None)
     layers = len(G.synthesis.layer_names)
     for budget in (0, 1 << 20, 1 << 30):
-        cache = BlockCache(checkpoint_budget=budget)
+        cache = checkpoints = StageCache(checkpoint_budget=budget)
         image = G.synthesis(ws, block_cache=cache)
         assert torch.equal(image, G.synthesis(ws))
-        checkpoints = cache.checkpoints
         assert checkpoints.stages_run == layers
         inputs = sum(x.untyped_storage().nbytes() for x in checkpoints.inputs.values())
         assert inputs <= budget and cache.nbytes() >= inputs + image.numel() * 4
@@ -619,7 +618,7 @@ def test_layer_checkpoints_resume_exactly_within_their_budget(cfg):
 
 
 def test_choose_checkpoints_prefers_cheap_big_savings():
-    from models.block_cache import choose_checkpoints
+    from models.stage_cache import choose_checkpoints
 
     costs = [1, 1, 1, 10, 10]
     assert choose_checkpoints(costs, [0, 1, 1, 1, 1], 0) == []
