@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import filtered_lrelu, stylegan3
+from models import fast_stylegan3, filtered_lrelu, stylegan3
 from models.errors import RenderCancelled
 from models.filtered_lrelu import filtered_lrelu_fast, filtered_lrelu_reference
 
@@ -459,7 +459,7 @@ def test_in_process_network_fast_equals_reference(cfg, small_pieces, path, monke
         from models import filtered_lrelu
 
         monkeypatch.setattr(filtered_lrelu, "TILE_ELEMENTS", 5000)
-        monkeypatch.setattr(stylegan3, "FUSED_BAND_VALUES", 2000)
+        monkeypatch.setattr(fast_stylegan3, "FUSED_BAND_VALUES", 2000)
         monkeypatch.setattr(cpu_kernels, "TILE_VALUES", 64)
     torch.manual_seed(1)
     G = perturbed(stylegan3.build(tiny_kwargs(cfg)))
@@ -640,7 +640,7 @@ def test_reduced_pass_fast_convolutions_match_the_modulated_weight(cfg, monkeypa
     if cfg == "t":
         assert G.synthesis.L2_36_64.__dict__["_reduced_fixed"][1].shape[0] == 36  # the transform, kept
     with monkeypatch.context() as patch:
-        patch.setattr(stylegan3, "_reduced_fixed_weight_pays", lambda layer, x: False)
+        patch.setattr(fast_stylegan3, "fixed_weight_pays", lambda layer, x: False)
         plain = stylegan3.reduced_synthesis(G.synthesis, ws, 32)
         assert (fast - plain).abs().max() <= 1e-5 * plain.abs().max()
         G.synthesis.L3_36_64.weight.mul_(-0.5)
