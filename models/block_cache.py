@@ -22,8 +22,8 @@ import contextlib
 
 import torch
 
-from models import fast_stylegan2, ops
-from models.cache_keys import cacheable, holds, same
+from models import fast_stylegan2
+from models.cache_keys import cacheable, generator_state, holds, same
 from models.style_space import style_offset_of
 
 
@@ -325,7 +325,7 @@ class BlockCache:
 def _settings(force_fp32, fused_modconv, noise_mode, noise_generator):
     """What decides every block alike."""
     return (noise_mode, bool(force_fp32), fused_modconv,
-            ops.generator_state(noise_generator) if noise_mode == "random" else None)
+            generator_state(noise_generator) if noise_mode == "random" else None)
 
 
 def _block_inputs(block, cur_ws, settings, noise_mode, noise_strength):

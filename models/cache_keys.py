@@ -30,3 +30,8 @@ def holds(module, inner):
 def cacheable(ws, noise_mode, noise_generator):
     """Batch 1 without autograd, and random noise only when it comes from a generator (reproducible)."""
     return ws.shape[0] == 1 and not torch.is_grad_enabled() and (noise_mode != "random" or noise_generator is not None)
+
+
+def generator_state(generator):
+    """A random generator's state as bytes: what decides every draw it makes from here (cache keys)."""
+    return bytes(generator.get_state().cpu().numpy().tobytes())

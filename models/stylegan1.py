@@ -8,7 +8,8 @@ from torch import nn
 
 from models.errors import RenderCancelled
 from models import ops
-from models.ops import generator_state, normalize_2nd_moment
+from models.cache_keys import generator_state
+from models.ops import normalize_2nd_moment
 from models.stage_cache import StageCache
 
 # G_style's own truncation defaults: `Gs.run(z, None)` is truncated with these unless told otherwise.

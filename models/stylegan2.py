@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import torch
 
-from models import fast_stylegan2, ops
+from models import fast_stylegan2, ops, upfirdn2d
 from models.block_cache import BlockCache
 from models.errors import LoadError, RenderCancelled
 
@@ -122,7 +122,7 @@ class SynthesisLayer(torch.nn.Module):
         self.activation = activation
         self.conv_clamp = conv_clamp
         self.layer_name = layer_name  # name relative to synthesis, e.g. 'b16.conv1' (noise_strength dict key)
-        self.register_buffer("resample_filter", ops.setup_filter(list(resample_filter)))
+        self.register_buffer("resample_filter", upfirdn2d.setup_filter(list(resample_filter)))
         self.padding = kernel_size // 2
         self.act_gain = ops.activation_gain(activation)
 
@@ -224,7 +224,7 @@ class SynthesisBlock(torch.nn.Module):
         self.channels_last = use_fp16 and fp16_channels_last
         # None = stylegan2-ada's rule; True/False/'inference_only' = the stylegan3 repo's setting.
         self.fused_modconv_default = fused_modconv_default
-        self.register_buffer("resample_filter", ops.setup_filter(list(resample_filter)))
+        self.register_buffer("resample_filter", upfirdn2d.setup_filter(list(resample_filter)))
         self.num_conv = 0
         self.num_torgb = 0
 
@@ -303,7 +303,7 @@ class SynthesisBlock(torch.nn.Module):
         if img is not None and fast and img.shape[0] == 1:
             img = fast_stylegan2.upsample_image(img, self.resample_filter)
         elif img is not None:
-            img = ops.upsample2d(img, self.resample_filter)
+            img = upfirdn2d.upsample2d(img, self.resample_filter)
         if torgb_w is not None:
             y = self.torgb(x, torgb_w, fused_modconv=fused_modconv)
             # The fast path keeps the image channels-last like x (SynthesisNetwork makes it contiguous at the end).
