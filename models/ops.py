@@ -234,6 +234,14 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, res
     return x
 
 
+def grouped_conv(x, w, padding):
+    """Convolve each sample with its own weights [N, O, I, k, k] (one grouped convolution)."""
+    batch, out_channels, in_channels, kh, kw = w.shape
+    y = F.conv2d(x.reshape(1, -1, *x.shape[2:]), w.reshape(-1, in_channels, kh, kw).to(x.dtype),
+                 padding=padding, groups=batch)
+    return y.reshape(batch, out_channels, *y.shape[2:])
+
+
 # ----------------------------------------------------------------------------
 # Layers with equalized learning rate.
 

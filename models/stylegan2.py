@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import torch
 
-from models import fast_stylegan2, ops, upfirdn2d
+from models import fast_stylegan2, ops, reduced_stylegan2, upfirdn2d
 from models.block_cache import BlockCache
 from models.errors import LoadError, RenderCancelled
 
@@ -25,11 +25,9 @@ def _check_stop(should_stop):
         raise RenderCancelled("synthesis cancelled")
 
 
-def _noise_multiplier(noise_strength, layer_name):
-    """The user's multiplier for one layer: a float for all layers, or a dict by layer name (missing = 1)."""
-    if isinstance(noise_strength, dict):
-        return float(noise_strength.get(layer_name, 1.0))
-    return float(noise_strength)
+def _whole_blocks(settings):
+    """run_block for SynthesisNetwork.run_blocks: each block's own forward, hooks and all."""
+    return lambda res, block, x, img, cur_ws: block(x, img, cur_ws, **settings)
 
 
 # ----------------------------------------------------------------------------
@@ -135,11 +133,17 @@ class SynthesisLayer(torch.nn.Module):
             self.noise_strength = torch.nn.Parameter(torch.zeros([]))
         self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
 
+    def noise_multiplier(self, noise_strength):
+        """The user's multiplier for this layer: a float for all layers, or a dict by layer name (missing = 1)."""
+        if isinstance(noise_strength, dict):
+            return float(noise_strength.get(self.layer_name, 1.0))
+        return float(noise_strength)
+
     def _noise(self, x, noise_mode, noise_strength, noise_generator):
         """The noise image to add, or None."""
         if not self.use_noise or noise_mode == "none":
             return None
-        multiplier = _noise_multiplier(noise_strength, self.layer_name)
+        multiplier = self.noise_multiplier(noise_strength)
         if multiplier == 0:
             return None
         strength = self.noise_strength if multiplier == 1 else self.noise_strength * multiplier
@@ -365,18 +369,23 @@ class SynthesisNetwork(torch.nn.Module):
         if block_cache is not None and block_cache.applies(ws, noise_mode, noise_generator):
             _, img = self.run_blocks(ws, block_cache.block_runner(self, **settings), should_stop)
             return img.clone(memory_format=torch.contiguous_format)  # the cache keeps its own image as it is
-        _, img = self.run_blocks(ws, lambda res, block, x, img, cur_ws: block(x, img, cur_ws, **settings), should_stop)
+        _, img = self.run_blocks(ws, _whole_blocks(settings), should_stop)
         return img.contiguous()  # the fast path's image is channels-last until here
 
-    def blocks(self, ws):
-        """(resolution, block, its ws rows [N, n, w_dim] in float32) for each block, in pass order:
-        a block takes one w per conv layer and, for its ToRGB, the next block's first."""
-        ws = ws.to(torch.float32)
+    def block_layout(self):
+        """(resolution, block, index of its first w) for each block, in pass order: a block takes
+        one w per conv layer and, for its ToRGB, the next block's first."""
         w_idx = 0
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
-            yield res, block, ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
+            yield res, block, w_idx
             w_idx += block.num_conv
+
+    def blocks(self, ws):
+        """(resolution, block, its ws rows [N, n, w_dim] in float32) for each block, in pass order."""
+        ws = ws.to(torch.float32)
+        for res, block, w_idx in self.block_layout():
+            yield res, block, ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
 
     def run_blocks(self, ws, run_block, should_stop=None, start=0, stop=None, carry=None):
         """The block loop of every pass (plain, cached, reduced preview, partial): blocks start..stop-1,
@@ -410,20 +419,15 @@ class SynthesisNetwork(torch.nn.Module):
         backward then reaches only the blocks it ran)."""
         settings = dict(force_fp32=force_fp32, noise_mode=noise_mode, noise_strength=noise_strength,
                         noise_generator=noise_generator)
-        x, img = self.run_blocks(ws, lambda res, block, x, img, cur_ws: block(x, img, cur_ws, **settings),
-                                 start=start, stop=stop, carry=carry)
+        x, img = self.run_blocks(ws, _whole_blocks(settings), start=start, stop=stop, carry=carry)
         return x, (img.contiguous() if stop == len(self.block_resolutions) else img)
 
     def style_affines(self):
         """[(layer name, affine, w index)] of the modulated convolutions in pass order (ToRGB left
         out): which affine turns which w into a layer's styles (SeFa, StyleSpace)."""
-        found, w_idx = [], 0
-        for res in self.block_resolutions:
-            block = getattr(self, f"b{res}")
-            for index, name in enumerate(n for n in ("conv0", "conv1") if hasattr(block, n)):
-                found.append((f"b{res}.{name}", getattr(block, name).affine, w_idx + index))
-            w_idx += block.num_conv
-        return found
+        return [(f"b{res}.{name}", getattr(block, name).affine, w_idx + index)
+                for res, block, w_idx in self.block_layout()
+                for index, name in enumerate(n for n in ("conv0", "conv1") if hasattr(block, n))]
 
     def extra_repr(self):
         return (f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, "
@@ -579,60 +583,6 @@ def reduced_synthesis(synthesis, ws, resolution, noise_mode="const", noise_stren
     def run_block(res, block, x, img, cur_ws):
         if res <= resolution:
             return block(x, img, cur_ws, force_fp32=True, **noise)
-        return _reduced_block(block, x.to(torch.float32), img, cur_ws, **noise)
+        return reduced_stylegan2.reduced_block(block, x.to(torch.float32), img, cur_ws, **noise)
 
     return synthesis.run_blocks(ws, run_block, should_stop)[1]
-
-
-def _reduced_block(block, x, img, cur_ws, noise_mode, noise_strength, noise_generator):
-    """A block above the preview's resolution on its input's grid: conv0 (and the resnet skip)
-    without upsampling, the skip image added on the same grid."""
-    noise_args = (noise_mode, noise_strength, noise_generator)
-    if block.architecture == "resnet":
-        y = _reduced_skip(block.skip, x, gain=np.sqrt(0.5))
-        x = _reduced_layer(block.conv0, x, cur_ws[:, 0], *noise_args, flip_weight=False)
-        x = _reduced_layer(block.conv1, x, cur_ws[:, 1], *noise_args, gain=np.sqrt(0.5))
-        x = y.add_(x)
-    else:
-        x = _reduced_layer(block.conv0, x, cur_ws[:, 0], *noise_args, flip_weight=False)
-        x = _reduced_layer(block.conv1, x, cur_ws[:, 1], *noise_args)
-    if block.is_last or block.architecture == "skip":
-        y = block.torgb(x, cur_ws[:, 2]).to(torch.float32, memory_format=torch.contiguous_format)
-        img = y if img is None else img.add_(y)  # a skip image stays on this grid: no upsampling
-    return x, img
-
-
-def _reduced_noise(layer, x, noise_mode, noise_strength, noise_generator):
-    """The layer's noise drawn at its own resolution, then averaged down to x's grid."""
-    if not layer.use_noise or noise_mode == "none":
-        return None
-    multiplier = _noise_multiplier(noise_strength, layer.layer_name)
-    if multiplier == 0:
-        return None
-    if noise_mode == "const":
-        noise = layer.noise_const.reshape(1, 1, layer.resolution, layer.resolution)
-    elif noise_generator is not None:  # the same draw as the full pass makes
-        noise = torch.randn([x.shape[0], 1, layer.resolution, layer.resolution], generator=noise_generator,
-                            device=noise_generator.device).to(x.device)
-    else:
-        noise = torch.randn([x.shape[0], 1, layer.resolution, layer.resolution], device=x.device)
-    noise = torch.nn.functional.adaptive_avg_pool2d(noise, x.shape[-2:])
-    return noise * (layer.noise_strength * multiplier)
-
-
-def _reduced_layer(layer, x, w, noise_mode, noise_strength, noise_generator, gain=1, flip_weight=True):
-    """A SynthesisLayer without its upsampling, on x's grid. flip_weight=False for a conv0: its
-    transposed convolution applies the kernel flipped, which a plain convolution must copy."""
-    noise = _reduced_noise(layer, x, noise_mode, noise_strength, noise_generator)
-    styles = layer.affine(w)
-    x = ops.modulated_conv2d(x.contiguous(), layer.weight, styles, noise=noise, padding=layer.padding,
-                             flip_weight=flip_weight, fused_modconv=True)
-    clamp = layer.conv_clamp * gain if layer.conv_clamp is not None else None
-    return ops.bias_act(x, layer.bias, act=layer.activation, gain=layer.act_gain * gain, clamp=clamp)
-
-
-def _reduced_skip(skip, x, gain):
-    """The resnet skip's 1x1 convolution without its upsampling."""
-    x = torch.nn.functional.conv2d(x.contiguous(), skip.weight * skip.weight_gain)
-    clamp = skip.conv_clamp * gain if skip.conv_clamp is not None else None
-    return ops.bias_act(x, skip.bias, act=skip.activation, gain=skip.act_gain * gain, clamp=clamp)

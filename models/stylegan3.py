@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from models import filtered_lrelu as flrelu
-from models import fast_stylegan3
+from models import fast_stylegan3, reduced_stylegan3
 from models import ops, stylegan2
 from models.differentiable import needs_graph
 from models.errors import LoadError, RenderCancelled
@@ -169,14 +169,6 @@ def modulated_weight(weight, styles, demodulate, input_gain):
     return w
 
 
-def grouped_conv(x, w, padding):
-    """Convolve each sample with its own weights [N, O, I, k, k] (one grouped convolution)."""
-    batch, out_channels, in_channels, kh, kw = w.shape
-    y = F.conv2d(x.reshape(1, -1, *x.shape[2:]), w.reshape(-1, in_channels, kh, kw).to(x.dtype),
-                 padding=padding, groups=batch)
-    return y.reshape(batch, out_channels, *y.shape[2:])
-
-
 class SynthesisLayer(torch.nn.Module):
     """Modulated conv, then bias + filtered leaky ReLU (up, lrelu, clamp, down); the last one is ToRGB."""
 
@@ -236,16 +228,12 @@ class SynthesisLayer(torch.nn.Module):
         if update_emas:
             magnitude = x.detach().to(torch.float32).square().mean()
             self.magnitude_ema.copy_(magnitude.lerp(self.magnitude_ema, self.magnitude_ema_beta))
-        input_gain = self.magnitude_ema.rsqrt()
-
-        styles = self.affine(w)
-        if self.is_torgb:
-            styles = styles * (1 / np.sqrt(self.in_channels * (self.conv_kernel ** 2)))
+        styles = self.styles(w)
         # The stylegan3 repo runs fp16 layers in half only on CUDA.
         use_half = self.use_fp16 and not force_fp32 and x.device.type == "cuda"
         dtype = torch.float16 if use_half else torch.float32
         x = x.to(dtype)
-        weights = modulated_weight(self.weight, styles, demodulate=not self.is_torgb, input_gain=input_gain)
+        weights = self.modulated_weights(styles)
         gain = 1 if self.is_torgb else np.sqrt(2)
         slope = 1 if self.is_torgb else 0.2
         bias = self.bias.to(dtype)
@@ -254,9 +242,20 @@ class SynthesisLayer(torch.nn.Module):
         # The lean path is for CPUs. A GPU runs the plain path faster: an H100 renders T-1024 in 0.15 s
         # that way against 0.40 s through the lean path's many small tiles (R: 0.31 against 0.80 s).
         if self.reference or x.device.type != "cpu" or needs_graph(x, weights):
-            x = grouped_conv(x, weights, self.conv_kernel - 1)
+            x = ops.grouped_conv(x, weights, self.conv_kernel - 1)
             return flrelu.filtered_lrelu(x, b=bias, reference=True, **options)
         return fast_stylegan3.layer_forward(self, x, weights, bias, options, allocate)
+
+    def styles(self, w):
+        """The layer's styles for w [N, w_dim] (ToRGB's scaled by its weight gain)."""
+        styles = self.affine(w)
+        if self.is_torgb:
+            styles = styles * (1 / np.sqrt(self.in_channels * (self.conv_kernel ** 2)))
+        return styles
+
+    def modulated_weights(self, styles):
+        """Per-sample conv weights [N, O, I, k, k] for these styles, scaled by the input magnitude's EMA."""
+        return modulated_weight(self.weight, styles, demodulate=not self.is_torgb, input_gain=self.magnitude_ema.rsqrt())
 
     def extra_repr(self):
         return (f"w_dim={self.w_dim}, is_torgb={self.is_torgb}, is_critically_sampled={self.is_critically_sampled}, "
@@ -519,8 +518,6 @@ __all__ = ["Generator", "SynthesisNetwork", "SynthesisLayer", "SynthesisInput", 
 # ---------------------------------------------------------------------------
 # A reduced pass for previews: no alias-free filtering, optionally a capped sampling rate.
 
-# Gaussian sigma, in output samples per (out_rate / out_cutoff): 1.5 x sqrt(ln 2) / (2 pi), see _reduced_layer.
-REDUCED_BLUR = 1.5 * np.sqrt(np.log(2)) / (2 * np.pi)
 # Samples a reduced layer keeps beyond the image on each side. The real layers keep 10, which at the
 # first layers' 16 and 32 px rates makes their grids 2.6-5x the image's area.
 REDUCED_MARGIN = 6
@@ -546,7 +543,7 @@ def reduced_synthesis(synthesis, ws, resolution=None, should_stop=None, input_tr
     x = x.to(torch.float32)
     in_rate = float(synthesis.input.sampling_rate)
     if margin is not None:
-        x = _center_crop(x, int(np.ceil(in_rate)) + 2 * margin)
+        x = reduced_stylegan3.center_crop(x, int(np.ceil(in_rate)) + 2 * margin)
     for name, w in zip(synthesis.layer_names, ws[1:]):
         _reduced_check_stop(should_stop, name)
         layer = getattr(synthesis, name)
@@ -555,86 +552,13 @@ def reduced_synthesis(synthesis, ws, resolution=None, should_stop=None, input_tr
         out_size = int(round(float(layer.out_size[0]) * out_rate / float(layer.out_sampling_rate)))
         if margin is not None:
             out_size = min(out_size, int(np.ceil(out_rate)) + 2 * margin)
-        x = _reduced_layer(layer, x, w, in_rate, out_rate, out_size)
+        x = reduced_stylegan3.reduced_layer(layer, x, w, in_rate, out_rate, out_size)
         in_rate = out_rate
     if synthesis.output_scale != 1:
         x = x * synthesis.output_scale
     return x.contiguous()
 
 
-def _center_crop(x, size):
-    """The middle size x size samples of x (as many dropped on each side: the grid's centre stays)."""
-    crop = max(0, (x.shape[-1] - size) // 2)
-    return x[..., crop:x.shape[-2] - crop, crop:x.shape[-1] - crop] if crop else x
-
-
 def _reduced_check_stop(should_stop, where):
     if should_stop is not None and should_stop():
         raise RenderCancelled(f"reduced synthesis stopped before {where}")
-
-
-def _reduced_layer(layer, x, w, in_rate, out_rate, out_size):
-    """Modulated conv, bias + leaky ReLU (+ clamp) unfiltered, bilinear onto the output grid."""
-    styles = layer.affine(w)
-    if layer.is_torgb:
-        styles = styles * (1 / np.sqrt(layer.in_channels * (layer.conv_kernel ** 2)))
-    in_size = x.shape[-1]
-    if fast_stylegan3.fixed_weight_pays(layer, x):
-        x = fast_stylegan3.fixed_conv(layer, x, styles)
-    else:
-        weights = modulated_weight(layer.weight, styles, demodulate=not layer.is_torgb,
-                                   input_gain=layer.magnitude_ema.rsqrt())
-        x = grouped_conv(x, weights, layer.conv_kernel - 1)
-    x = x + layer.bias.reshape(1, -1, 1, 1)
-    if layer.is_torgb:
-        x = flrelu.lrelu_clamp_(x, gain=1, slope=1, clamp=layer.conv_clamp)
-    else:
-        x = flrelu.lrelu_clamp_(x, gain=np.sqrt(2), slope=0.2, clamp=layer.conv_clamp)
-    # Output sample j lies at (j + 0.5 - S_o/2) / r_o image units; input sample i of the layer at
-    # (i + 0.5 - S_i/2) / r_i, and the 'full' convolution's output m at input index m - (k-1)/2.
-    j = torch.arange(out_size, dtype=torch.float64)
-    position = (j + 0.5 - out_size / 2) / out_rate * in_rate + in_size / 2 - 0.5 + (layer.conv_kernel - 1) / 2
-    x = _resample_linear(_resample_linear(x, position, dim=2), position, dim=3)
-    if layer.is_torgb:
-        return x
-    # The real layer low-passes at out_cutoff; without it the unfiltered ReLU's harmonics pile up
-    # layer after layer (image std 1.5x too high). A Gaussian standing in for that filter keeps the
-    # picture: 1.5x the width whose -3 dB point is the cutoff measured best (PSNR 27-31 dB against
-    # the downscaled full frame, random StyleGAN3-T 64 and 256 px; 11-15 dB without it).
-    sigma = REDUCED_BLUR * out_rate / float(layer.out_cutoff)
-    return _gaussian_blur(x, sigma)
-
-
-def _resample_linear(x, position, dim):
-    """x [N, C, H, W] sampled at fractional indices `position` along `dim` (2 or 3; linear, clamped
-    to the edge samples)."""
-    length = x.shape[dim]
-    position = position.clamp(0, length - 1)
-    lower = position.floor().long().clamp(max=length - 1)
-    upper = (lower + 1).clamp(max=length - 1)
-    start = int(lower[0])
-    if torch.equal(position, torch.arange(start, start + position.numel(), dtype=position.dtype)):
-        return x.narrow(dim, start, position.numel())  # whole samples in a row (same rate in and out)
-    # Gathered in the [N, H, W, C] view: whole rows or whole pixels of a channels-last tensor
-    # (the reduced pass's layout), 3-4x faster than gathering in NCHW order, which also handed
-    # the next convolution a tensor to copy back to channels-last. Same values either way.
-    pixels = x.permute(0, 2, 3, 1)
-    axis = dim - 1  # H and W are axes 1 and 2 there
-    shape = [1] * x.ndim
-    shape[axis] = -1
-    frac = (position - lower).to(x.dtype).reshape(shape)
-    low = pixels.index_select(axis, lower)
-    return low.add_((pixels.index_select(axis, upper) - low).mul_(frac)).permute(0, 3, 1, 2)
-
-
-def _gaussian_blur(x, sigma):
-    """Separable Gaussian blur of sigma samples, edges replicated."""
-    radius = max(1, int(np.ceil(3 * sigma)))
-    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-taps.square() / (2 * sigma * sigma))
-    kernel = (kernel / kernel.sum()).to(x.dtype)
-    channels = x.shape[1]
-    x = F.conv2d(F.pad(x, [radius, radius, 0, 0], mode="replicate"),
-                 kernel.reshape(1, 1, 1, -1).expand(channels, 1, 1, -1).contiguous(), groups=channels)
-    return F.conv2d(F.pad(x, [0, 0, radius, radius], mode="replicate"),
-                    kernel.reshape(1, 1, -1, 1).expand(channels, 1, -1, 1).contiguous(), groups=channels)
