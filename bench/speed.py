@@ -309,7 +309,6 @@ def sg3_previews_and_cache(G, ws, result):
     import torch
 
     from models import stylegan3
-    from models.block_cache import BlockCache
     from models.family import reduced_resolution
 
     size = reduced_resolution(G, 64)
@@ -317,7 +316,7 @@ def sg3_previews_and_cache(G, ws, result):
     result["preview_s"] = {f"reduced {size}px": best_of(lambda: stylegan3.reduced_synthesis(G.synthesis, ws, size), 2)}
 
     other = G.mapping(torch.randn([1, G.z_dim]), None, truncation_psi=0.7)
-    cache = BlockCache()
+    cache = G.synthesis.new_cache()
     G.synthesis(ws, noise_mode="const", block_cache=cache)
     result["cache_mb"] = round(cache.nbytes() / 2 ** 20)
     layers = len(G.synthesis.layer_names)
@@ -395,7 +394,7 @@ def print_tables(results):
             continue
         print()
         kept = ("with a kept pre-noise output" if "rerender_later_s" in r
-                else "of layer inputs (LayerCheckpoints), the output included")
+                else "of layer inputs (StageCache), the output included")
         print(f"Block cache, {r['config']} (full frame {r['fast_s']:.2f} s; unchanged {r['unchanged_s']:.3f} s; "
               f"cache {r['cache_mb']} MB, {r.get('cache_mb_max', r['cache_mb'])} MB {kept}; "
               f"re-render == uncached render: {r['rerender_exact']})")

@@ -1,4 +1,4 @@
-"""BlockCache: re-render a synthesis pass from the first block (layer) whose inputs changed.
+"""BlockCache: a StyleGAN2 pass re-renders from the first block (layer) whose inputs changed.
 
 A block's output is decided by its own inputs (its ws rows, the noise settings of its layers) and
 by every earlier block's. The cache keeps, per block, what went in and what came out; a pass
@@ -11,11 +11,9 @@ The layer a pass starts recomputing at also leaves its convolution output before
 (one layer's worth, the fast path only): a noise-strength change there, the next step of the same
 drag, then skips that layer's convolution and redoes only its noise, lrelu and clamp.
 
-StyleGAN3 (layers) and StyleGAN v1 (blocks) have no image built up beside the features, so one
-stage's output is all the next one needs: LayerCheckpoints keeps the inputs of a few stages within
-a memory budget, and a pass starts at the last one whose upstream is unchanged.
+StyleGAN3 and StyleGAN v1 keep stage inputs instead: models/stage_cache.py.
 
-Usage (the caller owns one cache per loaded network):
+Usage (the caller owns one cache per loaded network; G.synthesis.new_cache() makes the right kind):
     cache = BlockCache()
     img = G.synthesis(ws, noise_mode="const", block_cache=cache)   # same pixels as without it
 """
@@ -24,15 +22,9 @@ import contextlib
 
 import torch
 
-from models import fast_stylegan2, ops
-from models.errors import RenderCancelled
+from models import fast_stylegan2
+from models.cache_keys import cacheable, generator_state, holds, same
 from models.style_space import style_offset_of
-
-# StyleGAN3 layer inputs (v1 block inputs) kept by default, in bytes: about what the StyleGAN2 cache
-# takes at 1024 px. Everything fits for 256 px StyleGAN3 networks and for every v1 one; at 1024 px
-# StyleGAN3 keeps the input of the second-to-last layer, so a change of the last layers' w
-# re-renders in ~6-8% of a frame.
-CHECKPOINT_BUDGET = 512 << 20
 
 
 def _noise_signature(layer, noise_mode, noise_strength):
@@ -73,30 +65,17 @@ class _PreNoise:
 
     def fits(self, res, layer_index, w, source):
         return (self.res == res and self.layer_index == layer_index and self.source is source
-                and _same(self.w, w))
-
-
-def _same(a, b):
-    """Exact equality of nested tuples holding tensors and plain values."""
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
-                and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b))
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b
+                and same(self.w, w))
 
 
 class BlockCache:
     """Per-block outputs of the last synthesis passes of one network (batch 1)."""
 
-    def __init__(self, keep_layer_outputs=True, checkpoint_budget=CHECKPOINT_BUDGET):
+    def __init__(self, keep_layer_outputs=True):
         """keep_layer_outputs: also keep each block's conv0 output (about doubles the memory, 1024 px:
         ~270 -> ~540 MB) so that a change starting at a conv1 layer reruns that layer, not the block,
-        and the pre-noise output of the layer the last pass started at (up to 134 MB more).
-        checkpoint_budget: bytes of StyleGAN3 layer inputs (v1 block inputs) to keep (LayerCheckpoints)."""
+        and the pre-noise output of the layer the last pass started at (up to 134 MB more)."""
         self.keep_layer_outputs = keep_layer_outputs
-        self.checkpoint_budget = checkpoint_budget
-        self.checkpoints = None  # LayerCheckpoints of a StyleGAN3 or v1 network
         self.entries = {}  # block resolution -> _Entry
         self.pre_noise = None  # _PreNoise of the layer the last pass started recomputing at
         self.blocks_run = 0  # blocks recomputed in the last pass (for tests and benchmarks)
@@ -122,95 +101,87 @@ class BlockCache:
         """Forget everything (the caller changed weights, say)."""
         self.entries.clear()
         self.pre_noise = None
-        self.checkpoints = None
-
-    def layer_checkpoints(self, synthesis):
-        """The LayerCheckpoints for this StyleGAN3 or v1 synthesis network (new when the network is)."""
-        if self.checkpoints is None or self.checkpoints.network is not synthesis:
-            self.clear()
-            self.checkpoints = LayerCheckpoints(synthesis, self.checkpoint_budget)
-        self.checkpoints.must_run = self.must_run
-        return self.checkpoints
 
     def reused(self):
-        """How many blocks (StyleGAN2, v1) or layers (StyleGAN3) the last pass took from the cache."""
-        if self.checkpoints is not None:
-            return self.checkpoints.start
+        """How many blocks the last pass took from the cache."""
         return max(self.blocks_seen - self.blocks_run, 0)
 
     def applies(self, ws, noise_mode, noise_generator):
         """Batch 1 only, and random noise only when it comes from a generator (reproducible)."""
-        return ws.shape[0] == 1 and not torch.is_grad_enabled() and (
-            noise_mode != "random" or noise_generator is not None)
+        return cacheable(ws, noise_mode, noise_generator)
 
-    def run(self, synthesis, block_ws, should_stop=None, force_fp32=True, fused_modconv=None, noise_mode="const",
-            noise_strength=1.0, noise_generator=None):
-        """The synthesis pass with reuse: the same image as synthesis(ws) without a cache."""
+    def block_runner(self, synthesis, force_fp32=True, fused_modconv=None, noise_mode="const",
+                     noise_strength=1.0, noise_generator=None):
+        """For one pass of synthesis.run_blocks: run_block(res, block, x, img, its ws) -> (x, img),
+        reusing what is kept up to the first block whose inputs changed and keeping what it computes
+        from there. The pass gives the same image as without a cache."""
         if self._network is not synthesis:
             self.clear()
             self._network = synthesis
         settings = _settings(force_fp32, fused_modconv, noise_mode, noise_generator)
         layer_kwargs = dict(noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
         self.blocks_run = self.images_run = self.layers_run = self.convs_skipped = self.blocks_seen = 0
-        x = img = None
-        reusing = True
-        for res, cur_ws in zip(synthesis.block_resolutions, block_ws):
-            if should_stop is not None and should_stop():
-                raise RenderCancelled("synthesis cancelled")
-            self.blocks_seen += 1
-            block = getattr(synthesis, f"b{res}")
-            forced = _holds(block, self.must_run)  # a capture's block: its layers run
-            layers = _conv_layers(block)
-            conv_inputs, torgb_w = _block_inputs(block, cur_ws, settings, noise_mode, noise_strength)
-            entry = self.entries.get(res) if reusing else None
-            fast = block.runs_fast(cur_ws, force_fp32)
-            fused = block._fused_modconv(fused_modconv, torch.float32, 1)
-            x_mid = None
+        self._reusing = True  # until the first block whose inputs changed
 
-            if entry is not None and _same(entry.conv_inputs, conv_inputs) and _same(entry.torgb_w, torgb_w):
-                if forced:  # run for its hooks; the outputs equal the kept ones
-                    self.blocks_run += 1
-                    block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv, **layer_kwargs)
-                else:
-                    _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator)
-                x, img = entry.x, entry.img  # nothing that decides this block changed
-                continue
-            if reusing:
-                self._drop_from(res)  # later entries were computed from what is about to change
-                reusing = False
+        def run_block(res, block, x, img, cur_ws):
+            return self._block(res, block, x, img, cur_ws, settings, force_fp32, fused_modconv, layer_kwargs)
+        return run_block
 
-            if forced:
-                entry = None  # the shortcuts below skip some of the block's layers: run it whole
-            if entry is not None and _same(entry.conv_inputs, conv_inputs):
-                # Only the ToRGB w changed: x stands, the image is recomputed from the previous one.
-                _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator)
-                x, x_mid = entry.x, entry.x_mid
-                img = block.image_step(x, img, torgb_w, fused_modconv=fused, fast=fast)
-                self.images_run += 1
-            elif (entry is not None and entry.x_mid is not None and len(layers) == 2
-                  and _same(entry.conv_inputs[0], conv_inputs[0]) and _same(entry.conv_inputs[2], conv_inputs[2])):
-                # conv0 unchanged (a mixing range or a noise strength that starts at conv1): rerun from conv1.
-                _skip_noise_draws(layers[:1], cur_ws, noise_mode, noise_strength, noise_generator)
-                x_mid = entry.x_mid
-                x = self._starting_layer(res, 1, block.conv1, x_mid, cur_ws[:, 1], fused, layer_kwargs)
-                img = block.image_step(x, img, torgb_w, fused_modconv=fused, fast=fast)
-                self.layers_run += 1
-            elif (entry is not None and len(layers) == 2 and block.architecture != "resnet"
-                  and _same(entry.conv_inputs[2], conv_inputs[2])):
-                # The block's input stands and conv0 changed: conv0 is the layer this pass starts at.
+    def _block(self, res, block, x, img, cur_ws, settings, force_fp32, fused_modconv, layer_kwargs):
+        """One block of a cached pass: its kept outputs, or as little of it recomputed as its changed inputs need."""
+        noise_mode, noise_strength = layer_kwargs["noise_mode"], layer_kwargs["noise_strength"]
+        noise_generator = layer_kwargs["noise_generator"]
+        self.blocks_seen += 1
+        forced = holds(block, self.must_run)  # a capture's block: its layers run
+        layers = _conv_layers(block)
+        conv_inputs, torgb_w = _block_inputs(block, cur_ws, settings, noise_mode, noise_strength)
+        entry = self.entries.get(res) if self._reusing else None
+        fast = block.runs_fast(cur_ws, force_fp32)
+        fused = block._fused_modconv(fused_modconv, torch.float32, 1)
+        x_mid = None
+
+        if entry is not None and same(entry.conv_inputs, conv_inputs) and same(entry.torgb_w, torgb_w):
+            if forced:  # run for its hooks; the outputs equal the kept ones
                 self.blocks_run += 1
-                x_mid = self._starting_layer(res, 0, block.conv0, block.layer_input(x, cur_ws, force_fp32),
-                                             cur_ws[:, 0], fused, layer_kwargs, source=x)
-                x = block.conv1(x_mid, cur_ws[:, 1], fused_modconv=fused, **layer_kwargs)
-                img = block.image_step(x, img, torgb_w, fused_modconv=fused, fast=fast)
-                x_mid = x_mid if self.keep_layer_outputs else None
+                block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv, **layer_kwargs)
             else:
-                self.blocks_run += 1  # counted first: a capture may stop inside the block
-                x_mid, x, img = self._run_block(block, x, img, cur_ws, force_fp32, fused_modconv, layer_kwargs)
-            self.entries[res] = _Entry(_detached(conv_inputs), None if torgb_w is None else torgb_w.clone(), x, img,
-                                       x_mid)
-        # The caller may write into the image it gets; the kept one must stay as it was.
-        return img.clone(memory_format=torch.contiguous_format)
+                _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator)
+            return entry.x, entry.img  # nothing that decides this block changed
+        if self._reusing:
+            self._drop_from(res)  # later entries were computed from what is about to change
+            self._reusing = False
+
+        if forced:
+            entry = None  # the shortcuts below skip some of the block's layers: run it whole
+        if entry is not None and same(entry.conv_inputs, conv_inputs):
+            # Only the ToRGB w changed: x stands, the image is recomputed from the previous one.
+            _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generator)
+            x, x_mid = entry.x, entry.x_mid
+            img = block.image_step(x, img, torgb_w, fused_modconv=fused, fast=fast)
+            self.images_run += 1
+        elif (entry is not None and entry.x_mid is not None and len(layers) == 2
+              and same(entry.conv_inputs[0], conv_inputs[0]) and same(entry.conv_inputs[2], conv_inputs[2])):
+            # conv0 unchanged (a mixing range or a noise strength that starts at conv1): rerun from conv1.
+            _skip_noise_draws(layers[:1], cur_ws, noise_mode, noise_strength, noise_generator)
+            x_mid = entry.x_mid
+            x = self._starting_layer(res, 1, block.conv1, x_mid, cur_ws[:, 1], fused, layer_kwargs)
+            img = block.image_step(x, img, torgb_w, fused_modconv=fused, fast=fast)
+            self.layers_run += 1
+        elif (entry is not None and len(layers) == 2 and block.architecture != "resnet"
+              and same(entry.conv_inputs[2], conv_inputs[2])):
+            # The block's input stands and conv0 changed: conv0 is the layer this pass starts at.
+            self.blocks_run += 1
+            x_mid = self._starting_layer(res, 0, block.conv0, block.layer_input(x, cur_ws, force_fp32),
+                                         cur_ws[:, 0], fused, layer_kwargs, source=x)
+            x = block.conv1(x_mid, cur_ws[:, 1], fused_modconv=fused, **layer_kwargs)
+            img = block.image_step(x, img, torgb_w, fused_modconv=fused, fast=fast)
+            x_mid = x_mid if self.keep_layer_outputs else None
+        else:
+            self.blocks_run += 1  # counted first: a capture may stop inside the block
+            x_mid, x, img = self._run_block(block, x, img, cur_ws, force_fp32, fused_modconv, layer_kwargs)
+        self.entries[res] = _Entry(_detached(conv_inputs), None if torgb_w is None else torgb_w.clone(), x, img,
+                                   x_mid)
+        return x, img
 
     def rerun_from(self, synthesis, ws, noise_mode="const", noise_strength=1.0, force_fp32=True,
                    fused_modconv=None, noise_generator=None):
@@ -220,10 +191,10 @@ class BlockCache:
         if self._network is not synthesis or not self.applies(ws, noise_mode, noise_generator):
             return synthesis.block_resolutions[0]
         settings = _settings(force_fp32, fused_modconv, noise_mode, noise_generator)
-        for res, block, cur_ws in _blocks_with_ws(synthesis, ws):
+        for res, block, cur_ws in synthesis.blocks(ws):
             conv_inputs, torgb_w = _block_inputs(block, cur_ws, settings, noise_mode, noise_strength)
             entry = self.entries.get(res)
-            if entry is None or not (_same(entry.conv_inputs, conv_inputs) and _same(entry.torgb_w, torgb_w)):
+            if entry is None or not (same(entry.conv_inputs, conv_inputs) and same(entry.torgb_w, torgb_w)):
                 return res
         return None
 
@@ -244,7 +215,7 @@ class BlockCache:
                                    noise_generator=noise_generator) is not None):
             return False
         previous = None
-        for res, block, cur_ws in _blocks_with_ws(synthesis, ws):
+        for res, block, cur_ws in synthesis.blocks(ws):
             layers = _conv_layers(block)
             if layer in layers:
                 break
@@ -276,14 +247,11 @@ class BlockCache:
     def kept_output(self, synthesis, ws, module, **settings):
         """What `module` output in the last pass, where the cache holds it and nothing that decides
         it changed since; else None. A layer view of the image on screen then needs no pass.
-        StyleGAN2: a block's features, its conv0's output and, outside resnet blocks, its conv1's
-        (the block's features). StyleGAN3 and v1: a layer's (block's) output where it is the kept
-        input of the next. settings: as rerun_from (StyleGAN2) or stage_keys take them."""
-        if self.checkpoints is not None:
-            return self._kept_stage_output(synthesis, ws, module, settings)
+        A block's features, its conv0's output and, outside resnet blocks, its conv1's (the
+        block's features). settings: as rerun_from takes them."""
         if self._network is not synthesis:
             return None
-        res = next((r for r in synthesis.block_resolutions if _holds(getattr(synthesis, f"b{r}"), module)), None)
+        res = next((r for r in synthesis.block_resolutions if holds(getattr(synthesis, f"b{r}"), module)), None)
         entry = self.entries.get(res)
         if entry is None:
             return None
@@ -296,29 +264,6 @@ class BlockCache:
         if module is getattr(block, "conv0", None):
             return entry.x_mid
         return None
-
-    def _kept_stage_output(self, synthesis, ws, module, settings):
-        kept = self.checkpoints
-        if kept.network is not synthesis or kept.keys is None:
-            return None
-        stage = kept.stage_of(module)
-        if module is not synthesis.checkpoint_stages()[stage] or (stage + 1) not in kept.inputs:
-            return None
-        if not self.applies(ws, settings.get("noise_mode", "const"), settings.get("noise_generator")):
-            return None
-        if kept.first_changed(synthesis.stage_keys(ws, **settings)) <= stage:
-            return None
-        return kept.inputs[stage + 1]
-
-    def rerun_fraction(self, synthesis, ws, noise_mode="const", noise_generator=None, **settings):
-        """StyleGAN3 and v1: the estimated share of a whole pass that a pass with these ws and
-        settings (as synthesis takes them) would run: 0 when everything comes from the cache, 1
-        with nothing kept for this network."""
-        kept = self.checkpoints
-        if kept is None or kept.network is not synthesis or not self.applies(ws, noise_mode, noise_generator):
-            return 1.0
-        keys = synthesis.stage_keys(ws, noise_mode=noise_mode, noise_generator=noise_generator, **settings)
-        return kept.share_from(kept.plan_start(keys))
 
     def _starting_layer(self, res, layer_index, layer, x, w, fused, layer_kwargs, source=None):
         """The first layer a pass recomputes: from the kept pre-noise output when only its noise
@@ -364,9 +309,8 @@ class BlockCache:
         have held so far: the dragged layer's kept pre-noise output, the new output written from
         it and, for a drag that starts at conv0, its transposed convolution's output before the
         filter, each the size of the largest kept block output (measured at 1024 px: 2 of them
-        left a drag's second step faulting 116 MB). 0 for StyleGAN3 and v1, whose kept inputs
-        live in buffers of their own."""
-        if self.checkpoints is not None or not self.keep_layer_outputs:
+        left a drag's second step faulting 116 MB)."""
+        if not self.keep_layer_outputs:
             return 0
         sizes = [entry.x.numel() * entry.x.element_size() for entry in self.entries.values() if entry.x is not None]
         return 3 * max(sizes, default=0)
@@ -375,19 +319,13 @@ class BlockCache:
         """Memory the kept outputs take."""
         tensors = [t for entry in self.entries.values() for t in (entry.x, entry.img, entry.x_mid)]
         tensors += [self.pre_noise.y] if self.pre_noise is not None else []
-        kept = self.checkpoints.nbytes() if self.checkpoints is not None else 0
-        return kept + sum(t.numel() * t.element_size() for t in tensors if t is not None)
-
-
-def _holds(module, inner):
-    """Whether `inner` is `module` or one of its submodules."""
-    return inner is not None and any(m is inner for m in module.modules())
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
 def _settings(force_fp32, fused_modconv, noise_mode, noise_generator):
     """What decides every block alike."""
     return (noise_mode, bool(force_fp32), fused_modconv,
-            ops.generator_state(noise_generator) if noise_mode == "random" else None)
+            generator_state(noise_generator) if noise_mode == "random" else None)
 
 
 def _block_inputs(block, cur_ws, settings, noise_mode, noise_strength):
@@ -401,15 +339,6 @@ def _block_inputs(block, cur_ws, settings, noise_mode, noise_strength):
     return conv_inputs, torgb_w
 
 
-def _blocks_with_ws(synthesis, ws):
-    """(resolution, block, its ws rows [1, n, w_dim] in float32) for each block, in order."""
-    w_idx = 0
-    for res in synthesis.block_resolutions:
-        block = getattr(synthesis, f"b{res}")
-        yield res, block, ws.to(torch.float32).narrow(1, w_idx, block.num_conv + block.num_torgb)
-        w_idx += block.num_conv
-
-
 def _detached(conv_inputs):
     """A private copy of the ws rows (the caller may reuse its tensor)."""
     return tuple((w.clone(), noise, offset) for w, noise, offset in conv_inputs[:-1]) + conv_inputs[-1:]
@@ -421,148 +350,3 @@ def _skip_noise_draws(layers, cur_ws, noise_mode, noise_strength, noise_generato
         return
     for layer in layers:
         layer._noise(cur_ws, noise_mode, noise_strength, noise_generator)
-
-
-# ---------------------------------------------------------------------------
-# StyleGAN3 and StyleGAN v1: one stage after another (StyleGAN3's layers at full channel count,
-# v1's blocks without a skip image), so no block stands alone; instead the inputs of a few stages,
-# chosen to fit a memory budget, and the final output.
-
-
-def choose_checkpoints(costs, sizes, budget):
-    """The stages (indices 1..n-1) whose inputs to keep: greedily the one that cuts the expected
-    re-render most per byte, until none fits `budget` bytes. A change is taken to be equally likely
-    at any stage; a pass then starts at the nearest kept input at or before it."""
-    n = len(costs)
-    tail = [sum(costs[i:]) for i in range(n + 1)]  # cost of running stages i.. to the end
-
-    def expected(kept):
-        return sum(tail[max([j for j in kept if j <= changed], default=0)] for changed in range(n))
-
-    kept, left = set(), budget
-    while True:
-        now = expected(kept)
-        gains = [((now - expected(kept | {j})) / max(sizes[j], 1), j) for j in range(1, n)
-                 if j not in kept and sizes[j] <= left]
-        if not gains or max(gains)[0] <= 0:
-            return sorted(kept)
-        _, best = max(gains)
-        kept.add(best)
-        left -= sizes[best]
-
-
-class LayerCheckpoints:
-    """The kept stage inputs of one synthesis network and the keys that decided them.
-
-    Stage keys: [what decides the first stage's input and the whole pass (settings, StyleGAN3's
-    input w and transform), then each stage's own inputs (its w rows, noise settings)]. The input
-    of stage j is decided by the first key and the keys of stages 0..j-1. The network's
-    checkpoint_plan() gives each stage's estimated cost and input size. StyleGAN3's kept inputs
-    live in buffers owned here, reused from pass to pass (the layer before writes straight into
-    them: no copy); the final output is kept as it came.
-    """
-
-    def __init__(self, synthesis, budget):
-        self.network = synthesis
-        costs, sizes = synthesis.checkpoint_plan()
-        self.count = len(costs)
-        self.kept_stages = choose_checkpoints(costs, sizes, budget)
-        self._tail_costs = [sum(costs[i:]) for i in range(len(costs) + 1)]
-        self.keys = None  # the stage keys of the last pass
-        self.inputs = {}  # stage index -> its input, computed with self.keys
-        self.output = None  # the final output, when the last pass got there
-        self._buffers = {}  # stage index -> flat float32 memory for its input (StyleGAN3)
-        self.stages_run = 0  # stages the last pass ran
-        self.start = 0  # the stage the last pass started at (self.count: none ran)
-        self.must_run = None  # BlockCache.capturing's module: the pass starts at or before its stage
-
-    def plan_start(self, keys, until=None):
-        """The stage a pass with these keys would start at: the last kept input at or before the
-        first changed key (and at or before stage `until`, when given), or 0 (the first stage's
-        input is not kept), or the number of stages when nothing changed and the output is kept."""
-        return self._start(self.first_changed(keys), until)
-
-    def _start(self, changed, until):
-        """plan_start, given the first changed stage."""
-        if changed == self.count and self.output is not None and until is None:
-            return self.count
-        limit = changed if until is None else min(changed, until)
-        return max([j for j in self.inputs if j <= limit], default=0)
-
-    def resume(self, keys):
-        """(the stage this pass starts at, that stage's input: None for stage 0, the kept output when
-        nothing changed). Forgets whatever the changes make stale and takes `keys` as the current
-        ones. With must_run set (BlockCache.capturing) the pass starts at or before its stage."""
-        until = None if self.must_run is None else self.stage_of(self.must_run)
-        changed = self.first_changed(keys)
-        start = self._start(changed, until)
-        self.start = start
-        if start == self.count:
-            return start, self.output
-        # Inputs up to the first change stand (a pass from an earlier stage rewrites them unchanged).
-        self.inputs = {j: x for j, x in self.inputs.items() if j <= changed}
-        if changed < self.count:
-            self.output = None
-        self.keys = [_detached_key(key) for key in keys]
-        return start, self.inputs.get(start)
-
-    def stage_of(self, module):
-        """The stage whose module is or holds `module`; 0 for one that runs before every stage
-        (StyleGAN3's input layer)."""
-        for index, stage in enumerate(self.network.checkpoint_stages()):
-            if _holds(stage, module):
-                return index
-        return 0
-
-    def first_changed(self, keys):
-        """The first stage whose key differs from the last pass's (0 when the first key does: the
-        whole pass changed), or the number of stages when none does."""
-        if self.keys is None or not _same(self.keys[0], keys[0]):
-            return 0
-        return next((j for j in range(self.count) if not _same(self.keys[j + 1], keys[j + 1])), self.count)
-
-    def share_from(self, index):
-        """The estimated share of a whole pass that running layers index.. takes."""
-        return self._tail_costs[index] / max(self._tail_costs[0], 1)
-
-    def allocator(self, index):
-        """For the StyleGAN3 layer before `index` when `index`'s input is kept: callable(shape) -> a
-        channels-last float32 tensor in memory owned here (the layer's lean path writes its output there)."""
-        if index not in self.kept_stages:
-            return None
-
-        def allocate(shape):
-            n, c, h, w = shape
-            buffer = self._buffers.get(index)
-            if buffer is None or buffer.numel() < n * c * h * w:
-                self._buffers[index] = None  # freed before the new one is made
-                buffer = self._buffers[index] = torch.empty(n * c * h * w, dtype=torch.float32)
-            return buffer[:n * c * h * w].view(n, h, w, c).permute(0, 3, 1, 2)
-
-        return allocate
-
-    def computed(self, index, x):
-        """Stage `index`'s input (or, for index == the number of stages, the output) is now x."""
-        if index == self.count:
-            self.output = x
-        elif index in self.kept_stages:
-            self.inputs[index] = x
-
-    def nbytes(self):
-        """Memory the kept inputs, their buffers and the output take."""
-        tensors = list(self._buffers.values()) + list(self.inputs.values()) + [self.output]
-        seen, total = set(), 0
-        for t in tensors:
-            if t is not None and t.untyped_storage().data_ptr() not in seen:
-                seen.add(t.untyped_storage().data_ptr())
-                total += t.untyped_storage().nbytes()
-        return total
-
-
-def _detached_key(key):
-    """A private copy of a stage key (the caller may reuse its tensors)."""
-    if isinstance(key, torch.Tensor):
-        return key.detach().clone()
-    if isinstance(key, tuple):
-        return tuple(_detached_key(k) for k in key)
-    return key

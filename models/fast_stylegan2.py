@@ -28,7 +28,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from models import cpu_kernels, ops, winograd
+from models import cpu_kernels, ops, upfirdn2d, winograd
 from models.differentiable import needs_graph
 
 
@@ -303,7 +303,7 @@ def upsample_image(img, f):
         f = torch.outer(f, f)
     fh, fw = f.shape
     if fw % 2 or fh % 2:
-        return ops.upsample2d(img, f)
+        return upfirdn2d.upsample2d(img, f)
     channels = img.shape[1]
     # upfirdn2d pads f/2 before and f/2 - 1 after the zero-stuffed image and convolves; a transposed
     # conv with the filter x4 (for the zeros) and padding f/2 - 1 is the same sum. A dense

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from models import rosinality, state_dicts, stylegan2, tf_discriminator, tf_stylegan2
+from models import rosinality, state_dicts, stylegan2, tf_discriminator, tf_stylegan1, tf_stylegan2
 from models.atomic_write import WriteError, atomic_output, os_error_from_text
 from models.errors import LoadError, UnsafeFileError, clean_line
 from models.limits import allocation_budget, load_json, stored_size
@@ -119,7 +119,7 @@ def _from_network(net):
                 raise LoadError(f"unsupported TF synthesis network ({found})")
             return tf_stylegan2.from_tf(net), "tf-stylegan2"
         if net.build_func_name == "G_style":
-            return _family_module("stylegan").from_tf(net), "tf-stylegan"
+            return tf_stylegan1.from_tf(net), "tf-stylegan"
         raise LoadError(f"unsupported TF network {net.build_func_name!r}")
 
     raise LoadError(f"not a network (found {type(net).__name__})")

@@ -1,4 +1,4 @@
-"""Shared generator math in plain PyTorch: FIR resampling, bias+activation, modulated conv, FC layers."""
+"""Shared generator math in plain PyTorch: bias+activation, convolution with FIR resampling (upfirdn2d.py), modulated conv, FC layers."""
 
 import copy
 import math
@@ -7,6 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models import upfirdn2d
 from models.differentiable import needs_graph
 
 
@@ -107,120 +108,6 @@ def normalize_2nd_moment(x, dim=1, eps=1e-8):
 
 
 # ----------------------------------------------------------------------------
-# FIR filters and upfirdn2d.
-
-
-def setup_filter(f, device=None, normalize=True, flip_filter=False, gain=1, separable=None):
-    """Turn a list of taps into a float32 filter: 1-D taps become their outer product unless separable."""
-    if f is None:
-        f = 1
-    f = torch.as_tensor(f, dtype=torch.float32)
-    assert f.ndim in (0, 1, 2) and f.numel() > 0
-    if f.ndim == 0:
-        f = f[None]
-    if separable is None:
-        # Long 1-D filters stay separable (two 1-D passes); short ones become one 2-D kernel.
-        separable = f.ndim == 1 and f.numel() >= 8
-    if f.ndim == 1 and not separable:
-        f = torch.outer(f, f)
-    assert f.ndim == (1 if separable else 2)
-    if normalize:
-        f = f / f.sum()
-    if flip_filter:
-        f = f.flip(list(range(f.ndim)))
-    f = f * (gain ** (f.ndim / 2))
-    return f.to(device=device) if device is not None else f
-
-
-def filter_size(f):
-    """(width, height) of a filter prepared by setup_filter (None = 1x1)."""
-    if f is None:
-        return 1, 1
-    if f.ndim == 1:
-        return f.shape[0], f.shape[0]
-    return f.shape[-1], f.shape[-2]
-
-
-def _pair(value):
-    """An int or a pair -> (x, y)."""
-    if isinstance(value, int):
-        return value, value
-    x, y = value
-    return x, y
-
-
-def _padding4(padding):
-    """An int, [px, py] or [px0, px1, py0, py1] -> [px0, px1, py0, py1]."""
-    if isinstance(padding, int):
-        return [padding] * 4
-    if len(padding) == 2:
-        px, py = padding
-        return [px, px, py, py]
-    return list(padding)
-
-
-def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
-    """Zero-stuff upsample by `up`, pad [px0, px1, py0, py1] (negative crops), FIR-filter with f, keep every `down`-th pixel."""
-    if f is None:
-        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
-    batch_size, num_channels, in_height, in_width = x.shape
-    upx, upy = _pair(up)
-    downx, downy = _pair(down)
-    padx0, padx1, pady0, pady1 = _padding4(padding)
-
-    # Upsample by inserting zeros after each pixel.
-    if upx > 1 or upy > 1:
-        x = x.reshape([batch_size, num_channels, in_height, 1, in_width, 1])
-        x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
-        x = x.reshape([batch_size, num_channels, in_height * upy, in_width * upx])
-
-    # Pad, then crop where the padding is negative.
-    x = F.pad(x, [max(padx0, 0), max(padx1, 0), max(pady0, 0), max(pady1, 0)])
-    x = x[:, :, max(-pady0, 0): x.shape[2] - max(-pady1, 0), max(-padx0, 0): x.shape[3] - max(-padx1, 0)]
-
-    # conv2d correlates; flipping the filter makes it a true convolution.
-    f = (f * (gain ** (f.ndim / 2))).to(device=x.device, dtype=x.dtype)
-    if not flip_filter:
-        f = f.flip(list(range(f.ndim)))
-    f = f[None, None].repeat([num_channels, 1] + [1] * f.ndim)
-    if f.ndim == 4:
-        x = F.conv2d(x, f, groups=num_channels)
-    else:
-        x = F.conv2d(x, f.unsqueeze(2), groups=num_channels)
-        x = F.conv2d(x, f.unsqueeze(3), groups=num_channels)
-
-    return x[:, :, ::downy, ::downx]
-
-
-def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1):
-    """Upsample by `up` with FIR filter f, keeping the image centred and its brightness."""
-    upx, upy = _pair(up)
-    padx0, padx1, pady0, pady1 = _padding4(padding)
-    fw, fh = filter_size(f)
-    p = [
-        padx0 + (fw + upx - 1) // 2,
-        padx1 + (fw - upx) // 2,
-        pady0 + (fh + upy - 1) // 2,
-        pady1 + (fh - upy) // 2,
-    ]
-    return upfirdn2d(x, f, up=up, padding=p, flip_filter=flip_filter, gain=gain * upx * upy)
-
-
-def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1):
-    """Downsample by `down` after low-pass FIR filter f, keeping the image centred."""
-    downx, downy = _pair(down)
-    padx0, padx1, pady0, pady1 = _padding4(padding)
-    fw, fh = filter_size(f)
-    p = [
-        padx0 + (fw - downx + 1) // 2,
-        padx1 + (fw - downx) // 2,
-        pady0 + (fh - downy + 1) // 2,
-        pady1 + (fh - downy) // 2,
-    ]
-    return upfirdn2d(x, f, down=down, padding=p, flip_filter=flip_filter, gain=gain)
-
-
-# ----------------------------------------------------------------------------
 # Convolution with resampling.
 
 
@@ -237,8 +124,8 @@ def _conv2d(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=Tr
 def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
     """2-D convolution with optional FIR upsampling (before) and downsampling (after), done the cheap way."""
     out_channels, in_channels_per_group, kh, kw = w.shape
-    fw, fh = filter_size(f)
-    px0, px1, py0, py1 = _padding4(padding)
+    fw, fh = upfirdn2d.filter_size(f)
+    px0, px1, py0, py1 = upfirdn2d.padding4(padding)
 
     # Extra padding that keeps the resampled image centred.
     if up > 1:
@@ -254,15 +141,15 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
 
     # 1x1 kernel: resample on the side with fewer channels.
     if kw == 1 and kh == 1 and down > 1 and up == 1:
-        x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        x = upfirdn2d.upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
         return _conv2d(x, w, groups=groups, flip_weight=flip_weight)
     if kw == 1 and kh == 1 and up > 1 and down == 1:
         x = _conv2d(x, w, groups=groups, flip_weight=flip_weight)
-        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter)
+        return upfirdn2d.upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter)
 
     # Downsampling only: filter, then strided convolution.
     if down > 1 and up == 1:
-        x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        x = upfirdn2d.upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
         return _conv2d(x, w, stride=down, groups=groups, flip_weight=flip_weight)
 
     # Upsampling: strided transposed convolution, then the FIR filter.
@@ -280,9 +167,9 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
         pxt = max(min(-px0, -px1), 0)
         pyt = max(min(-py0, -py1), 0)
         x = _conv2d(x, w, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight)
-        x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2, flip_filter=flip_filter)
+        x = upfirdn2d.upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2, flip_filter=flip_filter)
         if down > 1:
-            x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+            x = upfirdn2d.upfirdn2d(x, f, down=down, flip_filter=flip_filter)
         return x
 
     # No resampling and symmetric padding: a plain convolution.
@@ -290,10 +177,10 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
         return _conv2d(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
 
     # General case.
-    x = upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter)
+    x = upfirdn2d.upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter)
     x = _conv2d(x, w, groups=groups, flip_weight=flip_weight)
     if down > 1:
-        x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+        x = upfirdn2d.upfirdn2d(x, f, down=down, flip_filter=flip_filter)
     return x
 
 
@@ -345,6 +232,14 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, res
     if noise is not None:
         x = x.add_(noise)
     return x
+
+
+def grouped_conv(x, w, padding):
+    """Convolve each sample with its own weights [N, O, I, k, k] (one grouped convolution)."""
+    batch, out_channels, in_channels, kh, kw = w.shape
+    y = F.conv2d(x.reshape(1, -1, *x.shape[2:]), w.reshape(-1, in_channels, kh, kw).to(x.dtype),
+                 padding=padding, groups=batch)
+    return y.reshape(batch, out_channels, *y.shape[2:])
 
 
 # ----------------------------------------------------------------------------
@@ -416,7 +311,7 @@ class Conv2dLayer(torch.nn.Module):
         self.up = up
         self.down = down
         self.conv_clamp = conv_clamp
-        self.register_buffer("resample_filter", setup_filter(list(resample_filter)))
+        self.register_buffer("resample_filter", upfirdn2d.setup_filter(list(resample_filter)))
         self.padding = kernel_size // 2
         self.weight_gain = 1 / np.sqrt(in_channels * (kernel_size ** 2))
         self.act_gain = activation_gain(activation)
@@ -438,11 +333,6 @@ class Conv2dLayer(torch.nn.Module):
     def extra_repr(self):
         return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
                 f"activation={self.activation}, up={self.up}, down={self.down}")
-
-
-def generator_state(generator):
-    """A random generator's state as bytes: what decides every draw it makes from here (cache keys)."""
-    return bytes(generator.get_state().cpu().numpy().tobytes())
 
 
 def plain_values(value):

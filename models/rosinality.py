@@ -15,7 +15,7 @@ import re
 import torch
 import torch.nn.functional as F
 
-from models import ops, stylegan2
+from models import ops, stylegan2, upfirdn2d
 from models.errors import LoadError
 
 MEAN_LATENT_SAMPLES = 4096  # generate.py's --truncation_mean default
@@ -206,7 +206,7 @@ class _Blur(torch.nn.Module):
         self.pad = pad
 
     def forward(self, x):
-        return ops.upfirdn2d(x, self.kernel, padding=[self.pad[0], self.pad[1], self.pad[0], self.pad[1]])
+        return upfirdn2d.upfirdn2d(x, self.kernel, padding=[self.pad[0], self.pad[1], self.pad[0], self.pad[1]])
 
 
 class _EqualConv2d(torch.nn.Module):

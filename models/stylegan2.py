@@ -5,7 +5,8 @@ import copy
 import numpy as np
 import torch
 
-from models import family, fast_stylegan2, ops
+from models import family, fast_stylegan2, ops, reduced_stylegan2, upfirdn2d
+from models.block_cache import BlockCache
 from models.errors import LoadError, RenderCancelled
 
 # The two NVIDIA code bases differ only in defaults and in how fp16 behaves; everything else is shared.
@@ -24,11 +25,9 @@ def _check_stop(should_stop):
         raise RenderCancelled("synthesis cancelled")
 
 
-def _noise_multiplier(noise_strength, layer_name):
-    """The user's multiplier for one layer: a float for all layers, or a dict by layer name (missing = 1)."""
-    if isinstance(noise_strength, dict):
-        return float(noise_strength.get(layer_name, 1.0))
-    return float(noise_strength)
+def _whole_blocks(settings):
+    """run_block for SynthesisNetwork.run_blocks: each block's own forward, hooks and all."""
+    return lambda res, block, x, img, cur_ws: block(x, img, cur_ws, **settings)
 
 
 # ----------------------------------------------------------------------------
@@ -121,7 +120,7 @@ class SynthesisLayer(torch.nn.Module):
         self.activation = activation
         self.conv_clamp = conv_clamp
         self.layer_name = layer_name  # name relative to synthesis, e.g. 'b16.conv1' (noise_strength dict key)
-        self.register_buffer("resample_filter", ops.setup_filter(list(resample_filter)))
+        self.register_buffer("resample_filter", upfirdn2d.setup_filter(list(resample_filter)))
         self.padding = kernel_size // 2
         self.act_gain = ops.activation_gain(activation)
 
@@ -134,11 +133,17 @@ class SynthesisLayer(torch.nn.Module):
             self.noise_strength = torch.nn.Parameter(torch.zeros([]))
         self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
 
+    def noise_multiplier(self, noise_strength):
+        """The user's multiplier for this layer: a float for all layers, or a dict by layer name (missing = 1)."""
+        if isinstance(noise_strength, dict):
+            return float(noise_strength.get(self.layer_name, 1.0))
+        return float(noise_strength)
+
     def _noise(self, x, noise_mode, noise_strength, noise_generator):
         """The noise image to add, or None."""
         if not self.use_noise or noise_mode == "none":
             return None
-        multiplier = _noise_multiplier(noise_strength, self.layer_name)
+        multiplier = self.noise_multiplier(noise_strength)
         if multiplier == 0:
             return None
         strength = self.noise_strength if multiplier == 1 else self.noise_strength * multiplier
@@ -223,7 +228,7 @@ class SynthesisBlock(torch.nn.Module):
         self.channels_last = use_fp16 and fp16_channels_last
         # None = stylegan2-ada's rule; True/False/'inference_only' = the stylegan3 repo's setting.
         self.fused_modconv_default = fused_modconv_default
-        self.register_buffer("resample_filter", ops.setup_filter(list(resample_filter)))
+        self.register_buffer("resample_filter", upfirdn2d.setup_filter(list(resample_filter)))
         self.num_conv = 0
         self.num_torgb = 0
 
@@ -302,7 +307,7 @@ class SynthesisBlock(torch.nn.Module):
         if img is not None and fast and img.shape[0] == 1:
             img = fast_stylegan2.upsample_image(img, self.resample_filter)
         elif img is not None:
-            img = ops.upsample2d(img, self.resample_filter)
+            img = upfirdn2d.upsample2d(img, self.resample_filter)
         if torgb_w is not None:
             y = self.torgb(x, torgb_w, fused_modconv=fused_modconv)
             # The fast path keeps the image channels-last like x (SynthesisNetwork makes it contiguous at the end).
@@ -358,28 +363,49 @@ class SynthesisNetwork(torch.nn.Module):
                 should_stop=None, fused_modconv=None, block_cache=None, **_ignored):
         """block_cache: a models.block_cache.BlockCache owned by the caller; blocks whose inputs are
         unchanged since its last pass are not recomputed (their forward hooks then do not fire)."""
-        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
-            raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
-        ws = ws.to(torch.float32)
-        block_ws = []
+        self._check_ws(ws)
+        settings = dict(force_fp32=force_fp32, fused_modconv=fused_modconv, noise_mode=noise_mode,
+                        noise_strength=noise_strength, noise_generator=noise_generator)
+        if block_cache is not None and block_cache.applies(ws, noise_mode, noise_generator):
+            _, img = self.run_blocks(ws, block_cache.block_runner(self, **settings), should_stop)
+            return img.clone(memory_format=torch.contiguous_format)  # the cache keeps its own image as it is
+        _, img = self.run_blocks(ws, _whole_blocks(settings), should_stop)
+        return img.contiguous()  # the fast path's image is channels-last until here
+
+    def block_layout(self):
+        """(resolution, block, index of its first w) for each block, in pass order: a block takes
+        one w per conv layer and, for its ToRGB, the next block's first."""
         w_idx = 0
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
-            block_ws.append(ws.narrow(1, w_idx, block.num_conv + block.num_torgb))
+            yield res, block, w_idx
             w_idx += block.num_conv
 
-        if block_cache is not None and block_cache.applies(ws, noise_mode, noise_generator):
-            return block_cache.run(self, block_ws, should_stop=should_stop, force_fp32=force_fp32,
-                                   fused_modconv=fused_modconv, noise_mode=noise_mode,
-                                   noise_strength=noise_strength, noise_generator=noise_generator)
+    def blocks(self, ws):
+        """(resolution, block, its ws rows [N, n, w_dim] in float32) for each block, in pass order."""
+        ws = ws.to(torch.float32)
+        for res, block, w_idx in self.block_layout():
+            yield res, block, ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
 
-        x = img = None
-        for res, cur_ws in zip(self.block_resolutions, block_ws):
-            _check_stop(should_stop)
-            block = getattr(self, f"b{res}")
-            x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
-                           noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
-        return img.contiguous()  # the fast path's image is channels-last until here
+    def run_blocks(self, ws, run_block, should_stop=None, start=0, stop=None, carry=None):
+        """The block loop of every pass (plain, cached, reduced preview, partial): blocks start..stop-1,
+        each by run_block(res, block, x, img, its ws) -> (x, img), from `carry` ((features, image)
+        after block start-1; None for start 0). Returns (features, image) after block stop-1."""
+        x, img = carry if carry is not None else (None, None)
+        stop = len(self.block_resolutions) if stop is None else stop
+        for index, (res, block, cur_ws) in enumerate(self.blocks(ws)):
+            if start <= index < stop:
+                _check_stop(should_stop)
+                x, img = run_block(res, block, x, img, cur_ws)
+        return x, img
+
+    def _check_ws(self, ws):
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
+            raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+
+    def new_cache(self):
+        """The cache of this network's passes that the caller keeps (block_cache=): per-block outputs."""
+        return BlockCache()
 
     def stage_resolutions(self):
         """The feature resolution after each stage (block) a partial pass can stop at (run_stages)."""
@@ -391,26 +417,17 @@ class SynthesisNetwork(torch.nn.Module):
         None for start 0), returning the carry after block stop-1; after the last block its image is
         the frame's. Differentiable: layers take the reference path where autograd needs it (a drag's
         backward then reaches only the blocks it ran)."""
-        x, img = carry if carry is not None else (None, None)
-        w_idx = 0
-        for index, res in enumerate(self.block_resolutions):
-            block = getattr(self, f"b{res}")
-            if start <= index < stop:
-                cur_ws = ws.to(torch.float32).narrow(1, w_idx, block.num_conv + block.num_torgb)
-                x, img = block(x, img, cur_ws, force_fp32=force_fp32, noise_mode=noise_mode,
-                               noise_strength=noise_strength, noise_generator=noise_generator)
-            w_idx += block.num_conv
+        settings = dict(force_fp32=force_fp32, noise_mode=noise_mode, noise_strength=noise_strength,
+                        noise_generator=noise_generator)
+        x, img = self.run_blocks(ws, _whole_blocks(settings), start=start, stop=stop, carry=carry)
         return x, (img.contiguous() if stop == len(self.block_resolutions) else img)
+
     def style_affines(self):
         """[(layer name, affine, w index)] of the modulated convolutions in pass order (ToRGB left
         out): which affine turns which w into a layer's styles (SeFa, StyleSpace)."""
-        found, w_idx = [], 0
-        for res in self.block_resolutions:
-            block = getattr(self, f"b{res}")
-            for index, name in enumerate(n for n in ("conv0", "conv1") if hasattr(block, n)):
-                found.append((f"b{res}.{name}", getattr(block, name).affine, w_idx + index))
-            w_idx += block.num_conv
-        return found
+        return [(f"b{res}.{name}", getattr(block, name).affine, w_idx + index)
+                for res, block, w_idx in self.block_layout()
+                for index, name in enumerate(n for n in ("conv0", "conv1") if hasattr(block, n))]
 
     def extra_repr(self):
         return (f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, "
@@ -570,68 +587,13 @@ def reduced_synthesis(synthesis, ws, resolution, noise_mode="const", noise_stren
     smaller grid), and the last block's ToRGB gives the image. Not NVIDIA's image: a preview that
     looks like the full frame downscaled, at a fraction of its cost. Batch 1 or more, float32.
     """
-    if ws.ndim != 3 or ws.shape[1] != synthesis.num_ws or ws.shape[2] != synthesis.w_dim:
-        raise ValueError(f"ws must have shape [N, {synthesis.num_ws}, {synthesis.w_dim}], got {list(ws.shape)}")
+    synthesis._check_ws(ws)
     resolution = max(min(int(resolution), synthesis.img_resolution), 4)
-    ws = ws.to(torch.float32)
-    x = img = None
-    w_idx = 0
-    for res in synthesis.block_resolutions:
-        _check_stop(should_stop)
-        block = getattr(synthesis, f"b{res}")
-        cur_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
-        w_idx += block.num_conv
+    noise = dict(noise_mode=noise_mode, noise_strength=noise_strength, noise_generator=noise_generator)
+
+    def run_block(res, block, x, img, cur_ws):
         if res <= resolution:
-            x, img = block(x, img, cur_ws, force_fp32=True, noise_mode=noise_mode, noise_strength=noise_strength,
-                           noise_generator=noise_generator)
-            continue
-        x = x.to(torch.float32)
-        noise_args = (noise_mode, noise_strength, noise_generator)
-        if block.architecture == "resnet":
-            y = _reduced_skip(block.skip, x, gain=np.sqrt(0.5))
-            x = _reduced_layer(block.conv0, x, cur_ws[:, 0], *noise_args, flip_weight=False)
-            x = _reduced_layer(block.conv1, x, cur_ws[:, 1], *noise_args, gain=np.sqrt(0.5))
-            x = y.add_(x)
-        else:
-            x = _reduced_layer(block.conv0, x, cur_ws[:, 0], *noise_args, flip_weight=False)
-            x = _reduced_layer(block.conv1, x, cur_ws[:, 1], *noise_args)
-        if block.is_last or block.architecture == "skip":
-            y = block.torgb(x, cur_ws[:, 2]).to(torch.float32, memory_format=torch.contiguous_format)
-            img = y if img is None else img.add_(y)  # a skip image stays on this grid: no upsampling
-    return img
+            return block(x, img, cur_ws, force_fp32=True, **noise)
+        return reduced_stylegan2.reduced_block(block, x.to(torch.float32), img, cur_ws, **noise)
 
-
-def _reduced_noise(layer, x, noise_mode, noise_strength, noise_generator):
-    """The layer's noise drawn at its own resolution, then averaged down to x's grid."""
-    if not layer.use_noise or noise_mode == "none":
-        return None
-    multiplier = _noise_multiplier(noise_strength, layer.layer_name)
-    if multiplier == 0:
-        return None
-    if noise_mode == "const":
-        noise = layer.noise_const.reshape(1, 1, layer.resolution, layer.resolution)
-    elif noise_generator is not None:  # the same draw as the full pass makes
-        noise = torch.randn([x.shape[0], 1, layer.resolution, layer.resolution], generator=noise_generator,
-                            device=noise_generator.device).to(x.device)
-    else:
-        noise = torch.randn([x.shape[0], 1, layer.resolution, layer.resolution], device=x.device)
-    noise = torch.nn.functional.adaptive_avg_pool2d(noise, x.shape[-2:])
-    return noise * (layer.noise_strength * multiplier)
-
-
-def _reduced_layer(layer, x, w, noise_mode, noise_strength, noise_generator, gain=1, flip_weight=True):
-    """A SynthesisLayer without its upsampling, on x's grid. flip_weight=False for a conv0: its
-    transposed convolution applies the kernel flipped, which a plain convolution must copy."""
-    noise = _reduced_noise(layer, x, noise_mode, noise_strength, noise_generator)
-    styles = layer.affine(w)
-    x = ops.modulated_conv2d(x.contiguous(), layer.weight, styles, noise=noise, padding=layer.padding,
-                             flip_weight=flip_weight, fused_modconv=True)
-    clamp = layer.conv_clamp * gain if layer.conv_clamp is not None else None
-    return ops.bias_act(x, layer.bias, act=layer.activation, gain=layer.act_gain * gain, clamp=clamp)
-
-
-def _reduced_skip(skip, x, gain):
-    """The resnet skip's 1x1 convolution without its upsampling."""
-    x = torch.nn.functional.conv2d(x.contiguous(), skip.weight * skip.weight_gain)
-    clamp = skip.conv_clamp * gain if skip.conv_clamp is not None else None
-    return ops.bias_act(x, skip.bias, act=skip.activation, gain=skip.act_gain * gain, clamp=clamp)
+    return synthesis.run_blocks(ws, run_block, should_stop)[1]

@@ -7,19 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from models import filtered_lrelu as flrelu
-from models import cpu_kernels, winograd
+from models import fast_stylegan3, reduced_stylegan3
 from models import family, ops, stylegan2
 from models.differentiable import needs_graph
 from models.errors import LoadError, RenderCancelled
-
-# Channels per vector register of the CPU's widest float32 vectors (AVX-512); see _lean_forward.
-CHANNEL_VECTOR = 16
-# Attribute of a lean layer's output view naming its channel-padded buffer (see _lean_forward).
-PADDED_ATTRIBUTE = "channel_padded"
-# Values of convolution output per band of rows that the fused filter takes at once: large bands
-# keep the convolutions efficient and the filter's overlap between bands small, at ~16 MB (8 M values
-# were as fast and put R-1024 at 2.0 GB).
-FUSED_BAND_VALUES = 1 << 22
+from models.stage_cache import StageCache
 
 # Keyword arguments each part of NVIDIA's Generator accepts (training-only ones included, ignored).
 MAPPING_OPTIONS = {"num_layers", "lr_multiplier", "w_avg_beta", "freeze_layers", "freeze_embed"}
@@ -177,14 +169,6 @@ def modulated_weight(weight, styles, demodulate, input_gain):
     return w
 
 
-def grouped_conv(x, w, padding):
-    """Convolve each sample with its own weights [N, O, I, k, k] (one grouped convolution)."""
-    batch, out_channels, in_channels, kh, kw = w.shape
-    y = F.conv2d(x.reshape(1, -1, *x.shape[2:]), w.reshape(-1, in_channels, kh, kw).to(x.dtype),
-                 padding=padding, groups=batch)
-    return y.reshape(batch, out_channels, *y.shape[2:])
-
-
 class SynthesisLayer(torch.nn.Module):
     """Modulated conv, then bias + filtered leaky ReLU (up, lrelu, clamp, down); the last one is ToRGB."""
 
@@ -244,16 +228,12 @@ class SynthesisLayer(torch.nn.Module):
         if update_emas:
             magnitude = x.detach().to(torch.float32).square().mean()
             self.magnitude_ema.copy_(magnitude.lerp(self.magnitude_ema, self.magnitude_ema_beta))
-        input_gain = self.magnitude_ema.rsqrt()
-
-        styles = self.affine(w)
-        if self.is_torgb:
-            styles = styles * (1 / np.sqrt(self.in_channels * (self.conv_kernel ** 2)))
+        styles = self.styles(w)
         # The stylegan3 repo runs fp16 layers in half only on CUDA.
         use_half = self.use_fp16 and not force_fp32 and x.device.type == "cuda"
         dtype = torch.float16 if use_half else torch.float32
         x = x.to(dtype)
-        weights = modulated_weight(self.weight, styles, demodulate=not self.is_torgb, input_gain=input_gain)
+        weights = self.modulated_weights(styles)
         gain = 1 if self.is_torgb else np.sqrt(2)
         slope = 1 if self.is_torgb else 0.2
         bias = self.bias.to(dtype)
@@ -262,165 +242,20 @@ class SynthesisLayer(torch.nn.Module):
         # The lean path is for CPUs. A GPU runs the plain path faster: an H100 renders T-1024 in 0.15 s
         # that way against 0.40 s through the lean path's many small tiles (R: 0.31 against 0.80 s).
         if self.reference or x.device.type != "cpu" or needs_graph(x, weights):
-            x = grouped_conv(x, weights, self.conv_kernel - 1)
+            x = ops.grouped_conv(x, weights, self.conv_kernel - 1)
             return flrelu.filtered_lrelu(x, b=bias, reference=True, **options)
-        return self._lean_forward(x, weights, bias, options, allocate)
+        return fast_stylegan3.layer_forward(self, x, weights, bias, options, allocate)
 
-    def _lean_forward(self, x, weights, bias, options, allocate=None):
-        """Channels-last, all output channels together: the convolution in bands of rows, each band
-        filtered by the fused kernel (or the torch tiled path) as soon as it exists; rows shared
-        with the previous band are kept, not redone.
-
-        Never holds the whole convolution output, only one band's rows (~tens of MB at 1024 px).
-        """
-        batch, _, in_h, in_w = x.shape
-        padded = getattr(x, PADDED_ATTRIBUTE, None)
-        if padded is not None and padded.shape[2:] == x.shape[2:]:
-            # The previous lean layer's output with its zero channels up to a whole vector: convolve
-            # that (zero weights for the extra channels) instead of copying the narrower view.
-            weights = F.pad(weights, [0, 0, 0, 0, 0, padded.shape[1] - x.shape[1]])
-            x = padded
-        x = x.contiguous(memory_format=torch.channels_last)
-        conv_h, conv_w = in_h + self.conv_kernel - 1, in_w + self.conv_kernel - 1
-        out_w, out_h = flrelu.output_size(conv_w, conv_h, self.up_filter, self.down_filter,
-                                          self.up_factor, self.down_factor, self.padding)
+    def styles(self, w):
+        """The layer's styles for w [N, w_dim] (ToRGB's scaled by its weight gain)."""
+        styles = self.affine(w)
         if self.is_torgb:
-            return flrelu.filtered_lrelu_fast(self._row_convolution(x, weights)(0, conv_h), b=bias, **options)
-        # The fused kernel works on numpy views: no autograd through it.
-        fused = x.dtype == torch.float32 and not torch.is_grad_enabled() and cpu_kernels.supports(
-            options["fu"], options["up"], options["down"])
-        channels = self.out_channels
-        if not fused:
-            # Whole vectors of channels: oneDNN's depthwise convolutions in the tiled filter run up
-            # to 1.4x faster on 16k channels than on 16k+1, so compute zero channels up to that; the
-            # tiles are then copied into `out` as whole pixels, not as 51 of every 64 values (3x
-            # slower). The fused kernel's loops do not care, and the convolutions skip the zeros.
-            channels = -(-self.out_channels // CHANNEL_VECTOR) * CHANNEL_VECTOR
-        if allocate is not None and x.dtype == torch.float32:
-            out = allocate([batch, channels, out_h, out_w])
-        else:
-            out = torch.empty([batch, channels, out_h, out_w], dtype=x.dtype, device=x.device,
-                              memory_format=torch.channels_last)
-        if channels != self.out_channels:
-            weights = F.pad(weights, [0, 0, 0, 0, 0, 0, 0, channels - self.out_channels])
-            bias = F.pad(bias, [0, channels - self.out_channels])
-        if fused:
-            self._fused_filter(x, weights, bias, out, options)
-        else:
-            self._tiled_filter(x, weights, bias, out, options)
-        if channels == self.out_channels:
-            return out
-        # Callers (hooks, the layer view) see out_channels; the next lean layer takes the whole
-        # buffer, whose extra channels are exactly zero (zero weights and bias, lrelu(0) = 0).
-        result = out[:, :self.out_channels]
-        setattr(result, PADDED_ATTRIBUTE, out)
-        return result
+            styles = styles * (1 / np.sqrt(self.in_channels * (self.conv_kernel ** 2)))
+        return styles
 
-    def _fused_filter(self, x, weights, bias, out, options):
-        """The convolution in bands of rows, each filtered by the fused kernel straight into `out`."""
-        conv_h, conv_w = x.shape[2] + self.conv_kernel - 1, x.shape[3] + self.conv_kernel - 1
-        plans = self.__dict__.setdefault("_kernel_plans", {})
-        plan = plans.get((conv_h, conv_w))
-        if plan is None:
-            fu, fd = (None if f is None else f.cpu().numpy() for f in (options["fu"], options["fd"]))
-            plan = cpu_kernels.Plan(conv_h, conv_w, fu, fd, options["up"], options["down"], options["padding"],
-                                    options["gain"])
-            plans[(conv_h, conv_w)] = plan
-        channels = out.shape[1]
-        out_rows = out.permute(0, 2, 3, 1).numpy()  # [N, H, W, C] view of the channels-last output
-        bias = bias.detach().contiguous().numpy()
-        conv_rows = self._row_convolution(x, weights)
-        band = max(16, FUSED_BAND_VALUES // max(1, conv_w * channels * plan.up // plan.down))
-        kept, kept_top = None, 0  # the previous band's new convolution rows, from row kept_top
-        for o0, o1 in flrelu.even_splits(plan.out_h, band):
-            top, bottom = plan.input_rows(o0, o1)
-            if kept is None or top < kept_top:
-                fresh_top, fresh = top, conv_rows(top, bottom)
-                pieces = [(fresh, fresh_top)]
-            else:
-                # Rows the previous band convolved are read from there, not convolved or copied again.
-                fresh_top = kept_top + kept.shape[2]
-                fresh = conv_rows(fresh_top, bottom) if bottom > fresh_top else None
-                pieces = [(kept, kept_top)] + ([(fresh, fresh_top)] if fresh is not None else [])
-            arrays = [(piece.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).numpy(), row)
-                      for piece, row in pieces]
-            for n in range(out.shape[0]):
-                first, first_top = arrays[0][0][n], arrays[0][1]
-                more, more_top = (arrays[1][0][n], arrays[1][1]) if len(arrays) > 1 else (None, None)
-                # The loops' threads follow torch's (what the renderer set for this machine).
-                plan.run(first, bias, out_rows[n], o0, o1, first_top, options["slope"], options["clamp"],
-                         more, more_top, workers=torch.get_num_threads())
-            if fresh is not None:
-                kept, kept_top = fresh, fresh_top
-
-    @staticmethod
-    def _conv_band(conv_rows, top, bottom, kept, kept_top):
-        """Convolution rows top..bottom-1 (channels-last), reusing the rows of `kept` (from kept_top)."""
-        done = max(kept_top + kept.shape[2] if kept is not None else top, top)
-        if kept is not None and done >= bottom:
-            return kept[:, :, top - kept_top:bottom - kept_top]
-        fresh = conv_rows(done, bottom)
-        if kept is not None and done > top:
-            fresh = torch.cat([kept[:, :, top - kept_top:done - kept_top], fresh], dim=2)
-        return fresh.contiguous(memory_format=torch.channels_last)
-
-    def _tiled_filter(self, x, weights, bias, out, options):
-        """The torch path (no numba, autograd, half precision, or resampling the kernel does not take):
-        row tiles of TilePlan, convolving the rows each reads."""
-        batch, _, in_h, in_w = x.shape
-        channels = out.shape[1]
-        conv_h, conv_w = in_h + self.conv_kernel - 1, in_w + self.conv_kernel - 1
-        plan = flrelu.TilePlan([batch, channels, conv_h, conv_w], x.dtype, x.device, options["fu"],
-                               options["fd"], options["up"], options["down"], options["padding"], options["gain"])
-        conv_rows = self._row_convolution(x, weights)
-        kept, kept_top = None, 0  # convolution rows kept_top.. of the previous tile
-        for rows in plan.row_tiles:
-            top, bottom = plan.input_rows(rows)
-            fresh = self._conv_band(conv_rows, top, bottom, kept, kept_top)
-            plan.fill_rows(out, fresh, bias, rows, options["slope"], options["clamp"], x_top=top)
-            kept, kept_top = fresh, top
-
-    def _row_convolution(self, x, weights):
-        """A function (top, bottom) -> rows top..bottom-1 of the padded (k-1) convolution's output, all
-        channels, channels-last: a matrix product for 1x1 kernels, Winograd's F(4x4, 3x3) for 3x3
-        ones where it pays (float32 without autograd, enough channels and pixels), else oneDNN's
-        direct convolution. The weights are prepared once here, not per band of rows."""
-        batch, in_channels, in_h, in_w = x.shape  # in_channels may include zero padding (_lean_forward)
-        weights = weights.to(x.dtype)
-        pad = self.conv_kernel - 1
-        if self.conv_kernel == 1:
-            def matrix_product(top, bottom):  # over the channels-last pixels, without copying them
-                pixels = x[:, :, top:bottom].permute(0, 2, 3, 1).reshape(batch, (bottom - top) * in_w, in_channels)
-                y = torch.stack([ops.rows_times_weight(pixels[n], weights[n].reshape(-1, in_channels))
-                                 for n in range(batch)])
-                return y.view(batch, bottom - top, in_w, -1).permute(0, 3, 1, 2)
-            return matrix_product
-        if winograd.worthwhile(x, weights.shape[1], self.conv_kernel):
-            prepared = [winograd.transform_weight(weights[n]) for n in range(batch)]
-            pixels = x.detach().permute(0, 2, 3, 1).numpy()
-
-            def winograd_rows(top, bottom):
-                out = torch.empty([batch, weights.shape[1], bottom - top, in_w + pad],
-                                  memory_format=torch.channels_last)
-                rows = out.permute(0, 2, 3, 1).numpy()
-                for n in range(batch):
-                    winograd.conv3x3_rows(pixels[n], prepared[n], top - pad, bottom - top, pad, rows[n],
-                                          workers=torch.get_num_threads())
-                return out
-            return winograd_rows
-        per_sample = [weights[n].contiguous(memory_format=torch.channels_last) for n in range(batch)]
-
-        def direct(top, bottom):
-            first_in, stop_in = max(top - pad, 0), min(bottom, in_h)
-            # Rows at the image's top or bottom edge read zeros: let the convolution pad both ends then
-            # (and drop the rows it computes at the other end) rather than copying the band padded.
-            pad_h = pad if top < pad or bottom > in_h else 0
-            first = top - first_in - (pad - pad_h)  # output row of conv row `top`
-            band = x[:, :, first_in:stop_in]
-            rows = [F.conv2d(band[n:n + 1], per_sample[n], padding=(pad_h, pad))[:, :, first:first + bottom - top]
-                    for n in range(batch)]
-            return rows[0] if batch == 1 else torch.cat(rows)
-        return direct
+    def modulated_weights(self, styles):
+        """Per-sample conv weights [N, O, I, k, k] for these styles, scaled by the input magnitude's EMA."""
+        return modulated_weight(self.weight, styles, demodulate=not self.is_torgb, input_gain=self.magnitude_ema.rsqrt())
 
     def extra_repr(self):
         return (f"w_dim={self.w_dim}, is_torgb={self.is_torgb}, is_critically_sampled={self.is_critically_sampled}, "
@@ -494,27 +329,25 @@ class SynthesisNetwork(torch.nn.Module):
         """noise_* are accepted for the common contract and ignored: StyleGAN3 has no noise inputs.
 
         input_transform: optional 3x3 matrix used instead of the `input.transform` buffer for this call.
-        block_cache: a models.block_cache.BlockCache owned by the caller; the pass starts at the last
-        layer input it kept whose upstream is unchanged (forward hooks of the layers before do not fire).
+        block_cache: a models.stage_cache.StageCache owned by the caller (new_cache); the pass starts at
+        the last layer input it kept whose upstream is unchanged (forward hooks of the layers before do not fire).
         """
         if noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', not {noise_mode!r}")
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
-        checkpoints = None
-        if block_cache is not None and block_cache.applies(ws, "const", None) and not update_emas:
-            checkpoints = block_cache.layer_checkpoints(self)
+        use_cache = block_cache is not None and block_cache.applies(ws, "const", None) and not update_emas
+        cache = block_cache if use_cache else None
         start, x = 0, None
-        if checkpoints is not None:
-            start, x = checkpoints.resume(self.stage_keys(ws, input_transform, force_fp32))
-            checkpoints.stages_run = 0
+        if cache is not None:
+            start, x = cache.resume(self, self.stage_keys(ws, input_transform, force_fp32))
         ws = ws.to(torch.float32).unbind(dim=1)
         if x is None:
             if should_stop is not None and should_stop():
                 raise RenderCancelled("synthesis stopped before the input layer")
             x = self.input(ws[0]) if input_transform is None else self.input(ws[0], input_transform)
         if x.device.type == "cpu":
-            self._reserve_kept(x.shape[0], x.device)
+            fast_stylegan3.reserve_kept(self, x.shape[0], x.device)
         for index in range(start, len(self.layer_names)):
             name = self.layer_names[index]
             if should_stop is not None and should_stop():
@@ -522,18 +355,18 @@ class SynthesisNetwork(torch.nn.Module):
             layer = getattr(self, name)
             allocate = None
             if x.device.type == "cpu" and not layer.is_torgb:
-                allocate = functools.partial(self._kept_buffer, index % 2, x.device)
-                if checkpoints is not None:
-                    allocate = checkpoints.allocator(index + 1) or allocate
-            if checkpoints is not None:
-                checkpoints.stages_run += 1  # counted first: a capture may stop inside the layer
+                allocate = functools.partial(fast_stylegan3.kept_buffer, self, index % 2, x.device)
+                if cache is not None:
+                    allocate = cache.allocator(index + 1) or allocate
+            if cache is not None:
+                cache.stages_run += 1  # counted first: a capture may stop inside the layer
             x = layer(x, ws[index + 1], force_fp32=force_fp32, update_emas=update_emas, allocate=allocate)
-            if checkpoints is not None:
-                checkpoints.computed(index + 1, x)
+            if cache is not None:
+                cache.computed(index + 1, x)
         if self.output_scale != 1:
             return (x * self.output_scale).to(torch.float32).contiguous()
         # The kept output must stay as it is whatever the caller does with the image.
-        return x.to(torch.float32).clone(memory_format=torch.contiguous_format) if checkpoints is not None \
+        return x.to(torch.float32).clone(memory_format=torch.contiguous_format) if cache is not None \
             else x.to(torch.float32).contiguous()
 
     def style_affines(self):
@@ -542,11 +375,16 @@ class SynthesisNetwork(torch.nn.Module):
         return [(name, getattr(self, name).affine, index + 1) for index, name in enumerate(self.layer_names)
                 if not getattr(self, name).is_torgb]
 
+    def new_cache(self):
+        """The cache of this network's passes that the caller keeps (block_cache=): kept stage inputs."""
+        return StageCache()
+
     def checkpoint_plan(self):
         """For the block cache: each layer's estimated cost and the bytes of its input."""
         layers = [getattr(self, name) for name in self.layer_names]
         # A layer's input is the previous layer's output (the tiled path pads it to whole vectors).
-        sizes = [0] + [4 * -(-layer.out_channels // CHANNEL_VECTOR) * CHANNEL_VECTOR * int(np.prod(layer.out_size))
+        vector = fast_stylegan3.CHANNEL_VECTOR
+        sizes = [0] + [4 * -(-layer.out_channels // vector) * vector * int(np.prod(layer.out_size))
                        for layer in layers[:-1]]
         return [_layer_cost(layer) for layer in layers], sizes
 
@@ -563,39 +401,6 @@ class SynthesisNetwork(torch.nn.Module):
         offsets = [getattr(self, name).affine.output_offset for name in self.layer_names]
         return [(rows[0], transform.to(torch.float32), bool(force_fp32), paths)] + list(zip(rows[1:], offsets))
 
-    def _reserve_kept(self, batch, device):
-        """Make both kept buffers as large as their layers need before the first layer runs: grown
-        layer by layer instead, the outgrown ones would be left behind as holes in the heap."""
-        kept = self.__dict__.setdefault("_kept", [None, None])
-        for slot in (0, 1):
-            layers = [getattr(self, name) for name in self.layer_names[slot::2]]
-            numel = max([batch * -(-layer.out_channels // CHANNEL_VECTOR) * CHANNEL_VECTOR
-                         * int(layer.out_size[0]) * int(layer.out_size[1]) for layer in layers if not layer.is_torgb]
-                        or [0])
-            buffer = kept[slot]
-            if buffer is None or buffer.numel() < numel or buffer.device != device:
-                kept[slot] = None  # freed before the new one is made
-                kept[slot] = torch.empty(numel, dtype=torch.float32, device=device)
-
-    def _kept_buffer(self, slot, device, shape):
-        """A channels-last float32 [N, C, H, W] tensor in one of two buffers kept between frames.
-
-        Layer outputs at 1024 px are 0.2-0.7 GB each. Fresh ones every frame fragment the heap
-        (R-1024 grew from 2.0 to 3.1 GB of resident memory) or, if mmap'd, fault in their pages
-        anew. Layers alternate between the two buffers, each as large as its largest layer: the
-        frame needs exactly that. A buffer anyone else still holds a view of (a hook that kept a
-        layer's output, the layer view) is left to them and replaced by a new one.
-        """
-        kept = self.__dict__.setdefault("_kept", [None, None])
-        numel = int(np.prod(shape))
-        buffer = kept[slot]
-        if buffer is None or buffer.numel() < numel or buffer.device != device or _storage_shared(buffer):
-            buffer = torch.empty(numel, dtype=torch.float32, device=device)
-            kept[slot] = buffer
-        n, c, h, w = shape
-        return buffer[:numel].view(n, h, w, c).permute(0, 3, 1, 2)
-
-
 # Relative cost of a layer for the block cache's choice of what to keep: its convolution's
 # multiply-adds plus this many per value of its upsampled grid (the filters' share; on StyleGAN3-R
 # 1024 on one core ~70 multiply-adds' worth per upsampled value: its L10 0.16 s conv / 0.57 s filter).
@@ -609,15 +414,6 @@ def _layer_cost(layer):
     conv = layer.out_channels * layer.in_channels * k * k * (in_h + k - 1) * (in_w + k - 1)
     upsampled = layer.out_channels * (in_h + k - 1) * (in_w + k - 1) * layer.up_factor ** 2
     return conv + FILTER_COST_PER_VALUE * upsampled
-
-
-def _storage_shared(tensor):
-    """Whether any tensor besides `tensor` uses its memory (views, numpy arrays, detached copies)."""
-    try:
-        # One count for `tensor` itself, one for the storage object made by this call.
-        return torch._C._storage_Use_Count(tensor.untyped_storage()._cdata) > 2
-    except AttributeError:  # not in this torch: never reuse
-        return True
 
 
 class Generator(ops.GeneratorBase):
@@ -743,8 +539,6 @@ __all__ = ["Generator", "SynthesisNetwork", "SynthesisLayer", "SynthesisInput", 
 # ---------------------------------------------------------------------------
 # A reduced pass for previews: no alias-free filtering, optionally a capped sampling rate.
 
-# Gaussian sigma, in output samples per (out_rate / out_cutoff): 1.5 x sqrt(ln 2) / (2 pi), see _reduced_layer.
-REDUCED_BLUR = 1.5 * np.sqrt(np.log(2)) / (2 * np.pi)
 # Samples a reduced layer keeps beyond the image on each side. The real layers keep 10, which at the
 # first layers' 16 and 32 px rates makes their grids 2.6-5x the image's area.
 REDUCED_MARGIN = 6
@@ -770,7 +564,7 @@ def reduced_synthesis(synthesis, ws, resolution=None, should_stop=None, input_tr
     x = x.to(torch.float32)
     in_rate = float(synthesis.input.sampling_rate)
     if margin is not None:
-        x = _center_crop(x, int(np.ceil(in_rate)) + 2 * margin)
+        x = reduced_stylegan3.center_crop(x, int(np.ceil(in_rate)) + 2 * margin)
     for name, w in zip(synthesis.layer_names, ws[1:]):
         _reduced_check_stop(should_stop, name)
         layer = getattr(synthesis, name)
@@ -779,125 +573,13 @@ def reduced_synthesis(synthesis, ws, resolution=None, should_stop=None, input_tr
         out_size = int(round(float(layer.out_size[0]) * out_rate / float(layer.out_sampling_rate)))
         if margin is not None:
             out_size = min(out_size, int(np.ceil(out_rate)) + 2 * margin)
-        x = _reduced_layer(layer, x, w, in_rate, out_rate, out_size)
+        x = reduced_stylegan3.reduced_layer(layer, x, w, in_rate, out_rate, out_size)
         in_rate = out_rate
     if synthesis.output_scale != 1:
         x = x * synthesis.output_scale
     return x.contiguous()
 
 
-def _center_crop(x, size):
-    """The middle size x size samples of x (as many dropped on each side: the grid's centre stays)."""
-    crop = max(0, (x.shape[-1] - size) // 2)
-    return x[..., crop:x.shape[-2] - crop, crop:x.shape[-1] - crop] if crop else x
-
-
 def _reduced_check_stop(should_stop, where):
     if should_stop is not None and should_stop():
         raise RenderCancelled(f"reduced synthesis stopped before {where}")
-
-
-def _reduced_layer(layer, x, w, in_rate, out_rate, out_size):
-    """Modulated conv, bias + leaky ReLU (+ clamp) unfiltered, bilinear onto the output grid."""
-    styles = layer.affine(w)
-    if layer.is_torgb:
-        styles = styles * (1 / np.sqrt(layer.in_channels * (layer.conv_kernel ** 2)))
-    in_size = x.shape[-1]
-    if _reduced_fixed_weight_pays(layer, x):
-        x = _reduced_fixed_conv(layer, x, styles)
-    else:
-        weights = modulated_weight(layer.weight, styles, demodulate=not layer.is_torgb,
-                                   input_gain=layer.magnitude_ema.rsqrt())
-        x = grouped_conv(x, weights, layer.conv_kernel - 1)
-    x = x + layer.bias.reshape(1, -1, 1, 1)
-    if layer.is_torgb:
-        x = flrelu.lrelu_clamp_(x, gain=1, slope=1, clamp=layer.conv_clamp)
-    else:
-        x = flrelu.lrelu_clamp_(x, gain=np.sqrt(2), slope=0.2, clamp=layer.conv_clamp)
-    # Output sample j lies at (j + 0.5 - S_o/2) / r_o image units; input sample i of the layer at
-    # (i + 0.5 - S_i/2) / r_i, and the 'full' convolution's output m at input index m - (k-1)/2.
-    j = torch.arange(out_size, dtype=torch.float64)
-    position = (j + 0.5 - out_size / 2) / out_rate * in_rate + in_size / 2 - 0.5 + (layer.conv_kernel - 1) / 2
-    x = _resample_linear(_resample_linear(x, position, dim=2), position, dim=3)
-    if layer.is_torgb:
-        return x
-    # The real layer low-passes at out_cutoff; without it the unfiltered ReLU's harmonics pile up
-    # layer after layer (image std 1.5x too high). A Gaussian standing in for that filter keeps the
-    # picture: 1.5x the width whose -3 dB point is the cutoff measured best (PSNR 27-31 dB against
-    # the downscaled full frame, random StyleGAN3-T 64 and 256 px; 11-15 dB without it).
-    sigma = REDUCED_BLUR * out_rate / float(layer.out_cutoff)
-    return _gaussian_blur(x, sigma)
-
-
-def _reduced_fixed_weight_pays(layer, x):
-    """Whether the reduced pass convolves this layer with its fixed weight (styles on the input, the
-    demodulation on the output): batch 1 on the CPU without autograd, a demodulated layer, and a 1x1
-    kernel (one matrix product) or a 3x3 one with enough channels for Winograd (previews' grids are
-    20-70 px, so from 16 px up)."""
-    if layer.is_torgb or x.shape[0] != 1 or x.dtype != torch.float32 or x.device.type != "cpu" \
-            or torch.is_grad_enabled():
-        return False
-    return layer.conv_kernel == 1 or (
-        layer.conv_kernel == 3 and winograd.available() and x.shape[2] * x.shape[3] >= 256
-        and min(x.shape[1], layer.out_channels) >= winograd.MIN_CHANNELS)
-
-
-def _reduced_fixed_conv(layer, x, styles):
-    """modulated_weight's convolution ('full' padding) with the layer's fixed weight: conv(x * s, W) * d
-    equals conv(x, W * s * d) for per-input-channel s and per-output-channel d. The pre-normalised
-    weight (1x1: as a matrix; 3x3: its Winograd transform, 4x its size) and its squared sums are
-    made once per weight version and kept on the layer, for previews only."""
-    version = (layer.weight._version, layer.weight.data_ptr())
-    kept = layer.__dict__.get("_reduced_fixed")
-    if kept is None or kept[0] != version:
-        weight = layer.weight.detach().to(torch.float32)
-        weight = weight * weight.square().mean([1, 2, 3], keepdim=True).rsqrt()
-        fixed = weight[:, :, 0, 0].contiguous() if layer.conv_kernel == 1 else winograd.transform_weight(weight)
-        kept = layer.__dict__["_reduced_fixed"] = (version, fixed, weight.square().sum([2, 3]))
-    _, fixed, square_sums = kept
-    styles = styles[0] * styles[0].square().mean().rsqrt()  # as modulated_weight normalises them (batch 1)
-    out_scale = (square_sums @ styles.square() + 1e-8).rsqrt()
-    x = (x * (styles * layer.magnitude_ema.rsqrt()).reshape(1, -1, 1, 1)).contiguous(memory_format=torch.channels_last)
-    if layer.conv_kernel == 1:
-        rows = ops.rows_times_weight(x[0].permute(1, 2, 0).reshape(-1, x.shape[1]), fixed).mul_(out_scale)
-        return rows.view(1, x.shape[2], x.shape[3], -1).permute(0, 3, 1, 2)
-    height, width = x.shape[2] + 2, x.shape[3] + 2
-    y = torch.empty([1, layer.out_channels, height, width], memory_format=torch.channels_last)
-    winograd.conv3x3_rows(x[0].permute(1, 2, 0).numpy(), fixed, -2, height, 2, y[0].permute(1, 2, 0).numpy(),
-                          out_scale.contiguous().numpy(), workers=torch.get_num_threads())
-    return y
-
-
-def _resample_linear(x, position, dim):
-    """x [N, C, H, W] sampled at fractional indices `position` along `dim` (2 or 3; linear, clamped
-    to the edge samples)."""
-    length = x.shape[dim]
-    position = position.clamp(0, length - 1)
-    lower = position.floor().long().clamp(max=length - 1)
-    upper = (lower + 1).clamp(max=length - 1)
-    start = int(lower[0])
-    if torch.equal(position, torch.arange(start, start + position.numel(), dtype=position.dtype)):
-        return x.narrow(dim, start, position.numel())  # whole samples in a row (same rate in and out)
-    # Gathered in the [N, H, W, C] view: whole rows or whole pixels of a channels-last tensor
-    # (the reduced pass's layout), 3-4x faster than gathering in NCHW order, which also handed
-    # the next convolution a tensor to copy back to channels-last. Same values either way.
-    pixels = x.permute(0, 2, 3, 1)
-    axis = dim - 1  # H and W are axes 1 and 2 there
-    shape = [1] * x.ndim
-    shape[axis] = -1
-    frac = (position - lower).to(x.dtype).reshape(shape)
-    low = pixels.index_select(axis, lower)
-    return low.add_((pixels.index_select(axis, upper) - low).mul_(frac)).permute(0, 3, 1, 2)
-
-
-def _gaussian_blur(x, sigma):
-    """Separable Gaussian blur of sigma samples, edges replicated."""
-    radius = max(1, int(np.ceil(3 * sigma)))
-    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-taps.square() / (2 * sigma * sigma))
-    kernel = (kernel / kernel.sum()).to(x.dtype)
-    channels = x.shape[1]
-    x = F.conv2d(F.pad(x, [radius, radius, 0, 0], mode="replicate"),
-                 kernel.reshape(1, 1, 1, -1).expand(channels, 1, 1, -1).contiguous(), groups=channels)
-    return F.conv2d(F.pad(x, [0, 0, radius, radius], mode="replicate"),
-                    kernel.reshape(1, 1, -1, 1).expand(channels, 1, -1, 1).contiguous(), groups=channels)

@@ -122,7 +122,7 @@ def preview_helps(session, ws, kwargs, resolution, recall_key=None):
     if session.recent.get(recall_key) is not None:
         return False  # the full frame was made lately: it comes back at once
     G, cache = session.G, session.block_cache
-    layered = cache.checkpoints is not None  # a staged cache (StyleGAN3, v1)
+    layered = family.cache_kind(G) == "stages"  # StyleGAN3, v1
     if not (layered or (cache.entries and family.cache_kind(G) == "blocks")):
         return True
     same = passes.cache_settings(kwargs)

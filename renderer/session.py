@@ -7,7 +7,6 @@ import numpy as np
 import torch
 
 from models import family, style_space
-from models.block_cache import BlockCache
 from renderer.interpolate import seed_z
 from renderer.recent_frames import RecentFrames
 from renderer.request import mix_indices
@@ -35,7 +34,7 @@ class NetworkSession:
         self.mapped = collections.OrderedDict()  # (seed, psi, cutoff, class) -> ws
         self.principal = {}  # class -> (components, sigmas): principal_directions
         self.derived = {}  # what -> a value computed once for this network (Renderer.derived)
-        self.block_cache = BlockCache()  # the last passes' block (StyleGAN3, v1: stage) outputs
+        self.block_cache = G.synthesis.new_cache()  # the last passes' block (StyleGAN3, v1: stage) outputs
         self.recent = RecentFrames(recent_frames_bytes)  # full images made lately, for going back
         self.captures = RecentFrames(recent_captures_bytes, keep_oversized=True)  # captured layer outputs
         # A Renderer is meant for one thread; should two threads share one anyway, only one of them

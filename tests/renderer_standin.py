@@ -5,6 +5,7 @@ import time
 import torch
 from torch import nn
 
+from models.block_cache import BlockCache
 from models.errors import RenderCancelled
 
 
@@ -92,6 +93,10 @@ class StandinSynthesis(nn.Module):
         self.ws_resolutions = [r for r in self.block_resolutions for _ in range(2)]
         self.num_ws = len(self.ws_resolutions)
         self.blocks_run = 0  # for tests: how far passes got
+
+    def new_cache(self):
+        """A cache the renderer keeps for this network; its passes ignore it (block_cache= is unused)."""
+        return BlockCache()
 
     def forward(self, ws, noise_mode="const", force_fp32=True, noise_strength=1.0, noise_generator=None,
                 should_stop=None, **ignored):

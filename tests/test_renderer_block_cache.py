@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.stage_cache import StageCache
 from renderer.request import RenderRequest
 from renderer_standin import nudged_stylegan2, renderer_for as any_renderer_for
 
@@ -140,7 +141,7 @@ def test_an_evicted_network_drops_its_cache(fast_sg2, tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# StyleGAN3: kept layer inputs (models.block_cache.LayerCheckpoints)
+# StyleGAN3: kept layer inputs (models.stage_cache.StageCache)
 
 
 def fixture_network(fixtures_dir, name):
@@ -159,7 +160,7 @@ def stages_run_over(G, steps):
         frame = renderer.render(step)
         assert_same_as_fresh(G, frame, step)
         if step.layer is None:
-            checkpoints = block_cache(renderer).checkpoints
+            checkpoints = block_cache(renderer)
             runs.append(checkpoints.stages_run)
             assert frame.reused_blocks == checkpoints.start
     return runs
@@ -214,7 +215,7 @@ def test_stylegan3_late_changes_skip_the_preview_early_ones_do_not(sg3, net_file
 
 
 # ---------------------------------------------------------------------------
-# StyleGAN v1: kept block inputs (the same LayerCheckpoints, stages are blocks)
+# StyleGAN v1: kept block inputs (the same StageCache, stages are blocks)
 
 
 @pytest.fixture(scope="module")
@@ -307,7 +308,7 @@ def last_stage_layer(G):
 def passes_run(renderer):
     """Blocks (StyleGAN2) or stages (StyleGAN3, v1) the renderer's last cached pass ran."""
     cache = block_cache(renderer)
-    return cache.checkpoints.stages_run if cache.checkpoints is not None else cache.blocks_run + cache.layers_run
+    return cache.stages_run if isinstance(cache, StageCache) else cache.blocks_run + cache.layers_run
 
 
 @pytest.mark.parametrize("network", ["fast_sg2", "sg3", "sg1"])
@@ -373,7 +374,7 @@ def test_a_layer_output_kept_as_the_next_input_comes_without_a_pass(request, net
     renderer = renderer_for(G)
     base = RenderRequest(pkl=net_file, seeds=1, truncation_psi=0.8)
     renderer.render(base)
-    kept = block_cache(renderer).checkpoints
+    kept = block_cache(renderer)
     names = {module: name for name, module in G.synthesis.named_modules()}
     stages = G.synthesis.checkpoint_stages()
     stage = max(kept.inputs) - 1  # the stage whose output is the last kept input

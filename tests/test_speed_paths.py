@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import fast_stylegan2, ops
+from models import fast_stylegan2, upfirdn2d
 from models.block_cache import BlockCache
 from models.errors import RenderCancelled
 from models.loader import load_generator
@@ -194,7 +194,7 @@ def test_fast_path_and_block_cache_on_cuda(monkeypatch):
 def test_fused_fir_equals_a_depthwise_convolution(fir, p0, p1, channels):
     from models import cpu_kernels
 
-    f = ops.setup_filter(fir)  # 2-D, as NVIDIA's setup_filter makes it for short filters
+    f = upfirdn2d.setup_filter(fir)  # 2-D, as NVIDIA's setup_filter makes it for short filters
     f = f * torch.rand(f.shape)  # and one that no sum of separable terms makes (full rank)
     y = torch.randn([1, channels, 21, 17]).contiguous(memory_format=torch.channels_last)
     scale, bias = torch.rand(channels) + 0.5, torch.randn(channels)
@@ -271,9 +271,9 @@ def test_loops_split_over_threads_give_the_same_pixels(monkeypatch):
 
 
 def test_image_upsampling_equals_upfirdn2d():
-    f = ops.setup_filter([1, 3, 3, 1])
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
     img = torch.randn([1, 3, 16, 16])
-    assert _max_diff(fast_stylegan2.upsample_image(img, f), ops.upsample2d(img, f)) < 1e-5
+    assert _max_diff(fast_stylegan2.upsample_image(img, f), upfirdn2d.upsample2d(img, f)) < 1e-5
 
 
 # ----------------------------------------------------------------------------

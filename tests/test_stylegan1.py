@@ -11,7 +11,8 @@ from models import load_generator
 from models.errors import LoadError, RenderCancelled
 from models.loader import save_safetensors
 from models.safe_pickle import read_pickle
-from models.stylegan1 import build, from_tf, init_kwargs_from_tf
+from models.stylegan1 import build
+from models.tf_stylegan1 import from_tf, init_kwargs_from_tf
 
 WS_ATOL = 1e-5
 IMG_ATOL = 5e-4

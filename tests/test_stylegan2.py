@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import ops
+from models import ops, upfirdn2d
 from models.errors import RenderCancelled
 from models.stylegan2 import Generator
 
@@ -324,17 +324,17 @@ def test_upfirdn2d_matches_definition(up, down, pad):
     torch.manual_seed(1)
     x = torch.randn(2, 3, 7, 6)
     f = torch.rand(4, 3)  # asymmetric, so flips would show
-    out = ops.upfirdn2d(x, f, up=up, down=down, padding=pad)
+    out = upfirdn2d.upfirdn2d(x, f, up=up, down=down, padding=pad)
     assert np.abs(out.numpy() - _naive_upfirdn2d(x, f, up, down, pad)).max() < 1e-5
 
 
 def test_separable_filter_equals_its_outer_product():
     x = torch.randn(1, 2, 9, 9)
     taps = [1.0, 2.0, 4.0, 5.0, 4.0, 2.0, 1.0, 0.5]
-    separable = ops.setup_filter(taps)  # 8 taps: kept 1-D
-    full = ops.setup_filter(taps, separable=False)
+    separable = upfirdn2d.setup_filter(taps)  # 8 taps: kept 1-D
+    full = upfirdn2d.setup_filter(taps, separable=False)
     assert separable.ndim == 1 and full.ndim == 2
-    assert _max_diff(ops.upsample2d(x, separable), ops.upsample2d(x, full)) < 1e-5
+    assert _max_diff(upfirdn2d.upsample2d(x, separable), upfirdn2d.upsample2d(x, full)) < 1e-5
 
 
 @pytest.mark.parametrize("k,up,down,groups", [(3, 1, 1, 1), (3, 2, 1, 1), (3, 1, 2, 1), (1, 2, 1, 1), (1, 1, 2, 1),
@@ -344,7 +344,7 @@ def test_conv2d_resample_fast_paths_match_the_general_case(k, up, down, groups, 
     torch.manual_seed(2)
     x = torch.randn(2, 4, 8, 8)
     w = torch.randn(6, 4 // groups, k, k)
-    f = ops.setup_filter([1, 3, 3, 1])
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
     padding = k // 2
     out = ops.conv2d_resample(x, w, f=f, up=up, down=down, padding=padding, groups=groups, flip_weight=flip_weight)
     # The general case spelt out: upsample with the filter, convolve, downsample with the filter.
@@ -354,10 +354,10 @@ def test_conv2d_resample_fast_paths_match_the_general_case(k, up, down, groups, 
         p = [p[0] + (fw + up - 1) // 2, p[1] + (fw - up) // 2, p[2] + (fw + up - 1) // 2, p[3] + (fw - up) // 2]
     if down > 1:
         p = [v + d for v, d in zip(p, [(fw - down + 1) // 2, (fw - down) // 2, (fw - down + 1) // 2, (fw - down) // 2])]
-    y = ops.upfirdn2d(x, f if up > 1 else None, up=up, padding=p, gain=up ** 2)
+    y = upfirdn2d.upfirdn2d(x, f if up > 1 else None, up=up, padding=p, gain=up ** 2)
     y = torch.nn.functional.conv2d(y, w if flip_weight else w.flip([2, 3]), groups=groups)
     if down > 1:
-        y = ops.upfirdn2d(y, f, down=down)
+        y = upfirdn2d.upfirdn2d(y, f, down=down)
     assert out.shape == y.shape == (2, 6, 8 * up // down, 8 * up // down)
     assert _max_diff(out, y) < 1e-4
 
@@ -367,7 +367,7 @@ def test_modulated_conv2d_fused_equals_unfused(up, demodulate):
     torch.manual_seed(3)
     x, weight, styles = torch.randn(3, 5, 8, 8), torch.randn(4, 5, 3, 3), torch.randn(3, 5)
     noise = torch.randn(3, 1, 8 * up, 8 * up)
-    f = ops.setup_filter([1, 3, 3, 1])
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
     kwargs = dict(noise=noise, up=up, padding=1, resample_filter=f, demodulate=demodulate, flip_weight=up == 1)
     fused = ops.modulated_conv2d(x, weight, styles, fused_modconv=True, **kwargs)
     unfused = ops.modulated_conv2d(x, weight, styles, fused_modconv=False, **kwargs)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import filtered_lrelu, stylegan3
+from models import fast_stylegan3, filtered_lrelu, stylegan3
 from models.errors import RenderCancelled
 from models.filtered_lrelu import filtered_lrelu_fast, filtered_lrelu_reference
 
@@ -459,7 +459,7 @@ def test_in_process_network_fast_equals_reference(cfg, small_pieces, path, monke
         from models import filtered_lrelu
 
         monkeypatch.setattr(filtered_lrelu, "TILE_ELEMENTS", 5000)
-        monkeypatch.setattr(stylegan3, "FUSED_BAND_VALUES", 2000)
+        monkeypatch.setattr(fast_stylegan3, "FUSED_BAND_VALUES", 2000)
         monkeypatch.setattr(cpu_kernels, "TILE_VALUES", 64)
     torch.manual_seed(1)
     G = perturbed(stylegan3.build(tiny_kwargs(cfg)))
@@ -578,9 +578,9 @@ def test_unknown_option_is_a_load_error():
 @torch.no_grad()
 @pytest.mark.parametrize("cfg", ["t", "r"])
 def test_layer_checkpoints_resume_exactly_within_their_budget(cfg):
-    # A pass with a BlockCache starts at the last kept layer input whose upstream is unchanged; the
+    # A pass with a StageCache starts at the last kept layer input whose upstream is unchanged; the
     # image equals an uncached pass bit for bit, and the kept inputs stay within the budget.
-    from models.block_cache import BlockCache
+    from models.stage_cache import StageCache
 
     torch.manual_seed(3)
     G = stylegan3.build(dict(stylegan3.train_defaults(cfg, 64), channel_base=1024, channel_max=64))
@@ -588,10 +588,9 @@ def test_layer_checkpoints_resume_exactly_within_their_budget(cfg):
     other = G.mapping(torch.randn(1, G.z_dim), None)
     layers = len(G.synthesis.layer_names)
     for budget in (0, 1 << 20, 1 << 30):
-        cache = BlockCache(checkpoint_budget=budget)
+        cache = checkpoints = StageCache(checkpoint_budget=budget)
         image = G.synthesis(ws, block_cache=cache)
         assert torch.equal(image, G.synthesis(ws))
-        checkpoints = cache.checkpoints
         assert checkpoints.stages_run == layers
         inputs = sum(x.untyped_storage().nbytes() for x in checkpoints.inputs.values())
         assert inputs <= budget and cache.nbytes() >= inputs + image.numel() * 4
@@ -619,7 +618,7 @@ def test_layer_checkpoints_resume_exactly_within_their_budget(cfg):
 
 
 def test_choose_checkpoints_prefers_cheap_big_savings():
-    from models.block_cache import choose_checkpoints
+    from models.stage_cache import choose_checkpoints
 
     costs = [1, 1, 1, 10, 10]
     assert choose_checkpoints(costs, [0, 1, 1, 1, 1], 0) == []
@@ -641,7 +640,7 @@ def test_reduced_pass_fast_convolutions_match_the_modulated_weight(cfg, monkeypa
     if cfg == "t":
         assert G.synthesis.L2_36_64.__dict__["_reduced_fixed"][1].shape[0] == 36  # the transform, kept
     with monkeypatch.context() as patch:
-        patch.setattr(stylegan3, "_reduced_fixed_weight_pays", lambda layer, x: False)
+        patch.setattr(fast_stylegan3, "fixed_weight_pays", lambda layer, x: False)
         plain = stylegan3.reduced_synthesis(G.synthesis, ws, 32)
         assert (fast - plain).abs().max() <= 1e-5 * plain.abs().max()
         G.synthesis.L3_36_64.weight.mul_(-0.5)
