@@ -458,8 +458,9 @@ def session_json(state, model_info=None):
 def load_session(state, data, model_info=None):
     from renderer.request_files import request_from_data
 
-    request = request_from_data(data, "session").request
-    return state.load_request(request, (model_info or {}).get("ws_resolutions"))
+    resolutions = (model_info or {}).get("ws_resolutions")
+    request = request_from_data(data, "session", resolutions).request
+    return state.load_request(request, resolutions)
 
 
 def load_session_file(state, path, model_info=None):
@@ -471,7 +472,7 @@ def load_session_file(state, path, model_info=None):
     """
     from renderer.request_files import NetworkNotChosen, choose_network, read_request_file
 
-    saved = read_request_file(path)
+    saved = read_request_file(path, (model_info or {}).get("ws_resolutions"))
     wanted, notes = None, []
     try:
         request = choose_network(saved, state["pkl"], "its path is in the Network panel: press Load to open it")

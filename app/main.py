@@ -408,8 +408,8 @@ class App:
         self.engine = bridge.Engine(self.args, renderer=getattr(self.args, "renderer", None))
         pkl = getattr(self.args, "pkl", None)
         if pkl:
-            self.state.values["pkl"] = str(Path(pkl).expanduser().resolve())  # the first file is no edit to undo
-            self.state.version += 1
+            # Adapting to the start-up network: the first file is no edit to undo.
+            self.state.adjust({"pkl": str(Path(pkl).expanduser().resolve())})
             self.set_status(f"loading {pkl} ...")
         elif self.engine.has_default_model():
             self.set_status("loading the embedded default model ...")
@@ -475,9 +475,8 @@ class App:
     def animate(self, dt):
         if self.state["animate"] and self.state["animate_speed"] > 0:
             # Animation moves the seed without filling the undo history (and walks the seeds, not a loaded vector).
-            self.state.values["seed_x"] = round(self.state["seed_x"] + self.state["animate_speed"] * dt, 4)
-            self.state.values["latent"] = None
-            self.state.version += 1
+            self.state.adjust({"seed_x": round(self.state["seed_x"] + self.state["animate_speed"] * dt, 4),
+                               "latent": None})
             self.panel("Latent").sync()
 
     def submit_if_changed(self):

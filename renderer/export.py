@@ -656,18 +656,18 @@ def sweep_requests(renderer, base, control, frames, start=None, stop=None, width
     elif control == "mix_strength":
         lo = 0.0 if start is None else start
         hi = 1.0 if stop is None else stop
-        layers = base.mix_layers or f"0-{_num_ws(renderer, base) - 1}"  # every w (mix_indices refuses past the end)
+        layers = base.mix_layers or tuple(range(_num_ws(renderer, base)))  # every w
         for t in positions:
             requests.append(dataclasses.replace(base, mix_strength=round(lo + (hi - lo) * t, 6), mix_layers=layers))
     elif control == "mix_layers":
-        num_ws = renderer.compute_ws(dataclasses.replace(base, mix_layers="")).shape[1]
+        num_ws = renderer.compute_ws(dataclasses.replace(base, mix_layers=())).shape[1]
         width = int(width or 2)
         if not 1 <= width <= num_ws:
             raise ExportError(f"sweep width {width} does not fit {num_ws} ws")
         last_start = num_ws - width
         for t in positions:
             first = int(round(t * last_start))
-            requests.append(dataclasses.replace(base, mix_layers=f"{first}-{first + width - 1}"))
+            requests.append(dataclasses.replace(base, mix_layers=range(first, first + width)))
     elif control == "direction":
         lo = -1.0 if start is None else start
         hi = 1.0 if stop is None else stop
@@ -715,16 +715,16 @@ def seed_grid_requests(base, seeds):
     return [dataclasses.replace(base, **{**_plain_latent(), "seeds": ((int(s), 1.0),)}) for s in seeds]
 
 
-def style_mix_requests(base, row_seeds, col_seeds, layers="coarse"):
+def style_mix_requests(base, row_seeds, col_seeds, layers):
     """The StyleGAN paper's style-mixing figure as requests: {(row, col): request}.
 
     Row 0 holds the column seeds' own pictures, column 0 the row seeds'; cell (i+1, j+1) is
-    row seed i with column seed j's styles in `layers` (coarse, middle, fine or e.g. 4-7).
+    row seed i with column seed j's styles in `layers` (w indices: see renderer.request.mix_indices).
     (0, 0) stays blank.
     """
     import dataclasses
 
-    plain = dict(_plain_latent(), mix_seed=None, mix_w=None, mix_layers="", mix_strength=1.0)
+    plain = dict(_plain_latent(), mix_seed=None, mix_w=None, mix_layers=(), mix_strength=1.0)
     cells = {}
     for j, col_seed in enumerate(col_seeds):
         cells[(0, j + 1)] = dataclasses.replace(base, **{**plain, "seeds": ((int(col_seed), 1.0),)})
@@ -740,7 +740,7 @@ def style_mix_requests(base, row_seeds, col_seeds, layers="coarse"):
 def check_mixing(renderer, requests):
     """ValueError before anything is rendered when a request's mix_layers do not fit its network
     (e.g. 99-100 on a 10-w network), rather than after the first cells or frames."""
-    from renderer.request import mix_indices
+    from renderer.request import check_mix_layers
 
     checked = set()
     for request in requests:
@@ -748,7 +748,7 @@ def check_mixing(renderer, requests):
             continue
         checked.add((request.pkl, request.mix_layers))
         _, G = renderer.load(request)
-        mix_indices(request.mix_layers, G.synthesis.ws_resolutions)
+        check_mix_layers(request.mix_layers, len(G.synthesis.ws_resolutions))
 
 
 def render_grid(renderer, cells, rows, cols, padding=0, progress=None, cancel=None):

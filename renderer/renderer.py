@@ -20,7 +20,7 @@ from models.errors import RenderCancelled
 from models.runtime import reserve_heap, tune_cpu
 from renderer.interpolate import seed_z
 from renderer.recent_frames import RECENT_CAPTURES_BYTES, RECENT_FRAMES_BYTES, RecentFrames, frame_key
-from renderer.request import RenderRequest, mix_indices
+from renderer.request import RenderRequest, check_mix_layers
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default_model.safetensors"
 MAX_NETWORKS = 2  # networks kept in memory (a 1024 StyleGAN2 is ~120 MB in fp32)
@@ -446,7 +446,7 @@ class Renderer:
             ws = self._blend_seeds(key, G, request, request.seed_weights())
 
         if request.mixing:
-            indices = mix_indices(request.mix_layers, G.synthesis.ws_resolutions)
+            indices = check_mix_layers(request.mix_layers, len(G.synthesis.ws_resolutions))
             if request.mix_w is not None:
                 source = _broadcast_ws(G, request.mix_w, "mix_w", device)
             else:

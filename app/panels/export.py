@@ -248,7 +248,8 @@ class ExportPanel(Panel):
         base = self.current_request(settings)
         row_seeds, col_seeds = export.parse_seeds(settings["mix_rows"]), export.parse_seeds(settings["mix_cols"])
         group = settings["mix_group"]
-        cells = export.style_mix_requests(base, row_seeds, col_seeds, group)
+        layers = mix_indices(group, (self.app.model_info or {}).get("ws_resolutions") or [])
+        cells = export.style_mix_requests(base, row_seeds, col_seeds, layers)
         path = self.output_path(settings, f"stylescope_mix_{group}", ".png")
         rows, cols = len(row_seeds) + 1, len(col_seeds) + 1
 

@@ -5,7 +5,7 @@ import random
 import dearpygui.dearpygui as dpg
 
 from app.panels.base import Panel, typed_float
-from renderer.request import SEED_STEP_Y
+from renderer.request_latents import SEED_STEP_Y
 
 MAX_BLEND_ROWS = 8
 SEED_HINT = "Drag on the image to move through seed space."
@@ -78,7 +78,7 @@ class LatentPanel(Panel):
         dpg.configure_item("class_row", show=c_dim > 0)
         dpg.configure_item("class_idx", max_value=max(0, c_dim - 1), max_clamped=True)
         if c_dim == 0 and self.app.state["class_idx"] is not None:
-            self.app.state.values["class_idx"] = None  # an unconditional network takes no label
+            self.app.state.adjust({"class_idx": None})  # adapting to the network: an unconditional one takes no label
         self.show_class()
 
     def layout_state(self):

@@ -51,8 +51,8 @@ class LayersPanel(Panel):
         super().on_widget(sender, value, user_data)
         last = self.last_base_channel()
         if last is not None and self.app.state["channel"] > last:
-            # Part of the same edit: rgb needs three channels from the base.
-            self.app.state.values["channel"] = last
+            # Joins the edit just made (one undo step): rgb needs three channels from the base.
+            self.app.state.adjust({"channel": last})
         self.sync()  # the channel range depends on the view mode
 
     def last_base_channel(self):
@@ -82,7 +82,7 @@ class LayersPanel(Panel):
         self.items = [OUTPUT_ITEM] + [f"{name}   {shape_text(shape)}" for name, shape in self.layers]
         dpg.configure_item("layer_list", items=self.items)
         if self.app.state["layer"] not in {name for name, _ in self.layers}:
-            self.app.state.values["layer"] = None  # that layer is not in this network
+            self.app.state.adjust({"layer": None})  # adapting to the network: that layer is not in it
         self.sync()
 
     def current_channels(self):

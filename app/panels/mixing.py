@@ -190,7 +190,7 @@ class MixingPanel(Panel):
         self.resolutions = list(info.get("ws_resolutions") or [])
         valid = tuple(i for i in self.app.state["mix_layers"] if i < len(self.resolutions))
         if valid != self.app.state["mix_layers"]:
-            self.app.state.values["mix_layers"] = valid  # a smaller network: drop ws it does not have
+            self.app.state.adjust({"mix_layers": valid})  # adapting to a smaller network: drop ws it does not have
         self.rebuild_boxes()
         self.draw_range()
 
