@@ -7,7 +7,7 @@ from renderer.request import RenderRequest
 
 
 def test_a_float32_slider_value_is_kept_as_typed():
-    from app.panels.base import typed_float
+    from app.controls import typed_float
 
     assert typed_float(float(np.float32(0.7))) == 0.7
     assert typed_float(float(np.float32(-0.35))) == -0.35

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
-from app.panels.base import Panel, typed_float
+from app.controls import typed_float
+from app.panels.base import Panel
 
 INTERPOLATIONS = ["slerp-z", "lerp-w", "cubic-w"]
 EASINGS = ["linear", "ease-in-out", "cosine", "ease-in", "ease-out"]

@@ -4,7 +4,8 @@ import random
 
 import dearpygui.dearpygui as dpg
 
-from app.panels.base import Panel, typed_float
+from app.controls import typed_float
+from app.panels.base import Panel
 from renderer.request_latents import SEED_STEP_Y
 
 MAX_BLEND_ROWS = 8
@@ -40,12 +41,12 @@ class LatentPanel(Panel):
         with dpg.group(horizontal=True):
             dpg.add_button(label="Add seed", tag="blend_add", callback=self.on_add_blend)
             dpg.add_text("Blend in", color=(150, 150, 150))
-            self.radio("blend_space", ["z", "w"], tag="blend_space")
+            self.control("blend_space", tag="blend_space")
 
         dpg.add_spacer(height=2)
         with dpg.group(horizontal=True):
-            self.checkbox("animate", tag="animate")
-            self.slider_float("animate_speed", fmt="%.2f seeds/s", tag="animate_speed", width=-60)
+            self.control("animate", tag="animate")
+            self.control("animate_speed", fmt="%.2f seeds/s", tag="animate_speed", width=-60)
         self.rebuild_blend_rows()
         self.show_position()
 

@@ -5,8 +5,6 @@ import dearpygui.dearpygui as dpg
 from app.panels.base import Panel
 
 OUTPUT_ITEM = "output image"
-FEATURE_MODES = ["rgb", "one", "grid"]
-NORMALIZE_MODES = ["none", "minmax", "std"]
 
 
 def shape_text(shape):
@@ -28,24 +26,15 @@ class LayersPanel(Panel):
         dpg.add_listbox([OUTPUT_ITEM], tag="layer_list", num_items=8, width=-1, callback=self.on_pick)
         with dpg.group(horizontal=True):
             dpg.add_text("View")
-            self.radio("channel_mode", FEATURE_MODES, tag="channel_mode")
-        self.slider_int_param("channel", "channel")
-        self.slider_int_param("grid_channels", "grid_channels")
+            self.control("channel_mode", tag="channel_mode")
+        self.control("channel", tag="channel", width=-130)
+        self.control("grid_channels", tag="grid_channels", width=-130)
         with dpg.group(horizontal=True):
             dpg.add_text("Normalise")
-            self.radio("normalize", NORMALIZE_MODES, tag="normalize")
-        self.checkbox("fft", tag="fft")
-        self.slider_float("gain_db", tag="gain_db", width=-130, fmt="%.1f dB")
+            self.control("normalize", tag="normalize")
+        self.control("fft", tag="fft")
+        self.control("gain_db", tag="gain_db", width=-130, fmt="%.1f dB")
         dpg.add_text("", tag="layer_stats", color=(170, 180, 190))
-
-    def slider_int_param(self, name, tag):
-        from app.state import PARAM_BY_NAME
-
-        param = PARAM_BY_NAME[name]
-        slider = dpg.add_slider_int(label=param.label, tag=tag, width=-130, min_value=int(param.low),
-                                    max_value=int(param.high), default_value=int(self.app.state[name]),
-                                    callback=self.on_widget)
-        return self.bind(slider, name)
 
     def on_widget(self, sender, value, user_data=None):
         super().on_widget(sender, value, user_data)

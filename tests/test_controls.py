@@ -1,0 +1,102 @@
+"""One declaration per control: every RenderRequest field's metadata feeds the validator, the window's
+state and widget, and the CLI; adding a control is one declaration plus at most one widget line."""
+
+import dataclasses
+import math
+import re
+
+import pytest
+
+import run_app
+from app.state import PARAM_BY_NAME, PARAMS, REQUEST_NAMES, ExplorerState
+from renderer.request import RenderRequest, field_default, request_controls
+from renderer.request_fields import WIDGETS, Control
+
+
+def parse(*argv):
+    return run_app.build_parser().parse_args(["frame", *argv, "--out", "x.png"])
+
+
+def cli_help():
+    return run_app.build_parser()._subparsers._group_actions[0].choices["frame"].format_help()
+
+
+def test_every_field_is_declared_completely():
+    for field in dataclasses.fields(RenderRequest):
+        spec = field.metadata.get("control")
+        assert isinstance(spec, Control), f"{field.name}: declare it with control(...)"
+        assert spec.widget in WIDGETS + (None,)
+        assert getattr(RenderRequest(), field.name) == spec.validate(field.name, field_default(field.name))
+        if spec.widget or spec.flag:
+            assert spec.label or spec.tooltip, f"{field.name}: a shown control needs words"
+        if spec.choices:
+            assert field_default(field.name) in spec.choices
+        if spec.soft:
+            assert spec.low <= spec.soft[0] < spec.soft[1] <= spec.high, f"{field.name}: soft range inside the hard one"
+
+
+def test_psi_has_one_range_in_the_validator_the_slider_and_the_cli():
+    spec = request_controls()["truncation_psi"]
+    # the validator: the hard range
+    RenderRequest(truncation_psi=spec.high)
+    with pytest.raises(ValueError, match=re.escape(f"outside [{spec.low}, {spec.high}]")):
+        RenderRequest(truncation_psi=spec.high + 0.5)
+    # the window's state value: the slider's soft range, the label, the default
+    param = PARAM_BY_NAME["truncation_psi"]
+    assert (param.low, param.high) == spec.soft and param.label == spec.label and param.default == 1.0
+    assert param.widget == "slider"
+    # the CLI: the flag, its help made of the same words and range
+    help_text = " ".join(cli_help().split())
+    assert f"{spec.flag} X {spec.label}: pull w toward the average" in help_text
+    assert f"({spec.low:g}..{spec.high:g}, default 1)" in help_text
+    assert run_app.request_from_args(parse(spec.flag, "0.5")).truncation_psi == 0.5
+
+
+def test_the_cli_has_a_flag_for_every_flagged_field():
+    given = {"real": ("0.5", 0.5), "integer": ("3", 3), "boolean": (None, True), "layer_name": ("b16.conv1", "b16.conv1"),
+             "w_indices": ("1-2", (1, 2))}
+    for name, spec in request_controls().items():
+        if not spec.flag:
+            continue
+        text, expected = (spec.choices[-1], spec.choices[-1]) if spec.choices else given[spec.check.__name__]
+        argv = [spec.flag] + ([] if text is None else [text])
+        if name in ("mix_seed", "mix_layers"):  # a mix needs both
+            argv += ["--mix-layers", "1-2"] if name == "mix_seed" else ["--mix-seed", "3"]
+        request = run_app.request_from_args(parse(*argv))
+        assert getattr(request, name) == expected, name
+
+
+def test_the_state_holds_every_field_with_a_widget_under_its_name():
+    shown = [name for name, spec in request_controls().items() if spec.widget]
+    assert list(REQUEST_NAMES) == shown
+    names = [p.name for p in PARAMS]
+    assert len(names) == len(set(names))
+    # every request-shaped value reaches the request unchanged under its own name
+    state = ExplorerState()
+    edits = {"truncation_psi": 0.25, "noise_strength": 2.0, "gain_db": 3.0, "transform_rotate": 12.0,
+             "mix_strength": 0.5, "noise_seed": 7, "grid_channels": 9, "fft": True, "noise_mode": "random"}
+    state.update(edits)
+    request = state.to_request()
+    assert {k: getattr(request, k) for k in edits} == edits
+
+
+def test_a_declared_field_needs_no_other_line_to_validate_reach_the_state_and_the_cli():
+    """Adding a control: one control(...) line. Here a stand-in request class with one more field shows
+    that the validator, the state's Param and the CLI flag all follow from that line alone."""
+    from renderer.request_fields import control, real
+
+    @dataclasses.dataclass(frozen=True)
+    class Extended:
+        sharpness: float = control(0.0, real, low=-1.0, high=1.0, label="Sharpness", flag="--sharpness",
+                                   widget="slider", tooltip="Unsharp mask strength")
+
+        def __post_init__(self):
+            for field in dataclasses.fields(self):
+                field.metadata["control"].validate(field.name, getattr(self, field.name))
+
+    spec = dataclasses.fields(Extended)[0].metadata["control"]
+    with pytest.raises(ValueError, match="sharpness"):
+        Extended(sharpness=math.nan)
+    options = run_app.flag_options("truncation_psi", request_controls()["truncation_psi"])
+    assert options["type"] is float and "-5..5" in options["help"]
+    assert spec.slider_range == (-1.0, 1.0) and spec.widget == "slider"
