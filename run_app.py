@@ -261,7 +261,9 @@ def _load_w(path):
 
 def _parse_channels(text):
     mode, _, number = text.partition(":")
-    if mode not in ("rgb", "one", "grid") or not number:
+    from renderer.request import CHANNEL_MODES
+
+    if mode not in CHANNEL_MODES or not number:
         raise ValueError(f"--channels: expected rgb:BASE, one:N or grid:N, got {text!r}")
     value = _int("--channels", number)
     if mode == "grid":
@@ -395,14 +397,15 @@ def cmd_frame(args):
 def add_video_arguments(parser):
     """Flags of the video command (the request flags give the base frame)."""
     from renderer.export import SWEEP_CONTROLS  # numpy only: the parser stays quick to build
+    from renderer.interpolate import EASINGS, INTERPOLATIONS
 
     group = parser.add_argument_group("video")
     add = group.add_argument
     add("--seeds", metavar="0,1,2", help="keyframe seeds (ranges like 3-7 allowed)")
     add("--keyframes", metavar="K,K", help="keyframes: seeds, .npy/.npz latents, .json sessions, .png exports")
     add("--frames-per-transition", type=int, default=30, help="frames from one keyframe to the next (default 30)")
-    add("--interp", choices=["slerp-z", "lerp-w", "cubic-w"], default="slerp-z", help="interpolation (default slerp-z)")
-    add("--easing", choices=["linear", "ease-in-out", "cosine", "ease-in", "ease-out"], default="linear")
+    add("--interp", choices=INTERPOLATIONS, default="slerp-z", help="interpolation (default slerp-z)")
+    add("--easing", choices=EASINGS, default="linear")
     add("--loop", action="store_true", help="return to the first keyframe: a seamless loop")
     add("--grid", metavar="RxC", help="a grid video: one seed sequence per cell")
     add("--sweep", choices=list(SWEEP_CONTROLS), help="sweep one control instead (direction: the --direction "

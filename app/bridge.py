@@ -7,6 +7,8 @@ import re
 import numpy as np
 
 from models.errors import clean_line, error_line  # noqa: F401 -- the window's one way to print file data
+from renderer.export import SWEEP_CONTROLS  # noqa: F401 -- the export panel's choices, spelled once
+from renderer.interpolate import EASINGS, INTERPOLATIONS  # noqa: F401 -- the same
 from renderer.request import RenderRequest, mix_indices
 
 # A full frame slower than this makes the worker send a quick preview first (a slow device).
