@@ -110,7 +110,7 @@ def cmd_directions(args):
 
 def add_request_arguments(parser):
     """The flags that make a RenderRequest (shared by commands that render): one per request field
-    declared with a flag (renderer/request.py), plus the latent and multi-value flags written here."""
+    declared with a flag (renderer/request/), plus the latent and multi-value flags written here."""
     from renderer.request import request_controls
 
     group = parser.add_argument_group("request")
@@ -132,7 +132,7 @@ def add_request_arguments(parser):
 
 def flag_options(name, spec):
     """argparse options for a declared field: its type, choices and a help made of its metadata."""
-    from renderer import request_fields as check
+    from renderer.request import fields as check
     from renderer.request import field_default
 
     tip = spec.tooltip[0].lower() + spec.tooltip[1:] if spec.tooltip.split(" ")[0][1:].islower() else spec.tooltip
@@ -195,7 +195,7 @@ def _mix_layers(text, request):
     """--mix-layers text as w indices: indices and ranges as they are; a named group (coarse, middle,
     fine) from the network's ws resolutions, so the network is opened here only for a group."""
     from renderer.request import mix_indices
-    from renderer.request_fields import index_tokens
+    from renderer.request.fields import index_tokens
 
     _, indices = index_tokens(text)
     if indices is not None:
@@ -225,7 +225,7 @@ def _latent_changes(args):
 def _direction_offset(items):
     """The sum of STRENGTH x direction over --direction FILE=STRENGTH items: the request's w_offset."""
     from renderer.export import load_direction
-    from renderer.request_latents import direction_sum
+    from renderer.request.latents import direction_sum
 
     terms = []
     for item in items:

@@ -1,5 +1,5 @@
 """Controls: a state value's widget drawn from its declaration (label, range, choices, tooltip, widget
-kind; for request fields the metadata in renderer/request.py), bound to the value, reset by right-click."""
+kind; for request fields the metadata in renderer/request/), bound to the value, reset by right-click."""
 
 import dearpygui.dearpygui as dpg
 import numpy as np

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from renderer.request import RenderRequest, field_default, request_controls
-from renderer.request_latents import SEED_STEP_Y, direction_sum, seed_xy_blend
+from renderer.request.latents import SEED_STEP_Y, direction_sum, seed_xy_blend
 
 # Edits of the same control closer together than this are one undo step (a slider drag).
 UNDO_COALESCE_SECONDS = 0.8
@@ -27,7 +27,7 @@ class Param:
     high: float | None = None
     tooltip: str = ""
     choices: tuple = ()
-    widget: str | None = None  # how app/controls.py draws it (see renderer/request_fields.py WIDGETS)
+    widget: str | None = None  # how app/controls.py draws it (see renderer/request/fields.py WIDGETS)
 
 
 # Where the window starts differently from a request's default.

@@ -10,7 +10,7 @@ import pytest
 import run_app
 from app.state import PARAM_BY_NAME, PARAMS, REQUEST_NAMES, ExplorerState
 from renderer.request import RenderRequest, field_default, request_controls
-from renderer.request_fields import WIDGETS, Control
+from renderer.request.fields import WIDGETS, Control
 
 
 def parse(*argv):
@@ -83,7 +83,7 @@ def test_the_state_holds_every_field_with_a_widget_under_its_name():
 def test_a_declared_field_needs_no_other_line_to_validate_reach_the_state_and_the_cli():
     """Adding a control: one control(...) line. Here a stand-in request class with one more field shows
     that the validator, the state's Param and the CLI flag all follow from that line alone."""
-    from renderer.request_fields import control, real
+    from renderer.request.fields import control, real
 
     @dataclasses.dataclass(frozen=True)
     class Extended:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from renderer.request import RenderRequest, mix_indices
-from renderer.request_latents import seed_xy_blend
+from renderer.request.latents import seed_xy_blend
 
 
 def test_defaults_are_valid_and_hashable():

@@ -6,7 +6,7 @@ import dearpygui.dearpygui as dpg
 
 from app.controls import typed_float
 from app.panels.base import Panel
-from renderer.request_latents import SEED_STEP_Y
+from renderer.request.latents import SEED_STEP_Y
 
 MAX_BLEND_ROWS = 8
 SEED_HINT = "Drag on the image to move through seed space."

@@ -11,8 +11,8 @@ from app.panels.latent import combined_seed
 from app.state import DIRECTION_LIMIT
 from renderer import export
 from renderer.request import MIX_GROUPS
-from renderer.request_fields import MAX_LATENT
-from renderer.request_latents import ws_rows
+from renderer.request.fields import MAX_LATENT
+from renderer.request.latents import ws_rows
 
 MAX_DIRECTIONS = 8
 SEED_DIRECTION_LIMIT = 2.0  # a direction between two seeds' ws: 1 reaches the second seed's ws

@@ -1,15 +1,15 @@
 """RenderRequest: the frozen, validated description of everything that decides one frame.
 
-Each field is declared once, with its metadata (renderer/request_fields.py): the validator, the
+Each field is declared once, with its metadata (renderer/request/fields.py): the validator, the
 window's widget and reset, the state's defaults and the CLI flags are all made from it."""
 
 import dataclasses
 import json
 from dataclasses import dataclass
 
-from renderer import request_fields as check
-from renderer.request_fields import MAX_SEED, control, control_of
-from renderer.request_latents import seed_xy_blend
+from renderer.request import fields as check
+from renderer.request.fields import MAX_SEED, control, control_of
+from renderer.request.latents import seed_xy_blend
 
 NOISE_MODES = ("const", "random", "none")
 CHANNEL_MODES = ("rgb", "one", "grid")

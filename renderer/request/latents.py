@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from renderer.request_fields import MAX_SEED
+from renderer.request.fields import MAX_SEED
 
 # NVIDIA's visualizer lays seeds out on a plane: seed = x + y * SEED_STEP_Y (mod 2**32).
 SEED_STEP_Y = 100
