@@ -261,11 +261,6 @@ class ExplorerState:
     def to_json_dict(self):
         return {name: _thaw(value) for name, value in self.values.items()}
 
-    def load_json_dict(self, data):
-        """Take the known values from a dict (unknown keys are ignored); one undo step."""
-        changes = {k: v for k, v in data.items() if k in PARAM_BY_NAME}
-        return self.update(changes, coalesce=False)
-
 
 # Values that pick the seeds: editing one leaves a loaded latent vector for the seeds again.
 SEED_SOURCES = ("seed_x", "seed_y", "blend_seeds")

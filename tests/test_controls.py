@@ -2,7 +2,6 @@
 state and widget, and the CLI; adding a control is one declaration plus at most one widget line."""
 
 import dataclasses
-import math
 import re
 
 import pytest
@@ -80,23 +79,49 @@ def test_the_state_holds_every_field_with_a_widget_under_its_name():
     assert {k: getattr(request, k) for k in edits} == edits
 
 
-def test_a_declared_field_needs_no_other_line_to_validate_reach_the_state_and_the_cli():
-    """Adding a control: one control(...) line. Here a stand-in request class with one more field shows
-    that the validator, the state's Param and the CLI flag all follow from that line alone."""
-    from renderer.request.fields import control, real
+class StandInApp:
+    """What app/controls.py needs of the window: the state, an edit door, the reset handlers."""
 
-    @dataclasses.dataclass(frozen=True)
-    class Extended:
-        sharpness: float = control(0.0, real, low=-1.0, high=1.0, label="Sharpness", flag="--sharpness",
-                                   widget="slider", tooltip="Unsharp mask strength")
+    def __init__(self, dpg):
+        self.state = ExplorerState()
+        self.text_inputs = []
+        with dpg.item_handler_registry() as self.reset_handlers:
+            pass
 
-        def __post_init__(self):
-            for field in dataclasses.fields(self):
-                field.metadata["control"].validate(field.name, getattr(self, field.name))
+    def edit(self, name, value, coalesce=True):
+        self.state.set(name, value, coalesce=coalesce)
 
-    spec = dataclasses.fields(Extended)[0].metadata["control"]
-    with pytest.raises(ValueError, match="sharpness"):
-        Extended(sharpness=math.nan)
-    options = run_app.flag_options("truncation_psi", request_controls()["truncation_psi"])
-    assert options["type"] is float and "-5..5" in options["help"]
-    assert spec.slider_range == (-1.0, 1.0) and spec.widget == "slider"
+
+def test_every_declared_widget_draws_from_its_declaration_and_resets():
+    """The widget line is all a panel writes: range, choices, label and reset come from the declaration."""
+    import dearpygui.dearpygui as dpg
+
+    from app import controls
+    from app.panels.base import Panel
+
+    dpg.create_context()
+    try:
+        panel = Panel(StandInApp(dpg))
+        drawn = [p for p in PARAMS if p.widget not in (None, "custom")]
+        assert {"truncation_psi", "noise_mode", "noise_seed", "fft", "channel", "mix_seed"} <= {p.name for p in drawn}
+        with dpg.window():
+            tags = {p.name: panel.control(p.name, tag=p.name) for p in drawn}
+        for param in drawn:
+            config = dpg.get_item_configuration(tags[param.name])
+            if param.widget == "slider":
+                assert (config["min_value"], config["max_value"]) == (param.low, param.high), param.name
+            if param.widget == "radio":
+                assert tuple(config["items"]) == param.choices, param.name
+            if param.widget in ("slider", "checkbox", "int"):
+                assert config["label"] == param.label, param.name
+            assert dpg.get_value(tags[param.name]) == param.default or param.default is None, param.name
+        # psi's slider: the declared soft range; right-click reset: the declared default
+        spec = request_controls()["truncation_psi"]
+        assert tuple(dpg.get_item_configuration(tags["truncation_psi"])[k] for k in ("min_value", "max_value")) == spec.soft
+        panel.on_widget("truncation_psi", 0.7)
+        assert panel.app.state["truncation_psi"] == 0.7  # typed_float: what the person saw, not float32's 0.69999
+        assert controls.reset(panel, "truncation_psi") and panel.app.state["truncation_psi"] == field_default("truncation_psi")
+        with pytest.raises(ValueError, match="draws itself"):
+            controls.add(panel, "mix_layers")
+    finally:
+        dpg.destroy_context()

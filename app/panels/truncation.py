@@ -3,6 +3,7 @@
 import dearpygui.dearpygui as dpg
 
 from app.panels.base import Panel
+from app.state import PARAM_BY_NAME
 
 NOT_MEASURED = object()
 
@@ -147,10 +148,11 @@ class TruncationPanel(Panel):
             dpg.add_text("(this network has no noise inputs)", parent="noise_layers", color=(120, 120, 120))
             return
         strengths = dict(self.app.state["noise_layer_strength"])
+        scale = PARAM_BY_NAME["noise_strength"]  # a layer's multiplier slides over the global one's range
         for name in self.noise_layers:
             self.layer_sliders[name] = dpg.add_slider_float(
-                label=name, tag=f"noise_layer_{name}", parent="noise_layers", width=-130, min_value=0.0,
-                max_value=4.0, format="%.2fx",
+                label=name, tag=f"noise_layer_{name}", parent="noise_layers", width=-130, min_value=scale.low,
+                max_value=scale.high, format="%.2fx",
                 default_value=float(strengths.get(name, 1.0)), callback=self.on_layer_strength, user_data=name)
             dpg.bind_item_handler_registry(self.layer_sliders[name], self.hover_handlers)
             if name in self.usage:
