@@ -2,6 +2,7 @@
 state and widget, and the CLI; adding a control is one declaration plus at most one widget line."""
 
 import dataclasses
+import json
 import re
 
 import pytest
@@ -125,3 +126,16 @@ def test_every_declared_widget_draws_from_its_declaration_and_resets():
             controls.add(panel, "mix_layers")
     finally:
         dpg.destroy_context()
+
+
+def test_an_old_request_file_naming_a_group_is_one_clean_line_headless(tmp_path, capsys):
+    """Headless readers parse a file before opening its network: a named group there is refused with
+    one line (the window resolves it with the open network: test_gui_state)."""
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({**RenderRequest(seeds=1, mix_seed=2).to_dict(), "mix_layers": "coarse"}))
+    code = run_app.main(["frame", "--request", str(old), "--out", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert code != 0 and "mix_layers: 'coarse'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
+    old.write_text(json.dumps({**RenderRequest(seeds=1, mix_seed=2).to_dict(), "mix_layers": "0-1,3"}))
+    assert run_app.request_from_args(parse("--request", str(old))).mix_layers == (0, 1, 3)
