@@ -60,6 +60,8 @@ def test_json_round_trip_is_exact():
         ({"mix_layers": "coarse"}, "mix_layers"),
         ({"mix_layers": [1, -1]}, "mix_layers"),
         ({"mix_layers": [1.5]}, "mix_layers"),
+        ({"mix_layers": "0-99999999999"}, "mix_layers"),  # refused before a range of that size is made
+        ({"mix_layers": [1024]}, "mix_layers"),
         ({"mix_layers": "7-3"}, "mix_layers"),
         ({"mix_strength": 1.5}, "mix_strength"),
         ({"noise_mode": "loud"}, "noise_mode"),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 MAX_SEED = 2**32 - 1  # np.random.RandomState accepts seeds in [0, 2**32)
 MAX_LATENT = 1e4  # bound on every z, w, offset and seed-weight value
+MAX_W_INDEX = 1023  # style-mixing indices: far past any network's num_ws (18 at 1024 px)
 
 # What draws a field in the window (app/controls.py): a slider, an integer box, radio buttons, a
 # checkbox; 'custom' is a widget its panel draws itself. None: the window does not edit the field.
@@ -232,6 +233,8 @@ def index_tokens(text):
         lo, hi = int(match.group(1)), int(match.group(2) or match.group(1))
         if hi < lo:
             raise ValueError(f"mix_layers: range {token!r} is empty (hi < lo)")
+        if hi > MAX_W_INDEX:  # checked before the range is made: a file may say 0-99999999999
+            raise ValueError(f"mix_layers: {token!r} goes past {MAX_W_INDEX}, more ws than any network has")
         picked.update(range(lo, hi + 1))
     return None, tuple(sorted(picked))
 
@@ -247,7 +250,7 @@ def w_indices(name, value, spec=None):
                              f"'coarse' needs the network: give its indices)")
         return indices
     indices = sequence(name, value)
-    if len(indices) > 1024:
-        raise ValueError(f"{name}: at most 1024 indices, got {len(indices)}")
-    index_range = Control(integer, low=0, high=1023)
+    if len(indices) > MAX_W_INDEX + 1:
+        raise ValueError(f"{name}: at most {MAX_W_INDEX + 1} indices, got {len(indices)}")
+    index_range = Control(integer, low=0, high=MAX_W_INDEX)
     return tuple(sorted({integer(f"{name}[{i}]", v, index_range) for i, v in enumerate(indices)}))
