@@ -135,8 +135,7 @@ def flag_options(name, spec):
     from renderer.request import fields as check
     from renderer.request import field_default
 
-    tip = spec.tooltip[0].lower() + spec.tooltip[1:] if spec.tooltip.split(" ")[0][1:].islower() else spec.tooltip
-    words = f"{spec.label}: {tip}" if spec.label and tip else spec.tooltip or name
+    words = f"{spec.label}: {spec.tooltip}" if spec.label and spec.tooltip else spec.tooltip or name
     default = field_default(name)
     if spec.check is check.boolean:
         return {"action": "store_true", "default": None, "help": f"{words} (default off)"}
@@ -191,18 +190,21 @@ def request_from_args(args):
     return dataclasses.replace(base, **changes)
 
 
-def _mix_layers(text, request):
+def _mix_layers(text, request, renderer=None):
     """--mix-layers text as w indices: indices and ranges as they are; a named group (coarse, middle,
-    fine) from the network's ws resolutions, so the network is opened here only for a group."""
+    fine) from the network's ws resolutions, so the network is opened (by renderer, when given) only
+    for a group."""
     from renderer.request import mix_indices
     from renderer.request.fields import index_tokens
 
     _, indices = index_tokens(text)
     if indices is not None:
         return indices
-    from renderer.renderer import Renderer
+    if renderer is None:
+        from renderer.renderer import Renderer
 
-    _, G = Renderer().load(request)
+        renderer = Renderer()
+    _, G = renderer.load(request)
     return tuple(mix_indices(text, G.synthesis.ws_resolutions))
 
 
@@ -260,9 +262,9 @@ def _load_w(path):
 
 
 def _parse_channels(text):
-    mode, _, number = text.partition(":")
     from renderer.request import CHANNEL_MODES
 
+    mode, _, number = text.partition(":")
     if mode not in CHANNEL_MODES or not number:
         raise ValueError(f"--channels: expected rgb:BASE, one:N or grid:N, got {text!r}")
     value = _int("--channels", number)
@@ -574,7 +576,7 @@ def cmd_grid(args):
         if not (args.rows and args.cols):
             raise ValueError("grid: a style-mixing grid needs both --rows and --cols")
         row_seeds, col_seeds = export.parse_seeds(args.rows), export.parse_seeds(args.cols)
-        layers = _mix_layers(args.mix, dataclasses.replace(base, mix_layers=()))
+        layers = _mix_layers(args.mix, dataclasses.replace(base, mix_layers=()), renderer)
         cells = export.style_mix_requests(base, row_seeds, col_seeds, layers)
         rows, cols, kind = len(row_seeds) + 1, len(col_seeds) + 1, f"style-mix {args.mix}"
     else:

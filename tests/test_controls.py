@@ -47,7 +47,7 @@ def test_psi_has_one_range_in_the_validator_the_slider_and_the_cli():
     assert param.widget == "slider"
     # the CLI: the flag, its help made of the same words and range
     help_text = " ".join(cli_help().split())
-    assert f"{spec.flag} X {spec.label}: pull w toward the average" in help_text
+    assert f"{spec.flag} X {spec.label}: {spec.tooltip}" in help_text
     assert f"({spec.low:g}..{spec.high:g}, default 1)" in help_text
     assert run_app.request_from_args(parse(spec.flag, "0.5")).truncation_psi == 0.5
 
