@@ -64,7 +64,10 @@ def build_parser():
 
 
 def add_request_arguments(parser):
-    """The flags that make a RenderRequest (shared by commands that render)."""
+    """The flags that make a RenderRequest (shared by commands that render): one per request field
+    declared with a flag (renderer/request/), plus the latent and multi-value flags written here."""
+    from renderer.request import request_controls
+
     group = parser.add_argument_group("request")
     add = group.add_argument
     add("--request", metavar="FILE.json", help="start from a saved RenderRequest; flags below override it")
@@ -74,31 +77,38 @@ def add_request_arguments(parser):
     add("--w", metavar="FILE", dest="w_file", help="w vector(s) from .npy or .npz (key 'w'), e.g. a projection")
     add("--direction", action="append", metavar="FILE=STRENGTH",
         help="add STRENGTH times a direction in W (.npy/.npz: [w_dim] or [num_ws, w_dim]) to every w (repeatable)")
-    add("--psi", type=float, help="truncation psi (default 1)")
-    add("--cutoff", type=int, help="truncate only the first N ws")
-    add("--class", type=int, dest="class_idx", help="class label of a conditional network")
-    add("--mix-seed", type=int, help="style-mixing source seed")
-    add("--mix-layers", help="w indices to mix: 4-7, coarse, middle, fine, or a list like 0,2,5")
-    add("--mix-strength", type=float, help="0..1, lerp toward the mix source in W (default 1)")
-    add("--noise-mode", choices=["const", "random", "none"])
-    add("--noise-seed", type=int, help="seed of random noise")
-    add("--noise-strength", type=float, help="global noise multiplier (default 1)")
+    for name, spec in request_controls().items():
+        if spec.flag:
+            add(spec.flag, dest=name, **flag_options(name, spec))
     add("--noise-layer", action="append", metavar="NAME=MULT", help="per-layer noise multiplier (repeatable)")
-    add("--layer", help="show this synthesis layer's feature maps (e.g. b16.conv1)")
     add("--channels", metavar="rgb:BASE|one:N|grid:N", help="which channels of --layer to show")
-    add("--normalize", choices=["none", "minmax", "std"], help="per-channel normalisation of the view")
-    add("--gain-db", type=float, help="view gain in dB")
-    add("--fft", action="store_true", default=None, help="show the power spectrum in dB")
     add("--translate", metavar="X,Y", help="StyleGAN3 input translation (as gen_images.py)")
-    add("--rotate", type=float, metavar="DEG", help="StyleGAN3 input rotation in degrees")
-    add("--scale", type=float, help="StyleGAN3 input scale")
-    add("--output-scale", type=float, help="resize the written image by this factor")
-    add("--precision", choices=["fp32", "fp16"], help="fp16 lets fp16 layers run in half on CUDA")
+
+
+def flag_options(name, spec):
+    """argparse options for a declared field: its type, choices and a help made of its metadata."""
+    from renderer.request import fields as check
+    from renderer.request import field_default
+
+    words = f"{spec.label}: {spec.tooltip}" if spec.label and spec.tooltip else spec.tooltip or name
+    default = field_default(name)
+    if spec.check is check.boolean:
+        return {"action": "store_true", "default": None, "help": f"{words} (default off)"}
+    if spec.choices:
+        return {"choices": list(spec.choices), "help": f"{words} (default {default})"}
+    if name == "mix_layers":  # text parsed once the network is known (request_from_args)
+        return {"metavar": "LAYERS", "help": f"{words}: 4-7, coarse, middle, fine, or a list like 0,2,5"}
+    kind = {check.real: float, check.integer: int}.get(spec.check)
+    if kind is None:
+        return {"metavar": "NAME", "help": words}
+    bounds = f"{spec.low:g}..{spec.high:g}, " if kind is float else f"{spec.low}..{spec.high}, "
+    shown = "off" if default is None else f"{default:g}" if kind is float else default
+    return {"type": kind, "metavar": "X" if kind is float else "N", "help": f"{words} ({bounds}default {shown})"}
 
 
 def request_from_args(args):
     """A RenderRequest from --request (if any) with every given flag applied on top."""
-    from renderer.request import RenderRequest
+    from renderer.request import RenderRequest, request_controls
 
     base = RenderRequest()
     if getattr(args, "request", None):
@@ -113,17 +123,9 @@ def request_from_args(args):
         changes["pkl"] = args.pkl
     if getattr(args, "device", "auto") != "auto":  # 'auto' is the default: keep the file's device
         changes["device"] = args.device
-    simple = {
-        "psi": "truncation_psi", "cutoff": "truncation_cutoff", "class_idx": "class_idx",
-        "mix_seed": "mix_seed", "mix_layers": "mix_layers", "mix_strength": "mix_strength",
-        "noise_mode": "noise_mode", "noise_seed": "noise_seed", "noise_strength": "noise_strength",
-        "layer": "layer", "normalize": "normalize", "gain_db": "gain_db", "fft": "fft",
-        "rotate": "transform_rotate", "scale": "transform_scale", "output_scale": "output_scale",
-        "precision": "precision",
-    }
-    for flag, field in simple.items():
-        if getattr(args, flag, None) is not None:
-            changes[field] = getattr(args, flag)
+    for name, spec in request_controls().items():
+        if spec.flag and getattr(args, name, None) is not None:
+            changes[name] = getattr(args, name)
     latent = _latent_changes(args)
     if latent:
         changes.update(seeds=base.seeds, seed_xy=None, z=None, w=None)  # the flag replaces the source
@@ -138,6 +140,9 @@ def request_from_args(args):
         changes["transform_translate"] = _floats("--translate", args.translate, 2)
     if getattr(args, "mix_seed", None) is not None and getattr(args, "mix_layers", None) is None and not base.mix_layers:
         raise ValueError("--mix-seed: also give --mix-layers (e.g. coarse or 4-7)")
+    if "mix_layers" in changes:
+        unmixed = dataclasses.replace(base, **{**changes, "mix_layers": ()})
+        changes["mix_layers"] = commands.mix_layers_from_text(changes["mix_layers"], unmixed)
     return dataclasses.replace(base, **changes)
 
 
@@ -165,7 +170,7 @@ def _latent_changes(args):
 def _direction_offset(items):
     """The sum of STRENGTH x direction over --direction FILE=STRENGTH items: the request's w_offset."""
     from renderer.latent_files import load_direction
-    from renderer.request import direction_sum
+    from renderer.request.latents import direction_sum
 
     terms = []
     for item in items:
@@ -183,8 +188,10 @@ def _direction_offset(items):
 
 
 def _parse_channels(text):
+    from renderer.request import CHANNEL_MODES
+
     mode, _, number = text.partition(":")
-    if mode not in ("rgb", "one", "grid") or not number:
+    if mode not in CHANNEL_MODES or not number:
         raise ValueError(f"--channels: expected rgb:BASE, one:N or grid:N, got {text!r}")
     value = _int("--channels", number)
     if mode == "grid":

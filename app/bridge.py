@@ -1,6 +1,8 @@
 """Engine: the app's one door to renderer/ (requests out, frames in, exports and files forwarded); no logic of its own."""
 
 from models.errors import clean_line, error_line  # noqa: F401 -- the window's one way to print file data
+from renderer.interpolate import EASINGS, INTERPOLATIONS  # noqa: F401 -- the export panel's choices, spelled once
+from renderer.sequences import SWEEP_CONTROLS  # noqa: F401 -- the same
 
 
 def load_network_isolated(path, device="cpu"):
@@ -291,16 +293,17 @@ def session_dict(request):
     return session_dict(request)
 
 
-def session_request(data):
-    """The request of a session's parsed JSON; ValueError says why it is none."""
+def session_request(data, ws_resolutions=None):
+    """The request of a session's parsed JSON; ValueError says why it is none; ws_resolutions resolve an
+    older file's named mix group."""
     from renderer.request_files import request_from_data
 
-    return request_from_data(data, "session").request
+    return request_from_data(data, "session", ws_resolutions).request
 
 
-def read_session_file(path, chosen):
+def read_session_file(path, chosen, ws_resolutions=None):
     """(request, wanted network path or None, notes) of a session file, for a window that has
     `chosen` open (renderer/request_files.py); bounded parsing."""
     from renderer.request_files import read_session_file
 
-    return read_session_file(path, chosen)
+    return read_session_file(path, chosen, ws_resolutions)

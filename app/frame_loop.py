@@ -105,9 +105,7 @@ class FrameLoop:
         state = self.window.state
         if state["animate"] and state["animate_speed"] > 0:
             # Animation moves the seed without filling the undo history (and walks the seeds, not a loaded vector).
-            state.values["seed_x"] = round(state["seed_x"] + state["animate_speed"] * dt, 4)
-            state.values["latent"] = None
-            state.version += 1
+            state.adjust({"seed_x": round(state["seed_x"] + state["animate_speed"] * dt, 4), "latent": None})
             self.window.panel("Latent").sync()
 
     def can_render(self):

@@ -17,7 +17,8 @@ def session_json(state, model_info=None):
 
 def load_session(state, data, model_info=None):
     """Parsed session JSON into the state; returns the state's notes (values it could not keep)."""
-    return state.load_request(bridge.session_request(data), (model_info or {}).get("ws_resolutions"))
+    resolutions = (model_info or {}).get("ws_resolutions")
+    return state.load_request(bridge.session_request(data, resolutions), resolutions)
 
 
 def load_session_file(state, path, model_info=None):
@@ -27,8 +28,9 @@ def load_session_file(state, path, model_info=None):
     the one open now or lies beside the file with the recorded sha256; otherwise the rest of the
     session is applied to the open network and `wanted` names the file it asks for.
     """
-    request, wanted, notes = bridge.read_session_file(path, state["pkl"])
-    return notes + state.load_request(request, (model_info or {}).get("ws_resolutions")), wanted
+    resolutions = (model_info or {}).get("ws_resolutions")
+    request, wanted, notes = bridge.read_session_file(path, state["pkl"], resolutions)
+    return notes + state.load_request(request, resolutions), wanted
 
 
 class Sessions:
@@ -105,8 +107,8 @@ class Sessions:
         window, state = self.window, self.window.state
         pkl = getattr(args, "pkl", None)
         if pkl:
-            state.values["pkl"] = str(Path(pkl).expanduser().resolve())  # the first file is no edit to undo
-            state.version += 1
+            # Adapting to the start-up network: the first file is no edit to undo.
+            state.adjust({"pkl": str(Path(pkl).expanduser().resolve())})
             window.set_status(f"loading {pkl} ...")
         elif window.ctx.engine.has_default_model():
             window.set_status("loading the embedded default model ...")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from renderer.request import SEED_STEP_Y, RenderRequest, direction_sum, mix_indices, seed_xy_blend
+from renderer.request import RenderRequest, field_default, request_controls
+from renderer.request.latents import SEED_STEP_Y, direction_sum, seed_xy_blend
 
 # Edits of the same control closer together than this are one undo step (a slider drag).
 UNDO_COALESCE_SECONDS = 0.8
@@ -17,7 +18,7 @@ UNDO_DEPTH = 200
 
 @dataclass(frozen=True)
 class Param:
-    """One user-settable value: its default, its range and the words shown beside its control."""
+    """One user-settable value: its default, its (slider) range and the words shown beside its control."""
 
     name: str
     default: object
@@ -25,46 +26,51 @@ class Param:
     low: float | None = None
     high: float | None = None
     tooltip: str = ""
+    choices: tuple = ()
+    widget: str | None = None  # how app/controls.py draws it (see renderer/request/fields.py WIDGETS)
 
 
-# The declared state. A new control is one line here plus one widget in its panel.
-PARAMS = [
-    Param("pkl", None, "Network file", tooltip="None: the embedded default model"),
+# Where the window starts differently from a request's default.
+WINDOW_DEFAULTS = {
+    "mix_seed": 1,  # the box always shows a seed; mixing is switched by mix_enabled
+    "normalize": "std",  # used for feature maps only (to_request): the output image is never normalised
+}
+
+
+def request_param(name):
+    """The state value a RenderRequest field is edited through, made from the field's declaration."""
+    spec = request_controls()[name]
+    low, high = spec.slider_range
+    return Param(name, WINDOW_DEFAULTS.get(name, field_default(name)), spec.label, low, high, spec.tooltip,
+                 spec.choices, spec.widget)
+
+
+# The request's part of the state: every field declared with a widget, under the field's name.
+REQUEST_PARAMS = [request_param(name) for name, spec in request_controls().items() if spec.widget]
+REQUEST_NAMES = tuple(p.name for p in REQUEST_PARAMS)
+
+# What is not in a request: the seed plane and its blend, loaded vectors, animation, UI-only values.
+PARAMS = REQUEST_PARAMS + [
     Param("seed_x", 0.0, "Seed", tooltip="Seed; fractional values blend neighbouring seeds"),
     Param("seed_y", 0.0, "Seed row", tooltip="Drag on the image to move through seed space"),
     Param("blend_seeds", (), "Blend", tooltip="Extra (seed, weight) pairs blended with the main seed"),
-    Param("blend_space", "w", "Blend in", tooltip="Blend the seeds' z vectors or their w vectors"),
-    Param("class_idx", None, "Class", tooltip="Conditional networks: the class label (off: picked from the seed)"),
+    Param("blend_space", "w", "Blend in", tooltip="Blend the seeds' z vectors or their w vectors",
+          choices=("z", "w"), widget="radio"),
     # (kind 'z' or 'w', name, values): a loaded or frozen vector, used instead of the seeds.
     Param("latent", None, "Latent vector", tooltip="A z or w from a file, or the image's w frozen: used instead of the seeds"),
     # ((name, strength, limit, rows), ...): rows [1 or num_ws][w_dim], added to every w times strength.
     Param("directions", (), "Directions", tooltip="Directions in W, each added to the ws times its strength"),
     # ((layer, channel, strength, unit), ...): StyleSpace offsets of strength x unit (unit: the channel's std).
     Param("style_channels", (), "StyleSpace channels", tooltip="Style channels, each moved by strength x its std"),
-    Param("animate", False, "Animate", tooltip="Walk through seeds on its own"),
-    Param("animate_speed", 0.25, "Speed", 0.0, 4.0, "Seeds per second while animating"),
-    Param("mix_enabled", False, "Style mixing", tooltip="Take the chosen layers' styles from the mix seed"),
-    Param("mix_seed", 1, "Mix seed"),
-    Param("mix_layers", (), "Mixed layers", tooltip="Indices of the ws taken from the mix seed"),
-    Param("mix_strength", 1.0, "Mix strength", 0.0, 1.0, "0: the main seed, 1: the mix seed's styles"),
-    Param("truncation_psi", 1.0, "Truncation psi", -1.0, 2.0, "Pull w toward the average (1: off)"),
-    Param("truncation_cutoff", None, "Cutoff", tooltip="Apply psi to the first N ws only (off: all)"),
-    Param("noise_mode", "const", "Noise mode", tooltip="const: the learned fixed noise; random: seeded"),
-    Param("noise_seed", 0, "Noise seed", tooltip="Seed of the random noise"),
-    Param("noise_strength", 1.0, "Noise strength", 0.0, 4.0, "Multiplies every layer's learned strength"),
-    Param("noise_layer_strength", (), "Per-layer noise", tooltip="(layer, multiplier) pairs"),
-    Param("layer", None, "Layer", tooltip="Show this layer's feature maps instead of the image"),
-    Param("channel_mode", "rgb", "View", tooltip="rgb: three channels; one: a channel; grid: many"),
-    Param("channel", 0, "Base channel", 0, 4096, "The first channel shown"),
-    Param("grid_channels", 16, "Grid channels", 1, 256, "How many channels the grid shows"),
-    Param("normalize", "std", "Normalise", tooltip="Per channel: min-max, or +-2 std to the display range"),
-    Param("gain_db", 0.0, "Gain", -40.0, 40.0, "Brightens (or, with FFT, shifts) the view"),
-    Param("fft", False, "FFT", tooltip="Show the power spectrum in dB"),
-    Param("translate_x", 0.0, "Translate x", -1.0, 1.0),
-    Param("translate_y", 0.0, "Translate y", -1.0, 1.0),
-    Param("transform_rotate", 0.0, "Rotate", -180.0, 180.0, "Degrees"),
-    Param("transform_scale", 1.0, "Scale", 0.25, 4.0),
-    Param("preview", True, "Preview while dragging", tooltip="Low-resolution frames while a control moves"),
+    Param("animate", False, "Animate", tooltip="Walk through seeds on its own", widget="checkbox"),
+    Param("animate_speed", 0.25, "Speed", 0.0, 4.0, "Seeds per second while animating", widget="slider"),
+    Param("mix_enabled", False, "Style mixing", tooltip="Take the chosen layers' styles from the mix seed",
+          widget="checkbox"),
+    # The request's transform_translate, one slider per axis.
+    Param("translate_x", 0.0, "Translate x", -1.0, 1.0, widget="slider"),
+    Param("translate_y", 0.0, "Translate y", -1.0, 1.0, widget="slider"),
+    Param("preview", True, "Preview while dragging", tooltip="Low-resolution frames while a control moves",
+          widget="checkbox"),
 ]
 PARAM_BY_NAME = {p.name: p for p in PARAMS}
 
@@ -136,6 +142,20 @@ class ExplorerState:
         self.values.update(self.previous_network, pkl=pkl)
         self.version += 1
 
+    def adjust(self, changes):
+        """Change values without an undo step of their own. For values that follow from the edit just
+        made (they join its undo step: undo takes both back), from the network just loaded (adapting to
+        it: undoing the change of network brings back the values that fit the old one), or from the
+        animation (which would otherwise fill the history). Each caller says which."""
+        for name in changes:
+            if name not in PARAM_BY_NAME:
+                raise KeyError(f"unknown state value {name!r}")
+        changes = {k: freeze(v) for k, v in changes.items() if self.values[k] != freeze(v)}
+        if changes:
+            self.values.update(changes)
+            self.version += 1
+        return bool(changes)
+
     def can_undo(self):
         return bool(self._undo)
 
@@ -193,34 +213,25 @@ class ExplorerState:
             latent["seeds"] = ((seed, 1.0),)
         else:
             latent["seed_xy"] = (v["seed_x"], v["seed_y"])
-        mixing = v["mix_enabled"] and v["mix_layers"]
+        window = {name: v[name] for name in REQUEST_NAMES}  # the request-shaped values, as they are
+        if not (v["mix_enabled"] and v["mix_layers"]):
+            window.update(mix_seed=None, mix_layers=())
+        if v["layer"] is None:
+            window["normalize"] = "none"  # normalising is for feature maps; the image is shown as made
         return RenderRequest(
-            pkl=v["pkl"], device=device, precision=precision, class_idx=v["class_idx"], **latent,
-            truncation_psi=v["truncation_psi"], truncation_cutoff=v["truncation_cutoff"],
-            mix_seed=v["mix_seed"] if mixing else None,
-            mix_layers=layers_spec(v["mix_layers"]) if mixing else "",
-            mix_strength=v["mix_strength"], w_offset=direction_offset(v["directions"]),
-            style_offsets=style_offsets(v["style_channels"]),
-            noise_mode=v["noise_mode"], noise_seed=v["noise_seed"], noise_strength=v["noise_strength"],
-            noise_layer_strength=dict(v["noise_layer_strength"]),
-            layer=v["layer"], channel_mode=v["channel_mode"], channel=v["channel"],
-            grid_channels=v["grid_channels"], gain_db=v["gain_db"], fft=v["fft"],
-            # Normalising is for feature maps; the output image is shown as the network made it.
-            normalize=v["normalize"] if v["layer"] else "none",
+            device=device, precision=precision, **latent, **window,
+            w_offset=direction_offset(v["directions"]), style_offsets=style_offsets(v["style_channels"]),
             transform_translate=(v["translate_x"], v["translate_y"]),
-            transform_rotate=v["transform_rotate"], transform_scale=v["transform_scale"],
         )
 
     def load_request(self, request, ws_resolutions=None):
         """Take a RenderRequest's values into the state (one undo step). Returns notes on what was approximated."""
         notes = []
-        changes = {name: getattr(request, name) for name in REQUEST_SAME_NAMES}
-        changes["noise_layer_strength"] = tuple(request.noise_layer_strength)
-        if request.layer is not None:
-            changes["normalize"] = request.normalize
+        changes = {name: getattr(request, name) for name in REQUEST_NAMES}
+        for name, unused in (("pkl", request.pkl is None), ("normalize", request.layer is None)):
+            if unused:
+                del changes[name]  # no network named: keep the open one; no layer: keep the view's choice
         changes["translate_x"], changes["translate_y"] = request.transform_translate
-        if request.pkl is not None:
-            changes["pkl"] = request.pkl
         changes["latent"] = None
         for kind in ("w", "z"):
             if getattr(request, kind) is not None:
@@ -239,25 +250,16 @@ class ExplorerState:
             if weight != 1.0:
                 notes.append(f"seed {first} weight {weight} taken as 1")
             changes.update(seed_x=float(first), seed_y=0.0, blend_seeds=tuple(rest))
-        if request.mixing and request.mix_w is None and request.mix_seed is not None:
-            changes["mix_enabled"] = True
-            changes["mix_seed"] = request.mix_seed
-            if ws_resolutions:
-                changes["mix_layers"] = tuple(mix_indices(request.mix_layers, ws_resolutions))
-            else:
-                changes["mix_layers"] = tuple(spec_indices(request.mix_layers))
-        else:
-            changes["mix_enabled"] = False
+        changes["mix_enabled"] = bool(request.mixing and request.mix_w is None and request.mix_seed is not None)
+        if not changes["mix_enabled"]:
+            del changes["mix_seed"], changes["mix_layers"]  # the window keeps its own
+        elif ws_resolutions:
+            changes["mix_layers"] = tuple(i for i in request.mix_layers if i < len(ws_resolutions))
         self.update(changes, coalesce=False)
         return notes
 
     def to_json_dict(self):
         return {name: _thaw(value) for name, value in self.values.items()}
-
-    def load_json_dict(self, data):
-        """Take the known values from a dict (unknown keys are ignored); one undo step."""
-        changes = {k: v for k, v in data.items() if k in PARAM_BY_NAME}
-        return self.update(changes, coalesce=False)
 
 
 # Values that pick the seeds: editing one leaves a loaded latent vector for the seeds again.
@@ -278,14 +280,6 @@ def style_offsets(channels):
     return tuple((layer, channel, strength * unit) for layer, channel, strength, unit in channels)
 
 
-# Values that a RenderRequest holds under the same name and meaning.
-REQUEST_SAME_NAMES = (
-    "truncation_psi", "truncation_cutoff", "mix_strength", "noise_mode", "noise_seed", "noise_strength",
-    "layer", "channel_mode", "channel", "grid_channels", "gain_db", "fft", "class_idx",
-    "transform_rotate", "transform_scale",
-)
-
-
 def blend_z(pairs, z_dim):
     """A weighted sum of the seeds' z (NVIDIA: RandomState(seed).randn(z_dim)), rescaled so that
     its spread stays that of one z (a plain weighted sum of independent normals shrinks)."""
@@ -294,32 +288,6 @@ def blend_z(pairs, z_dim):
         z += weight * np.random.RandomState(seed).randn(1, z_dim)[0]
     norm = math.sqrt(sum(w * w for _, w in pairs)) or 1.0
     return tuple(float(x) for x in z / norm)
-
-
-def layers_spec(indices):
-    """Sorted w indices as a mix_layers spec: runs become 'lo-hi', e.g. (0, 1, 2, 5) -> '0-2,5'."""
-    parts = []
-    indices = sorted(set(int(i) for i in indices))
-    start = prev = None
-    for i in indices + [None]:
-        if start is not None and (i is None or i != prev + 1):
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-            start = None
-        if i is not None and start is None:
-            start = i
-        prev = i
-    return ",".join(parts)
-
-
-def spec_indices(spec):
-    """The indices of a numeric mix_layers spec ('0-2,5'); group names need the network (skipped)."""
-    out = []
-    for token in spec.split(","):
-        if not token or not token[0].isdigit():
-            continue
-        lo, _, hi = token.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def _thaw(value):

@@ -40,6 +40,24 @@ def warn_if_transform_ignored(renderer, request):
               f"ignored for this {G.architecture} network", file=sys.stderr)
 
 
+def mix_layers_from_text(text, request, renderer=None):
+    """--mix-layers text as w indices: indices and ranges as they are; a named group (coarse, middle,
+    fine) from the network's ws resolutions, so the network is opened (by renderer, when given) only
+    for a group."""
+    from renderer.request import mix_indices
+    from renderer.request.fields import index_tokens
+
+    _, indices = index_tokens(text)
+    if indices is not None:
+        return indices
+    if renderer is None:
+        from renderer.renderer import Renderer
+
+        renderer = Renderer()
+    _, G = renderer.load(request)
+    return tuple(mix_indices(text, G.synthesis.ws_resolutions))
+
+
 def base_request(args, build_request):
     """The request flags, without the command's own --seeds (a keyframe list, not a blend)."""
     plain = argparse.Namespace(**vars(args))

@@ -188,7 +188,7 @@ def seed_ws(renderer, request, seed):
     """ws [1, num_ws, w_dim] of one seed at psi 1 on the request's network and class (no mixing,
     directions or StyleSpace edits): the W position an example stands at."""
     plain = dataclasses.replace(request, seeds=((int(seed), 1.0),), seed_xy=None, z=None, w=None, mix_seed=None,
-                                mix_w=None, mix_layers="", w_offset=None, truncation_psi=1.0,
+                                mix_w=None, mix_layers=(), w_offset=None, truncation_psi=1.0,
                                 truncation_cutoff=None, style_offsets=())
     return renderer.compute_ws(plain)
 
@@ -258,7 +258,7 @@ def image_ws_rows(renderer, request):
 def seed_direction_rows(renderer, request, start, end):
     """The direction [num_ws, w_dim] from seed `start`'s ws to seed `end`'s, at psi 1 on the
     request's network and class: strength 1 carries one face's w to the other's."""
-    base = dataclasses.replace(request, seed_xy=None, z=None, w=None, mix_seed=None, mix_w=None, mix_layers="",
+    base = dataclasses.replace(request, seed_xy=None, z=None, w=None, mix_seed=None, mix_w=None, mix_layers=(),
                                w_offset=None, truncation_psi=1.0, truncation_cutoff=None)
     ends = [ws_rows_of(renderer.compute_ws(dataclasses.replace(base, seeds=((int(seed), 1.0),)))) for seed in (start, end)]
     return ends[1] - ends[0]
@@ -270,7 +270,7 @@ def toward_seed_rows(renderer, request, seed):
     The way to blend a loaded or frozen w with a seed."""
     image = dataclasses.replace(request, w_offset=None)
     target = dataclasses.replace(image, seeds=((int(seed), 1.0),), seed_xy=None, z=None, w=None, mix_seed=None,
-                                 mix_w=None, mix_layers="")
+                                 mix_w=None, mix_layers=())
     return ws_rows_of(renderer.compute_ws(target)) - ws_rows_of(renderer.compute_ws(image))
 
 

@@ -255,7 +255,7 @@ def session_for(renderer, request, handles, targets, mask=None, settings=DragSet
 def result_request(request, ws):
     """`request` with the drag's ws as its latent (W+, used as is): every other control applies to it."""
     return dataclasses.replace(request, w=w_plus(ws)[0].astype(np.float64), z=None, seed_xy=None, mix_seed=None,
-                               mix_w=None, mix_layers="", w_offset=None)
+                               mix_w=None, mix_layers=(), w_offset=None)
 
 
 def frame_of(session):

@@ -1,11 +1,14 @@
 """Headless export commands of run_app.py: video (interpolation, sweeps, grid videos), grid (seed and
 style-mixing grids) and batch (one picture per seed), on this process or on Ray workers."""
 
+import dataclasses
+
 from renderer import commands
 
 
 def add_video_arguments(parser):
     """Flags of the video command (the request flags give the base frame)."""
+    from renderer.interpolate import EASINGS, INTERPOLATIONS
     from renderer.sequences import SWEEP_CONTROLS  # numpy only: the parser stays quick to build
 
     group = parser.add_argument_group("video")
@@ -13,8 +16,8 @@ def add_video_arguments(parser):
     add("--seeds", metavar="0,1,2", help="keyframe seeds (ranges like 3-7 allowed)")
     add("--keyframes", metavar="K,K", help="keyframes: seeds, .npy/.npz latents, .json sessions, .png exports")
     add("--frames-per-transition", type=int, default=30, help="frames from one keyframe to the next (default 30)")
-    add("--interp", choices=["slerp-z", "lerp-w", "cubic-w"], default="slerp-z", help="interpolation (default slerp-z)")
-    add("--easing", choices=["linear", "ease-in-out", "cosine", "ease-in", "ease-out"], default="linear")
+    add("--interp", choices=INTERPOLATIONS, default="slerp-z", help="interpolation (default slerp-z)")
+    add("--easing", choices=EASINGS, default="linear")
     add("--loop", action="store_true", help="return to the first keyframe: a seamless loop")
     add("--grid", metavar="RxC", help="a grid video: one seed sequence per cell")
     add("--sweep", choices=list(SWEEP_CONTROLS), help="sweep one control instead (direction: the --direction "
@@ -168,7 +171,8 @@ def cmd_grid(args, build_request):
         if not (args.rows and args.cols):
             raise ValueError("grid: a style-mixing grid needs both --rows and --cols")
         row_seeds, col_seeds = grids.parse_seeds(args.rows), grids.parse_seeds(args.cols)
-        cells = grids.style_mix_requests(base, row_seeds, col_seeds, args.mix)
+        layers = commands.mix_layers_from_text(args.mix, dataclasses.replace(base, mix_layers=()), renderer)
+        cells = grids.style_mix_requests(base, row_seeds, col_seeds, layers)
         rows, cols, kind = len(row_seeds) + 1, len(col_seeds) + 1, f"style-mix {args.mix}"
     else:
         if not args.seeds:

@@ -100,10 +100,10 @@ def seed_grid_work(base, seeds_text, shape_text, path):
     return work
 
 
-def mix_grid_work(base, rows_text, cols_text, group, path):
-    """A PNG style-mixing grid: row seeds' coarse/middle/fine layers from the column seeds."""
+def mix_grid_work(base, rows_text, cols_text, group, layers, path):
+    """A PNG style-mixing grid: row seeds' `layers` (w indices of the named group) from the column seeds."""
     row_seeds, col_seeds = grids.parse_seeds(rows_text), grids.parse_seeds(cols_text)
-    cells = grids.style_mix_requests(base, row_seeds, col_seeds, group)
+    cells = grids.style_mix_requests(base, row_seeds, col_seeds, layers)
     rows, cols = len(row_seeds) + 1, len(col_seeds) + 1
 
     def work(renderer, progress, cancel):

@@ -100,16 +100,16 @@ def seed_grid_requests(base, seeds):
     return [dataclasses.replace(base, **{**plain_latent(), "seeds": ((int(s), 1.0),)}) for s in seeds]
 
 
-def style_mix_requests(base, row_seeds, col_seeds, layers="coarse"):
+def style_mix_requests(base, row_seeds, col_seeds, layers):
     """The StyleGAN paper's style-mixing figure as requests: {(row, col): request}.
 
     Row 0 holds the column seeds' own pictures, column 0 the row seeds'; cell (i+1, j+1) is
-    row seed i with column seed j's styles in `layers` (coarse, middle, fine or e.g. 4-7).
+    row seed i with column seed j's styles in `layers` (w indices: see renderer.request.mix_indices).
     (0, 0) stays blank.
     """
     import dataclasses
 
-    plain = dict(plain_latent(), mix_seed=None, mix_w=None, mix_layers="", mix_strength=1.0)
+    plain = dict(plain_latent(), mix_seed=None, mix_w=None, mix_layers=(), mix_strength=1.0)
     cells = {}
     for j, col_seed in enumerate(col_seeds):
         cells[(0, j + 1)] = dataclasses.replace(base, **{**plain, "seeds": ((int(col_seed), 1.0),)})
@@ -125,7 +125,7 @@ def style_mix_requests(base, row_seeds, col_seeds, layers="coarse"):
 def check_mixing(renderer, requests):
     """ValueError before anything is rendered when a request's mix_layers do not fit its network
     (e.g. 99-100 on a 10-w network), rather than after the first cells or frames."""
-    from renderer.request import mix_indices
+    from renderer.request import check_mix_layers
 
     checked = set()
     for request in requests:
@@ -133,7 +133,7 @@ def check_mixing(renderer, requests):
             continue
         checked.add((request.pkl, request.mix_layers))
         _, G = renderer.load(request)
-        mix_indices(request.mix_layers, G.synthesis.ws_resolutions)
+        check_mix_layers(request.mix_layers, len(G.synthesis.ws_resolutions))
 
 
 def render_grid(renderer, cells, rows, cols, padding=0, progress=None, cancel=None):

@@ -38,7 +38,7 @@ class SavedRequest:
     model_sha256: str = ""
 
 
-def request_from_data(data, source):
+def request_from_data(data, source, ws_resolutions=None):
     """A SavedRequest from parsed JSON: a request, or a session {"request": {...}} as older files wrote."""
     if isinstance(data, dict) and isinstance(data.get("request"), dict):
         data = data["request"]
@@ -47,16 +47,16 @@ def request_from_data(data, source):
     data = dict(data)
     name, sha256 = data.pop(MODEL_NAME_KEY, ""), data.pop(MODEL_SHA256_KEY, "")
     try:
-        request = RenderRequest.from_dict(data)
+        request = RenderRequest.from_dict(data, ws_resolutions)  # resolves an old file's named mix group
     except ValueError as error:
         raise ValueError(f"{clean_line(source)}: {clean_line(error)}") from None
     return SavedRequest(request, Path(source), _text(name), _text(sha256))
 
 
-def read_request_file(path):
+def read_request_file(path, ws_resolutions=None):
     """A request or session JSON file, its size and nesting bounded before parsing."""
     data = read_json_file(path, f"{clean_line(path)}")
-    return request_from_data(data, path)
+    return request_from_data(data, path, ws_resolutions)
 
 
 def read_png_request(path):
@@ -122,12 +122,13 @@ def session_dict(request):
     return out
 
 
-def read_session_file(path, chosen):
+def read_session_file(path, chosen, ws_resolutions=None):
     """(request, wanted network path or None, notes) from a session file, for a window whose open
     network is `chosen`. The file is parsed with its size and nesting bounded. Its network is kept
     only when it is `chosen` or lies beside the file with the recorded sha256; otherwise the request
-    has `chosen` instead and `wanted` names the file it asks for."""
-    saved = read_request_file(path)
+    has `chosen` instead and `wanted` names the file it asks for. ws_resolutions resolve an older
+    file's named mix group."""
+    saved = read_request_file(path, ws_resolutions)
     try:
         return choose_network(saved, chosen, "its path is in the Network panel: press Load to open it"), None, []
     except NetworkNotChosen as refusal:

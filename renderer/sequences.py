@@ -140,7 +140,7 @@ def interpolation_requests(renderer, base, keyframes, frames_per_transition, met
         return
     keys = [renderer.compute_ws(key).detach().cpu().numpy().astype(np.float64) for key in keyframes]
     unmixed = dataclasses.replace(
-        keyframes[0], **plain_latent(), mix_seed=None, mix_w=None, mix_layers="", w_offset=None
+        keyframes[0], **plain_latent(), mix_seed=None, mix_w=None, mix_layers=(), w_offset=None
     )
     for ws in interpolate.iter_interpolation(keys, frames_per_transition, method, loop, easing):
         yield dataclasses.replace(unmixed, w=ws[0])
@@ -190,18 +190,18 @@ def sweep_requests(renderer, base, control, frames, start=None, stop=None, width
     elif control == "mix_strength":
         lo = 0.0 if start is None else start
         hi = 1.0 if stop is None else stop
-        layers = base.mix_layers or f"0-{_num_ws(renderer, base) - 1}"  # every w (mix_indices refuses past the end)
+        layers = base.mix_layers or tuple(range(_num_ws(renderer, base)))  # every w
         for t in positions:
             requests.append(dataclasses.replace(base, mix_strength=round(lo + (hi - lo) * t, 6), mix_layers=layers))
     elif control == "mix_layers":
-        num_ws = renderer.compute_ws(dataclasses.replace(base, mix_layers="")).shape[1]
+        num_ws = renderer.compute_ws(dataclasses.replace(base, mix_layers=())).shape[1]
         width = int(width or 2)
         if not 1 <= width <= num_ws:
             raise ExportError(f"sweep width {width} does not fit {num_ws} ws")
         last_start = num_ws - width
         for t in positions:
             first = int(round(t * last_start))
-            requests.append(dataclasses.replace(base, mix_layers=f"{first}-{first + width - 1}"))
+            requests.append(dataclasses.replace(base, mix_layers=range(first, first + width)))
     elif control == "direction":
         lo = -1.0 if start is None else start
         hi = 1.0 if stop is None else stop

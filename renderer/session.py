@@ -9,7 +9,7 @@ import torch
 from models import family, style_space
 from renderer.interpolate import seed_z
 from renderer.recent_frames import RecentFrames
-from renderer.request import mix_indices
+from renderer.request import check_mix_layers
 
 MAX_MAPPED = 512  # mapping outputs kept per network
 # Principal directions of W (GANSpace, Haerkoenen et al. 2020): the PCA of this many mapped random
@@ -99,7 +99,7 @@ class NetworkSession:
             ws = self._blend_seeds(request, request.seed_weights())
 
         if request.mixing:
-            indices = mix_indices(request.mix_layers, G.synthesis.ws_resolutions)
+            indices = check_mix_layers(request.mix_layers, len(G.synthesis.ws_resolutions))
             if request.mix_w is not None:
                 source = broadcast_ws(G, request.mix_w, "mix_w", self.device)
             else:

@@ -51,7 +51,7 @@ def test_flags_make_the_request():
     request = run_app.request_from_args(args)
     assert request == RenderRequest(
         pkl="net.pkl", device="cpu", seeds=7, truncation_psi=0.7, truncation_cutoff=8, mix_seed=3,
-        mix_layers="4-7", mix_strength=0.5, noise_mode="random", noise_seed=2, noise_strength=0.5,
+        mix_layers=(4, 5, 6, 7), mix_strength=0.5, noise_mode="random", noise_seed=2, noise_strength=0.5,
         noise_layer_strength={"b16.conv1": 2.0}, layer="b16.conv1", channel_mode="grid", grid_channels=9,
         normalize="std", gain_db=6.0, fft=True, transform_translate=(0.1, -0.2), transform_rotate=10.0,
         output_scale=2.0,
@@ -62,14 +62,14 @@ def test_flags_make_the_request():
 
 
 def test_request_file_with_overrides(tmp_path):
-    saved = RenderRequest(pkl="a.pkl", seeds=[(1, 0.5), (2, 0.5)], mix_seed=9, mix_layers="fine", gain_db=3.0)
+    saved = RenderRequest(pkl="a.pkl", seeds=[(1, 0.5), (2, 0.5)], mix_seed=9, mix_layers=(8, 9), gain_db=3.0)
     path = tmp_path / "r.json"
     path.write_text(saved.to_json())
     # The file's network is used only when the user names it too (--pkl), or it lies beside the file.
     assert run_app.request_from_args(parse("frame", "--request", str(path), "--pkl", "a.pkl", "--out", "x")) == saved
     changed = run_app.request_from_args(parse("frame", "--request", str(path), "--pkl", "a.pkl", "--seed", "4",
                                               "--psi", "0.5", "--out", "x"))
-    assert changed.seeds == ((4, 1.0),) and changed.truncation_psi == 0.5 and changed.mix_layers == "fine"
+    assert changed.seeds == ((4, 1.0),) and changed.truncation_psi == 0.5 and changed.mix_layers == (8, 9)
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ def test_a_rosinality_checkpoint_opens_and_mixing_its_last_w_uses_the_block_cach
         app.rects(after_time=clicked)), 30, "the box to be ticked")
     if not values["mix_enabled"]:
         app.screen.click(*centre(screen_pos(rects, "mix_enabled")))
-    frame = app.wait_for_frame(count, lambda f: f["request"]["mix_layers"] == index, full=False)
+    frame = app.wait_for_frame(count, lambda f: f["request"]["mix_layers"] == [int(index)], full=False)
     assert frame["reused"] >= 1, "the blocks before the last w's came from the cache"
     np.testing.assert_array_equal(shown_image(frame), headless_render(frame["request"], tmp_path))
     app.screen.screenshot(tmp_path / "rosi_mixed.png")

@@ -66,7 +66,7 @@ def test_mixing_the_last_layer_comes_from_the_cache_without_a_preview(sg3_app, t
         app.rects(after_time=clicked)), 30, "the box to be ticked")
     if not values["mix_enabled"]:
         app.screen.click(*centre(screen_pos(rects, "mix_enabled")))
-    frame = app.wait_for_frame(count, lambda f: f["request"]["mix_layers"] == index, full=False)
+    frame = app.wait_for_frame(count, lambda f: f["request"]["mix_layers"] == [int(index)], full=False)
     assert not frame["preview"], "re-running the last layer is itself the quick frame"
     assert frame["reused"] >= 10, "the layers before the last one came from the cache"
     np.testing.assert_array_equal(shown_image(frame), headless_render(frame["request"], tmp_path))

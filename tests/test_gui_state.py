@@ -11,7 +11,7 @@ import pytest
 
 from app.bridge import model_info
 from app.sessions import load_session, session_json
-from app.state import PARAMS, ExplorerState, blend_z, layers_spec, spec_indices
+from app.state import PARAMS, ExplorerState, blend_z
 from app.texture import fit_size, to_rgb_uint8
 from renderer.request import RenderRequest
 
@@ -87,15 +87,35 @@ def test_z_blend_keeps_the_spread_of_one_z():
 def test_mixing_only_when_enabled_with_layers():
     state = ExplorerState()
     state.set("mix_layers", (4, 5, 6, 9))
-    assert state.to_request().mix_layers == ""
+    assert state.to_request().mix_layers == ()
     state.set("mix_enabled", True)
     request = state.to_request()
-    assert request.mix_layers == "4-6,9" and request.mix_seed == 1 and request.mixing
+    assert request.mix_layers == (4, 5, 6, 9) and request.mix_seed == 1 and request.mixing
 
 
-def test_layers_spec_round_trip():
-    for indices in [(0,), (0, 1, 2, 5), (3, 4, 8, 9, 10, 17), ()]:
-        assert tuple(spec_indices(layers_spec(indices))) == indices
+def test_old_session_with_text_mix_layers_loads_as_indices():
+    """Sessions of earlier versions hold mix_layers as text; a group resolves with the open network's ws."""
+    old = {**RenderRequest(seeds=3, mix_seed=9).to_dict(), "mix_layers": "0-1,3"}
+    state = ExplorerState()
+    assert load_session(state, old) == []
+    assert state["mix_enabled"] and state["mix_layers"] == (0, 1, 3)
+    grouped = {**old, "mix_layers": "fine"}
+    load_session(state, grouped, {"ws_resolutions": [4, 4, 8, 8, 16, 16, 32, 32, 64, 64]})
+    assert state["mix_layers"] == (8, 9)
+    before = state.snapshot()
+    with pytest.raises(ValueError, match="mix_layers: 'fine'"):
+        load_session(state, grouped)  # no network open: one clean error, nothing changed
+    assert state.snapshot() == before
+
+
+def test_adjust_joins_the_edit_just_made():
+    state = ExplorerState(clock=FakeClock())
+    state.set("channel", 40)
+    version = state.version
+    assert state.adjust({"channel": 13}) and state.version == version + 1
+    assert not state.adjust({"channel": 13})  # nothing changed: no new version
+    assert state.undo() and state["channel"] == 0  # one step takes back the edit and its adjustment
+    assert state.redo() and state["channel"] == 13
 
 
 def test_normalise_applies_to_feature_maps_only():

@@ -243,7 +243,7 @@ def test_stylegan3_says_why_coarse_does_nothing_and_mixing_takes_layers_when_tic
                                      "what ticking mixing took")
             values = app.wait_for_rects(after_time=status["time"])["values"]
             assert values["mix_enabled"] and values["mix_layers"], values
-            frame = app.wait_for_frame(predicate=lambda f: f["request"]["mix_layers"] != "")
+            frame = app.wait_for_frame(predicate=lambda f: f["request"]["mix_layers"] != [])
             assert frame["request"]["mix_seed"] == values["mix_seed"]
             shot(app, "sg3_mixing_ticked")
             started = time.time()

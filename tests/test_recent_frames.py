@@ -36,7 +36,7 @@ def test_going_back_recalls_the_frame_without_a_pass(fast_sg2, net_file, monkeyp
     renderer = renderer_for(fast_sg2)
     passes = counting_passes(monkeypatch)
     base = RenderRequest(pkl=net_file, seeds=1, truncation_psi=0.7)
-    mixed = dataclasses.replace(base, mix_seed=2, mix_layers="fine")
+    mixed = dataclasses.replace(base, mix_seed=2, mix_layers=(8, 9))  # the fine ws
     first = renderer.render(base)
     renderer.render(mixed)
     assert len(passes) == 2 and not first.recalled

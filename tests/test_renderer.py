@@ -157,7 +157,7 @@ def test_mixing_equals_ws_by_hand(small_sg2, net_file, layers):
         ws = mapped(11)
         ws[:, idx] = ws[:, idx] + strength * (mapped(12)[:, idx] - ws[:, idx])
         expected = image_to_uint8(G.synthesis(ws, noise_mode="const"))[0].numpy()
-        request = RenderRequest(pkl=net_file, seeds=11, truncation_psi=0.8, mix_seed=12, mix_layers=layers,
+        request = RenderRequest(pkl=net_file, seeds=11, truncation_psi=0.8, mix_seed=12, mix_layers=idx,
                                 mix_strength=strength)
         frame = renderer.render(request)
         assert frame.error is None, frame.error

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from renderer.request import RenderRequest, mix_indices, seed_xy_blend
+from renderer.request import RenderRequest, mix_indices
+from renderer.request.latents import seed_xy_blend
 
 
 def test_defaults_are_valid_and_hashable():
@@ -20,19 +21,19 @@ def test_inputs_are_stored_canonically():
     request = RenderRequest(
         seeds=42,
         w=np.zeros((1, 3, 4), dtype=np.float32),
-        mix_layers=" Coarse, 8-9 ",
+        mix_layers=[9, 8, 8, 2],
         noise_layer_strength={"b8.conv1": 0.5, "b4.conv1": 2},
     )
     assert request.seeds == ((42, 1.0),)
     assert len(request.w) == 3 and len(request.w[0]) == 4
-    assert request.mix_layers == "coarse,8-9"
+    assert request.mix_layers == (2, 8, 9)
     assert request.noise_layer_strength == (("b4.conv1", 2.0), ("b8.conv1", 0.5))
 
 
 def test_json_round_trip_is_exact():
     request = RenderRequest(
         pkl="net.pkl", seeds=[(1, 0.3), (7, 0.7)], truncation_psi=0.7, truncation_cutoff=4,
-        mix_seed=5, mix_layers="middle", mix_strength=0.25, noise_mode="random", noise_seed=9,
+        mix_seed=5, mix_layers=(4, 5, 6, 7), mix_strength=0.25, noise_mode="random", noise_seed=9,
         noise_layer_strength={"b16.conv0": 0.0}, layer="b16.conv1", channel_mode="grid",
         grid_channels=9, normalize="std", gain_db=-6.5, fft=True, w_offset=[0.1] * 8,
         transform_translate=(0.1, -0.2), transform_rotate=12.5, output_scale=2.0,
@@ -56,6 +57,11 @@ def test_json_round_trip_is_exact():
         ({"seeds": [(-1, 1.0)]}, "seeds[0] seed"),
         ({"seeds": [(1, math.nan)]}, "seeds[0] weight"),
         ({"mix_layers": "coarse,huge"}, "mix_layers"),
+        ({"mix_layers": "coarse"}, "mix_layers"),
+        ({"mix_layers": [1, -1]}, "mix_layers"),
+        ({"mix_layers": [1.5]}, "mix_layers"),
+        ({"mix_layers": "0-99999999999"}, "mix_layers"),  # refused before a range of that size is made
+        ({"mix_layers": [1024]}, "mix_layers"),
         ({"mix_layers": "7-3"}, "mix_layers"),
         ({"mix_strength": 1.5}, "mix_strength"),
         ({"noise_mode": "loud"}, "noise_mode"),
@@ -134,3 +140,18 @@ def test_ranges_and_indices():
 def test_an_empty_named_group_is_an_error():
     with pytest.raises(ValueError, match="no coarse layers"):
         mix_indices("coarse", [16, 16, 32, 32, 64, 64])
+
+
+def test_old_text_mix_layers_load_as_indices():
+    """Files of earlier versions (PNG metadata, sessions, request files) hold mix_layers as text."""
+    old = {**RenderRequest(mix_seed=3).to_dict(), "mix_layers": "0-2, 5"}
+    assert RenderRequest.from_dict(old).mix_layers == (0, 1, 2, 5)
+    assert RenderRequest.from_dict({**old, "mix_layers": ""}).mixing is False
+    # A named group depends on the network: resolved where the caller knows its ws resolutions ...
+    grouped = {**old, "mix_layers": "middle,fine"}
+    assert RenderRequest.from_dict(grouped, _ws_resolutions(64)).mix_layers == (4, 5, 6, 7, 8, 9)
+    # ... and refused with one line naming the field where it does not.
+    with pytest.raises(ValueError, match="mix_layers: 'middle' .* needs the network"):
+        RenderRequest.from_dict(grouped)
+    # What is written now is indices.
+    assert json.loads(RenderRequest.from_dict(old).to_json())["mix_layers"] == [0, 1, 2, 5]

@@ -62,10 +62,11 @@ def test_gui_presets_and_load_request_on_the_64px_fixture(fixture_frame):
     assert preset_layers(resolutions, "fine") == (8, 9)
 
     state = ExplorerState()
-    state.load_request(RenderRequest(pkl=path, seeds=1, mix_seed=2, mix_layers="middle"), resolutions)
+    state.load_request(RenderRequest(pkl=path, seeds=1, mix_seed=2, mix_layers=mix_indices("middle", resolutions)),
+                       resolutions)
     assert state["mix_enabled"] and state["mix_layers"] == (4, 5, 6, 7)
-    # a session file naming a group comes back as the same indices
-    session = RenderRequest(pkl=path, seeds=1, mix_seed=2, mix_layers="coarse").to_dict()
+    # a session file of an earlier version naming a group comes back as the open network's indices
+    session = {**RenderRequest(pkl=path, seeds=1, mix_seed=2).to_dict(), "mix_layers": "coarse"}
     other = ExplorerState()
     load_session(other, session, info)
     assert other["mix_layers"] == (0, 1, 2, 3)

@@ -9,7 +9,7 @@ from renderer.request import RenderRequest
 
 
 def test_a_float32_slider_value_is_kept_as_typed():
-    from app.panels.base import typed_float
+    from app.controls import typed_float
 
     assert typed_float(float(np.float32(0.7))) == 0.7
     assert typed_float(float(np.float32(-0.35))) == -0.35
@@ -76,7 +76,7 @@ def test_the_window_takes_the_request_flags(tmp_path):
     session.write_text(json.dumps(RenderRequest(seeds=9, mix_seed=3, mix_layers="0-2").to_dict()))
     args = run_app.build_parser().parse_args(["--session", str(session), "--psi", "0.5"])
     request = run_app.window_request(args)  # the session is the base, the flags go on top
-    assert request.seeds == ((9, 1.0),) and request.mix_layers == "0-2" and request.truncation_psi == 0.5
+    assert request.seeds == ((9, 1.0),) and request.mix_layers == (0, 1, 2) and request.truncation_psi == 0.5
     frame_args = run_app.build_parser().parse_args(["frame", "--seed", "3", "--out", "x.png"])
     assert frame_args.seed == 3 and frame_args.func is commands.cmd_frame
 

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Callable
 
 import dearpygui.dearpygui as dpg
-import numpy as np
 
+from app import controls
 from app.bridge import Engine
 from app.picture import Picture
-from app.state import PARAM_BY_NAME, ExplorerState
+from app.state import ExplorerState
 
 
 @dataclass(eq=False)
@@ -106,14 +106,12 @@ class Panel:
             if dpg.does_item_exist(tag):
                 dpg.set_value(tag, to_widget(self.ctx.state[name]))
 
+    def control(self, name, **kwargs):
+        """The widget a value is declared with (app/controls.py), bound to it."""
+        return controls.add(self, name, **kwargs)
+
     def bind(self, tag, name, to_widget=lambda v: v, from_widget=lambda v: v):
-        self.bound[tag] = (name, to_widget, from_widget)
-        dpg.bind_item_handler_registry(tag, self.ctx.reset_handlers)
-        param = PARAM_BY_NAME[name]
-        if param.tooltip:
-            with dpg.tooltip(tag):
-                dpg.add_text(param.tooltip)
-        return tag
+        return controls.bind(self, tag, name, to_widget, from_widget)
 
     def on_widget(self, sender, value, user_data=None):
         name, _, from_widget = self.bound[sender]
@@ -121,37 +119,4 @@ class Panel:
 
     def reset_widget(self, tag):
         """Right-click: put the bound value back to its declared default."""
-        if tag in self.bound:
-            name = self.bound[tag][0]
-            self.ctx.edit(name, PARAM_BY_NAME[name].default, coalesce=False)
-            return True
-        return False
-
-    def slider_float(self, name, fmt="%.3f", **kwargs):
-        param = PARAM_BY_NAME[name]
-        tag = dpg.add_slider_float(label=param.label, default_value=self.ctx.state[name],
-                                   min_value=param.low, max_value=param.high, format=fmt,
-                                   callback=self.on_widget, **kwargs)
-        return self.bind(tag, name, from_widget=typed_float)
-
-    def checkbox(self, name, **kwargs):
-        tag = dpg.add_checkbox(label=PARAM_BY_NAME[name].label, default_value=bool(self.ctx.state[name]),
-                               callback=self.on_widget, **kwargs)
-        return self.bind(tag, name)
-
-    def input_int(self, name, step=1, **kwargs):
-        tag = dpg.add_input_int(label=PARAM_BY_NAME[name].label, default_value=int(self.ctx.state[name]),
-                                step=step, callback=self.on_widget, on_enter=False, **kwargs)
-        self.ctx.text_inputs.append(tag)
-        return self.bind(tag, name)
-
-    def radio(self, name, items, horizontal=True, **kwargs):
-        tag = dpg.add_radio_button(items=list(items), default_value=self.ctx.state[name],
-                                   horizontal=horizontal, callback=self.on_widget, **kwargs)
-        return self.bind(tag, name)
-
-
-def typed_float(value):
-    """A float slider's value as the person typed or saw it: dearpygui keeps float32, so a typed
-    0.7 arrives as 0.699999988; the shortest float32 text ('0.7') is what they meant."""
-    return float(str(np.float32(value)))
+        return controls.reset(self, tag)

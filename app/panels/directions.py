@@ -11,12 +11,13 @@ import numpy as np
 from app import bridge
 from app.panels.base import Panel
 from app.panels.latent import combined_seed
+from renderer.request import MIX_GROUPS
 
 SEFA_LIMIT = 10.0  # a SeFa direction is unit length: its strength is the paper's distance in W
 LEARNED_LIMIT = 10.0  # a learned direction (a unit normal) likewise
 STYLE_LIMIT = 20.0  # a StyleSpace slider, in standard deviations of its channel
 MAX_CHANNELS = 8
-SEFA_GROUPS = ["all", "coarse", "middle", "fine"]
+SEFA_GROUPS = ["all", *MIX_GROUPS]
 
 
 class DirectionsPanel(Panel):

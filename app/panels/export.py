@@ -6,12 +6,11 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
-from app.panels.base import Panel, typed_float
+from app.bridge import EASINGS, INTERPOLATIONS, SWEEP_CONTROLS
+from app.controls import typed_float
+from app.panels.base import Panel
+from renderer.request import MIX_GROUPS, mix_indices
 
-INTERPOLATIONS = ["slerp-z", "lerp-w", "cubic-w"]
-EASINGS = ["linear", "ease-in-out", "cosine", "ease-in", "ease-out"]
-SWEEPS = ["psi", "mix_strength", "mix_layers", "noise_seed", "direction"]
-MIX_GROUPS = ["coarse", "middle", "fine"]
 VIDEO_FORMATS = ["mp4", "gif"]
 
 
@@ -92,8 +91,8 @@ class ExportPanel(Panel):
             dpg.add_text("Seeds (0,1,5-7), latent files (.npy/.npz), sessions (.json) or exported PNGs.\n"
                          "Empty: the current seed and the next three. The current settings (psi, mixing,\n"
                          "directions, noise, the shown layer: a feature-map video) apply to every frame.")
-        dpg.add_combo(INTERPOLATIONS, tag="export_interp", label="Interpolation", default_value="slerp-z", width=-110)
-        dpg.add_combo(EASINGS, tag="export_easing", label="Easing", default_value="linear", width=-110)
+        dpg.add_combo(list(INTERPOLATIONS), tag="export_interp", label="Interpolation", default_value="slerp-z", width=-110)
+        dpg.add_combo(list(EASINGS), tag="export_easing", label="Easing", default_value="linear", width=-110)
         dpg.add_input_int(tag="export_per", label="Frames / transition", default_value=30, min_value=1,
                           min_clamped=True, width=-150)
         dpg.add_input_int(tag="export_fps", label="FPS", default_value=30, min_value=1, min_clamped=True, width=-150)
@@ -109,7 +108,7 @@ class ExportPanel(Panel):
         dpg.add_separator()
         dpg.add_text("Sweep one control around the current frame")
         with dpg.group(horizontal=True):
-            dpg.add_combo(SWEEPS, tag="export_sweep", default_value="psi", width=120)
+            dpg.add_combo(list(SWEEP_CONTROLS), tag="export_sweep", default_value="psi", width=120)
             dpg.add_input_int(tag="export_sweep_frames", label="frames", default_value=60, min_value=2,
                               min_clamped=True, width=90)
         dpg.add_button(label="Export sweep video", tag="export_sweep_go",
@@ -124,7 +123,7 @@ class ExportPanel(Panel):
         with dpg.group(horizontal=True):
             dpg.add_input_text(tag="export_mix_rows", label="Rows", default_value="0,1,2", width=70)
             dpg.add_input_text(tag="export_mix_cols", label="Cols", default_value="3,4,5", width=70)
-            dpg.add_combo(MIX_GROUPS, tag="export_mix_group", default_value="coarse", width=80)
+            dpg.add_combo(list(MIX_GROUPS), tag="export_mix_group", default_value="coarse", width=80)
         dpg.add_button(label="Style-mixing grid", tag="export_mix_grid", callback=lambda: self.start_mix_grid(self.settings()))
         self.ctx.text_inputs.extend(["export_grid_seeds", "export_grid_shape", "export_mix_rows", "export_mix_cols"])
 
@@ -207,8 +206,9 @@ class ExportPanel(Panel):
 
         base = self.current_request(settings)
         group = settings["mix_group"]
+        layers = mix_indices(group, (self.ctx.model_info or {}).get("ws_resolutions") or [])
         path = self.output_path(settings, f"stylescope_mix_{group}", ".png")
-        work = bridge.export_work("mix_grid", base, settings["mix_rows"], settings["mix_cols"], group, path)
+        work = bridge.export_work("mix_grid", base, settings["mix_rows"], settings["mix_cols"], group, layers, path)
         return self.start("style-mixing grid", work)
 
     def start(self, description, work):

@@ -4,8 +4,9 @@ import random
 
 import dearpygui.dearpygui as dpg
 
-from app.panels.base import Panel, typed_float
-from renderer.request import SEED_STEP_Y
+from app.controls import typed_float
+from app.panels.base import Panel
+from renderer.request.latents import SEED_STEP_Y
 
 MAX_BLEND_ROWS = 8
 SEED_HINT = "Drag on the image to move through seed space."
@@ -40,12 +41,12 @@ class LatentPanel(Panel):
         with dpg.group(horizontal=True):
             dpg.add_button(label="Add seed", tag="blend_add", callback=self.on_add_blend)
             dpg.add_text("Blend in", color=(150, 150, 150))
-            self.radio("blend_space", ["z", "w"], tag="blend_space")
+            self.control("blend_space", tag="blend_space")
 
         dpg.add_spacer(height=2)
         with dpg.group(horizontal=True):
-            self.checkbox("animate", tag="animate")
-            self.slider_float("animate_speed", fmt="%.2f seeds/s", tag="animate_speed", width=-60)
+            self.control("animate", tag="animate")
+            self.control("animate_speed", fmt="%.2f seeds/s", tag="animate_speed", width=-60)
         self.rebuild_blend_rows()
         self.show_position()
 
@@ -77,7 +78,7 @@ class LatentPanel(Panel):
         dpg.configure_item("class_row", show=c_dim > 0)
         dpg.configure_item("class_idx", max_value=max(0, c_dim - 1), max_clamped=True)
         if c_dim == 0 and self.ctx.state["class_idx"] is not None:
-            self.ctx.state.values["class_idx"] = None  # an unconditional network takes no label
+            self.ctx.state.adjust({"class_idx": None})  # adapting to the network: an unconditional one takes no label
         self.show_class()
 
     def layout_state(self):

@@ -5,8 +5,6 @@ import dearpygui.dearpygui as dpg
 from app.panels.base import Panel
 
 OUTPUT_ITEM = "output image"
-FEATURE_MODES = ["rgb", "one", "grid"]
-NORMALIZE_MODES = ["none", "minmax", "std"]
 
 
 def shape_text(shape):
@@ -28,31 +26,22 @@ class LayersPanel(Panel):
         dpg.add_listbox([OUTPUT_ITEM], tag="layer_list", num_items=8, width=-1, callback=self.on_pick)
         with dpg.group(horizontal=True):
             dpg.add_text("View")
-            self.radio("channel_mode", FEATURE_MODES, tag="channel_mode")
-        self.slider_int_param("channel", "channel")
-        self.slider_int_param("grid_channels", "grid_channels")
+            self.control("channel_mode", tag="channel_mode")
+        self.control("channel", tag="channel", width=-130)
+        self.control("grid_channels", tag="grid_channels", width=-130)
         with dpg.group(horizontal=True):
             dpg.add_text("Normalise")
-            self.radio("normalize", NORMALIZE_MODES, tag="normalize")
-        self.checkbox("fft", tag="fft")
-        self.slider_float("gain_db", tag="gain_db", width=-130, fmt="%.1f dB")
+            self.control("normalize", tag="normalize")
+        self.control("fft", tag="fft")
+        self.control("gain_db", tag="gain_db", width=-130, fmt="%.1f dB")
         dpg.add_text("", tag="layer_stats", color=(170, 180, 190))
-
-    def slider_int_param(self, name, tag):
-        from app.state import PARAM_BY_NAME
-
-        param = PARAM_BY_NAME[name]
-        slider = dpg.add_slider_int(label=param.label, tag=tag, width=-130, min_value=int(param.low),
-                                    max_value=int(param.high), default_value=int(self.ctx.state[name]),
-                                    callback=self.on_widget)
-        return self.bind(slider, name)
 
     def on_widget(self, sender, value, user_data=None):
         super().on_widget(sender, value, user_data)
         last = self.last_base_channel()
         if last is not None and self.ctx.state["channel"] > last:
-            # Part of the same edit: rgb needs three channels from the base.
-            self.ctx.state.values["channel"] = last
+            # Joins the edit just made (one undo step): rgb needs three channels from the base.
+            self.ctx.state.adjust({"channel": last})
         self.sync()  # the channel range depends on the view mode
 
     def last_base_channel(self):
@@ -82,7 +71,7 @@ class LayersPanel(Panel):
         self.items = [OUTPUT_ITEM] + [f"{name}   {shape_text(shape)}" for name, shape in self.layers]
         dpg.configure_item("layer_list", items=self.items)
         if self.ctx.state["layer"] not in {name for name, _ in self.layers}:
-            self.ctx.state.values["layer"] = None  # that layer is not in this network
+            self.ctx.state.adjust({"layer": None})  # adapting to the network: that layer is not in it
         self.sync()
 
     def current_channels(self):

@@ -41,7 +41,7 @@ class MixingPanel(Panel):
             dpg.add_checkbox(label="Style mixing", tag="mix_enabled", default_value=bool(self.ctx.state["mix_enabled"]),
                              callback=self.on_enable)
             self.bind("mix_enabled", "mix_enabled")
-            self.input_int("mix_seed", tag="mix_seed", width=150, min_value=0, min_clamped=True)
+            self.control("mix_seed", tag="mix_seed", width=150)
         dpg.add_text("Layers taken from the mix seed (resolution under each)", color=(150, 150, 150))
         dpg.add_drawlist(RANGE_W, RANGE_H, tag="mix_range")
         with dpg.group(horizontal=True):
@@ -50,7 +50,7 @@ class MixingPanel(Panel):
                                user_data=preset)
             dpg.add_button(label="None", tag="mix_none", callback=self.on_preset, user_data=None)
         dpg.add_group(tag="mix_boxes")
-        self.slider_float("mix_strength", tag="mix_strength", width=-110)
+        self.control("mix_strength", tag="mix_strength", width=-110)
         self.draw_range()
 
     # --- geometry ----------------------------------------------------------------------------
@@ -190,7 +190,7 @@ class MixingPanel(Panel):
         self.resolutions = list(info.get("ws_resolutions") or [])
         valid = tuple(i for i in self.ctx.state["mix_layers"] if i < len(self.resolutions))
         if valid != self.ctx.state["mix_layers"]:
-            self.ctx.state.values["mix_layers"] = valid  # a smaller network: drop ws it does not have
+            self.ctx.state.adjust({"mix_layers": valid})  # adapting to a smaller network: drop ws it does not have
         self.rebuild_boxes()
         self.draw_range()
 

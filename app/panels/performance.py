@@ -19,7 +19,7 @@ class PerformancePanel(Panel):
         dpg.add_text("", tag="perf_render")
         dpg.add_text("", tag="perf_last")
         dpg.add_text("", tag="perf_device")
-        self.checkbox("preview", tag="preview")
+        self.control("preview", tag="preview")
         dpg.add_text("", tag="perf_gl", wrap=400, color=(150, 150, 150))
 
     def tick(self):

@@ -11,10 +11,10 @@ class TransformPanel(Panel):
     title = "StyleGAN3 transform"
 
     def build(self):
-        self.slider_float("translate_x", tag="translate_x", width=-130)
-        self.slider_float("translate_y", tag="translate_y", width=-130)
-        self.slider_float("transform_rotate", tag="transform_rotate", width=-130, fmt="%.1f deg")
-        self.slider_float("transform_scale", tag="transform_scale", width=-130, fmt="%.2fx")
+        self.control("translate_x", tag="translate_x", width=-130)
+        self.control("translate_y", tag="translate_y", width=-130)
+        self.control("transform_rotate", tag="transform_rotate", width=-130, fmt="%.1f deg")
+        self.control("transform_scale", tag="transform_scale", width=-130, fmt="%.2fx")
         dpg.add_button(label="Reset transform", tag="transform_reset", callback=self.on_reset)
 
     def on_reset(self):

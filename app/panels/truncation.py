@@ -3,8 +3,8 @@
 import dearpygui.dearpygui as dpg
 
 from app.panels.base import Panel
+from app.state import PARAM_BY_NAME
 
-NOISE_MODES = ["const", "random", "none"]
 NOT_MEASURED = object()
 
 
@@ -24,7 +24,7 @@ class TruncationPanel(Panel):
         self.usage_call = None
 
     def build(self):
-        self.slider_float("truncation_psi", tag="truncation_psi", width=-130)
+        self.control("truncation_psi", tag="truncation_psi", width=-130)
         with dpg.group(horizontal=True):
             dpg.add_checkbox(label="Cutoff", tag="cutoff_on", callback=self.on_cutoff)
             dpg.add_slider_int(label="first ws", tag="cutoff", width=-130, min_value=1, max_value=18,
@@ -34,9 +34,9 @@ class TruncationPanel(Panel):
         dpg.add_separator()
         with dpg.group(horizontal=True):
             dpg.add_text("Noise", tag="noise_label")
-            self.radio("noise_mode", NOISE_MODES, tag="noise_mode")
-        self.input_int("noise_seed", tag="noise_seed", width=150, min_value=0, min_clamped=True)
-        self.slider_float("noise_strength", tag="noise_strength", width=-130, fmt="%.2fx")
+            self.control("noise_mode", tag="noise_mode")
+        self.control("noise_seed", tag="noise_seed", width=150)
+        self.control("noise_strength", tag="noise_strength", width=-130, fmt="%.2fx")
         dpg.add_text("", tag="noise_usage", wrap=390, color=(200, 180, 120), show=False)
         with dpg.tree_node(label="Per-layer strength", tag="noise_layers_node", default_open=False):
             dpg.add_text("beside each: mean change (of 255) without its noise", color=(130, 130, 140), wrap=380)
@@ -146,10 +146,11 @@ class TruncationPanel(Panel):
             dpg.add_text("(this network has no noise inputs)", parent="noise_layers", color=(120, 120, 120))
             return
         strengths = dict(self.ctx.state["noise_layer_strength"])
+        scale = PARAM_BY_NAME["noise_strength"]  # a layer's multiplier slides over the global one's range
         for name in self.noise_layers:
             self.layer_sliders[name] = dpg.add_slider_float(
-                label=name, tag=f"noise_layer_{name}", parent="noise_layers", width=-130, min_value=0.0,
-                max_value=4.0, format="%.2fx",
+                label=name, tag=f"noise_layer_{name}", parent="noise_layers", width=-130, min_value=scale.low,
+                max_value=scale.high, format="%.2fx",
                 default_value=float(strengths.get(name, 1.0)), callback=self.on_layer_strength, user_data=name)
             dpg.bind_item_handler_registry(self.layer_sliders[name], self.hover_handlers)
             if name in self.usage:

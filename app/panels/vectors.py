@@ -10,12 +10,14 @@ from app import bridge
 from app.panels.base import Panel
 from app.panels.latent import combined_seed
 from app.state import DIRECTION_LIMIT
-from renderer.request import MAX_LATENT, ws_rows
+from renderer.request import MIX_GROUPS
+from renderer.request.fields import MAX_LATENT
+from renderer.request.latents import ws_rows
 
 MAX_DIRECTIONS = 8
 SEED_DIRECTION_LIMIT = 2.0  # a direction between two seeds' ws: 1 reaches the second seed's ws
 PCA_DIRECTION_LIMIT = 5.0  # a principal direction's strength is in standard deviations
-PCA_LAYER_GROUPS = ["all", "coarse", "middle", "fine"]
+PCA_LAYER_GROUPS = ["all", *MIX_GROUPS]
 LATENT_EXTENSIONS = (".npy", ".npz")
 
 
