@@ -44,7 +44,6 @@ class Engine:
         self.device = self.renderer.device
         self.worker = RenderWorker(self.renderer, scheduler=Scheduler(adaptive=True), background=True)
         self.z_dim = None
-        self.last_request = None
         self._last_frame = None
 
     def has_default_model(self):
@@ -174,9 +173,8 @@ class Engine:
 
         return self.worker.call(advance)
 
-    def submit(self, state):
-        request = self.request_for(state)
-        self.last_request = request
+    def submit(self, request):
+        """The window's request to the worker (latest wins)."""
         self.worker.submit(request)
         return request
 

@@ -123,7 +123,7 @@ class FrameLoop:
         self.submitted = state.version
         engine.set_preview(state["preview"])
         try:
-            engine.submit(state)
+            engine.submit(state.to_request(device=engine.device, z_dim=engine.z_dim))
         except Exception as exc:  # a value the request refuses: say which, keep the window
             window.report_exception("request", exc)
 

@@ -80,8 +80,8 @@ def test_the_state_holds_every_field_with_a_widget_under_its_name():
     assert {k: getattr(request, k) for k in edits} == edits
 
 
-class StandInApp:
-    """What app/controls.py needs of the window: the state, an edit door, the reset handlers."""
+class StandInContext:
+    """What app/controls.py needs of a panel's context (PanelContext): the state, an edit door, the reset handlers."""
 
     def __init__(self, dpg):
         self.state = ExplorerState()
@@ -102,7 +102,7 @@ def test_every_declared_widget_draws_from_its_declaration_and_resets():
 
     dpg.create_context()
     try:
-        panel = Panel(StandInApp(dpg))
+        panel = Panel(StandInContext(dpg))
         drawn = [p for p in PARAMS if p.widget not in (None, "custom")]
         assert {"truncation_psi", "noise_mode", "noise_seed", "fft", "channel", "mix_seed"} <= {p.name for p in drawn}
         with dpg.window():
@@ -120,8 +120,8 @@ def test_every_declared_widget_draws_from_its_declaration_and_resets():
         spec = request_controls()["truncation_psi"]
         assert tuple(dpg.get_item_configuration(tags["truncation_psi"])[k] for k in ("min_value", "max_value")) == spec.soft
         panel.on_widget("truncation_psi", 0.7)
-        assert panel.app.state["truncation_psi"] == 0.7  # typed_float: what the person saw, not float32's 0.69999
-        assert controls.reset(panel, "truncation_psi") and panel.app.state["truncation_psi"] == field_default("truncation_psi")
+        assert panel.ctx.state["truncation_psi"] == 0.7  # typed_float: what the person saw, not float32's 0.69999
+        assert controls.reset(panel, "truncation_psi") and panel.ctx.state["truncation_psi"] == field_default("truncation_psi")
         with pytest.raises(ValueError, match="draws itself"):
             controls.add(panel, "mix_layers")
     finally:
