@@ -46,13 +46,15 @@ def self_rendered_target(G, seed=7301, mix_seed=7302):
 
 
 def forward_seconds(G, ws, repeats=3):
-    times = []
+    """(wall, CPU) seconds of a forward frame, medians."""
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with torch.no_grad():
             G.synthesis(ws, noise_mode="const")
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 @contextlib.contextmanager
@@ -72,19 +74,25 @@ def op_by_op(active=True):
 def measure(name, G, steps, settings, target=None, feature_nets=None):
     target = self_rendered_target(G) if target is None else target
     projector = Projector(G, target, settings.replace(steps=steps), feature_nets=feature_nets)
-    step_times, forward_times, reached, elapsed = [], [], None, 0.0
+    step_times, step_cpus, forward_times, forward_cpus, reached, elapsed = [], [], [], [], None, 0.0
     while not projector.done:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         projector.step()
         step_times.append(time.perf_counter() - start)
+        step_cpus.append(time.process_time() - cpu)
         elapsed += step_times[-1]
-        forward_times.append(forward_seconds(G, projector.ws(), repeats=1))  # side by side, same load
+        wall, cpu = forward_seconds(G, projector.ws(), repeats=1)  # side by side, same load
+        forward_times.append(wall)
+        forward_cpus.append(cpu)
         if reached is None and projector.step_index % 10 == 0 and psnr(projector.image(), target) >= 28:
             reached = (projector.step_index, elapsed)
     step, forward = statistics.median(step_times), statistics.median(forward_times)
+    # CPU time (one thread) moves less with the machine's load than wall time: both ratios are printed.
+    cpu_ratio = statistics.median(step_cpus) / statistics.median(forward_cpus)
     to_28 = f"{reached[1]:.1f} s ({reached[0]} steps)" if reached else f"not within {steps} steps"
     print(f"{name}: {1 / step:.1f} steps/s, 28 dB after {to_28}, final {psnr(projector.image(), target):.1f} dB; "
-          f"step {step * 1000:.0f} ms = {step / forward:.2f} x a forward frame ({forward * 1000:.0f} ms)", flush=True)
+          f"step {step * 1000:.0f} ms = {step / forward:.2f} x a forward frame ({forward * 1000:.0f} ms), "
+          f"CPU time {cpu_ratio:.2f} x", flush=True)
 
 
 SWEEP = {

@@ -280,12 +280,16 @@ def epilogue(x, dcoefs, noise=None, bias=None, gain=1.0, slope=0.2, clamp=None):
 # The StyleGAN2 layer.
 
 _SLOPES = {"lrelu": 0.2, "relu": 0.0, "linear": 1.0}
+# Below this many output values a layer's tensors fit in cache and autograd's own ops cost no more
+# than the Functions' Python plumbing (the default model's 8-32 px layers): those stay op by op.
+MIN_ELEMENTS = 1 << 17
 
 
 def applies(layer, x, w, noise):
     """Whether synthesis_layer computes this SynthesisLayer's differentiable, unfused pass: autograd records,
     numba runs, the layer's activation is piecewise linear, and nothing but x and w wants a gradient."""
     return (available() and needs_graph(x, w) and layer.activation in _SLOPES and x.ndim == 4
+            and x.shape[0] * layer.out_channels * layer.resolution ** 2 >= MIN_ELEMENTS
             and x.dtype in (torch.float32, torch.float64) and x.device.type == "cpu"
             and not layer.weight.requires_grad and not layer.bias.requires_grad
             and (noise is None or not noise.requires_grad))

@@ -73,6 +73,7 @@ def tiny_generator(architecture):
 
 def recorded_and_fused(monkeypatch, run):
     """run() with the fused layers, then with autograd recording the reference ops; [(outputs, grads)] both."""
+    monkeypatch.setattr(fused_grad, "MIN_ELEMENTS", 0)  # every layer of the tiny networks
     calls, results = [], []
     real_layer, real_torgb = fused_grad.synthesis_layer, fused_grad.torgb
     monkeypatch.setattr(fused_grad, "synthesis_layer", lambda *a, **k: calls.append("layer") or real_layer(*a, **k))
@@ -135,8 +136,9 @@ def test_synthesis_equals_the_recorded_pass(architecture, monkeypatch):
     assert (grad_a - grad_b).abs().max() < 1e-5 * grad_b.abs().max()
 
 
-def test_layers_stay_out_where_weights_want_gradients():
+def test_layers_stay_out_where_weights_want_gradients(monkeypatch):
     # Fine-tuning (weights requiring grad) keeps autograd's own recording: no gradient is dropped.
+    monkeypatch.setattr(fused_grad, "MIN_ELEMENTS", 0)
     G = tiny_generator("skip")
     G.synthesis.b16.conv1.weight.requires_grad_(True)
     ws = torch.zeros([1, G.num_ws, G.w_dim], dtype=torch.float64, requires_grad=True)
