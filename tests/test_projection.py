@@ -235,3 +235,18 @@ def test_discriminator_sees_the_pictures_area_downsampled():
     assert projection.downsampled(features, 4, 32)(torch.zeros([1, 3, 32, 32])) is not None and seen[-1] == 16
     with pytest.raises(ValueError, match="discriminator_downsample"):
         ProjectionSettings(discriminator_downsample=3)
+
+
+@pytest.mark.parametrize("name", ["sg2ada_64.pkl", "tf_sg2_64.pkl", "sg1_64.pkl", "rosi_32.pt"])
+def test_every_discriminator_takes_the_halved_picture(fixtures_dir, name):
+    # The D term gives D both pictures at half size: every block of every D kind is a convolution.
+    D = load_discriminator(fixtures_dir / name)
+    size = 32 if name.startswith("rosi") else 64
+    with torch.no_grad():
+        full = D.features(torch.zeros([1, 3, size, size]))
+        half = D.features(torch.zeros([1, 3, size // 2, size // 2]))
+    assert len(full) == len(half) and [f.shape[-1] // 2 for f in full] == [f.shape[-1] for f in half]
+    if name.startswith("rosi"):
+        img = torch.linspace(-1, 1, 3 * size * size).view(1, 3, size, size)
+        stages = D.stages(img)
+        assert all(torch.equal(f, stages[f"convs.{i + 1}"]) for i, f in enumerate(D.features(img)))
