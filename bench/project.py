@@ -100,8 +100,8 @@ SWEEP = {
     "pixel + MS-SSIM 0.1": dict(msssim=0.1),
     "pixel + MS-SSIM 1": dict(msssim=1.0),
     "MS-SSIM only": dict(pixel=0.0, msssim=1.0),
-    "pixel + D features 0.1": dict(discriminator=0.1),
-    "pixel + D features 1": dict(discriminator=1.0),
+    "pixel + D features 0.1 (D at full size)": dict(discriminator=0.1, discriminator_downsample=1),
+    "pixel + D features 1 (D at full size)": dict(discriminator=1.0, discriminator_downsample=1),
     "NVIDIA schedule (ramps, w noise 0.05), pixel": dict(msssim=0.0, lr_rampup=0.05, lr_rampdown=0.25, w_noise=0.05),
 }
 
