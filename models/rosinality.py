@@ -299,8 +299,13 @@ class Discriminator(torch.nn.Module):
         return out
 
     def features(self, img):
-        out = self.stages(img)
-        return [out[f"convs.{i}"] for i in range(1, len(self.convs))]
+        # The residual blocks only (stages' convs.1 ...): convolutions, so any picture size works
+        # (the projector gives D its pictures halved) and the size-bound epilogue is not run.
+        x, out = img, []
+        for conv in self.convs:
+            x = conv(x)
+            out.append(x)
+        return out[1:]
 
     def forward(self, img):
         return self.stages(img)["logits"]

@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import torch
 
-from models import family, fast_stylegan2, ops, reduced_stylegan2, upfirdn2d
+from models import family, fast_stylegan2, fused_grad, ops, reduced_stylegan2, upfirdn2d
 from models.block_cache import BlockCache
 from models.errors import LoadError, RenderCancelled
 
@@ -163,6 +163,8 @@ class SynthesisLayer(torch.nn.Module):
         noise = self._noise(x, noise_mode, noise_strength, noise_generator)
         if self.fast and fast_stylegan2.usable(x, w, self) and fast_stylegan2.layer_usable(self):
             return fast_stylegan2.synthesis_layer(self, x, w, noise, gain=gain)
+        if not fused_modconv and fused_grad.applies(self, x, w, noise):  # projection, drag: one pass each way
+            return fused_grad.synthesis_layer(self, x, w, noise, gain=gain)
         styles = self.affine(w)
         flip_weight = self.up == 1  # correlation is the cheaper path when not upsampling
         x = ops.modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
@@ -198,6 +200,8 @@ class ToRGBLayer(torch.nn.Module):
     def forward(self, x, w, fused_modconv=True):
         if self.fast and fast_stylegan2.usable(x, w, self):
             return fast_stylegan2.torgb(self, x, w)
+        if not fused_modconv and fused_grad.torgb_applies(self, x, w):  # projection, drag: modulate the weight
+            return fused_grad.torgb(self, x, w)
         styles = self.affine(w) * self.weight_gain
         x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
         return ops.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)

@@ -37,11 +37,16 @@ class ProjectionSettings:
     pixel: float = 1.0  # weight of the mean squared error of [-1, 1] images
     msssim: float = 0.0  # weight of 1 - MS-SSIM (+0.4 dB in W for ~1.5x the step time: off by default)
     discriminator: float = 0.0  # weight of the LPIPS-style distance on D's features
+    # D's blocks see both pictures area-downsampled by this factor (a quarter of D's work at 2, the
+    # same convergence: docs/projection.md); 1 = full resolution.
+    discriminator_downsample: int = 2
     vgg: float = 0.0  # weight of the LPIPS-style distance on VGG16 features (needs --vgg)
 
     def __post_init__(self):
         if self.space not in SPACES:
             raise ValueError(f"space must be one of {', '.join(SPACES)}, not {self.space!r}")
+        if self.discriminator_downsample not in (1, 2, 4, 8):
+            raise ValueError(f"discriminator_downsample must be 1, 2, 4 or 8, not {self.discriminator_downsample}")
         if not 1 <= int(self.steps) <= 100000:
             raise ValueError(f"steps must be 1..100000, not {self.steps}")
         for name in ("pixel", "msssim", "discriminator", "vgg", "learning_rate", "w_noise"):
@@ -141,6 +146,19 @@ def feature_distance(features_a, features_b):
     return total
 
 
+def downsampled(features, factor, resolution):
+    """features() of the picture area-averaged over factor x factor pixels (while that leaves 16+ px).
+
+    A discriminator's blocks are convolutions, so they take any size: on a picture halved, every
+    block does a quarter of the work, and the features still describe the same picture (the way
+    NVIDIA's projector gives VGG16 its input at 256 px)."""
+    while factor > 1 and resolution // factor < 16:
+        factor //= 2
+    if factor == 1:
+        return features
+    return lambda img: features(F.avg_pool2d(img, factor))
+
+
 # ----------------------------------------------------------------------------
 # The optimisation.
 
@@ -184,6 +202,8 @@ class Projector:
         for name, net in (feature_nets or {}).items():
             weight = getattr(self.settings, name)
             if net is not None and weight > 0:
+                if name == "discriminator":
+                    net = downsampled(net, self.settings.discriminator_downsample, G.img_resolution)
                 with torch.no_grad():
                     self.feature_terms.append((name, weight, net, [f.detach() for f in net(self.target)]))
 

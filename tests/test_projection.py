@@ -209,3 +209,44 @@ def test_cli_perceptual_terms(fixtures_dir, tmp_path, capsys):
                          "--vgg", str(script), "--out", str(tmp_path / "q.npz")]) == 1
     err = capsys.readouterr().err.strip()
     assert "TorchScript" in err and len(err.splitlines()) == 1 and not (tmp_path / "q.npz").exists()
+
+
+def test_discriminator_sees_the_pictures_area_downsampled():
+    # D's blocks take both pictures at half size (the area average): a quarter of D's work.
+    seen = []
+
+    def features(img):
+        seen.append(img.shape[-1])
+        return [img]
+
+    from renderer.renderer import DEFAULT_MODEL
+
+    G = load_generator(DEFAULT_MODEL)
+    target = np.random.default_rng(2).integers(0, 255, (64, 64, 3)).astype(np.uint8)
+    settings = ProjectionSettings(steps=1, discriminator=1.0, w_avg_samples=100)
+    projector = Projector(G, target, settings, feature_nets={"discriminator": features})
+    projector.step()
+    assert seen == [32, 32]
+    expected = torch.nn.functional.avg_pool2d(projection.to_network_range(target), 2)
+    assert torch.equal(projector.feature_terms[0][3][0], expected)
+    seen.clear()
+    Projector(G, target, settings.replace(discriminator_downsample=1), feature_nets={"discriminator": features})
+    assert seen == [64]
+    assert projection.downsampled(features, 4, 32)(torch.zeros([1, 3, 32, 32])) is not None and seen[-1] == 16
+    with pytest.raises(ValueError, match="discriminator_downsample"):
+        ProjectionSettings(discriminator_downsample=3)
+
+
+@pytest.mark.parametrize("name", ["sg2ada_64.pkl", "tf_sg2_64.pkl", "sg1_64.pkl", "rosi_32.pt"])
+def test_every_discriminator_takes_the_halved_picture(fixtures_dir, name):
+    # The D term gives D both pictures at half size: every block of every D kind is a convolution.
+    D = load_discriminator(fixtures_dir / name)
+    size = 32 if name.startswith("rosi") else 64
+    with torch.no_grad():
+        full = D.features(torch.zeros([1, 3, size, size]))
+        half = D.features(torch.zeros([1, 3, size // 2, size // 2]))
+    assert len(full) == len(half) and [f.shape[-1] // 2 for f in full] == [f.shape[-1] for f in half]
+    if name.startswith("rosi"):
+        img = torch.linspace(-1, 1, 3 * size * size).view(1, 3, size, size)
+        stages = D.stages(img)
+        assert all(torch.equal(f, stages[f"convs.{i + 1}"]) for i, f in enumerate(D.features(img)))
