@@ -199,6 +199,8 @@ class NumpyFile:
 # Building a network: allocations bounded by what the file stores
 
 
+ALLOCATION_FACTOR = 24  # bytes torch may allocate while a network is built, per byte the file stores
+
 _FACTORIES = ("empty", "zeros", "ones", "full", "rand", "randn", "randint", "randperm", "arange", "eye")
 
 
@@ -226,7 +228,10 @@ def allocation_budget(stored_bytes, stored_tensors, what="network"):
     import torch
     from torch.overrides import TorchFunctionMode
 
-    max_bytes = 8 * int(stored_bytes) + (256 << 20)  # initialisers make temporaries
+    # Every allocation counts, freed or not: building a network (initialisers, a converted copy of the
+    # state dict, loading it) and estimating w_avg allocate about 11x what a rosinality g_ema stores.
+    # A bomb declares thousands of times what it stores, so a generous factor still refuses it early.
+    max_bytes = ALLOCATION_FACTOR * int(stored_bytes) + (256 << 20)
     max_calls = 100 * int(stored_tensors) + 10_000
 
     class Budget(TorchFunctionMode):
