@@ -371,9 +371,9 @@ class SynthesisNetwork(torch.nn.Module):
         settings = dict(force_fp32=force_fp32, fused_modconv=fused_modconv, noise_mode=noise_mode,
                         noise_strength=noise_strength, noise_generator=noise_generator)
         if block_cache is not None and block_cache.applies(ws, noise_mode, noise_generator):
-            _, img = self.run_blocks(ws, block_cache.block_runner(self, **settings), should_stop)
+            img = self.run_blocks(ws, block_cache.block_runner(self, **settings), should_stop)[1]
             return img.clone(memory_format=torch.contiguous_format)  # the cache keeps its own image as it is
-        _, img = self.run_blocks(ws, _whole_blocks(settings), should_stop)
+        img = self.run_blocks(ws, _whole_blocks(settings), should_stop)[1]
         return img.contiguous()  # the fast path's image is channels-last until here
 
     def block_layout(self):
