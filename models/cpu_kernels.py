@@ -339,26 +339,42 @@ def _mac7x2_lrelu(dst, dst2, src, offsets, weights, weights2, n, slope, clamp):
         dst2[e] = min(max(v, -clamp), clamp)
 
 
+@njit_inline
+def _six_offsets(offsets, at):
+    """offsets[at..at+5] as unsigned indices."""
+    return (np.uint64(offsets[at]), np.uint64(offsets[at + 1]), np.uint64(offsets[at + 2]),
+            np.uint64(offsets[at + 3]), np.uint64(offsets[at + 4]), np.uint64(offsets[at + 5]))
+
+
+@njit_inline
+def _twelve(weights):
+    """The 12 taps as a tuple the loop keeps in registers."""
+    return (weights[0], weights[1], weights[2], weights[3], weights[4], weights[5],
+            weights[6], weights[7], weights[8], weights[9], weights[10], weights[11])
+
+
+@njit_inline
+def _dot12(w, x):
+    """sum_k w[k] x[k] over 12 taps, added left to right."""
+    return (w[0] * x[0] + w[1] * x[1] + w[2] * x[2] + w[3] * x[3] + w[4] * x[4] + w[5] * x[5]
+            + w[6] * x[6] + w[7] * x[7] + w[8] * x[8] + w[9] * x[9] + w[10] * x[10] + w[11] * x[11])
+
+
 @njit_loop
 def _mac12_pair(dst, dst2, d0, src, offsets, weights, n, add):
     """dst[d0+e] (+)= sum_k weights[k] * src[offsets[k] + e] and dst2 the same over offsets[k + 2],
     k < 12: two output rows of a 2x downsampling from the 14 rows they read, each loaded once."""
     n = np.uint64(n)
     d0 = np.uint64(d0)
-    w0, w1, w2, w3, w4, w5 = weights[0], weights[1], weights[2], weights[3], weights[4], weights[5]
-    w6, w7, w8, w9, w10, w11 = weights[6], weights[7], weights[8], weights[9], weights[10], weights[11]
-    s0, s1, s2, s3 = np.uint64(offsets[0]), np.uint64(offsets[1]), np.uint64(offsets[2]), np.uint64(offsets[3])
-    s4, s5, s6, s7 = np.uint64(offsets[4]), np.uint64(offsets[5]), np.uint64(offsets[6]), np.uint64(offsets[7])
-    s8, s9, s10, s11 = np.uint64(offsets[8]), np.uint64(offsets[9]), np.uint64(offsets[10]), np.uint64(offsets[11])
+    w = _twelve(weights)
+    s0, s1, s2, s3, s4, s5 = _six_offsets(offsets, 0)
+    s6, s7, s8, s9, s10, s11 = _six_offsets(offsets, 6)
     s12, s13 = np.uint64(offsets[12]), np.uint64(offsets[13])
     for e in range(n):
-        x0, x1, x2, x3, x4 = src[s0 + e], src[s1 + e], src[s2 + e], src[s3 + e], src[s4 + e]
-        x5, x6, x7, x8, x9 = src[s5 + e], src[s6 + e], src[s7 + e], src[s8 + e], src[s9 + e]
-        x10, x11, x12, x13 = src[s10 + e], src[s11 + e], src[s12 + e], src[s13 + e]
-        v = (w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5
-             + w6 * x6 + w7 * x7 + w8 * x8 + w9 * x9 + w10 * x10 + w11 * x11)
-        v2 = (w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7
-              + w6 * x8 + w7 * x9 + w8 * x10 + w9 * x11 + w10 * x12 + w11 * x13)
+        x = (src[s0 + e], src[s1 + e], src[s2 + e], src[s3 + e], src[s4 + e], src[s5 + e], src[s6 + e],
+             src[s7 + e], src[s8 + e], src[s9 + e], src[s10 + e], src[s11 + e], src[s12 + e], src[s13 + e])
+        v = _dot12(w, x[0:12])
+        v2 = _dot12(w, x[2:14])
         dst[d0 + e] = dst[d0 + e] + v if add else v
         dst2[d0 + e] = dst2[d0 + e] + v2 if add else v2
 
@@ -369,26 +385,18 @@ def _mac12_quad(d0, d1, d2, d3, at, src, offsets, weights, n, add):
     2x downsampling from the 18 rows they read, each loaded once (4.5 loads an output, not 7)."""
     n = np.uint64(n)
     at = np.uint64(at)
-    w0, w1, w2, w3, w4, w5 = weights[0], weights[1], weights[2], weights[3], weights[4], weights[5]
-    w6, w7, w8, w9, w10, w11 = weights[6], weights[7], weights[8], weights[9], weights[10], weights[11]
-    s0, s1, s2, s3 = np.uint64(offsets[0]), np.uint64(offsets[1]), np.uint64(offsets[2]), np.uint64(offsets[3])
-    s4, s5, s6, s7 = np.uint64(offsets[4]), np.uint64(offsets[5]), np.uint64(offsets[6]), np.uint64(offsets[7])
-    s8, s9, s10, s11 = np.uint64(offsets[8]), np.uint64(offsets[9]), np.uint64(offsets[10]), np.uint64(offsets[11])
-    s12, s13, s14 = np.uint64(offsets[12]), np.uint64(offsets[13]), np.uint64(offsets[14])
-    s15, s16, s17 = np.uint64(offsets[15]), np.uint64(offsets[16]), np.uint64(offsets[17])
+    w = _twelve(weights)
+    s0, s1, s2, s3, s4, s5 = _six_offsets(offsets, 0)
+    s6, s7, s8, s9, s10, s11 = _six_offsets(offsets, 6)
+    s12, s13, s14, s15, s16, s17 = _six_offsets(offsets, 12)
     for e in range(n):
-        x0, x1, x2, x3, x4, x5 = src[s0 + e], src[s1 + e], src[s2 + e], src[s3 + e], src[s4 + e], src[s5 + e]
-        x6, x7, x8, x9, x10, x11 = src[s6 + e], src[s7 + e], src[s8 + e], src[s9 + e], src[s10 + e], src[s11 + e]
-        x12, x13, x14, x15 = src[s12 + e], src[s13 + e], src[s14 + e], src[s15 + e]
-        x16, x17 = src[s16 + e], src[s17 + e]
-        v0 = (w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5
-              + w6 * x6 + w7 * x7 + w8 * x8 + w9 * x9 + w10 * x10 + w11 * x11)
-        v1 = (w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7
-              + w6 * x8 + w7 * x9 + w8 * x10 + w9 * x11 + w10 * x12 + w11 * x13)
-        v2 = (w0 * x4 + w1 * x5 + w2 * x6 + w3 * x7 + w4 * x8 + w5 * x9
-              + w6 * x10 + w7 * x11 + w8 * x12 + w9 * x13 + w10 * x14 + w11 * x15)
-        v3 = (w0 * x6 + w1 * x7 + w2 * x8 + w3 * x9 + w4 * x10 + w5 * x11
-              + w6 * x12 + w7 * x13 + w8 * x14 + w9 * x15 + w10 * x16 + w11 * x17)
+        x = (src[s0 + e], src[s1 + e], src[s2 + e], src[s3 + e], src[s4 + e], src[s5 + e], src[s6 + e],
+             src[s7 + e], src[s8 + e], src[s9 + e], src[s10 + e], src[s11 + e], src[s12 + e], src[s13 + e],
+             src[s14 + e], src[s15 + e], src[s16 + e], src[s17 + e])
+        v0 = _dot12(w, x[0:12])
+        v1 = _dot12(w, x[2:14])
+        v2 = _dot12(w, x[4:16])
+        v3 = _dot12(w, x[6:18])
         d0[at + e] = d0[at + e] + v0 if add else v0
         d1[at + e] = d1[at + e] + v1 if add else v1
         d2[at + e] = d2[at + e] + v2 if add else v2

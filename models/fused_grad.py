@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from models import ops, winograd
-from models.cpu_kernels import available, njit_loop, run_parallel, split
+from models.cpu_kernels import available, njit_inline, njit_loop, run_parallel, split
 from models.differentiable import needs_graph
 
 # ----------------------------------------------------------------------------
@@ -29,132 +29,131 @@ from models.differentiable import needs_graph
 # Indices are unsigned (numba's wrap-around check of signed indices stops vectorisation).
 
 
+@njit_inline
+def _each_row(row, a, batch, channels, pixels, channels_last, begin, end):
+    """row(a, n, i, C, P, channels_last) for the rows (or pixels) i in begin..end of every sample n;
+    each kernel passes its own row function and arguments a, inlined into one loop nest each."""
+    C, P = np.uint64(channels), np.uint64(pixels)
+    for n in range(np.uint64(batch)):
+        for i in range(np.uint64(begin), np.uint64(end)):
+            row(a, n, i, C, P, channels_last)
+
+
+@njit_inline
+def _scale_row(a, n, i, C, P, channels_last):
+    """y = x * s[n, c] along one row."""
+    y, x, s = a
+    if channels_last:
+        base = (n * P + i) * C
+        for c in range(C):
+            y[base + c] = x[base + c] * s[n * C + c]
+    else:
+        base = (n * C + i) * P
+        si = s[n * C + i]
+        for p in range(P):
+            y[base + p] = x[base + p] * si
+
+
 @njit_loop
 def _scale_forward(y, x, s, batch, channels, pixels, channels_last, begin, end):
     """y = x * s[n, c]: the rows (or pixels) begin..end of every sample."""
-    C, P = np.uint64(channels), np.uint64(pixels)
-    for n in range(np.uint64(batch)):
-        sn = n * C
-        for i in range(np.uint64(begin), np.uint64(end)):
-            if channels_last:
-                base = (n * P + i) * C
-                for c in range(C):
-                    y[base + c] = x[base + c] * s[sn + c]
-            else:
-                base = (sn + i) * P
-                si = s[sn + i]
-                for p in range(P):
-                    y[base + p] = x[base + p] * si
+    _each_row(_scale_row, (y, x, s), batch, channels, pixels, channels_last, begin, end)
 
 
-@njit_loop
-def _scale_backward(gx, gs, gy, x, s, batch, channels, pixels, channels_last, want_gx, begin, end):
-    """gx = gy * s; gs[n, c] += sum of gy * x over the rows (pixels) begin..end (float64 sums)."""
-    C, P = np.uint64(channels), np.uint64(pixels)
-    for n in range(np.uint64(batch)):
-        sn = n * C
-        for i in range(np.uint64(begin), np.uint64(end)):
-            if channels_last:
-                base = (n * P + i) * C
-                for c in range(C):
-                    g = gy[base + c]
-                    if want_gx:
-                        gx[base + c] = g * s[sn + c]
-                    gs[sn + c] += g * x[base + c]
-            else:
-                base = (sn + i) * P
-                si = s[sn + i]
-                a0 = a1 = a2 = a3 = 0.0
-                p = np.uint64(0)
-                u1, u2, u3, u4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
-                while p + u4 <= P:  # four running sums: no chain of dependent adds
-                    g0, g1, g2, g3 = gy[base + p], gy[base + p + u1], gy[base + p + u2], gy[base + p + u3]
-                    if want_gx:
-                        gx[base + p], gx[base + p + u1] = g0 * si, g1 * si
-                        gx[base + p + u2], gx[base + p + u3] = g2 * si, g3 * si
-                    a0 += g0 * x[base + p]
-                    a1 += g1 * x[base + p + u1]
-                    a2 += g2 * x[base + p + u2]
-                    a3 += g3 * x[base + p + u3]
-                    p += u4
-                while p < P:
-                    g0 = gy[base + p]
-                    if want_gx:
-                        gx[base + p] = g0 * si
-                    a0 += g0 * x[base + p]
-                    p += u1
-                gs[sn + i] += (a0 + a1) + (a2 + a3)
+@njit_inline
+def _epilogue_row(a, n, i, C, P, channels_last):
+    """y = clamp(lrelu(gain (x d[n, c] + noise[n, p] + b[c]), slope), +-clamp) along one row."""
+    y, x, d, noise, step, b, gain, slope, clamp = a
+    if channels_last:
+        base = (n * P + i) * C
+        nv = noise[n * step + i]
+        for c in range(C):
+            v = (x[base + c] * d[n * C + c] + nv + b[c]) * gain
+            v = v if v > 0 else v * slope
+            y[base + c] = min(max(v, -clamp), clamp)
+    else:
+        base = (n * C + i) * P
+        di, bi = d[n * C + i], b[i]
+        for p in range(P):
+            v = (x[base + p] * di + noise[n * step + p] + bi) * gain
+            v = v if v > 0 else v * slope
+            y[base + p] = min(max(v, -clamp), clamp)
 
 
 @njit_loop
 def _epilogue_forward(y, x, d, noise, noise_step, b, batch, channels, pixels, channels_last, gain, slope, clamp,
                       begin, end):
     """y = clamp(lrelu(gain (x d[n, c] + noise[n, p] + b[c]), slope), +-clamp)."""
-    C, P, step = np.uint64(channels), np.uint64(pixels), np.uint64(noise_step)
-    for n in range(np.uint64(batch)):
-        sn = n * C
-        for i in range(np.uint64(begin), np.uint64(end)):
-            if channels_last:
-                base = (n * P + i) * C
-                nv = noise[n * step + i]
-                for c in range(C):
-                    v = (x[base + c] * d[sn + c] + nv + b[c]) * gain
-                    v = v if v > 0 else v * slope
-                    y[base + c] = min(max(v, -clamp), clamp)
-            else:
-                base = (sn + i) * P
-                di, bi = d[sn + i], b[i]
-                for p in range(P):
-                    v = (x[base + p] * di + noise[n * step + p] + bi) * gain
-                    v = v if v > 0 else v * slope
-                    y[base + p] = min(max(v, -clamp), clamp)
+    a = (y, x, d, noise, np.uint64(noise_step), b, gain, slope, clamp)
+    _each_row(_epilogue_row, a, batch, channels, pixels, channels_last, begin, end)
 
 
-@njit_loop
+@njit_inline
 def _masked(g, y, gain, slope_gain, clamp):
     """The gradient through clamp(lrelu(gain v)) read from its output y: lrelu keeps the sign of v."""
     m = g * (gain if y > 0 else slope_gain)
     return m if (y < clamp) & (y > -clamp) else gain - gain  # a typed 0, whatever m is
 
 
+@njit_inline
+def _unmasked(g, y, gain, slope_gain, clamp):
+    """StyleScale's gradient at one element: gy itself (same dtype, so the sums see the same products)."""
+    return g
+
+
+@njit_inline
+def _backward_row(a, n, i, C, P, channels_last):
+    """Both backwards along one row: m = upstream(gy, y, ...) per element; gx = m k[n, c] (if want_gx);
+    gk[n, c] += sum of m x (float64 sums)."""
+    gx, gk, gy, y, x, k, want_gx, upstream, gain, slope_gain, clamp = a
+    if channels_last:
+        base = (n * P + i) * C
+        for c in range(C):
+            m = upstream(gy[base + c], y[base + c], gain, slope_gain, clamp)
+            if want_gx:
+                gx[base + c] = m * k[n * C + c]
+            gk[n * C + c] += m * x[base + c]
+    else:
+        base = (n * C + i) * P
+        ki = k[n * C + i]
+        a0 = a1 = a2 = a3 = 0.0
+        p = np.uint64(0)
+        u1, u2, u3, u4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
+        while p + u4 <= P:  # four running sums: no chain of dependent adds
+            m0 = upstream(gy[base + p], y[base + p], gain, slope_gain, clamp)
+            m1 = upstream(gy[base + p + u1], y[base + p + u1], gain, slope_gain, clamp)
+            m2 = upstream(gy[base + p + u2], y[base + p + u2], gain, slope_gain, clamp)
+            m3 = upstream(gy[base + p + u3], y[base + p + u3], gain, slope_gain, clamp)
+            if want_gx:
+                gx[base + p], gx[base + p + u1] = m0 * ki, m1 * ki
+                gx[base + p + u2], gx[base + p + u3] = m2 * ki, m3 * ki
+            a0 += m0 * x[base + p]
+            a1 += m1 * x[base + p + u1]
+            a2 += m2 * x[base + p + u2]
+            a3 += m3 * x[base + p + u3]
+            p += u4
+        while p < P:
+            m0 = upstream(gy[base + p], y[base + p], gain, slope_gain, clamp)
+            if want_gx:
+                gx[base + p] = m0 * ki
+            a0 += m0 * x[base + p]
+            p += u1
+        gk[n * C + i] += (a0 + a1) + (a2 + a3)
+
+
+@njit_loop
+def _scale_backward(gx, gs, gy, x, s, batch, channels, pixels, channels_last, want_gx, begin, end):
+    """gx = gy * s; gs[n, c] += sum of gy * x over the rows (pixels) begin..end (float64 sums)."""
+    a = (gx, gs, gy, gy, x, s, want_gx, _unmasked, 1.0, 1.0, 1.0)
+    _each_row(_backward_row, a, batch, channels, pixels, channels_last, begin, end)
+
+
 @njit_loop
 def _epilogue_backward(gx, gd, gy, y, x, d, batch, channels, pixels, channels_last, gain, slope_gain, clamp,
                        begin, end):
     """m = the gradient through clamp and lrelu; gx = m d; gd[n, c] += sum of m x (float64 sums)."""
-    C, P = np.uint64(channels), np.uint64(pixels)
-    for n in range(np.uint64(batch)):
-        sn = n * C
-        for i in range(np.uint64(begin), np.uint64(end)):
-            if channels_last:
-                base = (n * P + i) * C
-                for c in range(C):
-                    m = _masked(gy[base + c], y[base + c], gain, slope_gain, clamp)
-                    gx[base + c] = m * d[sn + c]
-                    gd[sn + c] += m * x[base + c]
-            else:
-                base = (sn + i) * P
-                di = d[sn + i]
-                a0 = a1 = a2 = a3 = 0.0
-                p = np.uint64(0)
-                u1, u2, u3, u4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
-                while p + u4 <= P:  # four running sums: no chain of dependent adds
-                    m0 = _masked(gy[base + p], y[base + p], gain, slope_gain, clamp)
-                    m1 = _masked(gy[base + p + u1], y[base + p + u1], gain, slope_gain, clamp)
-                    m2 = _masked(gy[base + p + u2], y[base + p + u2], gain, slope_gain, clamp)
-                    m3 = _masked(gy[base + p + u3], y[base + p + u3], gain, slope_gain, clamp)
-                    gx[base + p], gx[base + p + u1] = m0 * di, m1 * di
-                    gx[base + p + u2], gx[base + p + u3] = m2 * di, m3 * di
-                    a0 += m0 * x[base + p]
-                    a1 += m1 * x[base + p + u1]
-                    a2 += m2 * x[base + p + u2]
-                    a3 += m3 * x[base + p + u3]
-                    p += u4
-                while p < P:
-                    m0 = _masked(gy[base + p], y[base + p], gain, slope_gain, clamp)
-                    gx[base + p] = m0 * di
-                    a0 += m0 * x[base + p]
-                    p += u1
-                gd[sn + i] += (a0 + a1) + (a2 + a3)
+    a = (gx, gd, gy, y, x, d, True, _masked, gain, slope_gain, clamp)
+    _each_row(_backward_row, a, batch, channels, pixels, channels_last, begin, end)
 
 
 # ----------------------------------------------------------------------------
