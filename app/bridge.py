@@ -271,7 +271,7 @@ def noise_usage_summary(all_off_levels):
     return usage_summary(all_off_levels)
 
 
-def model_info(engine, frame):
+def model_info(frame):
     """The model summary the panels need: the network's info plus its pkl, layers and noisy layers."""
     info = dict(getattr(frame, "info", None) or {})
     if not info:

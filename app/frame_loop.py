@@ -163,7 +163,7 @@ class FrameLoop:
 
         window = self.window
         ctx, dpg = window.ctx, window.dpg
-        info = bridge.model_info(ctx.engine, frame)
+        info = bridge.model_info(frame)
         if info and "layers" not in info and info.get("pkl") == ctx.model_info.get("pkl"):
             info["layers"] = ctx.model_info.get("layers", [])  # previews carry no layer list
             info["noise_layers"] = ctx.model_info.get("noise_layers", [])

@@ -134,11 +134,8 @@ def cmd_video(args, build_request):
                 raise ValueError("--grid: a grid video takes --seeds")
             rows, cols = grids.parse_grid_shape(args.grid)
             cell_items = sequences.grid_cell_keyframes(items, rows * cols)
-        request_sequences = []
-        for cell in cell_items:
-            keyframes = [sequences.keyframe_request(base, item) for item in cell]
-            request_sequences.append(sequences.interpolation_requests(
-                renderer, base, keyframes, args.frames_per_transition, args.interp, args.loop, args.easing))
+        request_sequences = sequences.cell_interpolations(renderer, base, cell_items, args.frames_per_transition,
+                                                          args.interp, args.loop, args.easing)
         total = interpolate.frame_count(len(cell_items[0]), args.frames_per_transition, args.loop)
     bar, progress = commands.tqdm_progress(total, "frame")
     try:

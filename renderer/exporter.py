@@ -65,12 +65,9 @@ def video_work(base, keys_text, grid_text, per, loop, interp, easing, path, fps,
     total = interpolate.frame_count(len(cells[0]), per, loop)
 
     def work(renderer, progress, cancel):
-        per_cell = []
-        for cell in cells:
-            keyframes = [sequences.keyframe_request(base, item) for item in cell]
-            per_cell.append(sequences.interpolation_requests(renderer, base, keyframes, per, interp, loop, easing))
+        per_cell = sequences.cell_interpolations(renderer, base, cells, per, interp, loop, easing)
         return sequences.export_video(renderer, per_cell, path, fps=fps, quality=quality, cols=cols, total=total,
-                                   progress=progress, cancel=cancel)
+                                      progress=progress, cancel=cancel)
 
     return work, total
 
@@ -80,7 +77,7 @@ def sweep_work(base, control, frames, loop, path, fps, quality):
     def work(renderer, progress, cancel):
         requests = sequences.sweep_requests(renderer, base, control, frames, loop=loop)
         return sequences.export_video(renderer, [requests], path, fps=fps, quality=quality, total=len(requests),
-                                   progress=progress, cancel=cancel)
+                                      progress=progress, cancel=cancel)
 
     return work
 

@@ -107,6 +107,13 @@ def keyframe_request(base, item):
 # ---------------------------------------------------------------- request sequences
 
 
+def cell_interpolations(renderer, base, cells, frames_per_transition, method="slerp-z", loop=False, easing="linear"):
+    """One interpolation_requests sequence per grid cell, each through that cell's keyframe items
+    (seeds, latent files, sessions, exported PNGs: keyframe_request)."""
+    return [interpolation_requests(renderer, base, [keyframe_request(base, item) for item in cell],
+                                   frames_per_transition, method, loop, easing) for cell in cells]
+
+
 def interpolation_requests(renderer, base, keyframes, frames_per_transition, method="slerp-z", loop=False, easing="linear"):
     """The frames' requests of a video through keyframes (a generator; nothing is rendered).
 

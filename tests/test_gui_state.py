@@ -206,11 +206,11 @@ class FakeFrame:
 
 def test_model_info_passes_the_networks_noise_layers_and_lists_layers():
     layers = [("b4.conv1", (1, 8, 4, 4), 4), ("b4.torgb", (1, 3, 4, 4), 4), ("b8.conv0", (1, 8, 8, 8), 8)]
-    info = model_info(None, FakeFrame({"num_ws": 4, "noise_layers": ["b4.conv1", "b8.conv0"]}, layers))
+    info = model_info(FakeFrame({"num_ws": 4, "noise_layers": ["b4.conv1", "b8.conv0"]}, layers))
     assert info["noise_layers"] == ["b4.conv1", "b8.conv0"]  # the network's answer (models/family.py)
     assert info["layers"][0] == ("b4.conv1", (1, 8, 4, 4)) and info["pkl"] == "net.pkl"
-    assert model_info(None, FakeFrame({"num_ws": 4}, layers))["noise_layers"] == []
-    assert model_info(None, FakeFrame({}, [])) is None
+    assert model_info(FakeFrame({"num_ws": 4}, layers))["noise_layers"] == []
+    assert model_info(FakeFrame({}, [])) is None
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is a Linux feature")
@@ -243,7 +243,7 @@ def test_noise_layers_offered_are_exactly_the_networks_noise_inputs(fixtures_dir
     request = RenderRequest(pkl=str(fixtures_dir / f"{name}.pkl"), device="cpu")
     frame = Renderer("cpu").render(request)
     assert frame.error is None
-    info = model_info(None, frame)
+    info = model_info(frame)
     G = models.load_generator(request.pkl)
     noisy = [k[: -len(".noise_strength")] for k in G.synthesis.state_dict() if k.endswith(".noise_strength")]
     assert info["noise_layers"] == noisy

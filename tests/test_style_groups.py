@@ -55,7 +55,7 @@ def fixture_frame(fixtures_dir):
 
 def test_gui_presets_and_load_request_on_the_64px_fixture(fixture_frame):
     path, frame = fixture_frame
-    info = model_info(None, frame)
+    info = model_info(frame)
     resolutions = info["ws_resolutions"]
     assert preset_layers(resolutions, "coarse") == (0, 1, 2, 3)
     assert preset_layers(resolutions, "middle") == (4, 5, 6, 7)  # a screenshot once showed 3-6 here
@@ -83,7 +83,7 @@ def test_cli_info_and_frame_agree_with_the_gui(fixture_frame, tmp_path, capsys, 
     path, frame = fixture_frame
     assert run_app.main(["info", "--pkl", path, "--device", "cpu"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["ws_resolutions"] == model_info(None, frame)["ws_resolutions"]
+    assert info["ws_resolutions"] == model_info(frame)["ws_resolutions"]
     assert info["mix_groups"] == {**PAPER_GROUPS, "fine": [8, 9]}
 
     out = tmp_path / "coarse.png"
