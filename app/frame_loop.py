@@ -129,7 +129,7 @@ class FrameLoop:
 
     def poll_frame(self):
         window = self.window
-        ctx, picture, dpg = window.ctx, window.picture, window.dpg
+        ctx, picture = window.ctx, window.picture
         if ctx.engine is None:
             return
         frame = ctx.engine.new_frame()
